@@ -1,0 +1,310 @@
+"""The in-memory process model the embedded engine executes.
+
+`engine.bpmn.parser.parse_bpmn` turns a deployed BPMN resource into one `ProcessModel` per
+executable process. The runtime only ever reads these objects: they are built once at deploy
+time, never mutated afterwards, and may be shared between partitions and threads.
+
+Names follow Zeebe's own terms (reference/zeebe-protocol.md §3.6): `ElementType` values are the
+`BpmnElementType` names and `EventType` values the `BpmnEventType` names that go verbatim into
+PROCESS_INSTANCE records (`bpmnElementType`, `bpmnEventType`).
+
+Stability contract (the runtime codes against this file): fields are only ever added, never
+renamed or removed.
+
+Graph shape:
+- every flow node (`Element`) knows its `flow_scope` (the enclosing PROCESS or SUB_PROCESS
+  element; None for the PROCESS element itself), its `incoming` and `outgoing` sequence flows;
+- a scope (PROCESS, SUB_PROCESS) lists its direct `children` (flow nodes, boundary events
+  included) and its `none_start_event`;
+- an activity lists its `boundary_events`; a boundary event points back via `attached_to`.
+  A boundary event's `flow_scope` is the scope that contains the activity it is attached to
+  (as in Zeebe: the boundary event is a sibling of its activity).
+
+The object graph is cyclic, so `Element` and `SequenceFlow` compare by identity and print
+only their ids.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from collections.abc import Mapping as TypingMapping
+
+
+class ElementType(enum.StrEnum):
+    """Zeebe's `BpmnElementType` names (reference §3.6). Only some are executable here."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    PROCESS = "PROCESS"
+    SUB_PROCESS = "SUB_PROCESS"
+    EVENT_SUB_PROCESS = "EVENT_SUB_PROCESS"
+    START_EVENT = "START_EVENT"
+    INTERMEDIATE_CATCH_EVENT = "INTERMEDIATE_CATCH_EVENT"
+    INTERMEDIATE_THROW_EVENT = "INTERMEDIATE_THROW_EVENT"
+    BOUNDARY_EVENT = "BOUNDARY_EVENT"
+    END_EVENT = "END_EVENT"
+    SERVICE_TASK = "SERVICE_TASK"
+    RECEIVE_TASK = "RECEIVE_TASK"
+    USER_TASK = "USER_TASK"
+    MANUAL_TASK = "MANUAL_TASK"
+    TASK = "TASK"
+    EXCLUSIVE_GATEWAY = "EXCLUSIVE_GATEWAY"
+    PARALLEL_GATEWAY = "PARALLEL_GATEWAY"
+    EVENT_BASED_GATEWAY = "EVENT_BASED_GATEWAY"
+    INCLUSIVE_GATEWAY = "INCLUSIVE_GATEWAY"
+    SEQUENCE_FLOW = "SEQUENCE_FLOW"
+    MULTI_INSTANCE_BODY = "MULTI_INSTANCE_BODY"
+    CALL_ACTIVITY = "CALL_ACTIVITY"
+    BUSINESS_RULE_TASK = "BUSINESS_RULE_TASK"
+    SCRIPT_TASK = "SCRIPT_TASK"
+    SEND_TASK = "SEND_TASK"
+
+
+class EventType(enum.StrEnum):
+    """Zeebe's `BpmnEventType` names. Non-event elements carry UNSPECIFIED (reference §3.6)."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    CONDITIONAL = "CONDITIONAL"
+    ERROR = "ERROR"
+    ESCALATION = "ESCALATION"
+    LINK = "LINK"
+    MESSAGE = "MESSAGE"
+    NONE = "NONE"
+    SIGNAL = "SIGNAL"
+    TERMINATE = "TERMINATE"
+    TIMER = "TIMER"
+    COMPENSATION = "COMPENSATION"
+
+
+#: Element types that own child elements and a variable scope of their own.
+SCOPE_TYPES = frozenset({ElementType.PROCESS, ElementType.SUB_PROCESS})
+
+#: Element types that create a job when activated.
+JOB_WORKER_TYPES = frozenset({ElementType.SERVICE_TASK, ElementType.USER_TASK})
+
+#: Element types to which boundary events may be attached.
+ACTIVITY_TYPES = frozenset(
+    {
+        ElementType.SERVICE_TASK,
+        ElementType.USER_TASK,
+        ElementType.MANUAL_TASK,
+        ElementType.TASK,
+        ElementType.SUB_PROCESS,
+        ElementType.CALL_ACTIVITY,
+    }
+)
+
+#: Job type of a job-based user task (reference §5.2 "User tasks").
+USER_TASK_JOB_TYPE = "io.camunda.zeebe:userTask"
+
+#: Reserved custom-header names of a job-based user task (Zeebe `Protocol.USER_TASK_*_HEADER_NAME`).
+USER_TASK_ASSIGNEE_HEADER = "io.camunda.zeebe:assignee"
+USER_TASK_CANDIDATE_GROUPS_HEADER = "io.camunda.zeebe:candidateGroups"
+USER_TASK_CANDIDATE_USERS_HEADER = "io.camunda.zeebe:candidateUsers"
+USER_TASK_FORM_KEY_HEADER = "io.camunda.zeebe:formKey"
+USER_TASK_DUE_DATE_HEADER = "io.camunda.zeebe:dueDate"
+USER_TASK_FOLLOW_UP_DATE_HEADER = "io.camunda.zeebe:followUpDate"
+
+#: Default job retries when zeebe:taskDefinition has no `retries` (reference §5.1).
+DEFAULT_JOB_RETRIES = "3"
+
+
+@dataclass(frozen=True, slots=True)
+class Expression:
+    """A Zeebe expression attribute: static text, or FEEL when it starts with `=`.
+
+    `raw` is the attribute text exactly as written. `text` is what gets evaluated: the FEEL
+    source without the leading `=` for FEEL, or the literal itself for a static value.
+    `compiled` holds the compiled FEEL expression (an `engine.feel` CompiledExpression) once
+    the parser validated it; it is None for static values and when `engine.feel` is not
+    available (then `evaluate` compiles on first use).
+    """
+
+    raw: str
+    compiled: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def is_feel(self) -> bool:
+        """True for a FEEL expression (`=...`); Zeebe strips leading whitespace first."""
+        return self.raw.lstrip().startswith("=")
+
+    @property
+    def is_static(self) -> bool:
+        return not self.is_feel
+
+    @property
+    def text(self) -> str:
+        """FEEL source without the `=` marker, or the static literal unchanged."""
+        if self.is_feel:
+            return self.raw.lstrip()[1:]
+        return self.raw
+
+    def evaluate(self, variables: TypingMapping[str, Any]) -> Any:
+        """Return the static literal (a str), or the JSON value the FEEL expression yields.
+
+        Raises whatever `engine.feel` raises for a failing evaluation; the caller turns that
+        into an incident (IO_MAPPING_ERROR, CONDITION_ERROR, ...).
+        """
+        if not self.is_feel:
+            return self.raw
+        compiled = self.compiled
+        if compiled is None:
+            from engine import feel  # lazily: engine.feel is written concurrently
+
+            compiled = feel.compile_expression(self.text)
+            object.__setattr__(self, "compiled", compiled)
+        return compiled.evaluate(dict(variables))
+
+    @classmethod
+    def static(cls, value: str) -> Expression:
+        """A static (non-FEEL) expression, e.g. a default such as retries "3"."""
+        return cls(raw=value)
+
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    """One zeebe:input or zeebe:output entry: evaluate `source`, write it to `target`.
+
+    `target` may be a dotted path (`order.customer.name`); missing parents are created
+    (reference §5.2 "Variables").
+    """
+
+    source: Expression
+    target: str
+
+
+@dataclass(eq=False, slots=True)
+class SequenceFlow:
+    """A bpmn:sequenceFlow. Compared by identity; `condition` is None when there is none."""
+
+    id: str
+    name: str | None
+    source: Element = field(repr=False)
+    target: Element = field(repr=False)
+    flow_scope: Element = field(repr=False)
+    condition: Expression | None = None
+
+    element_type = ElementType.SEQUENCE_FLOW
+
+    def __repr__(self) -> str:
+        return f"SequenceFlow({self.id!r}: {self.source.id!r} -> {self.target.id!r})"
+
+
+@dataclass(eq=False, slots=True)
+class Element:
+    """A flow node or scope of an executable process (an `ElementType` other than SEQUENCE_FLOW).
+
+    Fields that do not apply to an element type keep their defaults (empty list, None...).
+    """
+
+    id: str
+    name: str | None
+    element_type: ElementType
+    event_type: EventType = EventType.UNSPECIFIED
+    #: Enclosing PROCESS or SUB_PROCESS element; None only for the PROCESS element.
+    flow_scope: Element | None = field(default=None, repr=False)
+    incoming: list[SequenceFlow] = field(default_factory=list, repr=False)
+    outgoing: list[SequenceFlow] = field(default_factory=list, repr=False)
+
+    # --- scopes (PROCESS, SUB_PROCESS) ------------------------------------------------------
+    #: Direct child flow nodes in document order (boundary events included).
+    children: list[Element] = field(default_factory=list, repr=False)
+    #: The single none start event of this scope (None only where validation allowed none).
+    none_start_event: Element | None = field(default=None, repr=False)
+
+    # --- variable mappings (zeebe:ioMapping), in document order ----------------------------
+    inputs: list[Mapping] = field(default_factory=list, repr=False)
+    outputs: list[Mapping] = field(default_factory=list, repr=False)
+
+    # --- jobs (SERVICE_TASK, job-based USER_TASK) -----------------------------------------
+    #: zeebe:taskDefinition type; for a user task the static `io.camunda.zeebe:userTask`.
+    job_type: Expression | None = None
+    #: zeebe:taskDefinition retries (default static "3"); the runtime converts to int.
+    job_retries: Expression | None = None
+    #: zeebe:taskHeaders in document order, plus the reserved user-task headers.
+    task_headers: dict[str, str] = field(default_factory=dict, repr=False)
+
+    # --- user task assignment (job-based USER_TASK) -----------------------------------------
+    #: zeebe:assignmentDefinition / taskSchedule attributes as expressions (may be FEEL). The
+    #: static ones are also copied into `task_headers` under the reserved names; a FEEL one
+    #: must be evaluated by the runtime at activation and put into the job's custom headers
+    #: under the same reserved name (see `user_task_header_expressions`).
+    user_task_header_expressions: dict[str, Expression] = field(default_factory=dict, repr=False)
+
+    # --- call activities ------------------------------------------------------------------
+    called_process_id: Expression | None = None
+    propagate_all_child_variables: bool = True
+    propagate_all_parent_variables: bool = True
+
+    # --- gateways ---------------------------------------------------------------------------
+    #: Exclusive gateway `default` flow (one of `outgoing`), or None.
+    default_flow: SequenceFlow | None = field(default=None, repr=False)
+
+    # --- boundary events ------------------------------------------------------------------
+    #: Boundary events attached to this activity, in document order.
+    boundary_events: list[Element] = field(default_factory=list, repr=False)
+    #: For a BOUNDARY_EVENT: the activity it is attached to.
+    attached_to: Element | None = field(default=None, repr=False)
+    #: For a BOUNDARY_EVENT: cancelActivity (interrupting). Error boundaries are always True.
+    cancel_activity: bool = True
+
+    # --- error events (ERROR boundary event, ERROR end event) -------------------------------
+    #: Static errorCode. For an error boundary event None means catch-all (no errorRef).
+    #: For an error end event with a FEEL errorCode it is None: use `error_code_expression`.
+    error_code: str | None = None
+    #: For an ERROR end event: its errorCode as an expression (static or FEEL).
+    error_code_expression: Expression | None = None
+    #: The id of the referenced bpmn:error, if any.
+    error_ref: str | None = None
+
+    @property
+    def is_scope(self) -> bool:
+        return self.element_type in SCOPE_TYPES
+
+    @property
+    def is_job_worker(self) -> bool:
+        return self.element_type in JOB_WORKER_TYPES
+
+    def __repr__(self) -> str:
+        return f"Element({self.element_type.value} {self.id!r})"
+
+
+@dataclass(eq=False, slots=True)
+class ProcessModel:
+    """One executable bpmn:process of a deployed resource.
+
+    `process` is the PROCESS element (its id is `bpmn_process_id`); `elements_by_id` holds
+    every flow node including the PROCESS element, `flows_by_id` every sequence flow.
+    `resource`/`checksum` describe the whole resource the process came from (Zeebe's PROCESS
+    record carries the resource bytes and the MD5 `checksum` of the resource, reference §3.4).
+    """
+
+    bpmn_process_id: str
+    name: str | None
+    version_tag: str | None
+    resource_name: str
+    process: Element = field(repr=False)
+    elements_by_id: dict[str, Element] = field(repr=False)
+    flows_by_id: dict[str, SequenceFlow] = field(repr=False)
+    resource: bytes = field(default=b"", repr=False)
+    checksum: bytes = field(default=b"", repr=False)
+
+    @property
+    def none_start_event(self) -> Element | None:
+        """The process-level none start event (CreateProcessInstance starts here)."""
+        return self.process.none_start_event
+
+    def element(self, element_id: str) -> Element:
+        """The flow node with that id; KeyError if unknown."""
+        return self.elements_by_id[element_id]
+
+    def flow(self, flow_id: str) -> SequenceFlow:
+        """The sequence flow with that id; KeyError if unknown."""
+        return self.flows_by_id[flow_id]
+
+    def contains(self, element_id: str) -> bool:
+        """True if `element_id` names a flow node or a sequence flow of this process."""
+        return element_id in self.elements_by_id or element_id in self.flows_by_id
