@@ -27,6 +27,7 @@ only their ids.
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +112,39 @@ USER_TASK_FOLLOW_UP_DATE_HEADER = "io.camunda.zeebe:followUpDate"
 #: Default job retries when zeebe:taskDefinition has no `retries` (reference §5.1).
 DEFAULT_JOB_RETRIES = "3"
 
+#: Retries of a job-based user task's job (Zeebe UserTaskTransformer: `StaticExpression("1")`).
+USER_TASK_JOB_RETRIES = "1"
+
+
+class HeaderEvaluationError(ValueError):
+    """A user-task assignment/schedule expression gave a value of the wrong type."""
+
+
+def list_literal(items: list[str]) -> str:
+    """Zeebe's header encoding of candidate groups/users: `["a","b"]` (JSON, no spaces)."""
+    return json.dumps(items, separators=(",", ":"), ensure_ascii=False)
+
+
+def format_user_task_header(header_name: str, value: Any, expression: Expression) -> str | None:
+    """Encode an evaluated assignment/schedule value as a header string; None omits it."""
+    if value is None or value == "":
+        return None
+    if header_name in (USER_TASK_CANDIDATE_GROUPS_HEADER, USER_TASK_CANDIDATE_USERS_HEADER):
+        if isinstance(value, str):
+            # a static value arrives here only through a FEEL string; treat it like the CSV form
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise HeaderEvaluationError(
+                f"Expected result of the expression '{expression.text}' to be 'ARRAY' "
+                f"of strings, but was '{value!r}'."
+            )
+        return list_literal(value)
+    if not isinstance(value, str):
+        raise HeaderEvaluationError(
+            f"Expected result of the expression '{expression.text}' to be 'STRING', but was '{value!r}'."
+        )
+    return value
+
 
 @dataclass(frozen=True, slots=True)
 class Expression:
@@ -128,8 +162,14 @@ class Expression:
 
     @property
     def is_feel(self) -> bool:
-        """True for a FEEL expression (`=...`); Zeebe strips leading whitespace first."""
-        return self.raw.lstrip().startswith("=")
+        """True for a FEEL expression.
+
+        Zeebe's FeelExpressionLanguage matches the whole text against `=(.+)` (DOTALL): the
+        `=` must be the very first character and at least one character must follow it.
+        Attribute values are taken verbatim (no trimming); the parser trims element text
+        such as a conditionExpression body first, as the BPMN model API does.
+        """
+        return len(self.raw) > 1 and self.raw.startswith("=")
 
     @property
     def is_static(self) -> bool:
@@ -139,7 +179,7 @@ class Expression:
     def text(self) -> str:
         """FEEL source without the `=` marker, or the static literal unchanged."""
         if self.is_feel:
-            return self.raw.lstrip()[1:]
+            return self.raw[1:]
         return self.raw
 
     def evaluate(self, variables: TypingMapping[str, Any]) -> Any:
@@ -222,7 +262,8 @@ class Element:
     # --- jobs (SERVICE_TASK, job-based USER_TASK) -----------------------------------------
     #: zeebe:taskDefinition type; for a user task the static `io.camunda.zeebe:userTask`.
     job_type: Expression | None = None
-    #: zeebe:taskDefinition retries (default static "3"); the runtime converts to int.
+    #: zeebe:taskDefinition retries (default static "3"); the runtime converts to int. A
+    #: job-based user task gets static "1", as Zeebe's UserTaskTransformer sets.
     job_retries: Expression | None = None
     #: zeebe:taskHeaders in document order, plus the reserved user-task headers.
     task_headers: dict[str, str] = field(default_factory=dict, repr=False)
@@ -263,6 +304,21 @@ class Element:
     @property
     def is_scope(self) -> bool:
         return self.element_type in SCOPE_TYPES
+
+    def job_custom_headers(self, variables: TypingMapping[str, Any]) -> dict[str, str]:
+        """The `customHeaders` of this element's job: `task_headers` plus the user-task
+        assignment/schedule headers whose FEEL expressions are evaluated now.
+
+        Raises `HeaderEvaluationError` when such an expression yields a value of the wrong
+        type (Zeebe raises an incident at activation then); FEEL failures propagate as is.
+        """
+        headers = dict(self.task_headers)
+        for header_name, expression in self.user_task_header_expressions.items():
+            value = expression.evaluate(variables)
+            formatted = format_user_task_header(header_name, value, expression)
+            if formatted is not None:
+                headers[header_name] = formatted
+        return headers
 
     @property
     def is_job_worker(self) -> bool:
