@@ -10,20 +10,28 @@ from engine.bpmn.model import (
     ElementType,
     EventType,
     Expression,
+    HeaderEvaluationError,
     Mapping,
     ProcessModel,
     SequenceFlow,
 )
+from engine.bpmn.parser import is_bpmn_resource, parse_bpmn, resource_checksum
+from engine.bpmn.safe_xml import MAX_RESOURCE_BYTES
 
 __all__ = [
+    "MAX_RESOURCE_BYTES",
     "BpmnValidationError",
     "Element",
     "ElementType",
     "EventType",
     "Expression",
+    "HeaderEvaluationError",
     "Mapping",
     "Problem",
     "ProcessModel",
     "SequenceFlow",
+    "is_bpmn_resource",
+    "parse_bpmn",
+    "resource_checksum",
     "zeebe_rejection_reason",
 ]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -139,6 +140,8 @@ def format_user_task_header(header_name: str, value: Any, expression: Expression
                 f"of strings, but was '{value!r}'."
             )
         return list_literal(value)
+    if isinstance(value, datetime):  # a FEEL date and time for dueDate/followUpDate
+        return value.isoformat()
     if not isinstance(value, str):
         raise HeaderEvaluationError(
             f"Expected result of the expression '{expression.text}' to be 'STRING', but was '{value!r}'."
