@@ -1,0 +1,1 @@
+"""Tests of engine/bpmn: safe XML, the BPMN parser, Zeebe-style validation and the model."""
