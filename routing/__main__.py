@@ -1,0 +1,79 @@
+"""Command line: ``python -m routing --port PORT --cluster ID=HOST:PORT[,weight=W][,state=S] ...``.
+
+Or ``--clusters FILE`` (a JSON list of ``{"id", "name", "address", "weight", "state"}``, re-read
+within a second of a change, no restart). Logs to stderr; SIGTERM/SIGINT stop it cleanly;
+serves gRPC health (``gateway_protocol.Gateway`` SERVING). ``--state-dir`` keeps the deployment
+journal (``deployments.json``) and the per-cluster metrics (``metrics.json``, every second).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from routing.clusters import ClusterConfigError, file_source, parse_cluster_spec, static_source
+from routing.server import ProxyServer, serve
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m routing",
+        description="Zeebe gateway proxy in front of many clusters (Fleetflow DESIGN §3).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, required=True, help="listen port (0 = any free port)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--cluster",
+        action="append",
+        metavar="ID=HOST:PORT[,weight=W][,state=STATE][,name=NAME]",
+        help="a cluster (repeatable); state is active, draining or disabled",
+    )
+    source.add_argument("--clusters", metavar="FILE", help="JSON list of clusters, re-read when it changes")
+    parser.add_argument("--state-dir", help="where the deployment journal and metrics.json live")
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=0.5,
+        help="seconds between reads of the cluster source (max 1)",
+    )
+    parser.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.clusters:
+            source = file_source(args.clusters)
+            source()  # fail fast on a bad file at startup, with its message
+        else:
+            source = static_source([parse_cluster_spec(spec) for spec in args.cluster])
+    except ClusterConfigError as error:
+        print(f"python -m routing: {error}", file=sys.stderr)
+        return 2
+    import asyncio
+
+    server = ProxyServer(
+        source,
+        host=args.host,
+        port=args.port,
+        state_dir=args.state_dir,
+        poll_interval=args.poll_interval,
+    )
+    try:
+        asyncio.run(serve(server))
+    except OSError as error:
+        print(f"python -m routing: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,349 @@
+"""Job activation across clusters: ActivateJobs (long polling) and StreamActivatedJobs.
+
+ActivateJobs (reference §1.4 semantics, kept across clusters):
+
+1. Quick pass: ask the clusters one after the other, starting at a rotating cluster, with
+   ``requestTimeout = -1`` and ``maxJobsToActivate`` = what is still missing. Sequential, so
+   under load (jobs waiting everywhere) nothing is activated beyond ``maxJobsToActivate``.
+   If any jobs came back, or the client asked for no long polling (``requestTimeout < 0``), the
+   call completes here.
+2. Long poll: one parked ActivateJobs per cluster, concurrently, each with the client's
+   ``requestTimeout`` (0 = the 10 s default). The first leg that has jobs answers the client;
+   jobs other legs deliver meanwhile are passed on while they fit. When that first leg ends (or
+   ``maxJobsToActivate`` is reached) the other legs are cancelled and the call completes. When
+   every leg ends empty, the call completes with OK and no message, as Zeebe does.
+
+A job the proxy received but cannot deliver (over ``maxJobsToActivate`` because two legs
+answered at once, or the client went away) is handed back at once: FailJob with its retries
+unchanged and retryBackOff 0 (:meth:`GatewayProxy.give_back`). It is never dropped and never
+left locked until its deadline.
+
+One window the proxy cannot close: a job a cluster activates for a leg in the very instant the
+proxy cancels that leg never reaches the proxy. Zeebe's gateway hands such jobs back itself
+(it fails jobs it could not send); a cluster that does not will keep them until their deadline.
+
+StreamActivatedJobs: one stream per non-disabled, non-down cluster, merged into the client's
+stream; a leg that ends or fails is reopened (a cluster that comes back gets a new leg within a
+second); on client cancel every leg is closed and jobs not yet written are handed back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from pyzeebe.proto import gateway_pb2
+
+from routing.clusters import Cluster
+from routing.keymap import globalize_job
+
+if TYPE_CHECKING:
+    from routing.proxy import GatewayProxy
+
+log = logging.getLogger(__name__)
+
+CLIENT_ERRORS = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED})
+"""Errors about the request itself: every cluster would say the same, so answer at once."""
+
+LEG_DEADLINE_MARGIN = 5.0
+"""Seconds beyond the long-poll timeout before a leg's own gRPC deadline cuts it off."""
+
+_rotation = itertools.count()
+
+
+def _globalized(cluster_id: int, jobs: list[gateway_pb2.ActivatedJob]) -> list[Any]:
+    out = []
+    for job in jobs:
+        copy = gateway_pb2.ActivatedJob()
+        copy.CopyFrom(job)
+        out.append(globalize_job(cluster_id, copy))
+    return out
+
+
+def _leg_request(
+    request: gateway_pb2.ActivateJobsRequest, max_jobs: int, request_timeout: int
+) -> gateway_pb2.ActivateJobsRequest:
+    leg = gateway_pb2.ActivateJobsRequest()
+    leg.CopyFrom(request)
+    leg.maxJobsToActivate = max_jobs
+    leg.requestTimeout = request_timeout
+    return leg
+
+
+def _pick_error(errors: list[grpc.aio.AioRpcError]) -> grpc.aio.AioRpcError:
+    # Zeebe answers RESOURCE_EXHAUSTED when no jobs came back and a partition was exhausted.
+    for error in errors:
+        if error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return error
+    return errors[0]
+
+
+async def activate_jobs(
+    proxy: GatewayProxy,
+    request: gateway_pb2.ActivateJobsRequest,
+    context: grpc.aio.ServicerContext,
+) -> AsyncIterator[gateway_pb2.ActivateJobsResponse]:
+    targets = proxy.fan_out_targets()
+    if not targets:
+        await context.abort(
+            grpc.StatusCode.UNAVAILABLE,
+            f"no reachable cluster to activate jobs of type '{request.type}' from "
+            f"({proxy._describe_clusters()})",
+        )
+    start = next(_rotation) % len(targets)
+    targets = targets[start:] + targets[:start]
+    remaining = request.maxJobsToActivate
+    errors: list[grpc.aio.AioRpcError] = []
+    # Jobs handed to grpc for writing but not yet confirmed written: given back if the client
+    # cancels in between (see the finally clauses).
+    undelivered: list[tuple[int, list[gateway_pb2.ActivatedJob]]] = []
+
+    def client_timeout() -> float | None:
+        left = context.time_remaining()
+        return None if left is None else max(0.0, left)
+
+    # ---- 1. quick pass, sequential, no long polling
+    delivered = 0
+    try:
+        for cluster in targets:
+            if delivered and remaining <= 0:
+                break
+            leg = _leg_request(request, remaining if remaining > 0 else request.maxJobsToActivate, -1)
+            stub = proxy.pool.get(cluster.address).stub
+            started = time.perf_counter()
+            try:
+                call = stub.ActivateJobs(leg, timeout=client_timeout() or 15.0)
+                async for response in call:
+                    jobs = list(response.jobs)
+                    if not jobs:
+                        continue
+                    fitting, extra = jobs[:remaining], jobs[remaining:]
+                    if extra:
+                        proxy.give_back_soon(cluster.id, extra)
+                    if fitting:
+                        proxy.metrics_store.counters(cluster.id).jobs_activated += len(fitting)
+                        undelivered.append((cluster.id, fitting))
+                        yield gateway_pb2.ActivateJobsResponse(jobs=_globalized(cluster.id, fitting))
+                        undelivered.clear()
+                        remaining -= len(fitting)
+                        delivered += len(fitting)
+                proxy.metrics_store.record(cluster.id, "ActivateJobs", time.perf_counter() - started, None)
+            except grpc.aio.AioRpcError as error:
+                proxy.metrics_store.record(cluster.id, "ActivateJobs", None, error.code().name)
+                if error.code() in CLIENT_ERRORS:
+                    await context.abort(error.code(), error.details() or "")
+                if error.code() is grpc.StatusCode.UNAVAILABLE:
+                    proxy.health.report_failure(cluster, error.details() or "")
+                errors.append(error)
+    finally:
+        for cluster_id, jobs in undelivered:
+            proxy.give_back_soon(cluster_id, jobs)
+        undelivered.clear()
+    if delivered:
+        return
+    if request.requestTimeout < 0:
+        if len(errors) == len(targets) or any(e.code() is grpc.StatusCode.RESOURCE_EXHAUSTED for e in errors):
+            error = _pick_error(errors)
+            await context.abort(error.code(), error.details() or "")
+        return
+    live_targets = [c for c in targets if not proxy.health.is_down(c.id)]
+    if not live_targets:
+        error = _pick_error(errors)
+        await context.abort(error.code(), error.details() or "")
+
+    # ---- 2. long poll on every cluster at once
+    request_timeout_ms = proxy.long_poll_default_ms if request.requestTimeout == 0 else request.requestTimeout
+    leg_deadline = request_timeout_ms / 1000.0 + LEG_DEADLINE_MARGIN
+    left = client_timeout()
+    if left is not None:
+        leg_deadline = min(leg_deadline, left)
+    queue: asyncio.Queue[tuple[str, Cluster, Any]] = asyncio.Queue()
+    calls: list[Any] = []
+
+    async def read_leg(cluster: Cluster, call: Any) -> None:
+        try:
+            async for response in call:
+                if response.jobs:
+                    queue.put_nowait(("jobs", cluster, list(response.jobs)))
+            queue.put_nowait(("done", cluster, None))
+        except grpc.aio.AioRpcError as error:
+            queue.put_nowait(("error", cluster, error))
+        except asyncio.CancelledError:
+            queue.put_nowait(("done", cluster, None))
+            raise
+
+    leg_tasks: list[asyncio.Task[None]] = []
+    for cluster in live_targets:
+        call = proxy.pool.get(cluster.address).stub.ActivateJobs(
+            _leg_request(request, request.maxJobsToActivate, request_timeout_ms),
+            timeout=leg_deadline,
+        )
+        calls.append(call)
+        leg_tasks.append(asyncio.ensure_future(read_leg(cluster, call)))
+
+    open_legs = {c.id for c in live_targets}
+    first_leg_with_jobs: int | None = None
+    remaining = request.maxJobsToActivate
+    try:
+        while open_legs and remaining > 0:
+            kind, cluster, payload = await queue.get()
+            if kind == "jobs":
+                fitting, extra = payload[:remaining], payload[remaining:]
+                if extra:
+                    proxy.give_back_soon(cluster.id, extra)
+                if fitting:
+                    proxy.metrics_store.counters(cluster.id).jobs_activated += len(fitting)
+                    if first_leg_with_jobs is None:
+                        first_leg_with_jobs = cluster.id
+                    undelivered.append((cluster.id, fitting))
+                    yield gateway_pb2.ActivateJobsResponse(jobs=_globalized(cluster.id, fitting))
+                    undelivered.clear()
+                    remaining -= len(fitting)
+                    delivered += len(fitting)
+            elif kind == "done":
+                open_legs.discard(cluster.id)
+                if cluster.id == first_leg_with_jobs:
+                    break  # the answering leg finished: complete the call, as Zeebe does
+            else:
+                open_legs.discard(cluster.id)
+                error = payload
+                proxy.metrics_store.record(cluster.id, "ActivateJobs", None, error.code().name)
+                if error.code() in CLIENT_ERRORS and not delivered:
+                    await context.abort(error.code(), error.details() or "")
+                if error.code() is grpc.StatusCode.UNAVAILABLE:
+                    proxy.health.report_failure(cluster, error.details() or "")
+                if error.code() is not grpc.StatusCode.DEADLINE_EXCEEDED:
+                    errors.append(error)
+        # Stop the other legs, then pass on what they already delivered while it fits.
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*leg_tasks, return_exceptions=True)
+        while not queue.empty():
+            kind, cluster, payload = queue.get_nowait()
+            if kind != "jobs":
+                continue
+            fitting, extra = payload[:remaining], payload[remaining:]
+            if extra:
+                proxy.give_back_soon(cluster.id, extra)
+            if fitting:
+                proxy.metrics_store.counters(cluster.id).jobs_activated += len(fitting)
+                undelivered.append((cluster.id, fitting))
+                yield gateway_pb2.ActivateJobsResponse(jobs=_globalized(cluster.id, fitting))
+                undelivered.clear()
+                remaining -= len(fitting)
+                delivered += len(fitting)
+    finally:
+        for call in calls:
+            call.cancel()
+        for task in leg_tasks:
+            task.cancel()
+        for cluster_id, jobs in undelivered:
+            proxy.give_back_soon(cluster_id, jobs)
+        while not queue.empty():
+            kind, cluster, payload = queue.get_nowait()
+            if kind == "jobs":
+                proxy.give_back_soon(cluster.id, payload)
+    if (
+        not delivered
+        and errors
+        and (
+            len(errors) == len(live_targets)
+            or any(e.code() is grpc.StatusCode.RESOURCE_EXHAUSTED for e in errors)
+        )
+    ):
+        error = _pick_error(errors)
+        await context.abort(error.code(), error.details() or "")
+
+
+STREAM_SUPERVISE_INTERVAL = 0.5
+STREAM_RESTART_DELAY = 1.0
+
+
+async def stream_activated_jobs(
+    proxy: GatewayProxy,
+    request: gateway_pb2.StreamActivatedJobsRequest,
+    context: grpc.aio.ServicerContext,
+) -> AsyncIterator[gateway_pb2.ActivatedJob]:
+    queue: asyncio.Queue[tuple[str, int, Any]] = asyncio.Queue()
+    legs: dict[int, tuple[Cluster, Any, asyncio.Task[None]]] = {}
+    restart_at: dict[int, float] = {}
+
+    async def read_leg(cluster: Cluster, call: Any) -> None:
+        try:
+            async for job in call:
+                queue.put_nowait(("job", cluster.id, job))
+            queue.put_nowait(("ended", cluster.id, None))
+        except grpc.aio.AioRpcError as error:
+            queue.put_nowait(("error", cluster.id, error))
+
+    def supervise_once() -> None:
+        wanted = {c.id: c for c in proxy.fan_out_targets()}
+        for cluster_id, (cluster, call, task) in list(legs.items()):
+            target = wanted.get(cluster_id)
+            if target is None or target.address != cluster.address:
+                call.cancel()
+                task.cancel()
+                del legs[cluster_id]
+            elif task.done():
+                del legs[cluster_id]
+        now = time.monotonic()
+        for cluster_id, cluster in wanted.items():
+            if cluster_id in legs or restart_at.get(cluster_id, 0.0) > now:
+                continue
+            call = proxy.pool.get(cluster.address).stub.StreamActivatedJobs(request)
+            legs[cluster_id] = (cluster, call, asyncio.ensure_future(read_leg(cluster, call)))
+
+    async def supervise() -> None:
+        while True:
+            supervise_once()
+            await asyncio.sleep(STREAM_SUPERVISE_INTERVAL)
+
+    if not proxy.fan_out_targets():
+        await context.abort(
+            grpc.StatusCode.UNAVAILABLE,
+            f"no reachable cluster to stream jobs of type '{request.type}' from "
+            f"({proxy._describe_clusters()})",
+        )
+    supervisor = asyncio.ensure_future(supervise())
+    pending: tuple[int, gateway_pb2.ActivatedJob] | None = None
+    try:
+        while True:
+            kind, cluster_id, payload = await queue.get()
+            if kind == "job":
+                proxy.metrics_store.counters(cluster_id).jobs_activated += 1
+                pending = (cluster_id, payload)
+                yield _globalized(cluster_id, [payload])[0]
+                pending = None
+            elif kind == "error":
+                error = payload
+                proxy.metrics_store.record(cluster_id, "StreamActivatedJobs", None, error.code().name)
+                if error.code() in CLIENT_ERRORS:
+                    await context.abort(error.code(), error.details() or "")
+                if error.code() is grpc.StatusCode.UNAVAILABLE:
+                    cluster = proxy.clusters.get(cluster_id)
+                    if cluster is not None:
+                        proxy.health.report_failure(cluster, error.details() or "")
+                log.info(
+                    "job stream leg to cluster %s failed (%s); reopening",
+                    proxy.cluster_label(cluster_id),
+                    error.code().name,
+                )
+                restart_at[cluster_id] = time.monotonic() + STREAM_RESTART_DELAY
+            else:
+                restart_at[cluster_id] = time.monotonic() + STREAM_RESTART_DELAY / 2
+    finally:
+        supervisor.cancel()
+        for _cluster, call, task in legs.values():
+            call.cancel()
+            task.cancel()
+        if pending is not None:
+            proxy.give_back_soon(pending[0], [pending[1]])
+        while not queue.empty():
+            kind, cluster_id, payload = queue.get_nowait()
+            if kind == "job":
+                proxy.give_back_soon(cluster_id, [payload])

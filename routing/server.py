@@ -1,0 +1,198 @@
+"""Run the gateway proxy: the gRPC server, the cluster-source poller and the metrics file.
+
+This is the API the Django management command builds on::
+
+    from routing.server import ProxyServer, run_proxy
+
+    def clusters_from_db():               # any callable; called in a worker thread
+        return [{"id": c.id, "name": c.name, "address": c.address, "weight": c.weight,
+                 "state": c.state} for c in Cluster.objects.all()]
+
+    run_proxy(clusters_from_db, host="127.0.0.1", port=26500, state_dir="var/routing")
+
+``run_proxy`` blocks until SIGTERM/SIGINT. Inside an existing event loop use
+:class:`ProxyServer` (``await server.start()``, ``await server.stop()``). The source is polled
+every ``poll_interval`` seconds (default 0.5, at most 1): a changed list is swapped in, an
+invalid one is logged and the previous list kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from pyzeebe.proto import gateway_pb2_grpc
+
+from routing.clusters import (
+    Cluster,
+    ClusterConfigError,
+    ClusterSet,
+    ClusterSource,
+    static_source,
+)
+from routing.metrics import write_json_atomically
+from routing.proxy import GatewayProxy
+
+log = logging.getLogger(__name__)
+
+GATEWAY_SERVICE = "gateway_protocol.Gateway"
+MAX_POLL_INTERVAL = 1.0
+
+
+class ProxyServer:
+    """The proxy's gRPC server plus its background loops; start/stop from an asyncio loop."""
+
+    def __init__(
+        self,
+        source: ClusterSource | Iterable[Cluster],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_dir: str | Path | None = None,
+        poll_interval: float = 0.5,
+        metrics_interval: float = 1.0,
+        health_interval: float = 0.25,
+        health_deadline: float = 0.3,
+    ) -> None:
+        self.source: ClusterSource = source if callable(source) else static_source(source)
+        self.host = host
+        self.requested_port = port
+        self.port: int | None = None
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.poll_interval = min(poll_interval, MAX_POLL_INTERVAL)
+        self.metrics_interval = metrics_interval
+        self.clusters = ClusterSet()
+        self.proxy = GatewayProxy(
+            self.clusters,
+            state_dir=self.state_dir,
+            health_interval=health_interval,
+            health_deadline=health_deadline,
+        )
+        self.clusters.on_change(self.proxy.on_clusters_changed)
+        self._server: grpc.aio.Server | None = None
+        self._health_servicer = health.aio.HealthServicer()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_source_error: str | None = None
+        self._stopped = asyncio.Event()
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def metrics(self) -> dict[str, Any]:
+        return self.proxy.metrics()
+
+    async def refresh_clusters(self) -> bool:
+        """Poll the source once (in a thread: it may do blocking I/O or ORM queries)."""
+        try:
+            clusters = await asyncio.to_thread(lambda: list(self.source()))
+            changed = self.clusters.replace(clusters)
+        except (ClusterConfigError, ValueError, TypeError) as error:
+            message = str(error)
+            if message != self._last_source_error:
+                log.error("cluster list rejected, keeping the previous one: %s", message)
+            self._last_source_error = message
+            return False
+        except Exception as error:  # a failing source must not stop the proxy
+            message = f"{type(error).__name__}: {error}"
+            if message != self._last_source_error:
+                log.exception("cluster source failed, keeping the previous list")
+            self._last_source_error = message
+            return False
+        self._last_source_error = None
+        if changed:
+            log.info(
+                "cluster list: %s",
+                "; ".join(f"{c.label} weight={c.weight} state={c.state.value}" for c in self.clusters)
+                or "empty",
+            )
+        return changed
+
+    async def _poll_source(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            await self.refresh_clusters()
+
+    async def _write_metrics(self) -> None:
+        assert self.state_dir is not None
+        path = self.state_dir / "metrics.json"
+        while True:
+            try:
+                await asyncio.to_thread(write_json_atomically, path, self.proxy.metrics())
+            except OSError as error:
+                log.warning("cannot write %s: %s", path, error)
+            await asyncio.sleep(self.metrics_interval)
+
+    async def start(self) -> int:
+        """Load the cluster list, check the clusters once, bind and serve; returns the port."""
+        await self.refresh_clusters()
+        if self._last_source_error is not None and not len(self.clusters):
+            raise ClusterConfigError(self._last_source_error)
+        await self.proxy.start_background()
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        gateway_pb2_grpc.add_GatewayServicer_to_server(self.proxy, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health_servicer, server)
+        port = server.add_insecure_port(f"{self.host}:{self.requested_port}")
+        if port == 0:
+            raise OSError(f"cannot listen on {self.host}:{self.requested_port}")
+        await server.start()
+        self._server = server
+        self.port = port
+        for service in (GATEWAY_SERVICE, ""):
+            await self._health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self._tasks.append(asyncio.ensure_future(self._poll_source()))
+        if self.state_dir is not None:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self._tasks.append(asyncio.ensure_future(self._write_metrics()))
+        log.info("routing proxy listening on %s:%s", self.host, port)
+        return port
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Stop accepting calls, let running ones finish for ``grace`` seconds, close upstreams."""
+        if self._server is None:
+            return
+        await self._health_servicer.enter_graceful_shutdown()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.stop(grace)
+        if self.state_dir is not None:
+            write_json_atomically(self.state_dir / "metrics.json", self.proxy.metrics())
+        await self.proxy.close()
+        self._server = None
+        self._stopped.set()
+        log.info("routing proxy stopped")
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+
+async def serve(server: ProxyServer) -> None:
+    """Start ``server`` and run until SIGTERM or SIGINT, then stop cleanly."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await server.start()
+    try:
+        await stop.wait()
+        log.info("signal received, stopping")
+    finally:
+        await server.stop()
+
+
+def run_proxy(source: ClusterSource | Iterable[Cluster], **options: Any) -> None:
+    """Blocking entry point: build a ProxyServer with ``options`` and serve until a signal."""
+    asyncio.run(serve(ProxyServer(source, **options)))

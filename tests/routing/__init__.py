@@ -1,0 +1,1 @@
+"""Tests for routing/ (key codec, key map, proxy against real engine processes, client)."""
