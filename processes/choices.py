@@ -23,3 +23,42 @@ class RecordSource(models.TextChoices):
     ENGINE_LOG = "engine_log", "Embedded engine log"
     REDIS = "redis", "Redis streams (zeebe-redis-exporter, JSON)"
     ELASTICSEARCH = "elasticsearch", "Elasticsearch (zeebe-record_* indices)"
+
+
+class InstanceState(models.TextChoices):
+    """Lifecycle of a process instance or an element instance, folded from PROCESS_INSTANCE intents
+    (reference §3.5): ELEMENT_ACTIVATING..ELEMENT_COMPLETING and ELEMENT_TERMINATING are still active."""
+
+    ACTIVE = "active", "Active"
+    COMPLETED = "completed", "Completed"
+    TERMINATED = "terminated", "Terminated"  # canceled, or ended by an interrupting event / its parent
+
+
+INSTANCE_ACTIVE_STATES = frozenset({InstanceState.ACTIVE})
+INSTANCE_TERMINAL_STATES = frozenset({InstanceState.COMPLETED, InstanceState.TERMINATED})
+
+
+class JobState(models.TextChoices):
+    """State of a job, folded from JOB intents and JOB_BATCH ACTIVATED (reference §3.5, §3.8)."""
+
+    CREATED = "created", "Activatable"  # created, timed out, yielded, failed with retries left, recurred
+    ACTIVATED = "activated", "Activated"  # handed to a worker until its deadline
+    FAILED = "failed", "Failed (no retries left)"  # an incident waits for update retries + resolve
+    COMPLETED = "completed", "Completed"
+    ERROR_THROWN = "error_thrown", "Error thrown"
+    CANCELED = "canceled", "Canceled"
+
+
+JOB_ACTIVE_STATES = frozenset({JobState.CREATED, JobState.ACTIVATED, JobState.FAILED})
+JOB_TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.ERROR_THROWN, JobState.CANCELED})
+
+
+class IncidentState(models.TextChoices):
+    """An incident is active from INCIDENT CREATED until INCIDENT RESOLVED."""
+
+    ACTIVE = "active", "Active"
+    RESOLVED = "resolved", "Resolved"
+
+
+INCIDENT_ACTIVE_STATES = frozenset({IncidentState.ACTIVE})
+INCIDENT_TERMINAL_STATES = frozenset({IncidentState.RESOLVED})

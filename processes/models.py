@@ -1,11 +1,20 @@
-"""Models of the processes app: clusters now; query models are added by the importer (DESIGN §5)."""
+"""Models of the processes app: clusters, and the query models the importer fills (DESIGN §5).
+
+Every Zeebe key is stored as a *global* key (DESIGN §2: ``(cluster_id << 58) | zeebe_key``) in a
+bigint column, so the console, the API, the proxy and zbctl share one key space. Zeebe's "no key"
+(-1) is stored as NULL. Relations between query models are foreign keys without database
+constraints: records of one instance arrive from several partitions and streams in no guaranteed
+order (a definition on partition 1, its instances on partition 2), so a row may name a row that is
+imported a moment later. Each row keeps the position of the last record applied to it, which makes
+re-applying an older record a no-op (at-least-once sources, reference §3.9).
+"""
 
 from __future__ import annotations
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from processes.choices import ClusterState, RecordSource
+from processes.choices import ClusterState, IncidentState, InstanceState, JobState, RecordSource
 
 # Cluster ids live in bits 58..62 of a global key (DESIGN §2): 1..31, 0 is never a cluster.
 CLUSTER_ID_MIN = 1
@@ -59,3 +68,410 @@ class Cluster(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (#{self.id})"
+
+
+def _no_constraint_fk(to: str, *, db_column: str, related_name: str, **extra) -> models.ForeignKey:  # type: ignore[no-untyped-def]
+    """A nullable foreign key by global key without a database constraint (see the module docstring)."""
+    return models.ForeignKey(
+        to,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,  # each model declares the (composite) indexes its queries need
+        db_column=db_column,
+        related_name=related_name,
+        **extra,
+    )
+
+
+class ProcessDefinition(models.Model):
+    """A deployed BPMN process (PROCESS CREATED, reference §3.4). The BPMN XML is kept for diagrams.
+
+    The same BPMN is deployed to every cluster (DESIGN §3), so each cluster has its own row and key.
+    """
+
+    key = models.BigIntegerField(primary_key=True, help_text="Global process definition key.")
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="process_definitions")
+    bpmn_process_id = models.CharField(max_length=255)
+    version = models.IntegerField()
+    version_tag = models.CharField(max_length=255, blank=True, default="")
+    resource_name = models.CharField(max_length=512, blank=True, default="")
+    bpmn_xml = models.TextField(blank=True, default="")
+    checksum = models.CharField(max_length=64, blank=True, default="")
+    tenant_id = models.CharField(max_length=255, blank=True, default="")
+    deployment_key = models.BigIntegerField(null=True, blank=True)
+    deployed_at = models.DateTimeField(null=True, blank=True)
+    deleted = models.BooleanField(default=False)
+    position = models.BigIntegerField(default=0, help_text="Position of the last record applied.")
+
+    class Meta:
+        ordering = ["bpmn_process_id", "-version"]
+        indexes = [
+            # Process/version pickers and "latest version of X" (DESIGN §7 filters).
+            models.Index(fields=["bpmn_process_id", "-version"], name="procdef_process_version_idx"),
+            models.Index(fields=["cluster", "bpmn_process_id"], name="procdef_cluster_process_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bpmn_process_id} v{self.version} (cluster {self.cluster_id})"
+
+
+class ProcessInstance(models.Model):
+    """One process instance (the PROCESS element's PROCESS_INSTANCE records), root or called.
+
+    Tree fields: ``parent`` is the calling instance (parentProcessInstanceKey), ``root`` the top of
+    the call tree (itself for a root), ``depth`` 0 for a root, and ``tree_path`` the keys from the
+    root down to this instance, each followed by "/" (``"<root>/<child>/<self>/"``), so the whole
+    subtree of any instance is ``tree_path__startswith=instance.tree_path``: one indexed prefix scan.
+    ``server`` comes from the instance's own server variable (settings.FLEETFLOW_SERVER_VARIABLE)
+    or, without one, is inherited from the parent. ``incident`` says this instance has an active
+    incident; ``subtree_incident`` says this instance or any descendant has one (the roots' flag
+    that the instance list shows).
+    """
+
+    key = models.BigIntegerField(primary_key=True, help_text="Global process instance key.")
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.CASCADE, related_name="process_instances", db_index=False
+    )
+    partition_id = models.PositiveSmallIntegerField()
+    process_definition = _no_constraint_fk(
+        "processes.ProcessDefinition", db_column="process_definition_key", related_name="instances"
+    )
+    bpmn_process_id = models.CharField(max_length=255)
+    version = models.IntegerField(default=0)
+    tenant_id = models.CharField(max_length=255, blank=True, default="")
+    state = models.CharField(max_length=16, choices=InstanceState.choices, default=InstanceState.ACTIVE)
+    start_date = models.DateTimeField(null=True, blank=True)
+    end_date = models.DateTimeField(null=True, blank=True)
+    parent = _no_constraint_fk("self", db_column="parent_key", related_name="children")
+    parent_element_instance_key = models.BigIntegerField(
+        null=True, blank=True, help_text="Global key of the call activity instance that started this one."
+    )
+    root = _no_constraint_fk("self", db_column="root_key", related_name="tree_members")
+    depth = models.PositiveSmallIntegerField(default=0)
+    tree_path = models.CharField(max_length=2000, default="")
+    server = models.ForeignKey(
+        "servers.Server",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="process_instances",
+        db_index=False,  # pi_server_start_idx starts with it
+    )
+    # True when `server` comes from this instance's own variable, False when inherited.
+    server_from_variable = models.BooleanField(default=False)
+    incident = models.BooleanField(default=False)
+    subtree_incident = models.BooleanField(default=False)
+    position = models.BigIntegerField(default=0, help_text="Position of the last record applied.")
+
+    class Meta:
+        ordering = ["-start_date", "-key"]
+        indexes = [
+            # Instance list: newest first with keyset pagination on (start_date, key), unfiltered and
+            # by each filter the console and the API offer (DESIGN §7).
+            models.Index(fields=["-start_date", "-key"], name="pi_start_key_idx"),
+            models.Index(fields=["state", "-start_date"], name="pi_state_start_idx"),
+            models.Index(fields=["bpmn_process_id", "version", "-start_date"], name="pi_process_start_idx"),
+            models.Index(fields=["cluster", "-start_date"], name="pi_cluster_start_idx"),
+            # Server page: every instance that touched the server, on one timeline.
+            models.Index(fields=["server", "-start_date"], name="pi_server_start_idx"),
+            # Tree: children of an instance (lazy loading), members of a root's tree.
+            models.Index(fields=["parent", "-start_date"], name="pi_parent_idx"),
+            models.Index(fields=["root"], name="pi_root_idx"),
+            models.Index(fields=["parent_element_instance_key"], name="pi_call_activity_idx"),
+            # Whole subtree as one prefix scan; varchar_pattern_ops makes LIKE 'prefix%' indexable on
+            # PostgreSQL under any collation (ignored on SQLite).
+            models.Index(fields=["tree_path"], name="pi_tree_path_idx", opclasses=["varchar_pattern_ops"]),
+            # Root instances only (parent IS NULL), newest first: the default "top-level" list.
+            models.Index(
+                fields=["-start_date", "-key"], name="pi_roots_idx", condition=models.Q(parent__isnull=True)
+            ),
+            # Dashboard and "with incidents" filter: small partial index over the affected trees.
+            models.Index(
+                fields=["-start_date"],
+                name="pi_subtree_incident_idx",
+                condition=models.Q(subtree_incident=True),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(state__in=[choice.value for choice in InstanceState]),
+                name="process_instance_state_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bpmn_process_id} #{self.key}"
+
+
+class ElementInstance(models.Model):
+    """One BPMN element instance of a process instance (PROCESS_INSTANCE records of every element
+    type except the PROCESS itself, which is the ProcessInstance row, and SEQUENCE_FLOW)."""
+
+    key = models.BigIntegerField(primary_key=True, help_text="Global element instance key.")
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.CASCADE, related_name="element_instances", db_index=False
+    )
+    partition_id = models.PositiveSmallIntegerField()
+    process_instance = _no_constraint_fk(
+        "processes.ProcessInstance", db_column="process_instance_key", related_name="element_instances"
+    )
+    process_definition_key = models.BigIntegerField(null=True, blank=True)
+    bpmn_process_id = models.CharField(max_length=255, blank=True, default="")
+    flow_scope_key = models.BigIntegerField(null=True, blank=True)
+    element_id = models.CharField(max_length=255)
+    element_type = models.CharField(max_length=40, help_text="bpmnElementType (reference §3.6).")
+    event_type = models.CharField(max_length=20, blank=True, default="")
+    state = models.CharField(max_length=16, choices=InstanceState.choices, default=InstanceState.ACTIVE)
+    start_date = models.DateTimeField(null=True, blank=True)
+    end_date = models.DateTimeField(null=True, blank=True)
+    position = models.BigIntegerField(default=0, help_text="Position of the last record applied.")
+
+    class Meta:
+        ordering = ["start_date", "key"]
+        indexes = [
+            # Instance detail: history and per-element overlays of one instance.
+            models.Index(fields=["process_instance", "start_date"], name="ei_instance_start_idx"),
+            models.Index(fields=["process_instance", "element_id"], name="ei_instance_element_idx"),
+            # Process statistics: how many instances wait in each element of a definition.
+            models.Index(fields=["process_definition_key", "element_id", "state"], name="ei_definition_idx"),
+            models.Index(fields=["flow_scope_key"], name="ei_flow_scope_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(state__in=[choice.value for choice in InstanceState]),
+                name="element_instance_state_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.element_id} #{self.key}"
+
+
+class Job(models.Model):
+    """A job of a service or user task (JOB records; activation from JOB_BATCH ACTIVATED)."""
+
+    key = models.BigIntegerField(primary_key=True, help_text="Global job key.")
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="jobs", db_index=False)
+    partition_id = models.PositiveSmallIntegerField()
+    process_instance = _no_constraint_fk(
+        "processes.ProcessInstance", db_column="process_instance_key", related_name="jobs"
+    )
+    element_instance = _no_constraint_fk(
+        "processes.ElementInstance", db_column="element_instance_key", related_name="jobs"
+    )
+    process_definition_key = models.BigIntegerField(null=True, blank=True)
+    bpmn_process_id = models.CharField(max_length=255, blank=True, default="")
+    element_id = models.CharField(max_length=255, blank=True, default="")
+    job_type = models.CharField("type", max_length=255)
+    worker = models.CharField(max_length=255, blank=True, default="")
+    retries = models.IntegerField(default=0)
+    retry_backoff_ms = models.BigIntegerField(default=0)
+    deadline = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.CREATED)
+    error_message = models.TextField(blank=True, default="")
+    error_code = models.CharField(max_length=255, blank=True, default="")
+    custom_headers = models.JSONField(default=dict, blank=True)
+    tenant_id = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(
+        null=True, blank=True, help_text="Timestamp of the last record applied."
+    )
+    position = models.BigIntegerField(default=0, help_text="Position of the last record applied.")
+
+    class Meta:
+        ordering = ["-created_at", "-key"]
+        indexes = [
+            models.Index(fields=["process_instance"], name="job_instance_idx"),
+            models.Index(fields=["element_instance"], name="job_element_idx"),
+            # "What is stuck now": open jobs by type, and a worker's jobs.
+            models.Index(fields=["state", "job_type"], name="job_state_type_idx"),
+            models.Index(fields=["worker", "state"], name="job_worker_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(state__in=[choice.value for choice in JobState]), name="job_state_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_type} job #{self.key}"
+
+
+class Incident(models.Model):
+    """An incident (INCIDENT records). ``root_key`` and ``tree_path`` copy the owning instance's tree
+    fields so that "does this subtree have an active incident" is one indexed query."""
+
+    key = models.BigIntegerField(primary_key=True, help_text="Global incident key.")
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="incidents", db_index=False)
+    partition_id = models.PositiveSmallIntegerField()
+    process_instance = _no_constraint_fk(
+        "processes.ProcessInstance", db_column="process_instance_key", related_name="incidents"
+    )
+    element_instance = _no_constraint_fk(
+        "processes.ElementInstance", db_column="element_instance_key", related_name="incidents"
+    )
+    job = _no_constraint_fk("processes.Job", db_column="job_key", related_name="incidents")
+    process_definition_key = models.BigIntegerField(null=True, blank=True)
+    bpmn_process_id = models.CharField(max_length=255, blank=True, default="")
+    element_id = models.CharField(max_length=255, blank=True, default="")
+    variable_scope_key = models.BigIntegerField(null=True, blank=True)
+    error_type = models.CharField(max_length=64)
+    error_message = models.TextField(blank=True, default="")
+    state = models.CharField(max_length=16, choices=IncidentState.choices, default=IncidentState.ACTIVE)
+    created_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    root_key = models.BigIntegerField(null=True, blank=True)
+    tree_path = models.CharField(
+        max_length=2000, blank=True, default="", help_text='"" until the instance is known.'
+    )
+    tenant_id = models.CharField(max_length=255, blank=True, default="")
+    position = models.BigIntegerField(default=0, help_text="Position of the last record applied.")
+
+    class Meta:
+        ordering = ["-created_at", "-key"]
+        indexes = [
+            # Incidents page grouped by error, dashboard counts by error and by process.
+            models.Index(fields=["state", "error_type"], name="incident_state_type_idx"),
+            models.Index(fields=["state", "bpmn_process_id"], name="incident_state_process_idx"),
+            models.Index(fields=["state", "-created_at"], name="incident_state_created_idx"),
+            models.Index(fields=["process_instance"], name="incident_instance_idx"),
+            models.Index(fields=["element_instance"], name="incident_element_idx"),
+            models.Index(fields=["job"], name="incident_job_idx"),
+            # Subtree incident flags: active incidents of one tree, filtered by path prefix.
+            models.Index(fields=["root_key", "state"], name="incident_root_state_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(state__in=[choice.value for choice in IncidentState]),
+                name="incident_state_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.error_type} incident #{self.key}"
+
+
+class Variable(models.Model):
+    """A variable of one scope (VARIABLE records; the key is stable across CREATED/UPDATED).
+
+    ``value`` holds the JSON value when its JSON text is at most
+    settings.FLEETFLOW_VARIABLE_PREVIEW_BYTES bytes. Larger values keep ``value`` NULL,
+    ``truncated`` True and a ``preview`` (the first bytes of the JSON text); the full text lives in
+    VariableValue and is fetched on demand (processes.selectors.variable_full_value). A JSON null
+    is ``value`` NULL with ``truncated`` False.
+    """
+
+    key = models.BigIntegerField(primary_key=True, help_text="Global variable key.")
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="variables", db_index=False)
+    partition_id = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=255)
+    scope_key = models.BigIntegerField(help_text="Global key of the scope (element or process instance).")
+    process_instance = _no_constraint_fk(
+        "processes.ProcessInstance", db_column="process_instance_key", related_name="variables"
+    )
+    process_definition_key = models.BigIntegerField(null=True, blank=True)
+    bpmn_process_id = models.CharField(max_length=255, blank=True, default="")
+    value = models.JSONField(null=True, blank=True)
+    truncated = models.BooleanField(default=False)
+    preview = models.TextField(blank=True, default="")
+    size = models.PositiveIntegerField(default=0, help_text="Bytes of the value's JSON text.")
+    tenant_id = models.CharField(max_length=255, blank=True, default="")
+    updated_at = models.DateTimeField(
+        null=True, blank=True, help_text="Timestamp of the last record applied."
+    )
+    position = models.BigIntegerField(default=0, help_text="Position of the last record applied.")
+
+    class Meta:
+        ordering = ["scope_key", "name"]
+        indexes = [
+            # Variables per scope on the instance detail page.
+            models.Index(fields=["scope_key", "name"], name="variable_scope_name_idx"),
+            models.Index(fields=["process_instance", "name"], name="variable_instance_name_idx"),
+            # Instance list filter "variable name = value": narrow by name first.
+            models.Index(fields=["name"], name="variable_name_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.scope_key}"
+
+
+class VariableValue(models.Model):
+    """The full JSON text of a variable too large to keep inline (see Variable)."""
+
+    variable = models.OneToOneField(
+        Variable, primary_key=True, on_delete=models.CASCADE, db_column="variable_key", related_name="full"
+    )
+    json_text = models.TextField()
+
+    def __str__(self) -> str:
+        return f"full value of variable #{self.variable_id}"
+
+
+class ImportPosition(models.Model):
+    """How far the importer got in one record stream of a cluster, and what it saw there.
+
+    One row per (cluster, partition, stream). ``stream`` is "" for sources that deliver a
+    partition's records in log order (engine log, Elasticsearch); Redis has one stream per value
+    type (reference §3.9), each in log order, so it keeps one watermark per value-type stream.
+    A record at or below ``position`` was imported and is skipped when seen again. The row is
+    updated in the same transaction as the rows the records produced. Partition 0 collects the
+    counters of records whose partition could not be read (malformed input).
+    Lag (DESIGN §5) = now - ``last_record_timestamp``.
+    """
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="import_positions")
+    partition_id = models.PositiveSmallIntegerField()
+    stream = models.CharField(max_length=64, blank=True, default="")
+    source = models.CharField(max_length=16, choices=RecordSource.choices, default=RecordSource.ENGINE_LOG)
+    position = models.BigIntegerField(default=0)
+    last_record_timestamp = models.DateTimeField(null=True, blank=True)
+    imported_count = models.BigIntegerField(default=0, help_text="Records applied (or known and ignored).")
+    skipped_count = models.BigIntegerField(default=0, help_text="Records of an unknown value type or intent.")
+    error_count = models.BigIntegerField(default=0, help_text="Malformed records (see RecordImportError).")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["cluster", "partition_id", "stream"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster", "partition_id", "stream"], name="import_position_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        stream = f" {self.stream}" if self.stream else ""
+        return f"cluster {self.cluster_id} partition {self.partition_id}{stream} @ {self.position}"
+
+
+class RecordImportError(models.Model):
+    """A record the importer could not read (bad JSON, missing or mistyped fields), kept for operators.
+
+    The record is skipped, never retried: ``raw_excerpt`` holds its beginning for diagnosis.
+    ``source_ref`` identifies the record in its source (log position, Redis entry id, ES document id)
+    so that a redelivered copy is not stored twice.
+    """
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="import_errors")
+    partition_id = models.PositiveSmallIntegerField(default=0)
+    position = models.BigIntegerField(null=True, blank=True)
+    stream = models.CharField(max_length=64, blank=True, default="")
+    source_ref = models.CharField(max_length=128, blank=True, default="")
+    message = models.TextField()
+    raw_excerpt = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["cluster", "-created_at"], name="import_error_cluster_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster", "stream", "source_ref"],
+                name="import_error_source_ref_unique",
+                condition=~models.Q(source_ref=""),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"cluster {self.cluster_id} partition {self.partition_id} position {self.position}: {self.message}"
