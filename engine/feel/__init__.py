@@ -1,0 +1,129 @@
+"""FEEL (Friendly Enough Expression Language) for the embedded Zeebe-compatible engine.
+
+Parser: lark LALR(1) (`engine.feel.grammar`, `engine.feel.parser`); interpreter: closures
+(`engine.feel.compiler`); built-ins in `engine.feel.builtins`. Semantics follow Camunda's
+feel-scala, the engine inside Zeebe. Test data: `shared/data/feel` (`cases.jsonl`).
+
+Error semantics (decided per case, following feel-scala >= 1.17 as embedded in Zeebe 8.3+,
+and the expectations in the test data):
+
+* Unparsable text -> `FeelSyntaxError` from `compile_expression` (deploy-time validation).
+  This includes reserved words used as names (`in`, `then`, `{null: 1}`) and nesting deeper
+  than `parser.MAX_NESTING_DEPTH`.
+* A missing variable or context entry evaluates to null (`x = null` is true, `x < 1` is
+  null). A warning is recorded (see `CompiledExpression.evaluate_with_warnings`).
+* Type mismatches (`2 + true`, `1 < "a"`, `1 = true`), division by zero, unknown
+  functions and wrong arguments (`abs()`, `abs("a")`) evaluate to null plus a warning. The
+  engine decides whether null is acceptable (a gateway condition that yields null is an
+  incident there, not here).
+* `assert(value, condition)` with a condition that is not true raises
+  `FeelEvaluationError` (feel-scala `failWith`); Zeebe makes that an incident.
+* Conflicting sources (shared/data/feel/conflicts.json): feel-scala wins, as MANIFEST.md
+  point 6 says: `abs(number: -1)` is 1, `[1]` stays a list (no DMN singleton coercion).
+
+Numbers are `decimal.Decimal` with 34 digits internally; `evaluate()` returns JSON-ready
+values (`to_json_value`), `evaluate_raw()` keeps FEEL values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from engine.feel import ast
+from engine.feel.builtins import load_all as _load_builtins
+from engine.feel.compiler import Compiler, Evaluator, root_scope
+from engine.feel.errors import FeelError, FeelEvaluationError, FeelSyntaxError
+from engine.feel.parser import parse, parse_unary_tests_tree
+from engine.feel.values import MISSING, from_python, to_json_value
+
+_load_builtins()
+
+__all__ = [
+    "CompiledExpression",
+    "CompiledUnaryTests",
+    "FeelError",
+    "FeelEvaluationError",
+    "FeelSyntaxError",
+    "compile_expression",
+    "evaluate",
+    "evaluate_raw",
+    "parse_unary_tests",
+    "to_json_value",
+]
+
+
+class CompiledExpression:
+    """A parsed and compiled expression; immutable and safe to share between threads."""
+
+    __slots__ = ("_evaluator", "_referenced_names", "text")
+
+    def __init__(self, text: str, tree: ast.Node) -> None:
+        compiler = Compiler()
+        self.text = text
+        self._evaluator: Evaluator = compiler.compile(tree)
+        self._referenced_names = frozenset(compiler.referenced_names)
+
+    def evaluate_raw(self, variables: Mapping[str, Any]) -> Any:
+        """The result as a FEEL value (Decimal numbers, temporal objects, ...)."""
+        return self._evaluator(root_scope(variables))
+
+    def evaluate_with_warnings(self, variables: Mapping[str, Any]) -> tuple[Any, list[str]]:
+        """(JSON-compatible result, warnings) - the warnings explain a null result, like
+        feel-scala's suppressed failures that Zeebe quotes in incident messages."""
+        scope = root_scope(variables)
+        value = self._evaluator(scope)
+        return to_json_value(value), list(scope.warnings)
+
+    def evaluate(self, variables: Mapping[str, Any]) -> Any:
+        """The result as a JSON-compatible Python value."""
+        return to_json_value(self._evaluator(root_scope(variables)))
+
+    def referenced_names(self) -> set[str]:
+        """Top-level variable names the expression reads (not loop/context-local names)."""
+        return set(self._referenced_names)
+
+    def __repr__(self) -> str:
+        return f"CompiledExpression({self.text!r})"
+
+
+@lru_cache(maxsize=4096)
+def compile_expression(text: str) -> CompiledExpression:
+    """Parse and compile `text` (without the BPMN `=` prefix); raises `FeelSyntaxError`."""
+    return CompiledExpression(text, parse(text))
+
+
+def evaluate(text: str, variables: Mapping[str, Any] | None = None) -> Any:
+    """Compile (cached) and evaluate; the result is JSON-compatible."""
+    return compile_expression(text).evaluate(variables or {})
+
+
+def evaluate_raw(text: str, variables: Mapping[str, Any] | None = None) -> Any:
+    return compile_expression(text).evaluate_raw(variables or {})
+
+
+class CompiledUnaryTests:
+    """DMN-style unary tests (`< 10`, `[1..5]`, `"a", "b"`, `not(3)`, `-`) against an input."""
+
+    __slots__ = ("_evaluator", "text")
+
+    def __init__(self, text: str, evaluator: Evaluator) -> None:
+        self.text = text
+        self._evaluator = evaluator
+
+    def matches(self, input_value: Any, variables: Mapping[str, Any] | None = None) -> bool | None:
+        bindings = dict(variables or {})
+        bindings["?"] = input_value
+        result = self._evaluator(root_scope(bindings))
+        return result if result is None or type(result) is bool else None
+
+
+@lru_cache(maxsize=1024)
+def parse_unary_tests(text: str) -> CompiledUnaryTests:
+    """Compile DMN unary tests; raises `FeelSyntaxError`."""
+    tree = parse_unary_tests_tree(text)
+    return CompiledUnaryTests(text, Compiler().compile(tree))
+
+
+_ = (MISSING, from_python)

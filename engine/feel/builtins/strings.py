@@ -1,0 +1,227 @@
+"""String built-ins (feel-scala BuiltinStringFunctions).
+
+Regular expressions are XML-Schema/Java flavoured in FEEL; Python's `re` covers the
+common subset. `$1` group references in replacements are translated to Python's form.
+Lengths and positions count code points.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import uuid as uuid_module
+from decimal import Decimal
+from typing import Any
+
+from engine.feel.builtins.registry import (
+    InvalidArgument,
+    builtin,
+    integer,
+    list_value,
+    string,
+)
+
+_FLAG_MAP = {"i": re.IGNORECASE, "s": re.DOTALL, "m": re.MULTILINE, "x": re.VERBOSE}
+
+
+def _pattern(pattern: Any, flags: Any = None) -> re.Pattern[str]:
+    text = string(pattern)
+    compiled_flags = 0
+    if flags is not None:
+        for flag in string(flags):
+            if flag == "q":
+                text = re.escape(text)
+                continue
+            if flag not in _FLAG_MAP:
+                raise InvalidArgument(f"unknown regex flag '{flag}'")
+            compiled_flags |= _FLAG_MAP[flag]
+    try:
+        return re.compile(_java_to_python_regex(text), compiled_flags)
+    except (re.error, OverflowError) as error:
+        raise InvalidArgument(f"invalid regular expression '{text}': {error}") from None
+
+
+def _java_to_python_regex(text: str) -> str:
+    # Java/XSD class subtraction and possessive quantifiers are rare in FEEL; the
+    # common difference is \p{L} style classes, which Python's re lacks.
+    return text.replace(r"\p{L}", r"[^\W\d_]").replace(r"\p{N}", r"\d")
+
+
+@builtin("substring", "string, start position")
+def substring(text: Any, start: Any) -> str:
+    return _substring(text, start, None)
+
+
+@builtin("substring", "string, start position, length")
+def substring_length(text: Any, start: Any, length: Any) -> str:
+    return _substring(text, start, length)
+
+
+def _substring(text: Any, start: Any, length: Any) -> str:
+    text = string(text)
+    position = integer(start)
+    if position == 0 or abs(position) > len(text) + (1 if position > 0 else 0):
+        raise InvalidArgument("start position out of range")
+    begin = position - 1 if position > 0 else len(text) + position
+    if length is None:
+        return text[begin:]
+    count = integer(length)
+    if count < 0:
+        raise InvalidArgument("negative length")
+    return text[begin : begin + count]
+
+
+@builtin("string length", "string")
+def string_length(text: Any) -> Decimal:
+    return Decimal(len(string(text)))
+
+
+@builtin("upper case", "string")
+def upper_case(text: Any) -> str:
+    return string(text).upper()
+
+
+@builtin("lower case", "string")
+def lower_case(text: Any) -> str:
+    return string(text).lower()
+
+
+@builtin("substring before", "string, match")
+def substring_before(text: Any, match: Any) -> str:
+    text, match = string(text), string(match)
+    index = text.find(match)
+    return "" if index < 0 else text[:index]
+
+
+@builtin("substring after", "string, match")
+def substring_after(text: Any, match: Any) -> str:
+    text, match = string(text), string(match)
+    if not match:
+        return text
+    index = text.find(match)
+    return "" if index < 0 else text[index + len(match) :]
+
+
+def _replacement(replacement: str) -> str:
+    # Java: $1 / ${name} group references, \$ for a literal dollar.
+    result = []
+    index = 0
+    while index < len(replacement):
+        char = replacement[index]
+        if char == "\\" and index + 1 < len(replacement):
+            result.append(replacement[index + 1].replace("\\", "\\\\"))
+            index += 2
+            continue
+        if char == "$":
+            match = re.match(r"\$(\d+)|\$\{(\w+)\}", replacement[index:])
+            if not match:
+                raise InvalidArgument("illegal group reference")
+            result.append(f"\\g<{match.group(1) or match.group(2)}>")
+            index += match.end()
+            continue
+        result.append("\\\\" if char == "\\" else char)
+        index += 1
+    return "".join(result)
+
+
+@builtin("replace", "input, pattern, replacement")
+def replace(text: Any, pattern: Any, replacement: Any) -> str:
+    return replace_flags(text, pattern, replacement, None)
+
+
+@builtin("replace", "input, pattern, replacement, flags")
+def replace_flags(text: Any, pattern: Any, replacement: Any, flags: Any) -> str:
+    compiled = _pattern(pattern, flags)
+    try:
+        return compiled.sub(_replacement(string(replacement)), string(text))
+    except (re.error, IndexError) as error:
+        raise InvalidArgument(str(error)) from None
+
+
+@builtin("contains", "string, match")
+def contains(text: Any, match: Any) -> bool:
+    return string(match) in string(text)
+
+
+@builtin("starts with", "string, match")
+def starts_with(text: Any, match: Any) -> bool:
+    return string(text).startswith(string(match))
+
+
+@builtin("ends with", "string, match")
+def ends_with(text: Any, match: Any) -> bool:
+    return string(text).endswith(string(match))
+
+
+@builtin("matches", "input, pattern")
+def matches(text: Any, pattern: Any) -> bool:
+    return matches_flags(text, pattern, None)
+
+
+@builtin("matches", "input, pattern, flags")
+def matches_flags(text: Any, pattern: Any, flags: Any) -> bool:
+    text = string(text)
+    return _pattern(pattern, flags).search(text) is not None
+
+
+@builtin("split", "string, delimiter")
+def split(text: Any, delimiter: Any) -> list[str]:
+    compiled = _pattern(delimiter)
+    return (
+        compiled.split(string(text))
+        if compiled.groups == 0
+        else [part for part in compiled.split(string(text))[:: compiled.groups + 1]]
+    )
+
+
+@builtin("extract", "string, pattern")
+def extract(text: Any, pattern: Any) -> list[str]:
+    return [match.group(0) for match in _pattern(pattern).finditer(string(text))]
+
+
+@builtin("trim", "string")
+def trim(text: Any) -> str:
+    return string(text).strip()
+
+
+@builtin("is blank", "string")
+def is_blank(text: Any) -> bool:
+    return not string(text).strip()
+
+
+@builtin("uuid")
+def uuid() -> str:
+    return str(uuid_module.uuid4())
+
+
+@builtin("to base64", "value")
+def to_base64(text: Any) -> str:
+    return base64.b64encode(string(text).encode("utf-8")).decode("ascii")
+
+
+@builtin("from base64", "value")
+def from_base64(text: Any) -> str:
+    try:
+        return base64.b64decode(string(text), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as error:
+        raise InvalidArgument(f"not base64: {error}") from None
+
+
+def _string_join(items: Any, delimiter: Any = None, prefix: Any = None, suffix: Any = None) -> str:
+    values = list_value(items)
+    parts = []
+    for value in values:
+        if value is None:
+            continue
+        parts.append(string(value))
+    separator = "" if delimiter is None else string(delimiter)
+    start = "" if prefix is None else string(prefix)
+    end = "" if suffix is None else string(suffix)
+    return start + separator.join(parts) + end
+
+
+builtin("string join", "list")(_string_join)
+builtin("string join", "list, delimiter")(_string_join)
+# feel-scala extension (MANIFEST.md point 6): prefix and suffix
+builtin("string join", "list, delimiter, prefix, suffix")(_string_join)

@@ -1,0 +1,841 @@
+"""Turns a FEEL syntax tree into nested Python closures and runs them.
+
+Each node becomes `evaluate(scope) -> value`. Closures avoid re-dispatching on node types
+at run time, which keeps `amount > 100` in the low microseconds. Nothing here calls
+Python's `eval`/`exec`.
+
+Failure policy (Zeebe 8.3+ / feel-scala >= 1.17, see the `engine.feel` docstring): type
+mismatches, missing variables/entries, unknown functions and bad arguments evaluate to
+null and append a warning to `scope.warnings`; only `assert()` raises.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import itertools
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from engine.feel import ast, temporal
+from engine.feel.builtins.registry import (
+    BUILTINS,
+    InvalidArgument,
+    resolve_named,
+    resolve_positional,
+)
+from engine.feel.errors import FeelEvaluationError
+from engine.feel.values import (
+    DECIMAL_CONTEXT,
+    MISSING,
+    FeelFunction,
+    FeelRange,
+    compare_values,
+    from_python,
+    in_range,
+    kind_of,
+    values_equal,
+)
+
+Evaluator = Callable[["Scope"], Any]
+
+# `for`/`some`/`every` over a numeric range materialise it; refuse silly sizes.
+MAX_ITERATION_RANGE = 1_000_000
+
+
+class Scope:
+    """Variables visible to an expression: a chain of dicts ending at the input variables."""
+
+    __slots__ = ("bindings", "parent", "warnings")
+
+    def __init__(self, bindings: Any, parent: Scope | None, warnings: list[str]) -> None:
+        self.bindings = bindings
+        self.parent = parent
+        self.warnings = warnings
+
+    def lookup(self, name: str) -> Any:
+        scope: Scope | None = self
+        while scope is not None:
+            value = scope.bindings.get(name, MISSING)
+            if value is not MISSING:
+                return value
+            scope = scope.parent
+        return MISSING
+
+    def child(self, bindings: dict[str, Any]) -> Scope:
+        return Scope(bindings, self, self.warnings)
+
+
+class _InputVariables:
+    """The caller's variables, converted to FEEL values on first access only (a big
+    variable document that the expression never touches costs nothing)."""
+
+    __slots__ = ("converted", "raw")
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.raw = raw
+        self.converted: dict[str, Any] = {}
+
+    def get(self, name: str, default: Any) -> Any:
+        value = self.converted.get(name, MISSING)
+        if value is MISSING:
+            raw = self.raw.get(name, MISSING)
+            if raw is MISSING:
+                return default
+            value = from_python(raw)
+            self.converted[name] = value
+        return value
+
+
+def root_scope(variables: Mapping[str, Any]) -> Scope:
+    return Scope(_InputVariables(variables), None, [])
+
+
+class AssertionFailed(FeelEvaluationError):
+    """`assert(value, condition)` with a condition that is not true."""
+
+
+# arithmetic -------------------------------------------------------------------------------
+
+
+def _arithmetic_failure(scope: Scope, operator: str, left: Any, right: Any) -> None:
+    scope.warnings.append(f"[INVALID_TYPE] can't apply '{operator}' to {kind_of(left)} and {kind_of(right)}")
+
+
+def add(left: Any, right: Any) -> Any:
+    left_type, right_type = type(left), type(right)
+    if left_type is Decimal and right_type is Decimal:
+        return DECIMAL_CONTEXT.add(left, right)
+    if left_type is str and right_type is str:
+        return left + right
+    if left is None or right is None:
+        return None
+    return temporal.add(left, right)
+
+
+def subtract(left: Any, right: Any) -> Any:
+    if type(left) is Decimal and type(right) is Decimal:
+        return DECIMAL_CONTEXT.subtract(left, right)
+    if left is None or right is None:
+        return None
+    return temporal.subtract(left, right)
+
+
+def multiply(left: Any, right: Any) -> Any:
+    if type(left) is Decimal and type(right) is Decimal:
+        return DECIMAL_CONTEXT.multiply(left, right)
+    if left is None or right is None:
+        return None
+    return temporal.multiply(left, right)
+
+
+def divide(left: Any, right: Any) -> Any:
+    if type(left) is Decimal and type(right) is Decimal:
+        if not right:
+            return None  # feel-scala: division by zero -> null (no NaN / Infinity)
+        return DECIMAL_CONTEXT.divide(left, right)
+    if left is None or right is None:
+        return None
+    return temporal.divide(left, right)
+
+
+def power(left: Any, right: Any) -> Any:
+    if type(left) is not Decimal or type(right) is not Decimal:
+        return None
+    try:
+        if right == right.to_integral_value() and abs(right) <= 999_999_999:
+            # feel-scala: BigDecimal.pow(int, DECIMAL128) for whole exponents
+            return DECIMAL_CONTEXT.power(left, right.to_integral_value())
+        # ... and Math.pow on doubles otherwise; Decimal is at least as precise.
+        return DECIMAL_CONTEXT.power(left, right)
+    except (decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow):
+        return None
+
+
+_ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
+    "+": add,
+    "-": subtract,
+    "*": multiply,
+    "/": divide,
+    "**": power,
+}
+
+
+def negate(value: Any) -> Any:
+    if type(value) is Decimal:
+        return DECIMAL_CONTEXT.minus(value)
+    return temporal.negate(value)
+
+
+# comparison ---------------------------------------------------------------------------------
+
+
+def _compare_operator(operator: str, left: Any, right: Any) -> bool | None:
+    if operator == "=":
+        return values_equal(left, right)
+    if operator == "!=":
+        equal = values_equal(left, right)
+        return None if equal is None else not equal
+    order = compare_values(left, right)
+    if order is None:
+        return None
+    if operator == "<":
+        return order < 0
+    if operator == "<=":
+        return order <= 0
+    if operator == ">":
+        return order > 0
+    return order >= 0
+
+
+# paths and filters ------------------------------------------------------------------------
+
+
+def get_path(value: Any, key: str, scope: Scope) -> Any:
+    value_type = type(value)
+    if value_type is dict:
+        result = value.get(key, MISSING)
+        if result is MISSING:
+            scope.warnings.append(f"[NO_CONTEXT_ENTRY_FOUND] no context entry found with key '{key}'")
+            return None
+        return result
+    if value_type is list:
+        return [get_path(item, key, scope) for item in value]
+    if value is None:
+        return None
+    if isinstance(value, FeelRange):
+        properties = {
+            "start": value.start,
+            "end": value.end,
+            "start included": value.start_included,
+            "end included": value.end_included,
+        }
+        if key in properties:
+            return properties[key]
+    found, result = temporal.temporal_property(value, key)
+    if found:
+        return result
+    scope.warnings.append(f"[NO_PROPERTY_FOUND] no property '{key}' on {kind_of(value)}")
+    return None
+
+
+def list_item_at(items: list[Any], index: Decimal) -> Any:
+    if index != index.to_integral_value():
+        return None
+    position = int(index)
+    if 0 < position <= len(items):
+        return items[position - 1]
+    if position < 0 and -position <= len(items):
+        return items[position]
+    return None
+
+
+def _item_scope(scope: Scope, item: Any) -> Scope:
+    if type(item) is dict:
+        bindings = {"item": item}
+        bindings.update(item)  # entries win over `item` (feel-scala filter context)
+        return scope.child(bindings)
+    return scope.child({"item": item})
+
+
+# built-in and user function invocation ----------------------------------------------------
+
+
+def invoke_function(function: Any, arguments: list[Any], scope: Scope) -> Any:
+    if not isinstance(function, FeelFunction):
+        scope.warnings.append(f"[FUNCTION_INVOCATION_FAILURE] {kind_of(function)} is not a function")
+        return None
+    return function.invoke(arguments)
+
+
+def _run_builtin(name: str, implementation: Callable[..., Any], arguments: list[Any], scope: Scope) -> Any:
+    try:
+        return implementation(*arguments)
+    except FeelEvaluationError:
+        raise
+    except (
+        InvalidArgument,
+        TypeError,
+        ValueError,
+        ArithmeticError,
+        IndexError,
+        KeyError,
+        OverflowError,
+    ) as error:
+        scope.warnings.append(f"[FUNCTION_INVOCATION_FAILURE] failed to invoke '{name}': {error}")
+        return None
+    except RecursionError:
+        scope.warnings.append(f"[FUNCTION_INVOCATION_FAILURE] '{name}' recursed too deeply")
+        return None
+
+
+class Compiler:
+    """AST -> closures. Also collects the top-level names the expression reads."""
+
+    def __init__(self) -> None:
+        self.referenced_names: set[str] = set()
+        self._bound: list[set[str]] = []
+
+    def _is_bound(self, name: str) -> bool:
+        return any(name in names for names in self._bound)
+
+    def compile(self, node: ast.Node) -> Evaluator:
+        method = getattr(self, "_compile_" + type(node).__name__)
+        result: Evaluator = method(node)
+        return result
+
+    # leaves ------------------------------------------------------------------------------
+    def _compile_Const(self, node: ast.Const) -> Evaluator:
+        value = node.value
+        return lambda scope: value
+
+    def _compile_TemporalLiteral(self, node: ast.TemporalLiteral) -> Evaluator:
+        value = temporal.parse_temporal_literal(node.text)
+        text = node.text
+
+        def evaluate(scope: Scope) -> Any:
+            if value is None:
+                scope.warnings.append(f"[INVALID_TYPE] '{text}' is not a temporal value")
+            return value
+
+        return evaluate
+
+    def _compile_Name(self, node: ast.Name) -> Evaluator:
+        name = node.name
+        if not self._is_bound(name):
+            self.referenced_names.add(name)
+
+        def evaluate(scope: Scope) -> Any:
+            value = scope.lookup(name)
+            if value is MISSING:
+                scope.warnings.append(f"[NO_VARIABLE_FOUND] no variable found with name '{name}'")
+                return None
+            return value
+
+        return evaluate
+
+    # postfix -----------------------------------------------------------------------------
+    def _compile_Path(self, node: ast.Path) -> Evaluator:
+        target = self.compile(node.target)
+        key = node.key
+
+        def evaluate(scope: Scope) -> Any:
+            return get_path(target(scope), key, scope)
+
+        return evaluate
+
+    def _compile_Filter(self, node: ast.Filter) -> Evaluator:
+        target = self.compile(node.target)
+        condition_node = node.condition
+        self._bound.append({"item"})
+        condition = self.compile(condition_node)
+        self._bound.pop()
+
+        constant_index: Decimal | None = None
+        if isinstance(condition_node, ast.Const) and type(condition_node.value) is Decimal:
+            constant_index = condition_node.value
+        elif (
+            isinstance(condition_node, ast.Negate)
+            and isinstance(condition_node.operand, ast.Const)
+            and type(condition_node.operand.value) is Decimal
+        ):
+            constant_index = -condition_node.operand.value
+        # feel-scala treats comparisons and function calls as boolean filters right away;
+        # anything else is probed on the first item: a number means an index.
+        always_boolean = isinstance(
+            condition_node, (ast.Binary, ast.Call, ast.In, ast.Between, ast.InstanceOf)
+        ) and not (isinstance(condition_node, ast.Binary) and condition_node.operator in _ARITHMETIC)
+
+        def evaluate(scope: Scope) -> Any:
+            items = target(scope)
+            if type(items) is not list:
+                if items is not None:
+                    scope.warnings.append(
+                        f"[INVALID_TYPE] expected a list to filter but found {kind_of(items)}"
+                    )
+                return None
+            if constant_index is not None:
+                return list_item_at(items, constant_index)
+            if not items:
+                return []
+            if not always_boolean:
+                probe = condition(_item_scope(scope, items[0]))
+                if type(probe) is Decimal:
+                    return list_item_at(items, probe)
+            return [item for item in items if condition(_item_scope(scope, item)) is True]
+
+        return evaluate
+
+    def _compile_Call(self, node: ast.Call) -> Evaluator:
+        name = node.function_name
+        positional = [self.compile(argument) for argument in node.positional or ()]
+        named = [(key, self.compile(argument)) for key, argument in node.named or ()]
+        is_named = node.named is not None
+
+        if name == "is defined" and not is_named and len(node.positional or ()) == 1:
+            return self._compile_is_defined(node.positional[0])  # type: ignore[index]
+
+        if name is None:
+            callee = self.compile(node.callee)  # type: ignore[arg-type]
+
+            def evaluate_callee(scope: Scope) -> Any:
+                function = callee(scope)
+                if is_named:
+                    scope.warnings.append(
+                        "[FUNCTION_INVOCATION_FAILURE] named arguments need a named function"
+                    )
+                    return None
+                return invoke_function(function, [argument(scope) for argument in positional], scope)
+
+            return evaluate_callee
+
+        if not self._is_bound(name) and name not in BUILTINS:
+            self.referenced_names.add(name)
+        builtin_known = name in BUILTINS
+
+        def evaluate(scope: Scope) -> Any:
+            # A variable holding a function (e.g. from a context literal) shadows a built-in.
+            function = scope.lookup(name) if not builtin_known or scope.parent is not None else MISSING
+            if isinstance(function, FeelFunction):
+                if is_named:
+                    values = {key: argument(scope) for key, argument in named}
+                    arguments = [values.get(parameter) for parameter in function.parameters]
+                else:
+                    arguments = [argument(scope) for argument in positional]
+                return function.invoke(arguments)
+            if not builtin_known:
+                scope.warnings.append(f"[NO_FUNCTION_FOUND] no function found with name '{name}'")
+                return None
+            if is_named:
+                resolved = resolve_named(name, [key for key, _ in named])
+                if resolved is None:
+                    scope.warnings.append(
+                        f"[FUNCTION_INVOCATION_FAILURE] no function '{name}' with parameters "
+                        f"{[key for key, _ in named]}"
+                    )
+                    return None
+                signature, order = resolved
+                values = {key: argument(scope) for key, argument in named}
+                arguments = [values.get(parameter) for parameter in order]
+                if signature.varargs and order and order[-1] == signature.parameters[-1]:
+                    tail = arguments.pop()
+                    arguments.extend(tail if type(tail) is list else [tail])
+                return _run_builtin(name, signature.implementation, arguments, scope)
+            arguments = [argument(scope) for argument in positional]
+            signature = resolve_positional(name, len(arguments))
+            if signature is None:
+                scope.warnings.append(
+                    f"[FUNCTION_INVOCATION_FAILURE] no function '{name}' taking {len(arguments)} argument(s)"
+                )
+                return None
+            return _run_builtin(name, signature.implementation, arguments, scope)
+
+        return evaluate
+
+    def _compile_is_defined(self, argument: ast.Node) -> Evaluator:
+        """`is defined(x)`: false only for a missing variable / context entry, which the
+        ordinary evaluation would already have turned into null."""
+        if isinstance(argument, ast.Name):
+            name = argument.name
+            if not self._is_bound(name):
+                self.referenced_names.add(name)
+            return lambda scope: scope.lookup(name) is not MISSING
+        if isinstance(argument, ast.Path):
+            target = self.compile(argument.target)
+            key = argument.key
+
+            def evaluate_path(scope: Scope) -> Any:
+                value = target(scope)
+                if type(value) is dict:
+                    return key in value
+                found, _ = temporal.temporal_property(value, key)
+                return found
+
+            return evaluate_path
+        inner = self.compile(argument)
+
+        def evaluate(scope: Scope) -> Any:
+            inner(scope)
+            return True
+
+        return evaluate
+
+    # operators ---------------------------------------------------------------------------
+    def _compile_Negate(self, node: ast.Negate) -> Evaluator:
+        operand = self.compile(node.operand)
+
+        def evaluate(scope: Scope) -> Any:
+            value = operand(scope)
+            if type(value) is Decimal:
+                return DECIMAL_CONTEXT.minus(value)
+            result = negate(value)
+            if result is None and value is not None:
+                scope.warnings.append(f"[INVALID_TYPE] can't negate {kind_of(value)}")
+            return result
+
+        return evaluate
+
+    def _compile_Binary(self, node: ast.Binary) -> Evaluator:
+        left = self.compile(node.left)
+        right = self.compile(node.right)
+        operator = node.operator
+
+        if operator == "and":
+
+            def evaluate_and(scope: Scope) -> Any:
+                first = left(scope)
+                if first is False:
+                    return False
+                second = right(scope)
+                if second is False:
+                    return False
+                if first is True and second is True:
+                    return True
+                return None
+
+            return evaluate_and
+
+        if operator == "or":
+
+            def evaluate_or(scope: Scope) -> Any:
+                first = left(scope)
+                if first is True:
+                    return True
+                second = right(scope)
+                if second is True:
+                    return True
+                if first is False and second is False:
+                    return False
+                return None
+
+            return evaluate_or
+
+        if operator in _ARITHMETIC:
+            operation = _ARITHMETIC[operator]
+
+            def evaluate_arithmetic(scope: Scope) -> Any:
+                first = left(scope)
+                second = right(scope)
+                result = operation(first, second)
+                if result is None and first is not None and second is not None:
+                    _arithmetic_failure(scope, operator, first, second)
+                return result
+
+            return evaluate_arithmetic
+
+        if operator == ">" or operator == "<" or operator == ">=" or operator == "<=":
+            test = {
+                "<": lambda order: order < 0,
+                "<=": lambda order: order <= 0,
+                ">": lambda order: order > 0,
+                ">=": lambda order: order >= 0,
+            }[operator]
+
+            def evaluate_order(scope: Scope) -> Any:
+                first = left(scope)
+                second = right(scope)
+                if type(first) is Decimal and type(second) is Decimal:
+                    return test((first > second) - (first < second))
+                order = compare_values(first, second)
+                if order is None:
+                    if first is not None and second is not None:
+                        scope.warnings.append(
+                            f"[NOT_COMPARABLE] can't compare {kind_of(first)} with {kind_of(second)}"
+                        )
+                    return None
+                return test(order)
+
+            return evaluate_order
+
+        def evaluate_equality(scope: Scope) -> Any:
+            first = left(scope)
+            second = right(scope)
+            result = _compare_operator(operator, first, second)
+            if result is None:
+                scope.warnings.append(
+                    f"[NOT_COMPARABLE] can't compare {kind_of(first)} with {kind_of(second)}"
+                )
+            return result
+
+        return evaluate_equality
+
+    def _compile_Between(self, node: ast.Between) -> Evaluator:
+        value, low, high = self.compile(node.value), self.compile(node.low), self.compile(node.high)
+
+        def evaluate(scope: Scope) -> Any:
+            subject = value(scope)
+            lower = compare_values(subject, low(scope))
+            upper = compare_values(subject, high(scope))
+            if lower is None or upper is None:
+                return None
+            return lower >= 0 and upper <= 0
+
+        return evaluate
+
+    def _compile_unary_test(self, test: ast.UnaryTest) -> Callable[[Scope, Any], bool | None]:
+        operand = self.compile(test.operand)
+        operator = test.operator
+        if operator is not None:
+            return lambda scope, subject: _compare_operator(operator, subject, operand(scope))
+
+        def evaluate(scope: Scope, subject: Any) -> bool | None:
+            expected = operand(scope)
+            if type(expected) is list:
+                return any(values_equal(subject, element) is True for element in expected)
+            if isinstance(expected, FeelRange):
+                return in_range(subject, expected)
+            return values_equal(subject, expected)
+
+        return evaluate
+
+    def _compile_In(self, node: ast.In) -> Evaluator:
+        value = self.compile(node.value)
+        tests = [self._compile_unary_test(test) for test in node.tests]
+
+        def evaluate(scope: Scope) -> Any:
+            subject = value(scope)
+            saw_null = False
+            for test in tests:
+                result = test(scope, subject)
+                if result is True:
+                    return True
+                if result is None:
+                    saw_null = True
+            return None if saw_null else False
+
+        return evaluate
+
+    def _compile_InstanceOf(self, node: ast.InstanceOf) -> Evaluator:
+        value = self.compile(node.value)
+        type_name = node.type_name
+        return lambda scope: is_instance_of(value(scope), type_name)
+
+    # textual -----------------------------------------------------------------------------
+    def _compile_If(self, node: ast.If) -> Evaluator:
+        condition, then, otherwise = (
+            self.compile(node.condition),
+            self.compile(node.then),
+            self.compile(node.otherwise),
+        )
+        return lambda scope: then(scope) if condition(scope) is True else otherwise(scope)
+
+    def _compile_iterations(
+        self, iterations: list[ast.Iteration]
+    ) -> list[tuple[str, Evaluator, Evaluator | None]]:
+        compiled = []
+        for iteration in iterations:
+            domain = self.compile(iteration.domain)
+            end = self.compile(iteration.range_end) if iteration.range_end is not None else None
+            compiled.append((iteration.name, domain, end))
+            self._bound.append({iteration.name})
+        return compiled
+
+    @staticmethod
+    def _domain(scope: Scope, domain: Evaluator, end: Evaluator | None) -> list[Any] | None:
+        start_value = domain(scope)
+        if end is None:
+            if type(start_value) is list:
+                return start_value
+            if isinstance(start_value, FeelRange):
+                start_value, end_value = start_value.start, start_value.end
+            else:
+                scope.warnings.append(
+                    f"[INVALID_TYPE] expected a list to iterate but found {kind_of(start_value)}"
+                )
+                return None
+        else:
+            end_value = end(scope)
+        if type(start_value) is not Decimal or type(end_value) is not Decimal:
+            return None
+        if start_value != start_value.to_integral_value() or end_value != end_value.to_integral_value():
+            return None
+        first, last = int(start_value), int(end_value)
+        if abs(last - first) >= MAX_ITERATION_RANGE:
+            scope.warnings.append("[INVALID_TYPE] iteration range too large")
+            return None
+        step = 1 if last >= first else -1
+        return [Decimal(number) for number in range(first, last + step, step)]
+
+    def _iterate(
+        self,
+        scope: Scope,
+        iterations: list[tuple[str, Evaluator, Evaluator | None]],
+        index: int,
+        bindings: dict[str, Any],
+    ) -> Any:
+        """Yields the binding dicts of the cartesian product, or None for a non-list domain."""
+        name, domain, end = iterations[index]
+        values = self._domain(scope.child(dict(bindings)), domain, end)
+        if values is None:
+            return None
+        if index == len(iterations) - 1:
+            return [{**bindings, name: value} for value in values]
+        combinations: list[dict[str, Any]] = []
+        for value in values:
+            nested = self._iterate(scope, iterations, index + 1, {**bindings, name: value})
+            if nested is None:
+                return None
+            combinations.extend(nested)
+        return combinations
+
+    def _compile_For(self, node: ast.For) -> Evaluator:
+        iterations = self._compile_iterations(node.iterations)
+        self._bound.append({"partial"})
+        body = self.compile(node.body)
+        del self._bound[-len(iterations) - 1 :]
+
+        def evaluate(scope: Scope) -> Any:
+            combinations = self._iterate(scope, iterations, 0, {})
+            if combinations is None:
+                return None
+            results: list[Any] = []
+            for bindings in combinations:
+                bindings["partial"] = results
+                results.append(body(scope.child(bindings)))
+            return results
+
+        return evaluate
+
+    def _compile_Quantified(self, node: ast.Quantified) -> Evaluator:
+        iterations = self._compile_iterations(node.iterations)
+        body = self.compile(node.body)
+        del self._bound[-len(iterations) :]
+        is_some = node.quantifier == "some"
+
+        def evaluate(scope: Scope) -> Any:
+            combinations = self._iterate(scope, iterations, 0, {})
+            if combinations is None:
+                return None
+            for bindings in combinations:
+                satisfied = body(scope.child(bindings)) is True
+                if is_some and satisfied:
+                    return True
+                if not is_some and not satisfied:
+                    return False
+            return not is_some
+
+        return evaluate
+
+    def _compile_FunctionDefinition(self, node: ast.FunctionDefinition) -> Evaluator:
+        parameters = list(node.parameters)
+        self._bound.append(set(parameters))
+        body = self.compile(node.body)
+        self._bound.pop()
+
+        def evaluate(scope: Scope) -> Any:
+            def invoke(arguments: list[Any]) -> Any:
+                bindings = dict(itertools.zip_longest(parameters, arguments[: len(parameters)]))
+                return body(scope.child(bindings))
+
+            return FeelFunction("anonymous", parameters, invoke)
+
+        return evaluate
+
+    # literals ----------------------------------------------------------------------------
+    def _compile_ListLiteral(self, node: ast.ListLiteral) -> Evaluator:
+        items = [self.compile(item) for item in node.items]
+        return lambda scope: [item(scope) for item in items]
+
+    def _compile_ContextLiteral(self, node: ast.ContextLiteral) -> Evaluator:
+        entries = []
+        bound: set[str] = set()
+        self._bound.append(bound)
+        for key, value in node.entries:
+            entries.append((key, self.compile(value)))
+            bound.add(key)  # later entries see earlier ones
+        self._bound.pop()
+
+        def evaluate(scope: Scope) -> Any:
+            context: dict[str, Any] = {}
+            inner = scope.child(context)
+            for key, value in entries:
+                context[key] = value(inner)
+            return context
+
+        return evaluate
+
+    def _compile_RangeLiteral(self, node: ast.RangeLiteral) -> Evaluator:
+        start, end = self.compile(node.start), self.compile(node.end)
+        start_included, end_included = node.start_included, node.end_included
+        return lambda scope: FeelRange(start(scope), end(scope), start_included, end_included)
+
+    def _compile_Iteration(self, node: ast.Iteration) -> Evaluator:  # pragma: no cover
+        raise AssertionError("iterations are compiled by their for/some/every node")
+
+    def _compile_UnaryTest(self, node: ast.UnaryTest) -> Evaluator:
+        """A unary test on its own (`parse_unary_tests`) tests the input value `?`."""
+        test = self._compile_unary_test(node)
+        return lambda scope: test(scope, scope.lookup("?"))
+
+
+# instance of -------------------------------------------------------------------------------
+
+_SIMPLE_TYPES = {
+    "number": "number",
+    "string": "string",
+    "boolean": "boolean",
+    "date": "date",
+    "time": "time",
+    "date and time": "date and time",
+    "days and time duration": "days and time duration",
+    "years and months duration": "years and months duration",
+    "list": "list",
+    "context": "context",
+    "function": "function",
+    "range": "range",
+}
+
+
+def is_instance_of(value: Any, type_name: str) -> bool:
+    type_name = type_name.strip()
+    if type_name == "Any":
+        return value is not None
+    if type_name == "Null":
+        return value is None
+    if value is None:
+        return False
+    base, _, parameter = type_name.partition("<")
+    base = " ".join(base.split())
+    expected = _SIMPLE_TYPES.get(base)
+    if expected is None:
+        return False
+    if kind_of(value) != expected:
+        return False
+    parameter = parameter.rstrip()[:-1].strip() if parameter else ""
+    if not parameter:
+        return True
+    if base == "list":
+        return all(item is None or is_instance_of(item, parameter) for item in value)
+    if base == "range":
+        return all(bound is None or is_instance_of(bound, parameter) for bound in (value.start, value.end))
+    if base == "context":
+        for entry in _split_top_level(parameter):
+            key, _, entry_type = entry.partition(":")
+            key = key.strip()
+            if key not in value:
+                return False
+            if value[key] is not None and not is_instance_of(value[key], entry_type.strip()):
+                return False
+        return True
+    return True
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in text:
+        if char == "<":
+            depth += 1
+        elif char == ">":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    if current.strip():
+        parts.append(current)
+    return parts
+
+
+_ = dt  # temporal types are referenced through engine.feel.temporal
