@@ -1,0 +1,295 @@
+"""The broker: all partitions of one embedded cluster and the work that spans them.
+
+- deployment on partition 1 (keys from partition 1), distributed to every other partition;
+- round-robin instance creation; key-addressed commands go to `key >> 51`;
+- job activation over all partitions, long-poll waiters per job type (reference §1.4),
+  woken whenever a job becomes activatable (created, failed with retries, timed out, recurred);
+- a timer loop for job deadlines (JOB TIMED_OUT) and retry backoffs (RECURRED_AFTER_BACKOFF);
+- CreateProcessInstanceWithResult waiters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from engine.bpmn import BpmnValidationError, zeebe_rejection_reason
+from engine.bpmn.parser import parse_bpmn
+from engine.commands import Rejection
+from engine.partition import Partition, now_ms
+from engine.records import INVALID_ARGUMENT, NOT_FOUND, decode_partition
+
+log = logging.getLogger("engine.broker")
+
+TIMER_INTERVAL_SECONDS = 0.05
+
+
+class Broker:
+    def __init__(self, data_dir: str | Path, partition_count: int):
+        if partition_count < 1:
+            raise ValueError("partition count must be at least 1")
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.partitions: dict[int, Partition] = {
+            partition_id: Partition(self.data_dir, partition_id)
+            for partition_id in range(1, partition_count + 1)
+        }
+        self._round_robin = 0
+        self._activation_round_robin = 0
+        self._job_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._result_waiters: dict[int, list[asyncio.Future[dict[str, Any]]]] = {}
+        self._timer_task: asyncio.Task[None] | None = None
+        for partition in self.partitions.values():
+            partition.state.on_jobs_available = self._notify_jobs_available
+            partition.on_process_completed = self._process_completed
+
+    @property
+    def partition_count(self) -> int:
+        return len(self.partitions)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        for partition in self.partitions.values():
+            partition.recover()
+            partition.start()
+        await self._redistribute_deployments()
+        self._timer_task = asyncio.get_running_loop().create_task(self._timer_loop())
+
+    async def stop(self) -> None:
+        if self._timer_task is not None:
+            self._timer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer_task
+        for partition in self.partitions.values():
+            await partition.close()
+
+    async def _redistribute_deployments(self) -> None:
+        """A crash between partition 1 and a distribution target leaves the target behind;
+        distribute again what it misses (Zeebe retries distribution until acknowledged)."""
+        first = self.partitions[1]
+        for partition in list(self.partitions.values())[1:]:
+            for deployment_key, deployment in first.state.deployments.items():
+                if deployment_key in partition.state.deployments:
+                    continue
+                self._distribute(partition, deployment_key, deployment["processesMetadata"], first)
+            await partition.durable()
+
+    def _distribute(
+        self, partition: Partition, deployment_key: int, metadata: list[dict[str, Any]], source: Partition
+    ) -> None:
+        processes = [
+            dict(source.state.processes[entry["processDefinitionKey"]])
+            for entry in metadata
+            if not entry["duplicate"] or entry["processDefinitionKey"] not in partition.state.processes
+        ]
+        resources = []
+        seen = set()
+        for process in processes:
+            if process["resourceName"] not in seen:
+                seen.add(process["resourceName"])
+                resources.append({"resourceName": process["resourceName"], "resource": process["resource"]})
+        deployment = {
+            "resources": resources,
+            "processesMetadata": metadata,
+            "decisionsMetadata": [],
+            "decisionRequirementsMetadata": [],
+            "formMetadata": [],
+            "tenantId": "<default>",
+            "deploymentKey": deployment_key,
+        }
+        partition.execute(
+            "DEPLOYMENT",
+            "CREATE",
+            {"resources": [], "processesMetadata": metadata},
+            partition.apply_deployment,
+            deployment_key,
+            deployment,
+            processes,
+            key=deployment_key,
+        )
+
+    # ------------------------------------------------------------------ routing
+    def partition_of(self, key: int) -> Partition | None:
+        return self.partitions.get(decode_partition(key)) if key > 0 else None
+
+    def next_partition(self) -> Partition:
+        self._round_robin = self._round_robin % self.partition_count + 1
+        return self.partitions[self._round_robin]
+
+    # ------------------------------------------------------------------ deployment
+    async def deploy(self, resources: list[tuple[str, bytes]]) -> dict[str, Any]:
+        first = self.partitions[1]
+        command_value = {"resources": [{"resourceName": name} for name, _ in resources]}
+        if not resources:
+            raise Rejection(
+                "CREATE", INVALID_ARGUMENT, "Expected to deploy at least one resource, but none given"
+            )
+        parsed: list[list[Any]] = []
+        errors: list[BpmnValidationError] = []
+        for name, content in resources:
+            if not name.endswith((".bpmn", ".xml")):
+                kind = name.rsplit(".", 1)[-1] if "." in name else name
+                raise Rejection(
+                    "CREATE",
+                    INVALID_ARGUMENT,
+                    f"Expected to deploy new resources, but encountered the following errors:\n'{name}': "
+                    f"resource type '.{kind}' is not supported by this engine (only BPMN processes)",
+                )
+            try:
+                parsed.append(parse_bpmn(name, content))
+            except BpmnValidationError as error:
+                errors.append(error)
+        if errors:
+            rejection = Rejection("CREATE", INVALID_ARGUMENT, zeebe_rejection_reason(errors))
+            try:
+                first.execute("DEPLOYMENT", "CREATE", command_value, _raise, rejection)
+            finally:
+                await first.durable()
+        result = first.execute("DEPLOYMENT", "CREATE", command_value, first.cmd_deploy, resources, parsed)
+        for partition in list(self.partitions.values())[1:]:
+            self._distribute(partition, result["key"], result["value"]["processesMetadata"], first)
+        await asyncio.gather(*(partition.durable() for partition in self.partitions.values()))
+        return dict(result)
+
+    # ------------------------------------------------------------------ instances
+    def create_instance(
+        self,
+        bpmn_process_id: str,
+        version: int,
+        process_definition_key: int,
+        variables: dict[str, Any],
+        start_instructions: list[str],
+        await_result: bool = False,
+    ) -> tuple[Partition, dict[str, Any], asyncio.Future[dict[str, Any]] | None]:
+        partition = self.next_partition()
+        waiter: list[asyncio.Future[dict[str, Any]]] = []
+
+        def create(*args: Any) -> dict[str, Any]:
+            created = partition.cmd_create_instance(*args)
+            if await_result:
+                # Registered before the follow-up work runs: an instance without wait states
+                # completes inside this very command.
+                waiter.append(self.register_result_waiter(created["processInstanceKey"]))
+            return created
+
+        command_value = {
+            "bpmnProcessId": bpmn_process_id,
+            "version": version,
+            "processDefinitionKey": process_definition_key,
+            "variables": variables,
+        }
+        result = partition.execute(
+            "PROCESS_INSTANCE_CREATION",
+            "CREATE",
+            command_value,
+            create,
+            bpmn_process_id,
+            version,
+            process_definition_key,
+            variables,
+            start_instructions,
+        )
+        return partition, result, (waiter[0] if waiter else None)
+
+    def register_result_waiter(self, process_instance_key: int) -> asyncio.Future[dict[str, Any]]:
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._result_waiters.setdefault(process_instance_key, []).append(future)
+        return future
+
+    def drop_result_waiter(self, process_instance_key: int, future: asyncio.Future[dict[str, Any]]) -> None:
+        waiters = self._result_waiters.get(process_instance_key)
+        if waiters and future in waiters:
+            waiters.remove(future)
+            if not waiters:
+                del self._result_waiters[process_instance_key]
+
+    def _process_completed(self, process_instance_key: int, variables: dict[str, Any]) -> None:
+        for future in self._result_waiters.pop(process_instance_key, []):
+            if not future.done():
+                future.set_result(variables)
+
+    def keyed(self, key: int, intent: str, reason: str) -> Partition:
+        partition = self.partition_of(key)
+        if partition is None:
+            raise Rejection(intent, NOT_FOUND, reason)
+        return partition
+
+    # ------------------------------------------------------------------ jobs
+    def activate_jobs(
+        self, job_type: str, worker: str, timeout: int, max_jobs: int, fetch_variables: list[str]
+    ) -> list[tuple[Partition, list[dict[str, Any]]]]:
+        """Activate up to max_jobs jobs, partitions round-robin; one batch per partition."""
+        batches = []
+        remaining = max_jobs
+        count = self.partition_count
+        self._activation_round_robin = self._activation_round_robin % count + 1
+        for offset in range(count):
+            if remaining <= 0:
+                break
+            partition = self.partitions[(self._activation_round_robin + offset - 1) % count + 1]
+            if not partition.state.activatable.get(job_type):
+                continue
+            jobs = partition.execute(
+                "JOB_BATCH",
+                "ACTIVATE",
+                {},
+                partition.cmd_activate_jobs,
+                job_type,
+                worker,
+                timeout,
+                remaining,
+                fetch_variables,
+                log_command=False,
+            )
+            if jobs:
+                batches.append((partition, jobs))
+                remaining -= len(jobs)
+        return batches
+
+    def job_waiter(self, job_type: str) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._job_waiters.setdefault(job_type, []).append(future)
+        return future
+
+    def drop_job_waiter(self, job_type: str, future: asyncio.Future[None]) -> None:
+        waiters = self._job_waiters.get(job_type)
+        if waiters and future in waiters:
+            waiters.remove(future)
+            if not waiters:
+                del self._job_waiters[job_type]
+
+    def _notify_jobs_available(self, job_type: str) -> None:
+        waiters = self._job_waiters.pop(job_type, None)
+        if waiters:
+            for future in waiters:
+                if not future.done():
+                    future.set_result(None)
+
+    # ------------------------------------------------------------------ timers
+    async def _timer_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TIMER_INTERVAL_SECONDS)
+            try:
+                self.check_timers(now_ms())
+            except Exception:
+                log.exception("timer check failed")
+
+    def check_timers(self, now: int) -> None:
+        for partition in self.partitions.values():
+            expired = [key for key, deadline in partition.state.deadlines.items() if deadline <= now]
+            for job_key in expired:
+                partition.execute(
+                    "JOB", "TIME_OUT", {}, partition.cmd_time_out_job, job_key, now, key=job_key
+                )
+            recurring = [key for key, due in partition.state.backoffs.items() if due <= now]
+            for job_key in recurring:
+                partition.execute(
+                    "JOB", "RECUR_AFTER_BACKOFF", {}, partition.cmd_recur_job, job_key, now, key=job_key
+                )
+
+
+def _raise(rejection: Rejection) -> None:
+    raise rejection

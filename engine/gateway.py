@@ -1,0 +1,536 @@
+"""The Zeebe gateway gRPC service of the embedded engine (reference §1).
+
+Reuses pyzeebe's generated `gateway_pb2`/`gateway_pb2_grpc` (never a second copy of the proto,
+reference §1.1). Every answer is sent only after the records of its command are durable.
+Rejections keep Zeebe's status codes and message shape (§1.3, §1.5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from pyzeebe.proto import gateway_pb2 as pb
+from pyzeebe.proto import gateway_pb2_grpc as pb_grpc
+
+from engine.broker import Broker
+from engine.commands import Rejection
+from engine.records import BROKER_VERSION, DEFAULT_TENANT
+from engine.values import parse_variables_document
+
+log = logging.getLogger("engine.gateway")
+
+LONG_POLLING_TIMEOUT_MS = 10_000  # ConfigurationDefaults.DEFAULT_LONG_POLLING_TIMEOUT (§1.4)
+DEFAULT_REQUEST_TIMEOUT_MS = 15_000  # ConfigurationDefaults.DEFAULT_REQUEST_TIMEOUT
+STREAM_BATCH = 32
+_TENANT_PATTERN = re.compile(r"^[\w.-]{1,31}$")
+
+_STATUS_OF_REJECTION = {
+    "INVALID_ARGUMENT": grpc.StatusCode.INVALID_ARGUMENT,
+    "NOT_FOUND": grpc.StatusCode.NOT_FOUND,
+    "ALREADY_EXISTS": grpc.StatusCode.ALREADY_EXISTS,
+    "INVALID_STATE": grpc.StatusCode.FAILED_PRECONDITION,
+    "PROCESSING_ERROR": grpc.StatusCode.INTERNAL,
+}
+
+
+class GatewayError(Exception):
+    """A gateway-side validation error (never reached the broker)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _unary(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(method)
+    async def wrapper(self: GatewayServicer, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await method(self, request, context)
+        except Rejection as rejection:
+            await context.abort(
+                _STATUS_OF_REJECTION.get(rejection.rejection_type, grpc.StatusCode.UNKNOWN),
+                rejection.client_message(),
+            )
+        except GatewayError as error:
+            await context.abort(error.code, error.message)
+        except asyncio.CancelledError:
+            raise
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            log.exception("unexpected error in %s", method.__name__)
+            await context.abort(
+                grpc.StatusCode.INTERNAL, f"Unexpected error occurred during the request processing: {exc}"
+            )
+
+    return wrapper
+
+
+def _variables(text: str, what: str = "variables") -> dict[str, Any]:
+    try:
+        return parse_variables_document(text)
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise GatewayError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"Property '{what}' is invalid: Expected document to be a root level object, but was not: {exc}",
+        ) from exc
+
+
+def _check_tenant(rpc: str, tenant_id: str) -> None:
+    """Multi-tenancy is off: only "" and "<default>" are accepted (reference §1.5)."""
+    if tenant_id in ("", DEFAULT_TENANT):
+        return
+    if not _TENANT_PATTERN.match(tenant_id):
+        raise GatewayError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"Expected to handle gRPC request {rpc} with tenant identifier '{tenant_id}', but tenant identifier "
+            f"contains illegal characters",
+        )
+    raise GatewayError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"Expected to handle gRPC request {rpc} with tenant identifier '{tenant_id}', but multi-tenancy is disabled",
+    )
+
+
+def _activated_job(job: dict[str, Any]) -> pb.ActivatedJob:
+    return pb.ActivatedJob(
+        key=job["key"],
+        type=job["type"],
+        processInstanceKey=job["processInstanceKey"],
+        bpmnProcessId=job["bpmnProcessId"],
+        processDefinitionVersion=job["processDefinitionVersion"],
+        processDefinitionKey=job["processDefinitionKey"],
+        elementId=job["elementId"],
+        elementInstanceKey=job["elementInstanceKey"],
+        customHeaders=json.dumps(job["customHeaders"]),
+        worker=job["worker"],
+        retries=job["retries"],
+        deadline=job["deadline"],
+        variables=json.dumps(job["variables"]),
+        tenantId=DEFAULT_TENANT,
+    )
+
+
+class GatewayServicer(pb_grpc.GatewayServicer):
+    def __init__(self, broker: Broker, host: str = "127.0.0.1", port: int = 26500):
+        self.broker = broker
+        self.host = host
+        self.port = port
+
+    # ------------------------------------------------------------------ topology
+    @_unary
+    async def Topology(self, request: pb.TopologyRequest, context: Any) -> pb.TopologyResponse:
+        partitions = [
+            pb.Partition(partitionId=pid, role=pb.Partition.LEADER, health=pb.Partition.HEALTHY)
+            for pid in self.broker.partitions
+        ]
+        broker_info = pb.BrokerInfo(
+            nodeId=0, host=self.host, port=self.port, partitions=partitions, version=BROKER_VERSION
+        )
+        return pb.TopologyResponse(
+            brokers=[broker_info],
+            clusterSize=1,
+            partitionsCount=self.broker.partition_count,
+            replicationFactor=1,
+            gatewayVersion=BROKER_VERSION,
+        )
+
+    # ------------------------------------------------------------------ deployment
+    @_unary
+    async def DeployResource(
+        self, request: pb.DeployResourceRequest, context: Any
+    ) -> pb.DeployResourceResponse:
+        _check_tenant("DeployResource", request.tenantId)
+        result = await self.broker.deploy([(r.name, bytes(r.content)) for r in request.resources])
+        deployments = [
+            pb.Deployment(
+                process=pb.ProcessMetadata(
+                    bpmnProcessId=m["bpmnProcessId"],
+                    version=m["version"],
+                    processDefinitionKey=m["processDefinitionKey"],
+                    resourceName=m["resourceName"],
+                    tenantId=DEFAULT_TENANT,
+                )
+            )
+            for m in result["value"]["processesMetadata"]
+        ]
+        return pb.DeployResourceResponse(key=result["key"], deployments=deployments, tenantId=DEFAULT_TENANT)
+
+    @_unary
+    async def DeployProcess(self, request: pb.DeployProcessRequest, context: Any) -> pb.DeployProcessResponse:
+        result = await self.broker.deploy([(p.name, bytes(p.definition)) for p in request.processes])
+        processes = [
+            pb.ProcessMetadata(
+                bpmnProcessId=m["bpmnProcessId"],
+                version=m["version"],
+                processDefinitionKey=m["processDefinitionKey"],
+                resourceName=m["resourceName"],
+                tenantId=DEFAULT_TENANT,
+            )
+            for m in result["value"]["processesMetadata"]
+        ]
+        return pb.DeployProcessResponse(key=result["key"], processes=processes)
+
+    # ------------------------------------------------------------------ instances
+    def _create(
+        self, request: pb.CreateProcessInstanceRequest, await_result: bool
+    ) -> tuple[Any, dict[str, Any], Any]:
+        _check_tenant("CreateProcessInstance", request.tenantId)
+        variables = _variables(request.variables)
+        key = request.processDefinitionKey if request.processDefinitionKey > 0 else -1
+        version = request.version if request.version > 0 else -1
+        if key <= 0 and request.bpmnProcessId == "" and request.processDefinitionKey == 0:
+            key = -1
+        start = [instruction.elementId for instruction in request.startInstructions]
+        return self.broker.create_instance(
+            request.bpmnProcessId, version, key, variables, start, await_result
+        )
+
+    @_unary
+    async def CreateProcessInstance(
+        self, request: pb.CreateProcessInstanceRequest, context: Any
+    ) -> pb.CreateProcessInstanceResponse:
+        partition, result, _ = self._create(request, False)
+        await partition.durable()
+        process = result["process"]
+        return pb.CreateProcessInstanceResponse(
+            processDefinitionKey=process["processDefinitionKey"],
+            bpmnProcessId=process["bpmnProcessId"],
+            version=process["version"],
+            processInstanceKey=result["processInstanceKey"],
+            tenantId=DEFAULT_TENANT,
+        )
+
+    @_unary
+    async def CreateProcessInstanceWithResult(
+        self, request: pb.CreateProcessInstanceWithResultRequest, context: Any
+    ) -> pb.CreateProcessInstanceWithResultResponse:
+        partition, result, future = self._create(request.request, True)
+        key = result["processInstanceKey"]
+        timeout_ms = request.requestTimeout if request.requestTimeout > 0 else DEFAULT_REQUEST_TIMEOUT_MS
+        try:
+            await partition.durable()
+            variables = await asyncio.wait_for(future, timeout_ms / 1000)
+        except TimeoutError as exc:
+            raise GatewayError(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"Time out between gateway and broker: Request timed out after PT{timeout_ms / 1000:g}S",
+            ) from exc
+        finally:
+            self.broker.drop_result_waiter(key, future)
+        await partition.durable()
+        if request.fetchVariables:
+            variables = {name: variables[name] for name in request.fetchVariables if name in variables}
+        process = result["process"]
+        return pb.CreateProcessInstanceWithResultResponse(
+            processDefinitionKey=process["processDefinitionKey"],
+            bpmnProcessId=process["bpmnProcessId"],
+            version=process["version"],
+            processInstanceKey=key,
+            variables=json.dumps(variables),
+            tenantId=DEFAULT_TENANT,
+        )
+
+    @_unary
+    async def CancelProcessInstance(
+        self, request: pb.CancelProcessInstanceRequest, context: Any
+    ) -> pb.CancelProcessInstanceResponse:
+        key = request.processInstanceKey
+        reason = f"Expected to cancel a process instance with key '{key}', but no such process was found"
+        partition = self.broker.keyed(key, "CANCEL", reason)
+        partition.execute(
+            "PROCESS_INSTANCE", "CANCEL", {"processInstanceKey": key}, partition.cmd_cancel, key, key=key
+        )
+        await partition.durable()
+        return pb.CancelProcessInstanceResponse()
+
+    @_unary
+    async def SetVariables(self, request: pb.SetVariablesRequest, context: Any) -> pb.SetVariablesResponse:
+        variables = _variables(request.variables)
+        key = request.elementInstanceKey
+        reason = f"Expected to update variables for element with key '{key}', but no such element was found"
+        partition = self.broker.keyed(key, "UPDATE", reason)
+        document_key = partition.execute(
+            "VARIABLE_DOCUMENT",
+            "UPDATE",
+            {
+                "scopeKey": key,
+                "updateSemantics": "LOCAL" if request.local else "PROPAGATE",
+                "variables": variables,
+            },
+            partition.cmd_set_variables,
+            key,
+            variables,
+            request.local,
+        )
+        await partition.durable()
+        return pb.SetVariablesResponse(key=document_key)
+
+    @_unary
+    async def ModifyProcessInstance(
+        self, request: pb.ModifyProcessInstanceRequest, context: Any
+    ) -> pb.ModifyProcessInstanceResponse:
+        key = request.processInstanceKey
+        reason = f"Expected to modify process instance but no process instance found with key '{key}'"
+        partition = self.broker.keyed(key, "MODIFY", reason)
+        activate = []
+        for instruction in request.activateInstructions:
+            activate.append(
+                {
+                    "elementId": instruction.elementId,
+                    "ancestorElementInstanceKey": instruction.ancestorElementInstanceKey
+                    if instruction.ancestorElementInstanceKey > 0
+                    else -1,
+                    "variableInstructions": [
+                        {"variables": _variables(v.variables), "scopeId": v.scopeId}
+                        for v in instruction.variableInstructions
+                    ],
+                }
+            )
+        terminate = [instruction.elementInstanceKey for instruction in request.terminateInstructions]
+        partition.execute(
+            "PROCESS_INSTANCE_MODIFICATION",
+            "MODIFY",
+            {"processInstanceKey": key, "activateInstructions": [], "terminateInstructions": []},
+            partition.cmd_modify,
+            key,
+            activate,
+            terminate,
+            key=key,
+        )
+        await partition.durable()
+        return pb.ModifyProcessInstanceResponse()
+
+    # ------------------------------------------------------------------ jobs
+    def _job_partition(self, job_key: int, intent: str, verb: str) -> Any:
+        return self.broker.keyed(
+            job_key, intent, f"Expected to {verb} job with key '{job_key}', but no such job was found"
+        )
+
+    @_unary
+    async def CompleteJob(self, request: pb.CompleteJobRequest, context: Any) -> pb.CompleteJobResponse:
+        variables = _variables(request.variables)
+        key = request.jobKey
+        partition = self._job_partition(key, "COMPLETE", "complete")
+        partition.execute(
+            "JOB", "COMPLETE", {"variables": variables}, partition.cmd_complete_job, key, variables, key=key
+        )
+        await partition.durable()
+        return pb.CompleteJobResponse()
+
+    @_unary
+    async def FailJob(self, request: pb.FailJobRequest, context: Any) -> pb.FailJobResponse:
+        variables = _variables(request.variables)
+        key = request.jobKey
+        partition = self._job_partition(key, "FAIL", "fail")
+        partition.execute(
+            "JOB",
+            "FAIL",
+            {
+                "retries": request.retries,
+                "errorMessage": request.errorMessage,
+                "retryBackoff": request.retryBackOff,
+            },
+            partition.cmd_fail_job,
+            key,
+            request.retries,
+            request.errorMessage,
+            max(0, request.retryBackOff),
+            variables,
+            key=key,
+        )
+        await partition.durable()
+        return pb.FailJobResponse()
+
+    @_unary
+    async def ThrowError(self, request: pb.ThrowErrorRequest, context: Any) -> pb.ThrowErrorResponse:
+        variables = _variables(request.variables)
+        key = request.jobKey
+        partition = self._job_partition(key, "THROW_ERROR", "throw an error for")
+        partition.execute(
+            "JOB",
+            "THROW_ERROR",
+            {"errorCode": request.errorCode, "errorMessage": request.errorMessage},
+            partition.cmd_throw_error,
+            key,
+            request.errorCode,
+            request.errorMessage,
+            variables,
+            key=key,
+        )
+        await partition.durable()
+        return pb.ThrowErrorResponse()
+
+    @_unary
+    async def UpdateJobRetries(
+        self, request: pb.UpdateJobRetriesRequest, context: Any
+    ) -> pb.UpdateJobRetriesResponse:
+        key = request.jobKey
+        if request.retries < 1:
+            raise Rejection(
+                "UPDATE_RETRIES",
+                "INVALID_ARGUMENT",
+                f"Expected to update retries for job with key '{key}' with a positive amount of retries, but the "
+                f"amount given was '{request.retries}'",
+            )
+        partition = self.broker.keyed(
+            key,
+            "UPDATE_RETRIES",
+            f"Expected to update retries for job with key '{key}', but no such job was found",
+        )
+        partition.execute(
+            "JOB",
+            "UPDATE_RETRIES",
+            {"retries": request.retries},
+            partition.cmd_update_retries,
+            key,
+            request.retries,
+            key=key,
+        )
+        await partition.durable()
+        return pb.UpdateJobRetriesResponse()
+
+    @_unary
+    async def UpdateJobTimeout(
+        self, request: pb.UpdateJobTimeoutRequest, context: Any
+    ) -> pb.UpdateJobTimeoutResponse:
+        key = request.jobKey
+        partition = self.broker.keyed(
+            key, "UPDATE_TIMEOUT", f"Expected to update job with key '{key}', but no such job was found"
+        )
+        partition.execute(
+            "JOB",
+            "UPDATE_TIMEOUT",
+            {"timeout": request.timeout},
+            partition.cmd_update_timeout,
+            key,
+            request.timeout,
+            key=key,
+        )
+        await partition.durable()
+        return pb.UpdateJobTimeoutResponse()
+
+    @_unary
+    async def ResolveIncident(
+        self, request: pb.ResolveIncidentRequest, context: Any
+    ) -> pb.ResolveIncidentResponse:
+        key = request.incidentKey
+        partition = self.broker.keyed(
+            key, "RESOLVE", f"Expected to resolve incident with key '{key}', but no such incident was found"
+        )
+        partition.execute("INCIDENT", "RESOLVE", {}, partition.cmd_resolve_incident, key, key=key)
+        await partition.durable()
+        return pb.ResolveIncidentResponse()
+
+    # ------------------------------------------------------------------ activation
+    def _validate_activation(self, request: Any, rpc: str, check_max: bool) -> None:
+        if not request.type.strip():
+            raise GatewayError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "Expected to activate jobs with a non-empty type, but type was blank",
+            )
+        if check_max and not request.worker.strip():
+            raise GatewayError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "Expected to activate jobs with a non-empty worker, but worker was blank",
+            )
+        if request.timeout < 1:
+            raise GatewayError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Expected to activate jobs with a timeout of at least 1 ms, but timeout was '{request.timeout}'",
+            )
+        if check_max and request.maxJobsToActivate < 1:
+            raise GatewayError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Expected to activate at least 1 job, but maxJobsToActivate was '{request.maxJobsToActivate}'",
+            )
+        for tenant_id in request.tenantIds:
+            _check_tenant(rpc, tenant_id)
+
+    async def ActivateJobs(
+        self, request: pb.ActivateJobsRequest, context: Any
+    ) -> AsyncIterator[pb.ActivateJobsResponse]:
+        try:
+            self._validate_activation(request, "ActivateJobs", True)
+        except GatewayError as error:
+            await context.abort(error.code, error.message)
+        loop = asyncio.get_running_loop()
+        long_poll_ms = LONG_POLLING_TIMEOUT_MS if request.requestTimeout == 0 else request.requestTimeout
+        deadline = loop.time() + max(0, long_poll_ms) / 1000
+        fetch = list(request.fetchVariable)
+        while True:
+            waiter = self.broker.job_waiter(request.type)
+            try:
+                batches = self.broker.activate_jobs(
+                    request.type, request.worker, request.timeout, request.maxJobsToActivate, fetch
+                )
+                if batches:
+                    for partition, jobs in batches:
+                        await partition.durable()
+                        yield pb.ActivateJobsResponse(jobs=[_activated_job(job) for job in jobs])
+                    return
+                remaining = deadline - loop.time()
+                if long_poll_ms < 0 or remaining <= 0:
+                    return  # OK with zero messages (§1.4)
+                try:
+                    await asyncio.wait_for(waiter, remaining)
+                except TimeoutError:
+                    return
+            finally:
+                self.broker.drop_job_waiter(request.type, waiter)
+
+    async def StreamActivatedJobs(
+        self, request: pb.StreamActivatedJobsRequest, context: Any
+    ) -> AsyncIterator[pb.ActivatedJob]:
+        try:
+            self._validate_activation(request, "StreamActivatedJobs", False)
+        except GatewayError as error:
+            await context.abort(error.code, error.message)
+        fetch = list(request.fetchVariable)
+        worker = request.worker or "default"
+        while True:
+            waiter = self.broker.job_waiter(request.type)
+            try:
+                batches = self.broker.activate_jobs(
+                    request.type, worker, request.timeout, STREAM_BATCH, fetch
+                )
+                if batches:
+                    for partition, jobs in batches:
+                        await partition.durable()
+                        for job in jobs:
+                            yield _activated_job(job)
+                    continue
+                await waiter
+            finally:
+                self.broker.drop_job_waiter(request.type, waiter)
+
+    # ------------------------------------------------------------------ not supported
+    async def _unimplemented(self, context: Any, rpc: str) -> None:
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED,
+            f"{rpc} is not supported by the Fleetflow embedded engine (messages, signals, decisions, migration and "
+            f"resource deletion are not implemented)",
+        )
+
+    async def PublishMessage(self, request: Any, context: Any) -> Any:
+        await self._unimplemented(context, "PublishMessage")
+
+    async def BroadcastSignal(self, request: Any, context: Any) -> Any:
+        await self._unimplemented(context, "BroadcastSignal")
+
+    async def EvaluateDecision(self, request: Any, context: Any) -> Any:
+        await self._unimplemented(context, "EvaluateDecision")
+
+    async def MigrateProcessInstance(self, request: Any, context: Any) -> Any:
+        await self._unimplemented(context, "MigrateProcessInstance")
+
+    async def DeleteResource(self, request: Any, context: Any) -> Any:
+        await self._unimplemented(context, "DeleteResource")

@@ -1,0 +1,84 @@
+"""Serve one embedded cluster: the broker behind a grpc.aio gateway plus the health service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from pyzeebe.proto import gateway_pb2_grpc as pb_grpc
+
+from engine.broker import Broker
+from engine.gateway import GatewayServicer
+
+log = logging.getLogger("engine.server")
+
+GATEWAY_SERVICE = "gateway_protocol.Gateway"
+
+
+class EngineServer:
+    """A running engine: `await start()`, then `await stop()` (also on SIGTERM/SIGINT)."""
+
+    def __init__(self, data_dir: str | Path, partitions: int = 1, host: str = "127.0.0.1", port: int = 26500):
+        self.broker = Broker(data_dir, partitions)
+        self.host = host
+        self.port = port
+        self.server: grpc.aio.Server | None = None
+        self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+
+    async def start(self) -> int:
+        await self.broker.start()
+        self.server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        servicer = GatewayServicer(self.broker, self.host, self.port)
+        pb_grpc.add_GatewayServicer_to_server(servicer, self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        bound = self.server.add_insecure_port(f"{self.host}:{self.port}")
+        if bound == 0:
+            raise OSError(f"cannot bind {self.host}:{self.port}")
+        self.port = bound
+        servicer.port = bound
+        await self.server.start()
+        await _set_status(self.health, GATEWAY_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        await _set_status(self.health, "", health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "engine serving on %s:%d with %d partition(s), data in %s",
+            self.host,
+            bound,
+            self.broker.partition_count,
+            self.broker.data_dir,
+        )
+        return bound
+
+    async def stop(self, grace: float = 1.0) -> None:
+        await _set_status(self.health, GATEWAY_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self.server is not None:
+            await self.server.stop(grace)
+        await self.broker.stop()
+        log.info("engine stopped")
+
+
+async def _set_status(servicer: object, service: str, status: int) -> None:
+    result = servicer.set(service, status)  # type: ignore[attr-defined]
+    if asyncio.iscoroutine(result):
+        await result
+
+
+async def serve(data_dir: str | Path, partitions: int, host: str, port: int) -> None:
+    engine = EngineServer(data_dir, partitions, host, port)
+    await engine.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    log.info("stop signal received")
+    await engine.stop()
