@@ -41,7 +41,7 @@ from engine.feel.values import (
 Evaluator = Callable[["Scope"], Any]
 
 # `for`/`some`/`every` over a numeric range materialise it; refuse silly sizes.
-MAX_ITERATION_RANGE = 1_000_000
+MAX_ITERATION_RANGE = 2_000_000
 
 
 class Scope:
@@ -309,6 +309,9 @@ class Compiler:
         def evaluate(scope: Scope) -> Any:
             value = scope.lookup(name)
             if value is MISSING:
+                if name == "?":
+                    # feel-scala fails hard: `?` only exists inside unary tests
+                    raise FeelEvaluationError("no input value '?' available outside unary tests")
                 scope.warnings.append(f"[NO_VARIABLE_FOUND] no variable found with name '{name}'")
                 return None
             return value
@@ -341,10 +344,10 @@ class Compiler:
             and type(condition_node.operand.value) is Decimal
         ):
             constant_index = -condition_node.operand.value
-        # feel-scala treats comparisons and function calls as boolean filters right away;
-        # anything else is probed on the first item: a number means an index.
+        # Comparisons are boolean filters right away; anything else (names, calls such as
+        # `[1,2,3][abs(1)]`, ...) is probed on the first item: a number means an index.
         always_boolean = isinstance(
-            condition_node, (ast.Binary, ast.Call, ast.In, ast.Between, ast.InstanceOf)
+            condition_node, (ast.Binary, ast.In, ast.Between, ast.InstanceOf)
         ) and not (isinstance(condition_node, ast.Binary) and condition_node.operator in _ARITHMETIC)
 
         def evaluate(scope: Scope) -> Any:
@@ -440,7 +443,7 @@ class Compiler:
             name = argument.name
             if not self._is_bound(name):
                 self.referenced_names.add(name)
-            return lambda scope: scope.lookup(name) is not MISSING
+            return lambda scope: scope.lookup(name) not in (MISSING, None)
         if isinstance(argument, ast.Path):
             target = self.compile(argument.target)
             key = argument.key
@@ -448,18 +451,14 @@ class Compiler:
             def evaluate_path(scope: Scope) -> Any:
                 value = target(scope)
                 if type(value) is dict:
-                    return key in value
-                found, _ = temporal.temporal_property(value, key)
-                return found
+                    return value.get(key) is not None
+                found, property_value = temporal.temporal_property(value, key)
+                return found and property_value is not None
 
             return evaluate_path
         inner = self.compile(argument)
 
-        def evaluate(scope: Scope) -> Any:
-            inner(scope)
-            return True
-
-        return evaluate
+        return lambda scope: inner(scope) is not None
 
     # operators ---------------------------------------------------------------------------
     def _compile_Negate(self, node: ast.Negate) -> Evaluator:

@@ -120,6 +120,7 @@ compare_test: COMPARATOR sum -> test_compare
 
 ?postfix: primary
     | postfix "." name -> path
+    | postfix "." PROPERTY_NAME -> path
     | postfix "[" expression "]" -> filter
     | postfix "(" ")" -> call_empty
     | postfix "(" positional_arguments ")" -> call_positional
@@ -146,8 +147,8 @@ named_argument: (NAME | PARAMETER_NAME) ":" expression
     | "[" expression ".." expression ")" -> range_closed_open
     | "(" expression ".." expression "]" -> range_open_closed
     | "(" expression ".." expression ")" -> range_open_open
-    | "]" expression ".." expression "]" -> range_open_closed
-    | "]" expression ".." expression ")" -> range_open_open
+    | _OPEN_RANGE_BRACKET expression ".." expression "]" -> range_open_closed
+    | _OPEN_RANGE_BRACKET expression ".." expression ")" -> range_open_open
 
 context_entry: (CONTEXT_KEY | STRING) ":" expression
 
@@ -166,6 +167,11 @@ FUNCTION_NAME.4: /(?:"""
 PARAMETER_NAME.3: /[^\W\d]\w*(?:[ \t]+[^\W\d]\w*)+(?=\s*:)/
 CONTEXT_KEY.2: /[^\s,{}:"\[\]()`][^,{}:"\n`]*?(?=\s*:)/
 NAME: /[^\W\d]\w*|\?/
+# `]1..10]`: a `]` opening a range, told apart from the `]` closing an empty list `[]`
+# (which is followed by `]`, `)`, `,`, `[`, `.`, an operator, a keyword or the end).
+_OPEN_RANGE_BRACKET.2: /\](?=\s*[^\s\]\),\[.=<>!+*\/}:-])(?!\s*(?:return|satisfies|and|or|then|else|between|in|instance)\b)/
+# properties whose names contain spaces (feel-scala: time offset, start/end included)
+PROPERTY_NAME.4: /(?:time[ \t]+offset|start[ \t]+included|end[ \t]+included)(?![\w])/
 BACKTICK_NAME: /`[^`]+`/
 NUMBER: /\d+(\.\d+)?|\.\d+/
 STRING: /"(?:[^"\\]|\\.)*"/s

@@ -167,7 +167,9 @@ class _TreeBuilder(Transformer[Token, ast.Node]):
         return _checked(ast.RangeLiteral(start, end, False, False))
 
     # postfix --------------------------------------------------------------------------
-    def path(self, target: ast.Node, key: str) -> ast.Node:
+    def path(self, target: ast.Node, key: str | Token) -> ast.Node:
+        if isinstance(key, Token):  # PROPERTY_NAME such as `time  offset`
+            key = " ".join(str(key).split())
         return _checked(ast.Path(target, key))
 
     def filter(self, target: ast.Node, condition: ast.Node) -> ast.Node:

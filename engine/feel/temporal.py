@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 _DATE = r"(?P<year>-?\d{4,9})-(?P<month>\d{2})-(?P<day>\d{2})"
 _TIME = (
     r"(?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d+))?)?"
-    r"(?P<offset>Z|[+-]\d{2}:\d{2}(?::\d{2})?)?"
+    r"(?P<offset>[Zz]|[+-]\d{2}:\d{2}(?::\d{2})?)?"
     r"(?:@(?P<zone>[A-Za-z][A-Za-z0-9_+\-/]*)|\[(?P<bracket_zone>[A-Za-z][A-Za-z0-9_+\-/]*)\])?"
 )
 _DATE_RE = re.compile(_DATE + r"$")
@@ -75,7 +75,7 @@ def _zone(offset: str | None, zone: str | None) -> dt.tzinfo | None:
             raise ValueError(f"unknown time zone '{zone}'") from None
     if offset is None:
         return None
-    if offset == "Z":
+    if offset in ("Z", "z"):
         return dt.UTC
     sign = -1 if offset[0] == "-" else 1
     parts = [int(part) for part in offset[1:].split(":")]
@@ -405,10 +405,6 @@ def subtract(left: Any, right: Any) -> Any:
         if _aware(left) != _aware(right):
             return None
         return left - right
-    if isinstance(left, dt.datetime) and type(right) is dt.date:
-        return left - dt.datetime.combine(right, dt.time(), tzinfo=left.tzinfo)
-    if type(left) is dt.date and isinstance(right, dt.datetime):
-        return dt.datetime.combine(left, dt.time(), tzinfo=right.tzinfo) - right
     if type(left) is dt.date and type(right) is dt.date:
         return dt.timedelta(days=(left - right).days)
     if isinstance(left, dt.time) and isinstance(right, dt.time):

@@ -225,18 +225,14 @@ def compare_values(left: Any, right: Any) -> int | None:
 
 
 def in_range(value: Any, feel_range: FeelRange) -> bool | None:
-    result: bool | None = True
-    if feel_range.start is not None:
-        order = compare_values(value, feel_range.start)
-        if order is None:
-            return None
-        result = order > 0 or (order == 0 and feel_range.start_included)
-    if feel_range.end is not None:
-        order = compare_values(value, feel_range.end)
-        if order is None:
-            return None
-        result = result and (order < 0 or (order == 0 and feel_range.end_included))
-    return result
+    """`value in [start..end]`; a null bound or an incomparable value gives null."""
+    lower = compare_values(value, feel_range.start)
+    upper = compare_values(value, feel_range.end)
+    if lower is None or upper is None:
+        return None
+    return (lower > 0 or (lower == 0 and feel_range.start_included)) and (
+        upper < 0 or (upper == 0 and feel_range.end_included)
+    )
 
 
 # string conversion --------------------------------------------------------------------------
@@ -292,9 +288,9 @@ def to_json_text(value: Any) -> str:
         if isinstance(item, dict):
             return {key: convert(element) for key, element in item.items()}
         if isinstance(item, temporal.TEMPORAL_TYPES):
-            return temporal.format_temporal(item)
+            return temporal.format_temporal(item, zone_style="bracket")
         if isinstance(item, (FeelRange, FeelFunction)):
-            return None
+            return to_feel_string(item)
         return item
 
     return _dump_json(convert(value))

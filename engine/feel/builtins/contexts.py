@@ -17,6 +17,8 @@ def _get_value(context: Any, key: Any) -> Any:
     current = context_value(context)
     if type(key) is list:
         # feel-scala extension: a key path (MANIFEST.md point 6)
+        if not key:
+            return None
         value: Any = current
         for part in key:
             if type(value) is not dict:
@@ -29,6 +31,7 @@ def _get_value(context: Any, key: Any) -> Any:
 # feel-scala accepts both `m` (spec) and `context` as the parameter name.
 builtin("get value", "m, key")(_get_value)
 builtin("get value", "context, key")(_get_value)
+builtin("get value", "context, keys")(_get_value)
 
 
 def _get_entries(context: Any) -> list[dict[str, Any]]:
@@ -51,6 +54,8 @@ def _put(context: dict[str, Any], keys: list[str], value: Any) -> dict[str, Any]
 
 
 @builtin("context put", "context, key, value")
+@builtin("context put", "context, keys, value")
+@builtin("put", "context, key, value")
 def context_put(context: Any, key: Any, value: Any) -> dict[str, Any]:
     current = context_value(context)
     if type(key) is list:
@@ -63,6 +68,8 @@ def context_put(context: Any, key: Any, value: Any) -> dict[str, Any]:
 
 @builtin("context merge", "contexts...")
 def context_merge(*contexts: Any) -> dict[str, Any]:
+    if not contexts:
+        raise InvalidArgument("context merge() needs at least one context")
     if len(contexts) == 1 and type(contexts[0]) is list:
         contexts = tuple(contexts[0])
     result: dict[str, Any] = {}

@@ -41,6 +41,8 @@ def _ordered(values: list[Any], pick: int) -> Any:
     best = values[0]
     for value in values[1:]:
         order = compare_values(value, best)
+        if order is None and value is None:
+            continue
         if order is None:
             raise InvalidArgument("list items are not comparable")
         if order == pick:
@@ -50,24 +52,12 @@ def _ordered(values: list[Any], pick: int) -> Any:
     return best
 
 
-@builtin("min", "list")
-def min_list(items: Any) -> Any:
-    return _ordered(list_value(items), -1)
+def _min(values: list[Any]) -> Any:
+    return _ordered(values, -1)
 
 
-@builtin("min", "items...")
-def min_items(*items: Any) -> Any:
-    return _ordered(items_or_list(items), -1)
-
-
-@builtin("max", "list")
-def max_list(items: Any) -> Any:
-    return _ordered(list_value(items), 1)
-
-
-@builtin("max", "items...")
-def max_items(*items: Any) -> Any:
-    return _ordered(items_or_list(items), 1)
+def _max(values: list[Any]) -> Any:
+    return _ordered(values, 1)
 
 
 def _numbers(values: list[Any]) -> list[Decimal]:
@@ -130,6 +120,8 @@ def _product(values: list[Any]) -> Decimal | None:
 
 
 for _name, _function in (
+    ("min", _min),
+    ("max", _max),
     ("sum", _sum),
     ("mean", _mean),
     ("median", _median),
@@ -137,7 +129,10 @@ for _name, _function in (
     ("mode", _mode),
     ("product", _product),
 ):
-    builtin(_name, "list")(functools.partial(lambda function, items: function(list_value(items)), _function))
+    # `list` names the parameter for `sum(list: [1, 2])`; positional calls take varargs
+    builtin(_name, "list")(
+        functools.partial(lambda function, items: function(items_or_list((items,))), _function)
+    )
     builtin(_name, "items...")(
         functools.partial(lambda function, *items: function(items_or_list(items)), _function)
     )
@@ -160,7 +155,9 @@ def _any(values: list[Any]) -> bool | None:
 
 
 for _name, _function in (("all", _all), ("and", _all), ("any", _any), ("or", _any)):
-    builtin(_name, "list")(functools.partial(lambda function, items: function(list_value(items)), _function))
+    builtin(_name, "list")(
+        functools.partial(lambda function, items: function(items_or_list((items,))), _function)
+    )
     builtin(_name, "items...")(
         functools.partial(lambda function, *items: function(items_or_list(items)), _function)
     )

@@ -17,9 +17,8 @@ def not_(value: Any) -> bool:
 
 @builtin("is defined", "value")
 def is_defined(value: Any) -> bool:
-    # Only reached when `is defined` is passed a computed value; a plain name or path is
-    # handled by the compiler, which can see whether the variable/entry exists.
-    return True
+    # Only reached for named-argument calls; `is defined(x)` is compiled specially.
+    return value is not None
 
 
 @builtin("get or else", "value, default")

@@ -7,7 +7,14 @@ from decimal import Decimal
 from typing import Any
 
 from engine.feel import temporal
-from engine.feel.builtins.registry import InvalidArgument, builtin, integer, number, string
+from engine.feel.builtins.registry import (
+    InvalidArgument,
+    builtin,
+    integer,
+    number,
+    string,
+    whole_number,
+)
 from engine.feel.values import DECIMAL_CONTEXT
 
 _ROUNDING_MODES = {
@@ -18,6 +25,7 @@ _ROUNDING_MODES = {
     "HALF_UP": decimal.ROUND_HALF_UP,
     "HALF_DOWN": decimal.ROUND_HALF_DOWN,
     "HALF_EVEN": decimal.ROUND_HALF_EVEN,
+    "UNNECESSARY": "UNNECESSARY",
 }
 
 
@@ -26,8 +34,13 @@ def _round(value: Any, scale: Any, rounding: str) -> Decimal:
     digits = integer(scale)
     if not -6111 <= digits <= 6176:
         raise InvalidArgument("scale out of range")
-    result = value.quantize(Decimal(1).scaleb(-digits), rounding=rounding, context=_WIDE)
-    return result
+    if rounding == "UNNECESSARY":
+        # Java RoundingMode.UNNECESSARY: fine when no rounding is needed, else an error
+        result = value.quantize(Decimal(1).scaleb(-digits), rounding=decimal.ROUND_DOWN, context=_WIDE)
+        if result != value:
+            raise InvalidArgument("rounding necessary")
+        return result
+    return value.quantize(Decimal(1).scaleb(-digits), rounding=rounding, context=_WIDE)
 
 
 _WIDE = decimal.Context(prec=100_000, Emin=-999999, Emax=999999)
@@ -134,12 +147,12 @@ def exp(value: Any) -> Decimal:
 
 @builtin("odd", "number")
 def odd(value: Any) -> bool:
-    return integer(value) % 2 != 0
+    return whole_number(value) % 2 != 0
 
 
 @builtin("even", "number")
 def even(value: Any) -> bool:
-    return integer(value) % 2 == 0
+    return whole_number(value) % 2 == 0
 
 
 @builtin("random number")

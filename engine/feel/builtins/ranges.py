@@ -12,6 +12,9 @@ from engine.feel.values import FeelRange, compare_values
 
 
 def _cmp(left: Any, right: Any) -> int:
+    if isinstance(left, (str, bool)) or isinstance(right, (str, bool)):
+        # feel-scala's range functions take numbers and temporal values only
+        raise InvalidArgument("range functions need numbers or temporal values")
     order = compare_values(left, right)
     if order is None:
         raise InvalidArgument(f"can't compare {left!r} with {right!r}")

@@ -91,9 +91,15 @@ def number(value: Any) -> Decimal:
 
 
 def integer(value: Any) -> int:
+    """A whole-number argument (position, length, scale). Fractions are truncated, as
+    feel-scala's `toInt` does (DMN TCK: `substring("foobar", 3, 3.8)` is "oba")."""
+    return int(number(value))
+
+
+def whole_number(value: Any) -> int:
     value = number(value)
     if value != value.to_integral_value():
-        raise InvalidArgument(f"expected an integer but found {value}")
+        raise InvalidArgument(f"expected a whole number but found {value}")
     return int(value)
 
 
@@ -128,7 +134,10 @@ def function_value(value: Any) -> FeelFunction:
 
 
 def items_or_list(items: tuple[Any, ...]) -> list[Any]:
-    """Varargs functions (`min(1, 2)` / `min([1, 2])`) accept both spellings."""
+    """Varargs functions (`min(1, 2)` / `min([1, 2])` / `min(1)`) accept every spelling;
+    no argument at all is invalid (`all()` is null)."""
+    if not items:
+        raise InvalidArgument("expected at least one argument")
     if len(items) == 1 and type(items[0]) is list:
         return items[0]
     return list(items)
