@@ -902,10 +902,14 @@ class _ProcessReader:
             self.problems.add(
                 flow_id, "Attribute 'condition' must be present and not empty", "conditionExpression"
             )
-            return None
-        expression, problems = expressions.check_expression(text, mandatory=True, non_static=True)
-        self.problems.extend(flow_id, problems, "conditionExpression")
-        return expression
+        else:
+            expression, problems = expressions.check_expression(text, mandatory=True, non_static=True)
+            self.problems.extend(flow_id, problems, "conditionExpression")
+            if expression is not None:
+                return expression
+        # The flow does have a (broken, already reported) condition: keep a placeholder so the
+        # gateway check does not also claim it has none. The process is rejected anyway.
+        return Expression(raw=text)
 
     def _resolve_boundaries(self) -> None:
         for boundary, attached_ref in self.pending_boundaries:
