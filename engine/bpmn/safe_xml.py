@@ -88,6 +88,10 @@ def parse_xml(
         # expat reports 0-based columns; people count from 1.
         reason = str(error).split(":")[0]
         raise XmlRejection(f"Failed to parse the XML: {reason} (line {line}, column {column + 1})") from None
+    except LookupError as error:  # an encoding declaration Python does not know
+        raise XmlRejection(f"Failed to parse the XML: {error}") from None
+    except (ValueError, UnicodeError) as error:  # e.g. bytes that do not decode
+        raise XmlRejection(f"Failed to parse the XML: {type(error).__name__}: {error}") from None
     if root is None:  # pragma: no cover - expat reports "no element found" first
         raise XmlRejection("The resource contains no XML element")
     return root

@@ -143,3 +143,9 @@ def test_mutated_valid_documents_never_crash(data: st.DataObject) -> None:
         return
     for model in models:
         assert model.none_start_event is not None
+
+
+def test_unknown_encoding_declaration() -> None:
+    """Found by the mutation fuzzer: expat raised LookupError for an unknown encoding."""
+    content = MINIMAL.replace(b'encoding="UTF-8"', b'encoding="xUTF-8"')
+    assert resource_problem(content) == "Failed to parse the XML: unknown encoding: xUTF-8"
