@@ -1,0 +1,170 @@
+"""Test helpers: a synchronous gateway stub, job activation, BPMN builders and log queries."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+from pyzeebe.proto import gateway_pb2 as pb
+from pyzeebe.proto import gateway_pb2_grpc as pb_grpc
+
+from engine.log import LogReader, partition_ids
+
+BPMN_HEADER = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+  xmlns:zeebe="http://camunda.org/schema/zeebe/1.0" id="defs" targetNamespace="http://fleetflow.test">
+"""
+
+
+def process_xml(process_id: str, body: str, extra: str = "") -> bytes:
+    """A BPMN resource with one executable process (`body` = flow nodes and flows)."""
+    return (
+        BPMN_HEADER + extra + f'<bpmn:process id="{process_id}" isExecutable="true">{body}</bpmn:process>'
+        "</bpmn:definitions>"
+    ).encode()
+
+
+def service_task(
+    task_id: str, job_type: str, incoming: str, outgoing: str, extension: str = "", retries: str = "3"
+) -> str:
+    return (
+        f'<bpmn:serviceTask id="{task_id}"><bpmn:extensionElements>'
+        f'<zeebe:taskDefinition type="{job_type}" retries="{retries}"/>{extension}</bpmn:extensionElements>'
+        f"<bpmn:incoming>{incoming}</bpmn:incoming><bpmn:outgoing>{outgoing}</bpmn:outgoing></bpmn:serviceTask>"
+    )
+
+
+def flow(flow_id: str, source: str, target: str, condition: str | None = None) -> str:
+    if condition is None:
+        return f'<bpmn:sequenceFlow id="{flow_id}" sourceRef="{source}" targetRef="{target}"/>'
+    return (
+        f'<bpmn:sequenceFlow id="{flow_id}" sourceRef="{source}" targetRef="{target}">'
+        f'<bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">{condition}</bpmn:conditionExpression>'
+        "</bpmn:sequenceFlow>"
+    )
+
+
+def one_task_process(process_id: str, job_type: str, extension: str = "", retries: str = "3") -> bytes:
+    body = (
+        '<bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>'
+        + service_task("task", job_type, "f1", "f2", extension, retries)
+        + '<bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>'
+        + flow("f1", "start", "task")
+        + flow("f2", "task", "end")
+    )
+    return process_xml(process_id, body)
+
+
+@contextmanager
+def gateway(address: str) -> Iterator[pb_grpc.GatewayStub]:
+    with grpc.insecure_channel(address) as channel:
+        yield pb_grpc.GatewayStub(channel)
+
+
+def deploy(stub: pb_grpc.GatewayStub, name: str, content: bytes) -> pb.DeployResourceResponse:
+    return stub.DeployResource(
+        pb.DeployResourceRequest(resources=[pb.Resource(name=name, content=content)]), timeout=20
+    )
+
+
+def create(stub: pb_grpc.GatewayStub, process_id: str, variables: dict[str, Any] | None = None) -> int:
+    response = stub.CreateProcessInstance(
+        pb.CreateProcessInstanceRequest(
+            bpmnProcessId=process_id, version=-1, variables=json.dumps(variables or {})
+        ),
+        timeout=10,
+    )
+    return int(response.processInstanceKey)
+
+
+def activate(
+    stub: pb_grpc.GatewayStub,
+    job_type: str,
+    max_jobs: int = 10,
+    request_timeout_ms: int = 5000,
+    timeout_ms: int = 60_000,
+    worker: str = "test-worker",
+    fetch: list[str] | None = None,
+) -> list[pb.ActivatedJob]:
+    jobs: list[pb.ActivatedJob] = []
+    request = pb.ActivateJobsRequest(
+        type=job_type,
+        worker=worker,
+        timeout=timeout_ms,
+        maxJobsToActivate=max_jobs,
+        requestTimeout=request_timeout_ms,
+        fetchVariable=fetch or [],
+    )
+    for response in stub.ActivateJobs(request, timeout=request_timeout_ms / 1000 + 10):
+        jobs.extend(response.jobs)
+    return jobs
+
+
+def activate_one(stub: pb_grpc.GatewayStub, job_type: str, **kwargs: Any) -> pb.ActivatedJob:
+    jobs = activate(stub, job_type, max_jobs=1, **kwargs)
+    assert len(jobs) == 1, f"expected one job of type {job_type!r}, got {len(jobs)}"
+    return jobs[0]
+
+
+def complete(stub: pb_grpc.GatewayStub, job_key: int, variables: dict[str, Any] | None = None) -> None:
+    stub.CompleteJob(pb.CompleteJobRequest(jobKey=job_key, variables=json.dumps(variables or {})), timeout=10)
+
+
+def all_records(data_dir: Path) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for partition_id in partition_ids(data_dir):
+        found.extend(LogReader(data_dir, partition_id).read(1, 10_000_000))
+    return found
+
+
+def events(data_dir: Path, **match: Any) -> list[dict[str, Any]]:
+    """EVENT records whose top-level or value fields equal every `match` item."""
+    result = []
+    for record in all_records(data_dir):
+        if record["recordType"] != "EVENT":
+            continue
+        if all(record.get(name, record["value"].get(name)) == wanted for name, wanted in match.items()):
+            result.append(record)
+    return result
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def instance_state(data_dir: Path, key: int) -> str | None:
+    """Last lifecycle intent of an element instance (e.g. ELEMENT_COMPLETED)."""
+    state = None
+    for record in all_records(data_dir):
+        if (
+            record["recordType"] == "EVENT"
+            and record["valueType"] == "PROCESS_INSTANCE"
+            and record["key"] == key
+        ):
+            state = record["intent"]
+    return state
+
+
+def element_instances(data_dir: Path, process_instance_key: int, element_id: str) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in events(
+            data_dir,
+            valueType="PROCESS_INSTANCE",
+            processInstanceKey=process_instance_key,
+            elementId=element_id,
+        )
+        if r["intent"] == "ELEMENT_ACTIVATING"
+    ]

@@ -1,0 +1,99 @@
+"""The record log: framing, batches, torn tails, segments and the reader API."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+from engine.log import LogReader, LogWriter, partition_ids
+
+
+def payload(position: int, **extra: object) -> bytes:
+    return json.dumps({"position": position, "valueType": "JOB", **extra}).encode()
+
+
+def write_batches(data_dir: Path, batches: list[int], segment_max_bytes: int = 64 * 1024 * 1024) -> LogWriter:
+    writer = LogWriter(data_dir, 1, segment_max_bytes=segment_max_bytes)
+    for size in batches:
+        first = writer.next_position
+        writer.append_batch([payload(first + offset) for offset in range(size)])
+    writer.sync()
+    return writer
+
+
+def test_entries_are_length_crc_json_frames(tmp_path: Path) -> None:
+    write_batches(tmp_path, [2]).close()
+    segment = next((tmp_path / "partition-1").glob("segment-*.log"))
+    data = segment.read_bytes()
+    word, crc = struct.unpack_from(">II", data, 0)
+    length = word & 0x7FFF_FFFF
+    body = data[8 : 8 + length]
+    assert zlib.crc32(body) == crc
+    assert json.loads(body)["position"] == 1
+    assert word & 0x8000_0000 == 0  # first record of the batch: not the batch end
+    word2, _ = struct.unpack_from(">II", data, 8 + length)
+    assert word2 & 0x8000_0000  # last record carries the batch-end flag
+
+
+def test_reader_returns_records_from_position_in_order(tmp_path: Path) -> None:
+    write_batches(tmp_path, [3, 4, 5]).close()
+    reader = LogReader(tmp_path, 1)
+    assert [r["position"] for r in reader.read()] == list(range(1, 13))
+    assert [r["position"] for r in reader.read(7, max_records=3)] == [7, 8, 9]
+    assert [r["position"] for r in reader.iter_records(11)] == [11, 12]
+    assert reader.read(13) == []
+    assert partition_ids(tmp_path) == [1]
+
+
+def test_reader_tails_a_growing_log(tmp_path: Path) -> None:
+    writer = write_batches(tmp_path, [2])
+    reader = LogReader(tmp_path, 1)
+    assert [r["position"] for r in reader.read(1)] == [1, 2]
+    writer.append_batch([payload(3), payload(4)])
+    assert [r["position"] for r in reader.read(3)] == [3, 4]
+    writer.close()
+
+
+def test_torn_tail_is_invisible_and_truncated_by_the_writer(tmp_path: Path) -> None:
+    write_batches(tmp_path, [2, 3]).close()
+    segment = next((tmp_path / "partition-1").glob("segment-*.log"))
+    data = segment.read_bytes()
+    segment.write_bytes(data[:-5])  # tear the last record of the second batch
+    reader = LogReader(tmp_path, 1)
+    # the whole incomplete batch is hidden, not just its torn record
+    assert [r["position"] for r in reader.read()] == [1, 2]
+    writer = LogWriter(tmp_path, 1)
+    assert writer.next_position == 3
+    writer.append_batch([payload(3)])
+    writer.close()
+    assert [r["position"] for r in LogReader(tmp_path, 1).read()] == [1, 2, 3]
+
+
+def test_crc_mismatch_stops_the_reader(tmp_path: Path) -> None:
+    write_batches(tmp_path, [1, 1, 1]).close()
+    segment = next((tmp_path / "partition-1").glob("segment-*.log"))
+    data = bytearray(segment.read_bytes())
+    data[-3] ^= 0xFF  # corrupt the last record's payload
+    segment.write_bytes(bytes(data))
+    assert [r["position"] for r in LogReader(tmp_path, 1).read()] == [1, 2]
+
+
+def test_segments_roll_and_are_found_by_position(tmp_path: Path) -> None:
+    write_batches(tmp_path, [10] * 20, segment_max_bytes=2000).close()
+    segments = sorted((tmp_path / "partition-1").glob("segment-*.log"))
+    assert len(segments) > 3
+    firsts = [int(path.stem.split("-")[1]) for path in segments]
+    assert firsts[0] == 1 and firsts == sorted(firsts)
+    reader = LogReader(tmp_path, 1)
+    assert [r["position"] for r in reader.read(155, max_records=10)] == list(range(155, 165))
+    assert [r["position"] for r in reader.read()] == list(range(1, 201))
+    reopened = LogWriter(tmp_path, 1, segment_max_bytes=2000)
+    assert reopened.next_position == 201
+    reopened.close()
+
+
+def test_empty_or_missing_partition(tmp_path: Path) -> None:
+    assert partition_ids(tmp_path / "nothing") == []
+    assert LogReader(tmp_path, 3).read() == []
