@@ -1,0 +1,514 @@
+"""The one projection every source feeds: a batch of records -> query model rows, in one transaction.
+
+    decode (outside the transaction)
+    lock the cluster's ImportPosition rows; drop records at or below their stream's position
+    load the rows the batch touches (one query per model) -> BatchFold (in memory)
+    derived fields: server links, incident tree paths
+    bulk upserts (INSERT ... ON CONFLICT DO UPDATE) -> subtree incident flags (one UPDATE)
+    ImportPosition rows (position, newest timestamp, counters) + RecordImportError rows
+    commit -> Channels "instance.changed" events (transaction.on_commit)
+
+Positions are written in the same transaction as the rows, so a crash loses both or neither, and
+records at or below a stored position are skipped when a source delivers them again. Rows keep the
+position of their last record (see fold.py), which makes the projection itself idempotent too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Exists, OuterRef
+
+from processes.choices import IncidentState
+from processes.importer import fold as fields
+from processes.importer.events import send_instance_events_on_commit
+from processes.importer.fold import BatchFold, Row
+from processes.importer.records import (
+    MalformedRecord,
+    Record,
+    SourceRecord,
+    decode_record,
+    global_key,
+    payload_excerpt,
+)
+from processes.importer.vocabulary import KNOWN_VALUE_TYPES
+from processes.models import (
+    Cluster,
+    ElementInstance,
+    ImportPosition,
+    Incident,
+    Job,
+    ProcessDefinition,
+    ProcessInstance,
+    RecordImportError,
+    Variable,
+    VariableValue,
+)
+from servers.services import normalize_serial_number, server_ensure_stubs
+
+logger = logging.getLogger(__name__)
+
+# Rows per INSERT statement and keys per IN (...) list: well inside PostgreSQL's and SQLite's
+# parameter limits for the widest model.
+WRITE_CHUNK = 1000
+READ_CHUNK = 2000
+
+StreamKey = tuple[int, str]  # (partition id, stream)
+
+
+@dataclass
+class BatchResult:
+    """What one batch did; the runner logs it and the bench measures lag from `timestamps_ms`."""
+
+    received: int = 0
+    imported: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    errors: int = 0
+    changed_instances: int = 0
+    timestamps_ms: list[int] = field(default_factory=list)
+
+    @property
+    def fresh(self) -> int:
+        return self.imported + self.skipped + self.errors
+
+
+@dataclass
+class _StreamTally:
+    position: int = 0
+    newest_timestamp_ms: int | None = None
+    imported: int = 0
+    skipped: int = 0
+    errors: int = 0
+
+
+@dataclass
+class _Failure:
+    partition_id: int
+    position: int | None
+    stream: str
+    source_ref: str
+    message: str
+    raw_excerpt: str
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _load(model: type[models.Model], names: Sequence[str], keys: Iterable[int]) -> dict[int, Row]:
+    wanted = sorted({key for key in keys if key is not None})
+    rows: dict[int, Row] = {}
+    for chunk in _chunks(wanted, READ_CHUNK):
+        for row in model.objects.filter(pk__in=chunk).values(*names):
+            rows[row["key"]] = row
+    return rows
+
+
+def _upsert(model: type[models.Model], names: Sequence[str], rows: list[Row]) -> None:
+    if not rows:
+        return
+    meta = model._meta
+    update_fields = [meta.get_field(name).name for name in names if name != "key"]
+    objects = [model(**row) for row in rows]
+    model.objects.bulk_create(  # type: ignore[attr-defined]
+        objects,
+        batch_size=WRITE_CHUNK,
+        update_conflicts=True,
+        unique_fields=["key"],
+        update_fields=update_fields,
+    )
+
+
+class Projection:
+    """Applies batches of one cluster's records; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        cluster: Cluster,
+        server_variable: str | None = None,
+        preview_bytes: int | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.server_variable = server_variable or settings.FLEETFLOW_SERVER_VARIABLE
+        self.preview_bytes = preview_bytes or settings.FLEETFLOW_VARIABLE_PREVIEW_BYTES
+
+    # -- entry point -----------------------------------------------------------------------------
+
+    def apply_batch(self, source_records: Sequence[SourceRecord]) -> BatchResult:
+        result = BatchResult(received=len(source_records))
+        decoded: list[Record] = []
+        failures: list[_Failure] = []
+        for source_record in source_records:
+            try:
+                decoded.append(decode_record(source_record))
+            except MalformedRecord as error:
+                failures.append(
+                    _Failure(
+                        partition_id=source_record.partition_hint or 0,
+                        position=source_record.position_hint,
+                        stream=source_record.stream,
+                        source_ref=source_record.source_ref,
+                        message=str(error),
+                        raw_excerpt=payload_excerpt(source_record.payload),
+                    )
+                )
+        # Within a partition, log order; streams of one partition (Redis) interleave by position.
+        decoded.sort(key=lambda record: (record.partition_id, record.position))
+        with transaction.atomic():
+            positions = {
+                (row.partition_id, row.stream): row
+                for row in ImportPosition.objects.select_for_update().filter(cluster=self.cluster)
+            }
+            tallies: dict[StreamKey, _StreamTally] = {}
+            fresh = self._fresh_records(decoded, failures, positions, tallies, result)
+            fold = self._fold(fresh, tallies, failures, result)
+            self._write(fold)
+            self._write_positions(positions, tallies)
+            self._write_failures(failures)
+            send_instance_events_on_commit(self._instance_events(fold))
+        result.changed_instances = len(fold.changed_instances)
+        return result
+
+    # -- steps -----------------------------------------------------------------------------------
+
+    def _fresh_records(
+        self,
+        decoded: list[Record],
+        failures: list[_Failure],
+        positions: dict[StreamKey, ImportPosition],
+        tallies: dict[StreamKey, _StreamTally],
+        result: BatchResult,
+    ) -> list[Record]:
+        watermarks = {stream_key: row.position for stream_key, row in positions.items()}
+        fresh: list[Record] = []
+        for record in decoded:
+            stream_key = (record.partition_id, record.stream)
+            watermark = watermarks.get(stream_key, 0)
+            if record.position <= watermark:
+                result.duplicates += 1
+                continue
+            watermarks[stream_key] = record.position
+            tally = tallies.get(stream_key)
+            if tally is None:
+                tally = tallies[stream_key] = _StreamTally()
+            tally.position = record.position
+            if tally.newest_timestamp_ms is None or record.timestamp_ms > tally.newest_timestamp_ms:
+                tally.newest_timestamp_ms = record.timestamp_ms
+            result.timestamps_ms.append(record.timestamp_ms)
+            fresh.append(record)
+        # An undecodable record whose position the source knows (the engine log) is consumed like
+        # any other, so the stream moves past it instead of stalling on it.
+        kept: list[_Failure] = []
+        for failure in failures:
+            stream_key = (failure.partition_id, failure.stream)
+            if failure.position is not None:
+                if failure.position <= watermarks.get(stream_key, 0):
+                    result.duplicates += 1
+                    continue
+                watermarks[stream_key] = failure.position
+            tally = tallies.setdefault(stream_key, _StreamTally())
+            if failure.position is not None:
+                tally.position = max(tally.position, failure.position)
+            tally.errors += 1
+            result.errors += 1
+            kept.append(failure)
+        failures[:] = kept
+        return fresh
+
+    def _fold(
+        self,
+        fresh: list[Record],
+        tallies: dict[StreamKey, _StreamTally],
+        failures: list[_Failure],
+        result: BatchResult,
+    ) -> BatchFold:
+        cluster_id = self.cluster.id
+        to_apply: list[Record] = []
+        keys: dict[str, set[int | None]] = {
+            name: set() for name in ("definitions", "instances", "elements", "jobs", "incidents", "variables")
+        }
+        probe = BatchFold(
+            cluster_id=cluster_id,
+            server_variable=self.server_variable,
+            preview_bytes=self.preview_bytes,
+            definitions={},
+            instances={},
+            elements={},
+            jobs={},
+            incidents={},
+            variables={},
+        )
+        for record in fresh:
+            tally = tallies[(record.partition_id, record.stream)]
+            if record.value_type not in KNOWN_VALUE_TYPES:
+                tally.skipped += 1
+                result.skipped += 1
+            elif not probe.wants(record):
+                tally.imported += 1
+                result.imported += 1
+            elif not probe.intent_known(record):
+                tally.skipped += 1
+                result.skipped += 1
+            else:
+                to_apply.append(record)
+                self._collect_keys(record, keys)
+        fold = BatchFold(
+            cluster_id=cluster_id,
+            server_variable=self.server_variable,
+            preview_bytes=self.preview_bytes,
+            definitions=_load(ProcessDefinition, fields.DEFINITION_FIELDS, keys["definitions"]),
+            instances=_load(ProcessInstance, fields.INSTANCE_FIELDS, keys["instances"]),
+            elements=_load(ElementInstance, fields.ELEMENT_FIELDS, keys["elements"]),
+            jobs=_load(Job, fields.JOB_FIELDS, keys["jobs"]),
+            incidents=_load(Incident, fields.INCIDENT_FIELDS, keys["incidents"]),
+            variables=_load(Variable, fields.VARIABLE_FIELDS, keys["variables"]),
+        )
+        for record in to_apply:
+            tally = tallies[(record.partition_id, record.stream)]
+            try:
+                fold.apply(record)
+            except MalformedRecord as error:
+                tally.errors += 1
+                result.errors += 1
+                failures.append(
+                    _Failure(
+                        partition_id=record.partition_id,
+                        position=record.position,
+                        stream=record.stream,
+                        source_ref="",
+                        message=f"{record.value_type} {record.intent}: {error}",
+                        raw_excerpt=payload_excerpt(
+                            {"position": record.position, "key": record.key, "value": record.value}
+                        ),
+                    )
+                )
+            else:
+                tally.imported += 1
+                result.imported += 1
+        return fold
+
+    def _collect_keys(self, record: Record, keys: dict[str, set[int | None]]) -> None:
+        """Keys of the rows a record reads or writes, for the one load query per model."""
+        cluster_id = self.cluster.id
+        value = record.value
+
+        def key_of(raw: Any) -> int | None:
+            try:
+                return global_key(cluster_id, raw, "key")
+            except MalformedRecord:
+                return None  # the fold reports it
+
+        value_type = record.value_type
+        instance_key = key_of(value.get("processInstanceKey"))
+        keys["instances"].add(instance_key)
+        if value_type == "PROCESS_INSTANCE":
+            if value.get("bpmnElementType") == "PROCESS":
+                keys["instances"].add(key_of(record.key))
+                keys["instances"].add(key_of(value.get("parentProcessInstanceKey")))
+            else:
+                keys["elements"].add(key_of(record.key))
+        elif value_type == "JOB":
+            keys["jobs"].add(key_of(record.key))
+        elif value_type == "JOB_BATCH":
+            job_keys = value.get("jobKeys")
+            jobs = value.get("jobs")
+            if isinstance(job_keys, list):
+                keys["jobs"].update(key_of(job_key) for job_key in job_keys)
+            if isinstance(jobs, list):
+                keys["instances"].update(
+                    key_of(job.get("processInstanceKey")) for job in jobs if isinstance(job, dict)
+                )
+        elif value_type == "INCIDENT":
+            keys["incidents"].add(key_of(record.key))
+            keys["jobs"].add(key_of(value.get("jobKey")))
+        elif value_type == "VARIABLE":
+            keys["variables"].add(key_of(record.key))
+        elif value_type == "PROCESS":
+            keys["definitions"].add(key_of(record.key))
+
+    def _link_servers(self, fold: BatchFold) -> list[Row]:
+        """Set `server` on instances; returns pre-existing instances whose own server changed."""
+        server_values = dict(fold.server_values)
+        new_instances = fold.new_instances
+        # A root's variables are written before the PROCESS element is activated (reference §3.8),
+        # possibly in an earlier batch: look them up for the batch's new instances.
+        missing = [key for key in new_instances if key not in server_values]
+        for chunk in _chunks(missing, READ_CHUNK):
+            for scope_key, value in Variable.objects.filter(
+                name=self.server_variable, scope_key__in=chunk, truncated=False
+            ).values_list("scope_key", "value"):
+                server_values.setdefault(scope_key, value)
+        new_set = set(new_instances)
+        serials: set[str] = set()
+        changed_existing: list[Row] = []
+        for instance_key, raw in server_values.items():
+            row = fold.instances.get(instance_key)
+            serial = normalize_serial_number(raw)
+            if row is None or serial is None:
+                continue  # an instance not imported yet gets it from the Variable table on arrival
+            serials.add(serial)
+            if row["server_id"] != serial or not row["server_from_variable"]:
+                row["server_id"] = serial
+                row["server_from_variable"] = True
+                fold.dirty_instances.add(instance_key)
+                if instance_key not in new_set:
+                    changed_existing.append(row)
+        # Instances without their own server variable inherit their parent's (parents come first).
+        for instance_key in new_instances:
+            row = fold.instances[instance_key]
+            if row["server_from_variable"] or row["parent_id"] is None:
+                continue
+            parent = fold.instances.get(row["parent_id"])
+            if parent is not None and parent["server_id"] is not None:
+                row["server_id"] = parent["server_id"]
+        if serials:
+            server_ensure_stubs(serial_numbers=serials)
+        return changed_existing
+
+    def _resolve_incident_trees(self, fold: BatchFold) -> None:
+        for incident_key in fold.dirty_incidents:
+            row = fold.incidents[incident_key]
+            if row["tree_path"] == "" and row["process_instance_id"] is not None:
+                instance = fold.instances.get(row["process_instance_id"])
+                if instance is not None:
+                    row["root_key"] = instance["root_id"]
+                    row["tree_path"] = instance["tree_path"]
+        # Incidents imported before their instance (streams of different value types): complete
+        # them now that the instance is here.
+        for chunk in _chunks(fold.new_instances, READ_CHUNK):
+            for row in Incident.objects.filter(tree_path="", process_instance_id__in=chunk).values(
+                *fields.INCIDENT_FIELDS
+            ):
+                row = fold.incidents.setdefault(row["key"], row)
+                instance = fold.instances[row["process_instance_id"]]
+                row["root_key"] = instance["root_id"]
+                row["tree_path"] = instance["tree_path"]
+                fold.dirty_incidents.add(row["key"])
+
+    def _write(self, fold: BatchFold) -> None:
+        changed_servers = self._link_servers(fold)
+        self._resolve_incident_trees(fold)
+        _upsert(
+            ProcessDefinition,
+            fields.DEFINITION_FIELDS,
+            [fold.definitions[key] for key in fold.dirty_definitions],
+        )
+        _upsert(
+            ProcessInstance, fields.INSTANCE_FIELDS, [fold.instances[key] for key in fold.dirty_instances]
+        )
+        _upsert(ElementInstance, fields.ELEMENT_FIELDS, [fold.elements[key] for key in fold.dirty_elements])
+        _upsert(Job, fields.JOB_FIELDS, [fold.jobs[key] for key in fold.dirty_jobs])
+        _upsert(Incident, fields.INCIDENT_FIELDS, [fold.incidents[key] for key in fold.dirty_incidents])
+        _upsert(Variable, fields.VARIABLE_FIELDS, [fold.variables[key] for key in fold.dirty_variables])
+        if fold.large_values:
+            VariableValue.objects.bulk_create(
+                [VariableValue(variable_id=key, json_text=text) for key, text in fold.large_values.items()],
+                batch_size=WRITE_CHUNK,
+                update_conflicts=True,
+                unique_fields=["variable"],
+                update_fields=["json_text"],
+            )
+        if fold.shrunk_variables:
+            VariableValue.objects.filter(variable_id__in=sorted(fold.shrunk_variables)).delete()
+        for row in changed_servers:
+            # A server set on an existing instance reaches descendants that inherit it.
+            ProcessInstance.objects.filter(
+                tree_path__startswith=row["tree_path"], server_from_variable=False
+            ).exclude(pk=row["key"]).update(server_id=row["server_id"])
+        roots = sorted(
+            {
+                fold.incidents[key]["root_key"]
+                for key in fold.dirty_incidents
+                if fold.incidents[key]["root_key"] is not None
+            }
+        )
+        for chunk in _chunks(roots, READ_CHUNK):
+            active = Incident.objects.filter(state=IncidentState.ACTIVE)
+            ProcessInstance.objects.filter(root_id__in=chunk).update(
+                incident=Exists(active.filter(process_instance_id=OuterRef("key"))),
+                subtree_incident=Exists(
+                    active.filter(root_key=OuterRef("root_id"), tree_path__startswith=OuterRef("tree_path"))
+                ),
+            )
+
+    def _write_positions(
+        self, positions: dict[StreamKey, ImportPosition], tallies: dict[StreamKey, _StreamTally]
+    ) -> None:
+        rows = []
+        for stream_key, tally in tallies.items():
+            row = positions.get(stream_key)
+            if row is None:
+                row = ImportPosition(cluster=self.cluster, partition_id=stream_key[0], stream=stream_key[1])
+            row.source = self.cluster.record_source
+            row.position = max(row.position, tally.position)
+            if tally.newest_timestamp_ms is not None:
+                newest = datetime.fromtimestamp(tally.newest_timestamp_ms / 1000, tz=UTC)
+                if row.last_record_timestamp is None or newest > row.last_record_timestamp:
+                    row.last_record_timestamp = newest
+            row.imported_count += tally.imported
+            row.skipped_count += tally.skipped
+            row.error_count += tally.errors
+            rows.append(row)
+        if rows:
+            ImportPosition.objects.bulk_create(
+                rows,
+                update_conflicts=True,
+                unique_fields=["cluster", "partition_id", "stream"],
+                update_fields=[
+                    "source",
+                    "position",
+                    "last_record_timestamp",
+                    "imported_count",
+                    "skipped_count",
+                    "error_count",
+                    "updated_at",
+                ],
+            )
+
+    def _write_failures(self, failures: list[_Failure]) -> None:
+        if not failures:
+            return
+        for failure in failures:
+            logger.warning(
+                "cluster %s partition %s position %s%s: record skipped: %s",
+                self.cluster.id,
+                failure.partition_id or "?",
+                failure.position if failure.position is not None else "?",
+                f" ({failure.stream} {failure.source_ref})" if failure.stream or failure.source_ref else "",
+                failure.message,
+            )
+        RecordImportError.objects.bulk_create(
+            [
+                RecordImportError(
+                    cluster=self.cluster,
+                    partition_id=failure.partition_id,
+                    position=failure.position,
+                    stream=failure.stream,
+                    source_ref=failure.source_ref,
+                    message=failure.message[:10_000],
+                    raw_excerpt=failure.raw_excerpt,
+                )
+                for failure in failures
+            ],
+            ignore_conflicts=True,
+        )
+
+    @staticmethod
+    def _instance_events(fold: BatchFold) -> list[tuple[int, int]]:
+        """(group instance key, changed instance key): the instance's own group and its root's."""
+        pairs: set[tuple[int, int]] = set()
+        for instance_key in fold.changed_instances | fold.dirty_instances:
+            pairs.add((instance_key, instance_key))
+            row = fold.instances.get(instance_key)
+            if row is not None and row["root_id"] is not None and row["root_id"] != instance_key:
+                pairs.add((row["root_id"], instance_key))
+        return sorted(pairs)

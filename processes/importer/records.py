@@ -1,0 +1,135 @@
+"""Decoding and validation of raw records (reference §3.3) before they reach the projection.
+
+A source hands over `SourceRecord`s whose payload is the record JSON as text, bytes or an already
+decoded dict. `decode_record` turns one into a `Record` or raises `MalformedRecord` with a message
+an operator can act on. Only the top-level fields every Zeebe version has are required
+(reference §3.3 "Importer tip"); everything else is optional because older and newer brokers add
+or lack fields (the Zeebe 1.2 log in shared/data has no tenantId or bpmnEventType).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from routing.keys import KeyCodecError, to_global
+
+RAW_EXCERPT_CHARS = 2000
+
+
+class MalformedRecord(ValueError):
+    """A record that cannot be read; the message names what is wrong."""
+
+
+@dataclass(slots=True)
+class SourceRecord:
+    """One record as a source delivered it.
+
+    `stream` is "" for sources that deliver a partition in log order, the value-type stream name for
+    Redis. `partition_hint` and `position_hint` are what the source knows without decoding (the
+    log reader knows both), used to report a record that cannot be decoded. `source_ref`
+    identifies the record in its source (Redis entry id, ES document id).
+    """
+
+    payload: dict[str, Any] | str | bytes
+    stream: str = ""
+    partition_hint: int | None = None
+    position_hint: int | None = None
+    source_ref: str = ""
+    ack: Any = field(default=None, repr=False)
+
+
+@dataclass(slots=True)
+class Record:
+    """A decoded record: the fields the projection uses, keys still local to the cluster."""
+
+    partition_id: int
+    position: int
+    timestamp_ms: int
+    value_type: str
+    intent: str
+    record_type: str
+    key: int
+    value: dict[str, Any]
+    stream: str
+
+
+_REQUIRED_INT = ("partitionId", "position", "timestamp", "key")
+_REQUIRED_STR = ("valueType", "intent", "recordType")
+
+
+def payload_excerpt(payload: dict[str, Any] | str | bytes) -> str:
+    if isinstance(payload, bytes):
+        return payload[:RAW_EXCERPT_CHARS].decode("utf-8", errors="replace")
+    if isinstance(payload, str):
+        return payload[:RAW_EXCERPT_CHARS]
+    try:
+        return json.dumps(payload, default=str)[:RAW_EXCERPT_CHARS]
+    except (TypeError, ValueError):
+        return repr(payload)[:RAW_EXCERPT_CHARS]
+
+
+def decode_record(source_record: SourceRecord) -> Record:
+    payload = source_record.payload
+    if isinstance(payload, (str, bytes)):
+        try:
+            data = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise MalformedRecord(f"record is not valid JSON: {error}") from None
+    else:
+        data = payload
+    if not isinstance(data, dict):
+        raise MalformedRecord(f"record is a JSON {type(data).__name__}, expected an object")
+    for name in _REQUIRED_INT:
+        value = data.get(name)
+        if type(value) is not int:
+            raise MalformedRecord(
+                f"field {name!r} is missing"
+                if value is None
+                else f"field {name!r} is not an integer: {value!r}"
+            )
+    for name in _REQUIRED_STR:
+        value = data.get(name)
+        if not isinstance(value, str) or not value:
+            raise MalformedRecord(
+                f"field {name!r} is missing" if value is None else f"field {name!r} is not a text: {value!r}"
+            )
+    value = data.get("value")
+    if not isinstance(value, dict):
+        raise MalformedRecord(
+            "field 'value' is missing" if value is None else "field 'value' is not an object"
+        )
+    partition_id = data["partitionId"]
+    if not 1 <= partition_id <= 8192:
+        raise MalformedRecord(f"partitionId {partition_id} is outside 1..8192")
+    if data["position"] < 1:
+        raise MalformedRecord(f"position {data['position']} is not positive")
+    return Record(
+        partition_id=partition_id,
+        position=data["position"],
+        timestamp_ms=data["timestamp"],
+        value_type=data["valueType"],
+        intent=data["intent"],
+        record_type=data["recordType"],
+        key=data["key"],
+        value=value,
+        stream=source_record.stream,
+    )
+
+
+def global_key(cluster_id: int, zeebe_key: Any, field_name: str) -> int | None:
+    """The global key (DESIGN §2) of a key field; None for Zeebe's "no key" (-1, or 0/absent).
+
+    Raises MalformedRecord for a value that is not an integer or does not fit the codec.
+    """
+    if zeebe_key is None:
+        return None
+    if type(zeebe_key) is not int:
+        raise MalformedRecord(f"key field {field_name!r} is not an integer: {zeebe_key!r}")
+    if zeebe_key <= 0:
+        return None
+    try:
+        return to_global(cluster_id, zeebe_key)
+    except KeyCodecError as error:
+        raise MalformedRecord(f"key field {field_name!r}: {error}") from None

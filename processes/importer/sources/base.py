@@ -1,0 +1,79 @@
+"""The interface every record source implements, and the factory that opens a cluster's source.
+
+The runner drives a source like this::
+
+    records = source.fetch(positions, max_records, wait_seconds)   # outside any transaction
+    projection.apply_batch(records)                                  # one transaction, commits
+    source.acknowledge(records)                                      # after the commit only
+
+`positions` maps (partition id, stream) to the last position committed, so a source that can seek
+(engine log, Elasticsearch) resumes right after it; a source that tracks delivery itself (Redis
+consumer groups) may ignore it: the projection skips what is at or below the positions anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from processes.choices import RecordSource
+from processes.importer.records import SourceRecord
+from processes.models import Cluster
+
+
+class SourceConfigError(ValueError):
+    """A cluster's record_source_config is missing something the source needs."""
+
+
+class RecordSourceReader(Protocol):
+    def fetch(
+        self, positions: Mapping[tuple[int, str], int], max_records: int, wait_seconds: float
+    ) -> list[SourceRecord]:
+        """Up to `max_records` records after `positions`; waits up to `wait_seconds` when there are none."""
+        ...
+
+    def acknowledge(self, records: Sequence[SourceRecord]) -> None:
+        """Called once the batch holding `records` is committed."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def _required(config: Mapping[str, object], name: str, cluster: Cluster) -> str:
+    value = config.get(name)
+    if not isinstance(value, str) or not value:
+        raise SourceConfigError(
+            f"cluster {cluster.id} ({cluster.name}): record_source {cluster.record_source!r} needs "
+            f"record_source_config[{name!r}] (a non-empty text)"
+        )
+    return value
+
+
+def open_source(cluster: Cluster) -> RecordSourceReader:
+    config = cluster.record_source_config or {}
+    if cluster.record_source == RecordSource.ENGINE_LOG:
+        from processes.importer.sources.engine_log import EngineLogSource
+
+        return EngineLogSource(data_dir=_required(config, "data_dir", cluster))
+    if cluster.record_source == RecordSource.REDIS:
+        from processes.importer.sources.redis_streams import RedisStreamSource
+
+        return RedisStreamSource(
+            url=_required(config, "url", cluster),
+            stream_prefix=str(config.get("stream_prefix") or "zeebe"),
+            group=str(config.get("group") or "fleetflow-importer"),
+            consumer=str(config.get("consumer") or f"importer-cluster-{cluster.id}"),
+        )
+    if cluster.record_source == RecordSource.ELASTICSEARCH:
+        from processes.importer.sources.elasticsearch import ElasticsearchSource
+
+        return ElasticsearchSource(
+            url=_required(config, "url", cluster),
+            index_prefix=str(config.get("index_prefix") or "zeebe-record"),
+        )
+    raise SourceConfigError(f"cluster {cluster.id}: unknown record_source {cluster.record_source!r}")
+
+
+def sleep_budget(wait_seconds: float) -> float:
+    """Polling interval for sources without a blocking read."""
+    return max(0.0, min(wait_seconds, 0.2))
