@@ -1,0 +1,94 @@
+"""The rejection text has Zeebe's shape, and Expression follows Zeebe's static/FEEL rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.bpmn import BpmnValidationError, Expression, Problem, zeebe_rejection_reason
+from engine.bpmn.model import HeaderEvaluationError, format_user_task_header
+from tests.engine_bpmn.snippets import document, needs_feel, rejection
+
+
+def test_zeebe_message_shape_for_one_resource() -> None:
+    body = (
+        '<bpmn:startEvent id="s" /><bpmn:serviceTask id="task"><bpmn:extensionElements>'
+        '<zeebe:taskDefinition type="" /></bpmn:extensionElements></bpmn:serviceTask>'
+        '<bpmn:sequenceFlow id="f" sourceRef="s" targetRef="task" />'
+        '<bpmn:sequenceFlow id="g" sourceRef="task" targetRef="nowhere" />'
+    )
+    error = rejection(document(body), "repair.bpmn")
+    assert error.zeebe_message() == (
+        "Expected to deploy new resources, but encountered the following errors:\n"
+        "'repair.bpmn': - Element: task > extensionElements > taskDefinition\n"
+        "    - ERROR: Attribute 'type' must be present and not empty\n"
+        "- Element: g\n"
+        "    - ERROR: SequenceFlow has targetRef 'nowhere'  which cannot be resolved"
+    )
+    assert str(error) == error.resource_message()
+    assert error.resource_name == "repair.bpmn"
+
+
+def test_problems_of_one_element_are_grouped() -> None:
+    error = BpmnValidationError(
+        "a.bpmn",
+        [Problem("x", "first"), Problem("y", "other"), Problem("x", "second")],
+    )
+    assert error.resource_message() == (
+        "'a.bpmn': - Element: x\n    - ERROR: first\n    - ERROR: second\n- Element: y\n    - ERROR: other"
+    )
+
+
+def test_resource_level_problem_and_several_resources() -> None:
+    broken = rejection(b"<a>", "broken.bpmn")
+    invalid = BpmnValidationError("b.bpmn", [Problem("t", "bad")])
+    assert zeebe_rejection_reason([broken, invalid]) == (
+        "Expected to deploy new resources, but encountered the following errors:\n"
+        "'broken.bpmn': Failed to parse the XML: no element found (line 1, column 4)\n"
+        "'b.bpmn': - Element: t\n    - ERROR: bad"
+    )
+
+
+def test_error_needs_a_problem() -> None:
+    with pytest.raises(ValueError, match="at least one problem"):
+        BpmnValidationError("a.bpmn", [])
+
+
+@pytest.mark.parametrize(
+    ("raw", "is_feel", "text"),
+    [
+        ("=x", True, "x"),
+        ("= a + 1", True, " a + 1"),
+        ("=", False, "="),  # Zeebe's pattern `=(.+)` needs one character after '='
+        (" =x", False, " =x"),  # attributes are not trimmed
+        ("check-cpu", False, "check-cpu"),
+        ("", False, ""),
+        ("=\nmultiline", True, "\nmultiline"),
+    ],
+)
+def test_expression_static_or_feel(raw: str, is_feel: bool, text: str) -> None:
+    expression = Expression(raw)
+    assert expression.is_feel is is_feel
+    assert expression.is_static is (not is_feel)
+    assert expression.text == text
+    if not is_feel:
+        assert expression.evaluate({"x": 1}) == raw
+
+
+@needs_feel
+def test_feel_expression_is_compiled_lazily_when_built_by_hand() -> None:
+    expression = Expression("=count + 1")
+    assert expression.compiled is None
+    assert expression.evaluate({"count": 2}) == 3
+    assert expression.compiled is not None
+    assert expression == Expression("=count + 1")  # equality ignores the compiled cache
+
+
+def test_user_task_header_formatting() -> None:
+    groups = Expression("=groups")
+    assert format_user_task_header("io.camunda.zeebe:candidateGroups", ["a", "b"], groups) == '["a","b"]'
+    assert format_user_task_header("io.camunda.zeebe:candidateGroups", "a, b", groups) == '["a","b"]'
+    assert format_user_task_header("io.camunda.zeebe:assignee", None, groups) is None
+    with pytest.raises(HeaderEvaluationError, match="to be 'STRING'"):
+        format_user_task_header("io.camunda.zeebe:assignee", 5, Expression("=five"))
+    with pytest.raises(HeaderEvaluationError, match="to be 'ARRAY'"):
+        format_user_task_header("io.camunda.zeebe:candidateUsers", [1], groups)
