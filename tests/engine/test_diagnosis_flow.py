@@ -130,7 +130,7 @@ def test_rack_sweep_runs_three_levels_deep(engine: EngineProcess) -> None:
 
 
 def test_error_from_worker_is_caught_by_boundary_event(engine: EngineProcess) -> None:
-    variables, seen, root_key = asyncio.run(run_sweep(engine.address, "R2", no_stock_for={"R2-SN2"}))
+    variables, seen, _ = asyncio.run(run_sweep(engine.address, "R2", no_stock_for={"R2-SN2"}))
     assert variables["diagnosisB"]["result"] == "faulty"
     # the NO_STOCK error routed SN2's repair to the order-part user task instead of verify-repair
     assert [element for element, _ in seen["user-task"]] == ["order-part"]
