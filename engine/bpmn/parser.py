@@ -131,6 +131,22 @@ _ZEEBE_READ = frozenset(
         "versionTag",
     }
 )
+# Extension elements Zeebe allows at most once per element (ExtensionElementDuplicationValidators).
+_SINGLE_EXTENSIONS = frozenset(
+    {
+        "versionTag",
+        "ioMapping",
+        "executionListeners",
+        "taskHeaders",
+        "linkedResources",
+        "userTask",
+        "assignmentDefinition",
+        "formDefinition",
+        "taskSchedule",
+        "priorityDefinition",
+        "taskListeners",
+    }
+)
 _ZEEBE_ANNOTATIONS = frozenset({"properties", "userTaskForm", "priorityDefinition"})
 # Zeebe extension elements that change execution and that this engine does not implement.
 _ZEEBE_REJECTED = {
@@ -384,7 +400,19 @@ class _ProcessReader:
                 continue
             else:
                 self._unsupported(process.id, f"Extension element 'zeebe:{name}' on a process is", path)
+        self._check_duplicate_extensions(self.xml, process.id)
         return version_tag
+
+    def _check_duplicate_extensions(self, xml: ET.Element, element_id: str) -> None:
+        # Zeebe ExtensionElementsDuplicationValidator: these may appear at most once.
+        names = [name for name, _ in _zeebe_extensions(xml) if name in _SINGLE_EXTENSIONS]
+        for name in dict.fromkeys(names):
+            if names.count(name) > 1:
+                self.problems.add(
+                    element_id,
+                    f"Must have exactly one 'zeebe:{name}' extension element when exists. "
+                    "Please check process definition XML and retain only one extension element.",
+                )
 
     # --- scopes ----------------------------------------------------------------------------------
     def _read_scope(self, scope_xml: ET.Element, scope: Element) -> None:
@@ -464,8 +492,7 @@ class _ProcessReader:
                 continue
             else:
                 self._unsupported(element.id, f"Extension element 'zeebe:{name}' is", path)
-        if len(io_mappings) > 1:
-            self.problems.add(element.id, "Must have at most one 'zeebe:ioMapping' extension element")
+        self._check_duplicate_extensions(xml, element.id)
         for io_mapping in io_mappings[:1]:
             self._read_io_mapping(io_mapping, element)
 

@@ -342,7 +342,22 @@ def test_input_mappings_only_on_activities() -> None:
 def test_two_io_mappings() -> None:
     task = service_task("t", extra="<zeebe:ioMapping /><zeebe:ioMapping />")
     assert problems_of(linear(task, "t")) == [
-        ("t", "Must have at most one 'zeebe:ioMapping' extension element")
+        (
+            "t",
+            "Must have exactly one 'zeebe:ioMapping' extension element when exists. "
+            "Please check process definition XML and retain only one extension element.",
+        )
+    ]
+
+
+def test_two_assignment_definitions() -> None:
+    extensions = '<zeebe:assignmentDefinition assignee="a" /><zeebe:assignmentDefinition assignee="b" />'
+    assert problems_of(user_task(extensions)) == [
+        (
+            "u",
+            "Must have exactly one 'zeebe:assignmentDefinition' extension element when exists. "
+            "Please check process definition XML and retain only one extension element.",
+        )
     ]
 
 
