@@ -22,6 +22,18 @@ Graph shape:
 
 The object graph is cyclic, so `Element` and `SequenceFlow` compare by identity and print
 only their ids.
+
+Execution notes for the runtime (what validation guarantees and what it leaves open):
+- every PROCESS has a `none_start_event`; every SUB_PROCESS has one;
+- `outgoing` is in document order of the sequenceFlow elements (the exclusive gateway takes
+  the first flow whose condition is true, else `default_flow`);
+- a flow node without outgoing flows ends its path (implicit end, as in Zeebe); a node
+  without incoming flows (other than start and boundary events) is accepted and never reached;
+- conditions exist only on flows leaving an exclusive gateway, and are always FEEL;
+- `inputs` occur only on activities (tasks, SUB_PROCESS, CALL_ACTIVITY), `outputs` on
+  activities and on start, end and boundary events; output sources are always FEEL;
+- error boundary events are interrupting and attached to an activity of the same scope; at
+  most one catch-all and one per errorCode per activity.
 """
 
 from __future__ import annotations
@@ -272,10 +284,10 @@ class Element:
     task_headers: dict[str, str] = field(default_factory=dict, repr=False)
 
     # --- user task assignment (job-based USER_TASK) -----------------------------------------
-    #: zeebe:assignmentDefinition / taskSchedule attributes as expressions (may be FEEL). The
-    #: static ones are also copied into `task_headers` under the reserved names; a FEEL one
-    #: must be evaluated by the runtime at activation and put into the job's custom headers
-    #: under the same reserved name (see `user_task_header_expressions`).
+    #: zeebe:assignmentDefinition / zeebe:taskSchedule attributes written as FEEL, by reserved
+    #: header name (`io.camunda.zeebe:assignee`...). Static ones are not here: they are already
+    #: encoded in `task_headers`. The FEEL ones are evaluated per job at activation;
+    #: `job_custom_headers(variables)` does that and encodes the values as Zeebe does.
     user_task_header_expressions: dict[str, Expression] = field(default_factory=dict, repr=False)
 
     # --- call activities ------------------------------------------------------------------
