@@ -54,6 +54,10 @@ __all__ = [
 ]
 
 
+def _too_deep(text: str) -> FeelEvaluationError:
+    return FeelEvaluationError(f"failed to evaluate '{text}': values nested too deeply")
+
+
 class CompiledExpression:
     """A parsed and compiled expression; immutable and safe to share between threads."""
 
@@ -67,18 +71,28 @@ class CompiledExpression:
 
     def evaluate_raw(self, variables: Mapping[str, Any]) -> Any:
         """The result as a FEEL value (Decimal numbers, temporal objects, ...)."""
-        return self._evaluator(root_scope(variables))
+        try:
+            return self._evaluator(root_scope(variables))
+        except RecursionError:
+            raise _too_deep(self.text) from None
 
     def evaluate_with_warnings(self, variables: Mapping[str, Any]) -> tuple[Any, list[str]]:
         """(JSON-compatible result, warnings) - the warnings explain a null result, like
         feel-scala's suppressed failures that Zeebe quotes in incident messages."""
         scope = root_scope(variables)
-        value = self._evaluator(scope)
-        return to_json_value(value), list(scope.warnings)
+        try:
+            return to_json_value(self._evaluator(scope)), list(scope.warnings)
+        except RecursionError:
+            raise _too_deep(self.text) from None
 
     def evaluate(self, variables: Mapping[str, Any]) -> Any:
         """The result as a JSON-compatible Python value."""
-        return to_json_value(self._evaluator(root_scope(variables)))
+        try:
+            return to_json_value(self._evaluator(root_scope(variables)))
+        except RecursionError:
+            # only reachable through absurdly nested *variables* (the expression's own
+            # nesting is bounded by the parser)
+            raise _too_deep(self.text) from None
 
     def referenced_names(self) -> set[str]:
         """Top-level variable names the expression reads (not loop/context-local names)."""
@@ -115,7 +129,10 @@ class CompiledUnaryTests:
     def matches(self, input_value: Any, variables: Mapping[str, Any] | None = None) -> bool | None:
         bindings = dict(variables or {})
         bindings["?"] = input_value
-        result = self._evaluator(root_scope(bindings))
+        try:
+            result = self._evaluator(root_scope(bindings))
+        except RecursionError:
+            raise _too_deep(self.text) from None
         return result if result is None or type(result) is bool else None
 
 

@@ -8,7 +8,7 @@ class FeelError(Exception):
 
 
 class FeelSyntaxError(FeelError):
-    """The expression text cannot be parsed; raised at compile (deploy) time.
+    """The expression text cannot be parsed; raised by `compile_expression` (deploy-time validation).
 
     `line` and `column` are 1-based and point at the offending character when known.
     """
