@@ -79,11 +79,14 @@ def check_expression(
     *,
     mandatory: bool,
     non_static: bool = False,
+    attribute: str | None = None,
 ) -> tuple[Expression | None, list[str]]:
     """Validate one expression attribute; returns the Expression (None when absent) and problems.
 
     Mirrors `ZeebeExpressionValidator.ExpressionVerification`: a missing mandatory expression,
     an unparsable FEEL expression, or a static value where FEEL is required is an error.
+    `attribute` names the attribute in a parse failure (Zeebe's message leaves it out; ours
+    keeps Zeebe's text and appends it, because one extension element has several).
     """
     if raw is None:
         if mandatory:
@@ -93,6 +96,8 @@ def check_expression(
     if expression.is_feel:
         compiled, failure = compile_feel(expression.text)
         if failure is not None:
+            if attribute is not None:
+                failure = f"{failure} (attribute '{attribute}')"
             return None, [failure]
         return Expression(raw=raw, compiled=compiled), []
     if non_static:

@@ -521,7 +521,7 @@ class _ProcessReader:
                 continue
             # Inputs may be static values; outputs must be FEEL (ZeebeRuntimeValidators).
             source, source_problems = expressions.check_expression(
-                child.get("source"), mandatory=True, non_static=(kind == "output")
+                child.get("source"), mandatory=True, non_static=(kind == "output"), attribute="source"
             )
             target = child.get("target")
             target_problems = expressions.check_path(target)
@@ -580,7 +580,9 @@ class _ProcessReader:
         if raw is None or raw == "":
             self.problems.add(element.id, f"Attribute '{attribute}' must be present and not empty", path)
             return None
-        expression, problems = expressions.check_expression(raw, mandatory=True, non_static=non_static)
+        expression, problems = expressions.check_expression(
+            raw, mandatory=True, non_static=non_static, attribute=attribute
+        )
         self.problems.extend(element.id, problems, path)
         return expression
 
@@ -649,7 +651,7 @@ class _ProcessReader:
             self.problems.add(element.id, "ErrorCode must be present and not empty", path)
             return
         # An error end event may compute its errorCode with FEEL (Zeebe 8.2+).
-        expression, problems = expressions.check_expression(error_code, mandatory=True)
+        expression, problems = expressions.check_expression(error_code, mandatory=True, attribute="errorCode")
         self.problems.extend(element.id, problems, path)
         element.error_code_expression = expression
         element.error_code = error_code if expression is not None and expression.is_static else None
@@ -754,7 +756,7 @@ class _ProcessReader:
         if raw is None or raw == "":
             return
         path = f"extensionElements > {extension_name}"
-        expression, problems = expressions.check_expression(raw, mandatory=False)
+        expression, problems = expressions.check_expression(raw, mandatory=False, attribute=attribute)
         self.problems.extend(element.id, problems, path)
         if expression is None:
             return

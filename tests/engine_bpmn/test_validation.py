@@ -256,7 +256,8 @@ def test_unparsable_job_type_expression() -> None:
     task = service_task("t", job_type="=1 +")
     ((identifier, message),) = problems_of(linear(task, "t"))
     assert identifier == "t > extensionElements > taskDefinition"
-    assert message.startswith("failed to parse expression '1 +'")
+    assert message.startswith("failed to parse expression '1 +': ")
+    assert message.endswith(" (attribute 'type')")
 
 
 def test_reserved_and_duplicate_task_headers() -> None:
@@ -323,7 +324,21 @@ def test_missing_mapping_source() -> None:
 def test_unparsable_mapping_source() -> None:
     ((identifier, message),) = problems_of(mapping_task('<zeebe:output source="=iban: 1" target="x" />'))
     assert identifier == "t > extensionElements > ioMapping > output"
-    assert message.startswith("failed to parse expression 'iban: 1'")
+    assert message.startswith("failed to parse expression 'iban: 1': ")
+    assert message.endswith(" (attribute 'source')")
+
+
+@needs_feel
+def test_unparsable_retries_and_assignee_name_their_attribute() -> None:
+    task = service_task("t").replace("/>", ' retries="=(" />', 1)
+    ((identifier, message),) = problems_of(linear(task, "t"))
+    assert identifier == "t > extensionElements > taskDefinition"
+    assert message.startswith("failed to parse expression '(': ") and message.endswith(
+        "(attribute 'retries')"
+    )
+    ((identifier, message),) = problems_of(user_task('<zeebe:assignmentDefinition assignee="=a +" />'))
+    assert identifier == "u > extensionElements > assignmentDefinition"
+    assert message.endswith("(attribute 'assignee')")
 
 
 def test_input_mappings_only_on_activities() -> None:
