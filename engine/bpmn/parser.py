@@ -54,7 +54,7 @@ from engine.bpmn.model import (
     SequenceFlow,
     list_literal,
 )
-from engine.bpmn.safe_xml import XmlRejection, parse_xml
+from engine.bpmn.safe_xml import MAX_RESOURCE_BYTES, XmlRejection, parse_xml
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
@@ -246,7 +246,9 @@ def is_bpmn_resource(resource_name: str) -> bool:
     return resource_name.lower().endswith(BPMN_RESOURCE_SUFFIXES)
 
 
-def parse_bpmn(resource_name: str, content: bytes | str) -> list[ProcessModel]:
+def parse_bpmn(
+    resource_name: str, content: bytes | str, *, max_resource_bytes: int = MAX_RESOURCE_BYTES
+) -> list[ProcessModel]:
     """Parse and validate one BPMN resource; one `ProcessModel` per executable process.
 
     Raises `BpmnValidationError` listing every problem (never another exception for bad input).
@@ -254,7 +256,7 @@ def parse_bpmn(resource_name: str, content: bytes | str) -> list[ProcessModel]:
     if isinstance(content, str):
         content = content.encode("utf-8")
     try:
-        root = parse_xml(content)
+        root = parse_xml(content, max_bytes=max_resource_bytes)
     except XmlRejection as rejection:
         raise BpmnValidationError(resource_name, [Problem(None, rejection.message)]) from None
     return _DefinitionsReader(resource_name, content, root).read()

@@ -149,3 +149,14 @@ def test_unknown_encoding_declaration() -> None:
     """Found by the mutation fuzzer: expat raised LookupError for an unknown encoding."""
     content = MINIMAL.replace(b'encoding="UTF-8"', b'encoding="xUTF-8"')
     assert resource_problem(content) == "Failed to parse the XML: unknown encoding: xUTF-8"
+
+
+def test_resource_size_limit_is_configurable() -> None:
+    try:
+        parse_bpmn("small.bpmn", MINIMAL, max_resource_bytes=100)
+    except BpmnValidationError as error:
+        assert error.problems[0].message == (
+            f"The resource is {len(MINIMAL)} bytes, larger than the limit of 100 bytes"
+        )
+    else:
+        raise AssertionError("the configured limit was not applied")
