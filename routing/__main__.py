@@ -68,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         poll_interval=args.poll_interval,
     )
     try:
+        import uvloop  # optional: a faster event loop when installed
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
         asyncio.run(serve(server))
     except OSError as error:
         print(f"python -m routing: {error}", file=sys.stderr)
