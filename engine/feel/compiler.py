@@ -426,13 +426,13 @@ class Compiler:
                     arguments.extend(tail if type(tail) is list else [tail])
                 return _run_builtin(name, signature.implementation, arguments, scope)
             arguments = [argument(scope) for argument in positional]
-            signature = resolve_positional(name, len(arguments))
-            if signature is None:
+            positional_signature = resolve_positional(name, len(arguments))
+            if positional_signature is None:
                 scope.warnings.append(
                     f"[FUNCTION_INVOCATION_FAILURE] no function '{name}' taking {len(arguments)} argument(s)"
                 )
                 return None
-            return _run_builtin(name, signature.implementation, arguments, scope)
+            return _run_builtin(name, positional_signature.implementation, arguments, scope)
 
         return evaluate
 

@@ -141,8 +141,8 @@ named_argument: (NAME | PARAMETER_NAME) ":" expression
     | "@" STRING -> temporal
     | name -> variable
     | "(" expression ")"
-    | "[" [expression ("," expression)*] "]" -> list
-    | "{" [context_entry ("," context_entry)*] "}" -> context
+    | "[" [expression ("," expression)*] "]" -> list_literal
+    | "{" [context_entry ("," context_entry)*] "}" -> context_literal
     | "[" expression ".." expression "]" -> range_closed_closed
     | "[" expression ".." expression ")" -> range_closed_open
     | "(" expression ".." expression "]" -> range_open_closed

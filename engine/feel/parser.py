@@ -135,7 +135,7 @@ class _TreeBuilder(Transformer[Token, ast.Node]):
     def variable(self, name: str) -> ast.Node:
         return ast.Name(name)
 
-    def list(self, *items: ast.Node | None) -> ast.Node:
+    def list_literal(self, *items: ast.Node | None) -> ast.Node:
         return _checked(ast.ListLiteral([item for item in items if item is not None]))
 
     def context_entry(self, key: Token, value: ast.Node) -> tuple[str, ast.Node]:
@@ -151,7 +151,7 @@ class _TreeBuilder(Transformer[Token, ast.Node]):
             )
         return text, value
 
-    def context(self, *entries: tuple[str, ast.Node] | None) -> ast.Node:
+    def context_literal(self, *entries: tuple[str, ast.Node] | None) -> ast.Node:
         return _checked(ast.ContextLiteral([entry for entry in entries if entry is not None]))
 
     def range_closed_closed(self, start: ast.Node, end: ast.Node) -> ast.Node:
@@ -353,7 +353,7 @@ def parse(text: str) -> ast.Node:
         ) from None
     except UnexpectedCharacters as error:
         raise FeelSyntaxError(
-            f"unexpected character {text[error.pos_in_stream]!r} at line {error.line}, "
+            f"unexpected character {text[error.pos_in_stream or 0]!r} at line {error.line}, "
             f"column {error.column}: {error.get_context(text).strip()!r}",
             line=error.line,
             column=error.column,

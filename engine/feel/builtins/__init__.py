@@ -4,13 +4,12 @@ from __future__ import annotations
 
 
 def load_all() -> None:
-    from engine.feel.builtins import (  # noqa: F401  (imported for registration)
-        contexts,
-        conversion,
-        lists,
-        misc,
-        numbers,
-        ranges,
-        strings,
-        temporal_functions,
-    )
+    # Importing a family module registers its functions (see registry.builtin).
+    import engine.feel.builtins.contexts
+    import engine.feel.builtins.conversion
+    import engine.feel.builtins.lists
+    import engine.feel.builtins.misc
+    import engine.feel.builtins.numbers
+    import engine.feel.builtins.ranges
+    import engine.feel.builtins.strings
+    import engine.feel.builtins.temporal_functions  # noqa: F401

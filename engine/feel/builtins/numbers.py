@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
 from decimal import Decimal
 from typing import Any
@@ -104,7 +105,7 @@ def _abs(value: Any) -> Any:
         return DECIMAL_CONTEXT.abs(value)
     if isinstance(value, temporal.YearMonthDuration):
         return temporal.YearMonthDuration(abs(value.months))
-    if type(value) is temporal.dt.timedelta:
+    if type(value) is dt.timedelta:
         return abs(value)
     raise InvalidArgument(f"abs() of {value!r}")
 
