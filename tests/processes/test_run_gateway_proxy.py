@@ -1,0 +1,108 @@
+"""`manage.py run_gateway_proxy`: the proxy follows the Cluster table, changes apply within 2 s.
+
+Two real engine processes, the real command as a subprocess reading the test database, and
+pyzeebe as the client through the proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from pyzeebe import ZeebeClient, create_insecure_channel
+
+from processes import services
+from routing.keys import cluster_of
+from tests.engine.conftest import REPO_ROOT, EngineProcess, free_port
+from tests.engine.helpers import one_task_process
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+PROCESS_ID = "proxy-table-probe"
+
+
+def start_proxy(port: int, state_dir: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    settings = connection.settings_dict
+    database_url = f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
+    env = dict(os.environ, DATABASE_URL=database_url, DEBUG="0", SECRET_KEY="test-only")
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "manage.py",
+                "run_gateway_proxy",
+                "--port",
+                str(port),
+                "--state-dir",
+                str(state_dir),
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def create_instances(address: str, count: int) -> list[int]:
+    client = ZeebeClient(create_insecure_channel(grpc_address=address))
+    keys = []
+    for _ in range(count):
+        response = await client.run_process(PROCESS_ID)
+        keys.append(response.process_instance_key)
+    return keys
+
+
+async def deploy(address: str, bpmn_path: Path) -> None:
+    deadline = time.monotonic() + 20
+    while True:  # the proxy answers once it has read the table and checked the clusters
+        # A fresh client per attempt: pyzeebe closes its channel after a connection failure.
+        client = ZeebeClient(create_insecure_channel(grpc_address=address))
+        try:
+            await client.deploy_resource(str(bpmn_path))
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+def test_placement_follows_the_cluster_table(tmp_path: Path):
+    engines = [EngineProcess(tmp_path / f"engine-{i}", partitions=1).start() for i in (1, 2)]
+    proxy = None
+    try:
+        first = services.cluster_create(cluster_id=1, name="blue", gateway_address=engines[0].address)
+        second = services.cluster_create(cluster_id=2, name="green", gateway_address=engines[1].address)
+        port = free_port()
+        proxy = start_proxy(port, tmp_path / "routing", tmp_path / "proxy.log")
+        address = f"127.0.0.1:{port}"
+        bpmn = tmp_path / "probe.bpmn"
+        bpmn.write_bytes(one_task_process(PROCESS_ID, "probe-work"))
+        asyncio.run(deploy(address, bpmn))
+
+        placed = {cluster_of(key) for key in asyncio.run(create_instances(address, 20))}
+        assert placed == {1, 2}, "equal weights must place instances on both clusters"
+
+        services.cluster_drain(cluster=second)
+        time.sleep(2.0)  # the documented bound for a table change to take effect
+        placed_after_drain = [cluster_of(key) for key in asyncio.run(create_instances(address, 20))]
+        assert set(placed_after_drain) == {1}
+
+        services.cluster_activate(cluster=second)
+        services.cluster_update(cluster=first, weight=0)
+        time.sleep(2.0)
+        placed_after_weights = [cluster_of(key) for key in asyncio.run(create_instances(address, 10))]
+        assert set(placed_after_weights) == {2}
+        assert proxy.poll() is None, "the proxy must still be running"
+    finally:
+        if proxy is not None:
+            proxy.terminate()
+            proxy.wait(timeout=15)
+        for engine in engines:
+            engine.stop()
+    assert proxy.returncode == 0, (tmp_path / "proxy.log").read_text()
