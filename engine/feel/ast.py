@@ -122,6 +122,28 @@ class Binary(Node):
         return (self.left, self.right)
 
 
+class Chain(Node):
+    """A left-associative run of operators of one precedence level, flattened:
+    `a + b - c` is Chain(a, [("+", b), ("-", c)]), `a and b and c` likewise.
+
+    Flattening keeps long generated conditions (`a or b or ... or z`) shallow, so they
+    do not count against the nesting limit and evaluate without deep recursion."""
+
+    __slots__ = ("first", "rest")
+
+    def __init__(self, first: Node, rest: list[tuple[str, Node]]) -> None:
+        self.first, self.rest = first, rest
+        self._init_depth()
+
+    def children(self) -> tuple[Node, ...]:
+        return (self.first, *(operand for _, operand in self.rest))
+
+    def extended(self, operator: str, operand: Node) -> Chain:
+        self.rest.append((operator, operand))
+        self.depth = max(self.depth, operand.depth + 1)
+        return self
+
+
 class Between(Node):
     __slots__ = ("high", "low", "value")
 

@@ -231,6 +231,15 @@ def list_item_at(items: list[Any], index: Decimal) -> Any:
     return None
 
 
+def _is_boolean_operation(node: ast.Node) -> bool:
+    """Comparisons, `and`/`or`, `in`, `between`, `instance of` - never a list index."""
+    if isinstance(node, ast.Binary):
+        return node.operator not in _ARITHMETIC
+    if isinstance(node, ast.Chain):
+        return node.rest[0][0] in ("and", "or")
+    return isinstance(node, (ast.In, ast.Between, ast.InstanceOf))
+
+
 def _item_scope(scope: Scope, item: Any) -> Scope:
     if type(item) is dict:
         bindings = {"item": item}
@@ -346,9 +355,7 @@ class Compiler:
             constant_index = -condition_node.operand.value
         # Comparisons are boolean filters right away; anything else (names, calls such as
         # `[1,2,3][abs(1)]`, ...) is probed on the first item: a number means an index.
-        always_boolean = isinstance(
-            condition_node, (ast.Binary, ast.In, ast.Between, ast.InstanceOf)
-        ) and not (isinstance(condition_node, ast.Binary) and condition_node.operator in _ARITHMETIC)
+        always_boolean = _is_boolean_operation(condition_node)
 
         def evaluate(scope: Scope) -> Any:
             items = target(scope)
@@ -558,6 +565,58 @@ class Compiler:
             return result
 
         return evaluate_equality
+
+    def _compile_Chain(self, node: ast.Chain) -> Evaluator:
+        first = self.compile(node.first)
+        rest = [(operator, self.compile(operand)) for operator, operand in node.rest]
+        operator = node.rest[0][0]
+        if len(rest) == 1:
+            # the common two-operand case: reuse the specialised binary closures
+            return self._compile_Binary(ast.Binary(operator, node.first, node.rest[0][1]))
+        operands = [first, *(evaluator for _, evaluator in rest)]
+
+        if operator == "and":
+
+            def evaluate_all(scope: Scope) -> Any:
+                # three-valued: any false -> false, all true -> true, otherwise null
+                unknown = False
+                for operand in operands:
+                    value = operand(scope)
+                    if value is False:
+                        return False
+                    if value is not True:
+                        unknown = True
+                return None if unknown else True
+
+            return evaluate_all
+
+        if operator == "or":
+
+            def evaluate_any(scope: Scope) -> Any:
+                unknown = False
+                for operand in operands:
+                    value = operand(scope)
+                    if value is True:
+                        return True
+                    if value is not False:
+                        unknown = True
+                return None if unknown else False
+
+            return evaluate_any
+
+        steps = [(_ARITHMETIC[operator], operator, evaluator) for operator, evaluator in rest]
+
+        def evaluate_sum(scope: Scope) -> Any:
+            result = first(scope)
+            for operation, symbol, operand in steps:
+                value = operand(scope)
+                combined = operation(result, value)
+                if combined is None and result is not None and value is not None:
+                    _arithmetic_failure(scope, symbol, result, value)
+                result = combined
+            return result
+
+        return evaluate_sum
 
     def _compile_Between(self, node: ast.Between) -> Evaluator:
         value, low, high = self.compile(node.value), self.compile(node.low), self.compile(node.high)

@@ -224,13 +224,22 @@ class _TreeBuilder(Transformer[Token, ast.Node]):
 
         return build
 
-    add = _binary("+")
-    subtract = _binary("-")
+    def _chain(operators: frozenset[str], operator: str) -> Any:  # type: ignore[misc]
+        def build(self: _TreeBuilder, left: ast.Node, right: ast.Node) -> ast.Node:
+            if isinstance(left, ast.Chain) and left.rest[0][0] in operators:
+                return _checked(left.extended(operator, right))
+            return _checked(ast.Chain(left, [(operator, right)]))
+
+        return build
+
+    _ADDITIVE = frozenset({"+", "-"})
+    add = _chain(_ADDITIVE, "+")
+    subtract = _chain(_ADDITIVE, "-")
     multiply = _binary("*")
     divide = _binary("/")
     exponent = _binary("**")
-    and_op = _binary("and")
-    or_op = _binary("or")
+    and_op = _chain(frozenset({"and"}), "and")
+    or_op = _chain(frozenset({"or"}), "or")
 
     def compare(self, left: ast.Node, operator: Token, right: ast.Node) -> ast.Node:
         return _checked(ast.Binary(str(operator), left, right))

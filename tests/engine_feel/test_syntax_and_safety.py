@@ -57,12 +57,12 @@ def test_non_string_expression_is_a_syntax_error() -> None:
         "{a:" * 10_000 + "1" + "}" * 10_000,
         "not(" * 10_000 + "true" + ")" * 10_000,
         "-" * 10_000 + "1",
-        "+".join(["1"] * 10_000),
+        "*".join(["1"] * 10_000),
         "if true then " * 10_000 + "1" + " else 2" * 10_000,
         "x" + ".y" * 10_000,
         "x" + "[1]" * 10_000,
     ],
-    ids=["parens", "lists", "contexts", "calls", "negations", "sum", "ifs", "path", "filters"],
+    ids=["parens", "lists", "contexts", "calls", "negations", "product", "ifs", "path", "filters"],
 )
 def test_ten_thousand_levels_of_nesting_are_a_syntax_error(expression: str) -> None:
     with pytest.raises(FeelSyntaxError, match="nested"):
@@ -72,7 +72,17 @@ def test_ten_thousand_levels_of_nesting_are_a_syntax_error(expression: str) -> N
 def test_nesting_up_to_the_limit_still_works() -> None:
     depth = MAX_NESTING_DEPTH // 2
     assert evaluate("(" * depth + "1" + ")" * depth) == 1
-    assert evaluate("+".join(["1"] * 50)) == 50
+    assert evaluate("*".join(["1"] * 50)) == 1
+
+
+def test_long_flat_chains_are_not_nesting() -> None:
+    # generated conditions such as `a or b or ... or z` are flat, not deep
+    assert evaluate("+".join(["1"] * 10_000)) == 10_000
+    assert evaluate(" - ".join(["1"] * 3)) == -1
+    conditions = " or ".join(f"x = {number}" for number in range(5_000))
+    assert evaluate(conditions, {"x": 4_999}) is True
+    assert evaluate(conditions, {"x": -1}) is False
+    assert evaluate(" and ".join(["true"] * 5_000) + " and null") is None
 
 
 def test_no_python_evaluation_in_the_implementation() -> None:
