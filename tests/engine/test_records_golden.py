@@ -128,7 +128,10 @@ def test_start_service_task_end_records(tmp_path: Path) -> None:
     assert describe(process_record) == ("PROCESS", "CREATED")
     assert process_record["key"] == FIRST_KEY == deployment.deployments[0].process.processDefinitionKey
     assert base64.b64decode(process_record["value"]["resource"]) == resource
-    assert base64.b64decode(process_record["value"]["checksum"]) == hashlib.md5(resource, usedforsecurity=False).digest()
+    assert (
+        base64.b64decode(process_record["value"]["checksum"])
+        == hashlib.md5(resource, usedforsecurity=False).digest()
+    )
     assert process_record["value"]["version"] == 1 and process_record["value"]["duplicate"] is False
     assert describe(deployment_record) == ("DEPLOYMENT", "CREATED")
     assert deployment_record["key"] == deployment.key

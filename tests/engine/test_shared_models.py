@@ -1,0 +1,129 @@
+"""Every shared real-world BPMN model either deploys and runs, or is rejected with Zeebe's
+INVALID_ARGUMENT message naming the resource and the element; none crashes the engine."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from pyzeebe.proto import gateway_pb2 as pb
+
+from engine.bpmn.parser import parse_bpmn
+from tests.engine.conftest import SHARED_DATA, EngineProcess
+from tests.engine.helpers import activate, complete, create, deploy, events, gateway
+
+BPMN_DIR = SHARED_DATA / "bpmn"
+pytestmark = pytest.mark.skipif(
+    not BPMN_DIR.is_dir(), reason="shared reference data (../shared/data/bpmn) is absent"
+)
+
+# callees first, so that call activities find their process at run time
+DEPLOY_FIRST = [
+    "zeebe-process-test__start-end.bpmn",
+    "zeebe-process-test__alternate-start-end.bpmn",
+    "zeebe-process-test__call-activity.bpmn",
+]
+START_VARIABLES = {"looping-servicetask": {"totalLoops": 3}}
+# expected outcome of running each deployable process (an incident is a legitimate outcome)
+EXPECTED_RUN = {
+    "start-end": "completed",
+    "alternate-start-end": "completed",
+    "call-activity": "completed",
+    "multiple-call-activity": "completed",
+    "looping-servicetask": "completed",
+    "fork-uncontrolled-join": "completed",
+    "throw-bpmn-error": "completed",
+    "FooProcess": "incident",  # calls BarProcess, which is not deployable (business rule task)
+}
+
+
+def manifest_notes() -> dict[str, str]:
+    with open(BPMN_DIR / "MANIFEST.tsv", newline="") as handle:
+        return {row["file"]: row["notes"] for row in csv.DictReader(handle, delimiter="\t")}
+
+
+def model_files() -> list[Path]:
+    files = sorted(p for p in BPMN_DIR.iterdir() if p.suffix in (".bpmn", ".dmn"))
+    first = [BPMN_DIR / name for name in DEPLOY_FIRST]
+    return first + [p for p in files if p not in first]
+
+
+def run_instance(stub: object, data_dir: Path, process_id: str, job_types: set[str]) -> str:
+    instance = create(stub, process_id, START_VARIABLES.get(process_id, {}))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for job_type in job_types:
+            for job in activate(stub, job_type, max_jobs=20, request_timeout_ms=-1):
+                complete(stub, job.key)
+        tree = {
+            r["value"]["processInstanceKey"]
+            for r in events(data_dir, valueType="PROCESS_INSTANCE", parentProcessInstanceKey=instance)
+        }
+        tree.add(instance)
+        if events(data_dir, valueType="PROCESS_INSTANCE", key=instance, intent="ELEMENT_COMPLETED"):
+            return "completed"
+        if any(
+            events(data_dir, valueType="INCIDENT", intent="CREATED", processInstanceKey=key) for key in tree
+        ):
+            return "incident"
+        time.sleep(0.05)
+    return "stuck"
+
+
+def test_shared_models_deploy_and_run_or_are_rejected(engine: EngineProcess) -> None:
+    notes = manifest_notes()
+    deployed: dict[str, set[str]] = {}
+    job_types: set[str] = set()
+    with gateway(engine.address) as stub:
+        for path in model_files():
+            content = path.read_bytes()
+            must_fail = notes.get(path.name, "").startswith(("INVALID", "MALFORMED", '"INVALID'))
+            try:
+                response = deploy(stub, path.name, content)
+            except grpc.RpcError as error:
+                assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (path.name, error.details())
+                details = error.details()
+                assert details.startswith(
+                    "Command 'CREATE' rejected with code 'INVALID_ARGUMENT': Expected to deploy new resources"
+                ), details
+                assert f"'{path.name}'" in details
+                if path.suffix == ".bpmn" and "Failed to parse the XML" not in details:
+                    assert "- Element: " in details, details
+                continue
+            assert not must_fail, f"{path.name} must be rejected ({notes[path.name]})"
+            for deployment in response.deployments:
+                deployed[deployment.process.bpmnProcessId] = {path.name}
+            for model in parse_bpmn(path.name, content):
+                for element in model.elements_by_id.values():
+                    if element.job_type is not None and element.job_type.is_static:
+                        job_types.add(element.job_type.text)
+
+        assert set(deployed) == set(EXPECTED_RUN), sorted(deployed)
+        outcomes = {
+            process_id: run_instance(stub, engine.data_dir, process_id, job_types)
+            for process_id in sorted(deployed)
+        }
+        assert outcomes == EXPECTED_RUN
+        # the engine is still healthy and answers
+        assert stub.Topology(pb.TopologyRequest()).clusterSize == 1
+
+    looping = [
+        r
+        for r in events(
+            engine.data_dir, valueType="JOB", intent="CREATED", bpmnProcessId="looping-servicetask"
+        )
+    ]
+    assert len(looping) == 3
+    fork = events(
+        engine.data_dir,
+        valueType="PROCESS_INSTANCE",
+        bpmnProcessId="fork-uncontrolled-join",
+        intent="ELEMENT_ACTIVATING",
+    )
+    by_element: dict[str, int] = {}
+    for record in fork:
+        by_element[record["value"]["elementId"]] = by_element.get(record["value"]["elementId"], 0) + 1
+    assert max(by_element.values()) == 2, by_element  # the uncontrolled merge activates its target twice
