@@ -92,3 +92,43 @@ def test_user_task_header_formatting() -> None:
         format_user_task_header("io.camunda.zeebe:assignee", 5, Expression("=five"))
     with pytest.raises(HeaderEvaluationError, match="to be 'ARRAY'"):
         format_user_task_header("io.camunda.zeebe:candidateUsers", [1], groups)
+
+
+def test_deployment_with_duplicate_process_ids_is_rejected() -> None:
+    from engine.bpmn.deployment import DeploymentRejected, parse_deployment
+
+    valid = document('<bpmn:startEvent id="s" />', process_id="same")
+    with pytest.raises(DeploymentRejected) as caught:
+        parse_deployment([("p1.bpmn", valid), ("p2.bpmn", valid), ("p3.bpmn", valid)])
+    assert caught.value.reason == (
+        "Expected to deploy new resources, but encountered the following errors:\n"
+        "Duplicated process id in resources 'p1.bpmn' and 'p2.bpmn'\n"
+        "Duplicated process id in resources 'p1.bpmn' and 'p3.bpmn'"
+    )
+
+
+def test_deployment_lists_every_invalid_resource() -> None:
+    from engine.bpmn.deployment import DeploymentRejected, parse_deployment
+
+    valid = document('<bpmn:startEvent id="s" />', process_id="ok")
+    with pytest.raises(DeploymentRejected) as caught:
+        parse_deployment([("ok.bpmn", valid), ("bad.bpmn", b"<x"), ("empty.bpmn", b"")])
+    assert caught.value.reason == (
+        "Expected to deploy new resources, but encountered the following errors:\n"
+        "'bad.bpmn': Failed to parse the XML: unclosed token (line 1, column 1)\n"
+        "'empty.bpmn': The resource is empty"
+    )
+    assert [e.resource_name for e in caught.value.errors] == ["bad.bpmn", "empty.bpmn"]
+
+
+def test_valid_deployment_keeps_resource_order() -> None:
+    from engine.bpmn.deployment import parse_deployment
+
+    resources = [
+        (f"{name}.bpmn", document('<bpmn:startEvent id="s" />', process_id=name)) for name in ("b", "a")
+    ]
+    parsed = parse_deployment(resources)
+    assert [(name, [m.bpmn_process_id for m in models]) for name, models in parsed] == [
+        ("b.bpmn", ["b"]),
+        ("a.bpmn", ["a"]),
+    ]
