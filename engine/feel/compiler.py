@@ -231,6 +231,16 @@ def list_item_at(items: list[Any], index: Decimal) -> Any:
     return None
 
 
+def _mentions_name(node: ast.Node, name: str) -> bool:
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, ast.Name) and current.name == name:
+            return True
+        pending.extend(current.children())
+    return False
+
+
 def _is_boolean_operation(node: ast.Node) -> bool:
     """Comparisons, `and`/`or`, `in`, `between`, `instance of` - never a list index."""
     if isinstance(node, ast.Binary):
@@ -743,13 +753,18 @@ class Compiler:
         body = self.compile(node.body)
         del self._bound[-len(iterations) - 1 :]
 
+        # `partial` (the results so far) is a snapshot per iteration, so only pay for the
+        # copy when the body reads it.
+        uses_partial = _mentions_name(node.body, "partial")
+
         def evaluate(scope: Scope) -> Any:
             combinations = self._iterate(scope, iterations, 0, {})
             if combinations is None:
                 return None
             results: list[Any] = []
             for bindings in combinations:
-                bindings["partial"] = results
+                if uses_partial:
+                    bindings["partial"] = list(results)
                 results.append(body(scope.child(bindings)))
             return results
 

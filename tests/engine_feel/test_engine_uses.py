@@ -211,3 +211,15 @@ def test_to_json_value_conversions() -> None:
 )
 def test_unary_tests(tests: str, value: object, expected: bool) -> None:
     assert parse_unary_tests(tests).matches(value, {"limit": 7}) is expected
+
+
+def test_partial_is_a_snapshot_of_earlier_results() -> None:
+    assert evaluate("for x in [1, 2, 3] return partial") == [[], [[]], [[], [[]]]]
+    assert evaluate("for i in 1..6 return if i <= 2 then 1 else partial[-1] + partial[-2]") == [
+        1,
+        1,
+        2,
+        3,
+        5,
+        8,
+    ]
