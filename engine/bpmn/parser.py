@@ -32,7 +32,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 
-from engine.bpmn import expressions
+from engine.bpmn import expressions, validation
 from engine.bpmn.errors import BpmnValidationError, Problem
 from engine.bpmn.model import (
     ACTIVITY_TYPES,
@@ -357,8 +357,6 @@ class _ProcessReader:
 
     # --- entry -------------------------------------------------------------------------------
     def read(self) -> ProcessModel | None:
-        from engine.bpmn import validation  # late: validation imports nothing from here
-
         process_id = self.xml.get("id")
         if not process_id:
             self.problems.add("process", "Attribute 'id' must be present and not empty")
