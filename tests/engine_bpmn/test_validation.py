@@ -746,3 +746,15 @@ def test_unsupported_in_a_non_executable_process_is_not_read() -> None:
         b"</bpmn:definitions>",
     )
     assert [m.bpmn_process_id for m in parse_bpmn("mixed.bpmn", content)] == ["p"]
+
+
+def test_boundary_declared_in_another_scope_than_its_activity() -> None:
+    sub = (
+        '<bpmn:subProcess id="sub"><bpmn:startEvent id="inner-start" />'
+        '<bpmn:boundaryEvent id="b" attachedToRef="t"><bpmn:errorEventDefinition /></bpmn:boundaryEvent>'
+        "</bpmn:subProcess>"
+    )
+    body = around(service_task("t") + sub + flow("mid", "t", "sub"), "t", "sub")
+    assert problems_of(body) == [
+        ("b", "Must be declared in the same scope as the activity it is attached to")
+    ]
