@@ -1,0 +1,236 @@
+"""Benchmark of the embedded engine over its gateway (prints JSON lines).
+
+1. throughput: instances of a one-task process completed per second, with several
+   pyzeebe-style workers (grpc.aio ActivateJobs long polls + CompleteJob) and creators;
+2. delivery latency: from CreateProcessInstance to the job arriving at an already parked
+   long poll (p50/p99).
+
+Each figure is measured over several runs against a fresh `python -m engine` subprocess and
+the median is printed. Usage: `python bench/engine.py [--runs 3] [--seconds 10] [--partitions 1]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+from pyzeebe.proto import gateway_pb2 as pb
+from pyzeebe.proto import gateway_pb2_grpc as pb_grpc
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PROCESS = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:zeebe="http://camunda.org/schema/zeebe/1.0" id="d" targetNamespace="http://fleetflow.bench">
+  <bpmn:process id="bench" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="task"/>
+    <bpmn:serviceTask id="task"><bpmn:extensionElements><zeebe:taskDefinition type="bench-work"/></bpmn:extensionElements>
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing></bpmn:serviceTask>
+    <bpmn:sequenceFlow id="f2" sourceRef="task" targetRef="end"/>
+    <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
+  </bpmn:process>
+</bpmn:definitions>"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Engine:
+    def __init__(self, partitions: int):
+        self.tmp = tempfile.TemporaryDirectory(prefix="engine-bench-")
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "engine",
+                "--port",
+                str(self.port),
+                "--partitions",
+                str(partitions),
+                "--data-dir",
+                str(Path(self.tmp.name) / "data"),
+                "--log-level",
+                "WARNING",
+            ],
+            cwd=REPO_ROOT,
+            env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+        )
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                async with grpc.aio.insecure_channel(self.address) as channel:
+                    await pb_grpc.GatewayStub(channel).Topology(pb.TopologyRequest(), timeout=1)
+                    return
+            except grpc.aio.AioRpcError:
+                await asyncio.sleep(0.1)
+        raise TimeoutError("engine did not start")
+
+    def close(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(30)
+        self.tmp.cleanup()
+
+
+async def throughput(address: str, seconds: float, workers: int, creators: int) -> dict[str, float]:
+    channel = grpc.aio.insecure_channel(address)
+    stub = pb_grpc.GatewayStub(channel)
+    await stub.DeployResource(
+        pb.DeployResourceRequest(resources=[pb.Resource(name="bench.bpmn", content=PROCESS)])
+    )
+    stop = asyncio.Event()
+    completed = 0
+    created = 0
+
+    async def creator() -> None:
+        nonlocal created
+        while not stop.is_set():
+            await stub.CreateProcessInstance(
+                pb.CreateProcessInstanceRequest(bpmnProcessId="bench", version=-1, variables='{"n": 1}')
+            )
+            created += 1
+
+    async def worker(index: int) -> None:
+        nonlocal completed
+        request = pb.ActivateJobsRequest(
+            type="bench-work", worker=f"w{index}", timeout=30_000, maxJobsToActivate=32, requestTimeout=1000
+        )
+        while not stop.is_set():
+            async for response in stub.ActivateJobs(request):
+                # like pyzeebe: run the handlers concurrently, complete each job
+                async def done(job: pb.ActivatedJob) -> None:
+                    nonlocal completed
+                    await stub.CompleteJob(pb.CompleteJobRequest(jobKey=job.key, variables='{"ok": true}'))
+                    completed += 1
+
+                await asyncio.gather(*(done(job) for job in response.jobs))
+
+    tasks = [asyncio.create_task(worker(i)) for i in range(workers)] + [
+        asyncio.create_task(creator()) for _ in range(creators)
+    ]
+    await asyncio.sleep(1.0)  # warm-up
+    start_completed, start = completed, time.perf_counter()
+    await asyncio.sleep(seconds)
+    rate = (completed - start_completed) / (time.perf_counter() - start)
+    stop.set()
+    await asyncio.sleep(1.2)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await channel.close()
+    return {"instances_per_second": rate, "created": created, "completed": completed}
+
+
+async def delivery_latency(address: str, samples: int) -> dict[str, float]:
+    channel = grpc.aio.insecure_channel(address)
+    stub = pb_grpc.GatewayStub(channel)
+    await stub.DeployResource(
+        pb.DeployResourceRequest(
+            resources=[
+                pb.Resource(
+                    name="bench.bpmn",
+                    content=PROCESS.replace(b"bench-work", b"latency-work").replace(b'"bench"', b'"latency"'),
+                )
+            ]
+        )
+    )
+    latencies = []
+    for _ in range(samples):
+        received = asyncio.get_running_loop().create_future()
+
+        async def poll(fut: asyncio.Future[float] = received) -> None:
+            request = pb.ActivateJobsRequest(
+                type="latency-work", worker="lat", timeout=30_000, maxJobsToActivate=1, requestTimeout=10_000
+            )
+            async for response in stub.ActivateJobs(request):
+                if response.jobs and not fut.done():
+                    fut.set_result(time.perf_counter())
+                    await stub.CompleteJob(pb.CompleteJobRequest(jobKey=response.jobs[0].key))
+
+        poller = asyncio.create_task(poll())
+        await asyncio.sleep(0.02)  # let the request park
+        start = time.perf_counter()
+        await stub.CreateProcessInstance(pb.CreateProcessInstanceRequest(bpmnProcessId="latency", version=-1))
+        delivered = await asyncio.wait_for(received, 10)
+        latencies.append((delivered - start) * 1000)
+        await poller
+    await channel.close()
+    latencies.sort()
+    return {
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "samples": len(latencies),
+    }
+
+
+async def one_run(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float]]:
+    engine = Engine(args.partitions)
+    try:
+        await engine.ready()
+        rate = await throughput(engine.address, args.seconds, args.workers, args.creators)
+        latency = await delivery_latency(engine.address, args.samples)
+        return rate, latency
+    finally:
+        engine.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--partitions", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--creators", type=int, default=8)
+    parser.add_argument("--samples", type=int, default=200)
+    args = parser.parse_args()
+    rates, p50s, p99s = [], [], []
+    for run in range(args.runs):
+        rate, latency = asyncio.run(one_run(args))
+        rates.append(rate["instances_per_second"])
+        p50s.append(latency["p50_ms"])
+        p99s.append(latency["p99_ms"])
+        print(json.dumps({"bench": "engine", "run": run + 1, **rate, **latency}), flush=True)
+    common = {
+        "bench": "engine",
+        "runs": args.runs,
+        "partitions": args.partitions,
+        "workers": args.workers,
+        "creators": args.creators,
+    }
+    print(
+        json.dumps(
+            {
+                **common,
+                "metric": "instances_completed_per_second",
+                "median": statistics.median(rates),
+                "goal": 300,
+            }
+        )
+    )
+    print(json.dumps({**common, "metric": "job_delivery_p50_ms", "median": statistics.median(p50s)}))
+    print(
+        json.dumps({**common, "metric": "job_delivery_p99_ms", "median": statistics.median(p99s), "goal": 20})
+    )
+
+
+if __name__ == "__main__":
+    main()
