@@ -647,8 +647,16 @@ class Compiler:
         if operator is not None:
             return lambda scope, subject: _compare_operator(operator, subject, operand(scope))
 
+        uses_input = _mentions_name(test.operand, "?")
+
         def evaluate(scope: Scope, subject: Any) -> bool | None:
-            expected = operand(scope)
+            if uses_input:
+                # a test written with the input value, such as `? > 5 and ? < 10`
+                expected = operand(scope.child({"?": subject}))
+                if type(expected) is bool:
+                    return expected
+            else:
+                expected = operand(scope)
             if type(expected) is list:
                 return any(values_equal(subject, element) is True for element in expected)
             if isinstance(expected, FeelRange):

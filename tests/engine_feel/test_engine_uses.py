@@ -207,6 +207,9 @@ def test_to_json_value_conversions() -> None:
         ("not(3)", 3, False),
         ("not(3)", 4, True),
         (">= limit", 7, True),
+        ("? > 5 and ? < 10", 7, True),
+        ("? > 5 and ? < 10", 10, False),
+        ('starts with(?, "a")', "abc", True),
     ],
 )
 def test_unary_tests(tests: str, value: object, expected: bool) -> None:
