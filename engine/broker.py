@@ -279,13 +279,11 @@ class Broker:
 
     def check_timers(self, now: int) -> None:
         for partition in self.partitions.values():
-            expired = [key for key, deadline in partition.state.deadlines.items() if deadline <= now]
-            for job_key in expired:
+            for job_key in partition.state.due_jobs(now):
                 partition.execute(
                     "JOB", "TIME_OUT", {}, partition.cmd_time_out_job, job_key, now, key=job_key
                 )
-            recurring = [key for key, due in partition.state.backoffs.items() if due <= now]
-            for job_key in recurring:
+            for job_key in partition.state.due_jobs(now, backoff=True):
                 partition.execute(
                     "JOB", "RECUR_AFTER_BACKOFF", {}, partition.cmd_recur_job, job_key, now, key=job_key
                 )

@@ -12,6 +12,7 @@ per element) are rebuilt from the primary maps on snapshot load instead of being
 from __future__ import annotations
 
 import base64
+import heapq
 import json
 from collections.abc import Callable
 from typing import Any
@@ -64,6 +65,10 @@ class PartitionState:
         self.activatable: dict[str, dict[int, None]] = {}
         self.deadlines: dict[int, int] = {}
         self.backoffs: dict[int, int] = {}
+        # Min-heaps of (due time, job key) over `deadlines`/`backoffs`; entries that no longer
+        # match the dict are stale and skipped, so the timer check is O(expired · log n).
+        self.deadline_heap: list[tuple[int, int]] = []
+        self.backoff_heap: list[tuple[int, int]] = []
         self.element_incidents: dict[int, int] = {}
         self.job_incidents: dict[int, int] = {}
         # Called with a job type whenever a job of that type becomes activatable (long polling).
@@ -256,7 +261,27 @@ class PartitionState:
             job["value"]["deadline"] = job_value["deadline"]
             job["value"]["worker"] = job_value["worker"]
             job["value"]["timeout"] = job_value.get("timeout", -1)
-            self.deadlines[job_key] = job_value["deadline"]
+            self._set_deadline(job_key, job_value["deadline"])
+
+    def _set_deadline(self, job_key: int, deadline: int) -> None:
+        self.deadlines[job_key] = deadline
+        heapq.heappush(self.deadline_heap, (deadline, job_key))
+
+    def _set_backoff(self, job_key: int, due: int) -> None:
+        self.backoffs[job_key] = due
+        heapq.heappush(self.backoff_heap, (due, job_key))
+
+    def due_jobs(self, now: int, backoff: bool = False) -> list[int]:
+        """Job keys whose deadline (or backoff) has passed, popping them from the heap."""
+        heap, current = (
+            (self.backoff_heap, self.backoffs) if backoff else (self.deadline_heap, self.deadlines)
+        )
+        due = []
+        while heap and heap[0][0] <= now:
+            when, job_key = heapq.heappop(heap)
+            if current.get(job_key) == when:
+                due.append(job_key)
+        return due
 
     def _job_removed(self, record: dict[str, Any]) -> None:
         job = self.jobs.pop(record["key"], None)
@@ -283,7 +308,7 @@ class PartitionState:
         )
         if value["retries"] > 0 and value["retryBackoff"] > 0:
             job["state"] = FAILED
-            self.backoffs[record["key"]] = value["recurringTime"]
+            self._set_backoff(record["key"], value["recurringTime"])
         elif value["retries"] > 0:
             job["state"] = ACTIVATABLE
             self._make_activatable(record["key"], job["value"]["type"])
@@ -312,7 +337,7 @@ class PartitionState:
             job["value"]["deadline"] = record["value"]["deadline"]
             job["value"]["timeout"] = record["value"]["timeout"]
             if job["state"] == ACTIVATED:
-                self.deadlines[record["key"]] = record["value"]["deadline"]
+                self._set_deadline(record["key"], record["value"]["deadline"])
 
     def _job_error_thrown(self, record: dict[str, Any]) -> None:
         job = self.jobs.get(record["key"])
@@ -390,8 +415,8 @@ class PartitionState:
             if job["state"] == ACTIVATABLE:
                 self.activatable.setdefault(job["value"]["type"], {})[key] = None
             elif job["state"] == ACTIVATED:
-                self.deadlines[key] = job["value"]["deadline"]
+                self._set_deadline(key, job["value"]["deadline"])
             elif job["state"] == FAILED and job["value"]["recurringTime"] > 0 and job["value"]["retries"] > 0:
-                self.backoffs[key] = job["value"]["recurringTime"]
+                self._set_backoff(key, job["value"]["recurringTime"])
         for key, incident in snapshot["incidents"]:
             self._incident_created({"key": key, "value": incident})
