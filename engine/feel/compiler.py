@@ -788,13 +788,16 @@ class Compiler:
             combinations = self._iterate(scope, iterations, 0, {})
             if combinations is None:
                 return None
+            # feel-scala atLeastOne / all: a decisive true (some) or false (every) wins;
+            # otherwise any non-boolean result makes the answer null
+            unknown = False
             for bindings in combinations:
-                satisfied = body(scope.child(bindings)) is True
-                if is_some and satisfied:
-                    return True
-                if not is_some and not satisfied:
-                    return False
-            return not is_some
+                result = body(scope.child(bindings))
+                if result is is_some:
+                    return is_some
+                if type(result) is not bool:
+                    unknown = True
+            return None if unknown else not is_some
 
         return evaluate
 

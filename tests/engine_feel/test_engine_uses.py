@@ -226,3 +226,19 @@ def test_partial_is_a_snapshot_of_earlier_results() -> None:
         5,
         8,
     ]
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("some x in [1, null] satisfies x > 0", True),
+        ("some x in [0, null] satisfies x > 0", None),
+        ("some x in [0, -1] satisfies x > 0", False),
+        ("every x in [0, null] satisfies x > 0", False),
+        ("every x in [1, null] satisfies x > 0", None),
+        ("every x in [1, 2] satisfies x > 0", True),
+    ],
+)
+def test_quantifiers_are_three_valued(expression: str, expected: object) -> None:
+    # feel-scala atLeastOne/all: a non-boolean result makes an undecided answer null
+    assert evaluate(expression) is expected
