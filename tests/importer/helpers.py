@@ -56,3 +56,29 @@ def wipe_query_models() -> None:
 
     for model in (*QUERY_MODELS, ImportPosition, RecordImportError, Server):
         model.objects.all().delete()
+
+
+def snapshot_diff(got: dict[str, list[dict[str, Any]]], want: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Readable differences between two snapshots (for assertion messages)."""
+    lines: list[str] = []
+    for table in sorted(set(got) | set(want)):
+        got_rows = {
+            row.get("key", row.get("serial_number", row.get("variable_id"))): row
+            for row in got.get(table, [])
+        }
+        want_rows = {
+            row.get("key", row.get("serial_number", row.get("variable_id"))): row
+            for row in want.get(table, [])
+        }
+        for key in sorted(set(got_rows) | set(want_rows), key=str):
+            a, b = got_rows.get(key), want_rows.get(key)
+            if a == b:
+                continue
+            if a is None or b is None:
+                lines.append(f"{table} {key}: only in {'want' if a is None else 'got'}")
+                continue
+            fields = {
+                name: (a.get(name), b.get(name)) for name in set(a) | set(b) if a.get(name) != b.get(name)
+            }
+            lines.append(f"{table} {key}: {fields}")
+    return lines[:40]

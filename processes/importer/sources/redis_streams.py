@@ -3,17 +3,30 @@
 One stream per value type, named `<prefix>:<VALUE_TYPE>`; each entry has a single field named by
 the export time in ms whose value is the record JSON. We read with a consumer group (XREADGROUP),
 created at offset 0 so a new importer sees the retained history, and XACK only after the batch's
-transaction committed (`acknowledge`). Delivery is at-least-once: after a crash between commit and
-XACK, our pending entries are read again first (id "0") and the projection skips them by position
-(one watermark per partition and value-type stream, since each stream holds its partition's
-records of that type in log order).
+transaction committed (`acknowledge`).
+
+Log order across streams: the exporter writes each partition's records in position order, but
+they land in different streams, and a reader that takes N entries per stream would see a job's
+activation (JOB_BATCH) before its creation (JOB). So every read covers all streams in one
+XREADGROUP (one consistent snapshot), and a record of partition p is released to the projection
+only when no stream can still hold an earlier record of p: a stream that returned fewer entries
+than asked has nothing more, and a stream that returned a full page bounds p at the highest
+position of p it delivered. Records beyond that frontier wait in memory (they stay pending in
+the group, unacknowledged) until the lagging stream has been read further. The projection thus
+sees each partition in log order, exactly as from the engine's log.
+
+Delivery is at-least-once: after a crash between commit and XACK, our pending entries are read
+again first (from id 0 upwards) and the projection skips them by position (one watermark per
+partition and value-type stream, since each stream holds its partition's records in log order).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import redis
 
@@ -21,8 +34,8 @@ from processes.importer.records import SourceRecord
 
 logger = logging.getLogger(__name__)
 
-STREAM_RESCAN_SECONDS = 5.0
-MAX_BLOCK_MS = 2000
+STREAM_RESCAN_SECONDS = 1.0
+MAX_BLOCK_MS = 1000
 
 
 class RedisStreamSource:
@@ -33,8 +46,12 @@ class RedisStreamSource:
         self.consumer = consumer
         self._streams: list[bytes] = []
         self._scanned_at = 0.0
-        # Streams whose own pending (delivered, unacknowledged) entries have all been re-read.
-        self._pending_done: set[bytes] = set()
+        # Re-reading our own pending entries after a restart: stream -> last id read ("0" at start).
+        self._pending_cursor: dict[bytes, bytes | str] = {}
+        # Highest position delivered so far per (stream, partition).
+        self._delivered: dict[tuple[bytes, int], int] = {}
+        # Delivered records waiting for the frontier (see the module docstring).
+        self._held: list[SourceRecord] = []
 
     def _refresh_streams(self) -> None:
         now = time.monotonic()
@@ -51,6 +68,7 @@ class RedisStreamSource:
                 except redis.ResponseError as error:
                     if "BUSYGROUP" not in str(error):
                         raise
+                self._pending_cursor[stream] = "0"
         self._streams = found
 
     def _value_type(self, stream: bytes) -> str:
@@ -60,55 +78,106 @@ class RedisStreamSource:
         self, positions: Mapping[tuple[int, str], int], max_records: int, wait_seconds: float
     ) -> list[SourceRecord]:
         deadline = time.monotonic() + wait_seconds
+        block_ms: int | None = None
         while True:
             self._refresh_streams()
             if self._streams:
-                records = self._read(max_records, block_ms=None)
-                if records:
-                    return records
+                released, read = self._read_and_release(max_records, block_ms)
+                if released:
+                    return released
+                if read:
+                    continue  # everything read is held back: read the lagging streams further
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
             if not self._streams:
                 time.sleep(min(remaining, 0.2))
                 continue
-            records = self._read(max_records, block_ms=max(1, min(MAX_BLOCK_MS, int(remaining * 1000))))
-            if records:
-                return records
+            block_ms = max(1, min(MAX_BLOCK_MS, int(remaining * 1000)))
 
-    def _read(self, max_records: int, block_ms: int | None) -> list[SourceRecord]:
-        pending = [stream for stream in self._streams if stream not in self._pending_done]
-        if pending and block_ms is None:
-            response = self.client.xreadgroup(
-                self.group, self.consumer, {stream: "0" for stream in pending}, count=max_records
-            )
-            records = self._records(response)
-            returned = {stream for stream, entries in response or [] if entries}
-            self._pending_done.update(stream for stream in pending if stream not in returned)
-            if records:
-                return records
-        count = max(1, max_records // max(1, len(self._streams)))
+    def _read_and_release(self, max_records: int, block_ms: int | None) -> tuple[list[SourceRecord], int]:
+        count = max(1, max_records)
+        ids: dict[bytes, Any] = {stream: self._pending_cursor.get(stream, ">") for stream in self._streams}
+        in_pending_phase = any(stream_id != ">" for stream_id in ids.values())
         response = self.client.xreadgroup(
-            self.group, self.consumer, {stream: ">" for stream in self._streams}, count=count, block=block_ms
+            self.group, self.consumer, ids, count=count, block=None if in_pending_phase else block_ms
         )
-        return self._records(response)
-
-    def _records(self, response: object) -> list[SourceRecord]:
-        records: list[SourceRecord] = []
-        for stream, entries in response or []:  # type: ignore[attr-defined]
+        saturated: set[bytes] = set()
+        immediate: list[SourceRecord] = []
+        returned: dict[bytes, int] = {}
+        for stream, entries in response or []:
+            returned[stream] = len(entries)
+            if len(entries) >= count:
+                saturated.add(stream)
             value_type = self._value_type(stream)
             for entry_id, fields in entries:
-                # A single field: export time in ms -> record JSON (reference §3.9).
-                payload = next(iter(fields.values()), b"") if fields else b""
-                records.append(
-                    SourceRecord(
-                        payload=payload,
-                        stream=value_type,
-                        source_ref=entry_id.decode(),
-                        ack=(stream, entry_id),
-                    )
-                )
-        return records
+                if stream in self._pending_cursor:
+                    self._pending_cursor[stream] = entry_id
+                record = self._source_record(stream, value_type, entry_id, fields)
+                partition_id, position = record.partition_hint, record.position_hint
+                if partition_id is None or position is None:
+                    immediate.append(record)  # undecodable: the projection reports it now
+                    continue
+                delivered_key = (stream, partition_id)
+                if position > self._delivered.get(delivered_key, 0):
+                    self._delivered[delivered_key] = position
+                self._held.append(record)
+        for stream in list(self._pending_cursor):
+            if returned.get(stream, 0) < count:
+                # Our pending entries of this stream are all read again: continue with new ones.
+                del self._pending_cursor[stream]
+                saturated.discard(stream)
+            else:
+                saturated.add(stream)
+        # After a pending-phase read there may be new entries to read right away.
+        progressed = sum(returned.values()) + (1 if in_pending_phase else 0)
+        return immediate + self._release(saturated, max_records), progressed
+
+    def _release(self, saturated: set[bytes], max_records: int) -> list[SourceRecord]:
+        """Held records that no stream can precede any more, in (partition, position) order."""
+        if not self._held:
+            return []
+        partitions = {record.partition_hint for record in self._held}
+        frontier: dict[int, float] = {}
+        for partition_id in partitions:
+            bound = float("inf")
+            for stream in saturated:
+                bound = min(bound, self._delivered.get((stream, partition_id), 0))  # type: ignore[arg-type]
+            frontier[partition_id] = bound  # type: ignore[index]
+        self._held.sort(key=lambda record: (record.partition_hint, record.position_hint))
+        released: list[SourceRecord] = []
+        kept: list[SourceRecord] = []
+        for record in self._held:
+            if len(released) < max_records and record.position_hint <= frontier[record.partition_hint]:  # type: ignore[operator,index]
+                released.append(record)
+            else:
+                kept.append(record)
+        self._held = kept
+        return released
+
+    def _source_record(
+        self, stream: bytes, value_type: str, entry_id: bytes, fields: dict[bytes, bytes]
+    ) -> SourceRecord:
+        # A single field: export time in ms -> record JSON (reference §3.9).
+        raw = next(iter(fields.values()), b"") if fields else b""
+        payload: dict[str, Any] | bytes = raw
+        partition_id = position = None
+        try:
+            decoded = json.loads(raw)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, dict):
+            payload = decoded
+            if type(decoded.get("partitionId")) is int and type(decoded.get("position")) is int:
+                partition_id, position = decoded["partitionId"], decoded["position"]
+        return SourceRecord(
+            payload=payload,
+            stream=value_type,
+            partition_hint=partition_id,
+            position_hint=position,
+            source_ref=entry_id.decode(),
+            ack=(stream, entry_id),
+        )
 
     def acknowledge(self, records: Sequence[SourceRecord]) -> None:
         by_stream: dict[bytes, list[bytes]] = {}
