@@ -217,7 +217,7 @@ class BpmnExecution:
             if element_type == "PROCESS":
                 self.emit_pi(key, instance, "ELEMENT_ACTIVATED")
                 start = element.none_start_event
-                if start is not None:
+                if start is not None and key not in self.scopes_without_start:
                     self.queue_activate(start, key, self.process_info(instance))
             elif element_type == "SUB_PROCESS":
                 self.apply_input_mappings(instance, element)
