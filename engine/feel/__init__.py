@@ -33,7 +33,7 @@ from typing import Any
 
 from engine.feel import ast
 from engine.feel.builtins import load_all as _load_builtins
-from engine.feel.compiler import Compiler, Evaluator, root_scope
+from engine.feel.compiler import Compiler, Evaluator, Scope, root_scope
 from engine.feel.errors import FeelError, FeelEvaluationError, FeelSyntaxError
 from engine.feel.parser import parse, parse_unary_tests_tree
 from engine.feel.values import MISSING, from_python, to_json_value
@@ -54,10 +54,6 @@ __all__ = [
 ]
 
 
-def _too_deep(text: str) -> FeelEvaluationError:
-    return FeelEvaluationError(f"failed to evaluate '{text}': values nested too deeply")
-
-
 class CompiledExpression:
     """A parsed and compiled expression; immutable and safe to share between threads."""
 
@@ -69,30 +65,34 @@ class CompiledExpression:
         self._evaluator: Evaluator = compiler.compile(tree)
         self._referenced_names = frozenset(compiler.referenced_names)
 
+    def _run(self, scope: Scope, *, as_json: bool) -> Any:
+        try:
+            value = self._evaluator(scope)
+            return to_json_value(value) if as_json else value
+        except FeelError:
+            raise
+        except RecursionError:
+            # only reachable through absurdly nested *variables*: the expression's own
+            # nesting is bounded by the parser
+            raise FeelEvaluationError(f"failed to evaluate '{self.text}': values nested too deeply") from None
+        except Exception as error:  # a defect here must become an incident, not a crash
+            raise FeelEvaluationError(
+                f"failed to evaluate '{self.text}': internal error {type(error).__name__}: {error}"
+            ) from error
+
     def evaluate_raw(self, variables: Mapping[str, Any]) -> Any:
         """The result as a FEEL value (Decimal numbers, temporal objects, ...)."""
-        try:
-            return self._evaluator(root_scope(variables))
-        except RecursionError:
-            raise _too_deep(self.text) from None
+        return self._run(root_scope(variables), as_json=False)
 
     def evaluate_with_warnings(self, variables: Mapping[str, Any]) -> tuple[Any, list[str]]:
         """(JSON-compatible result, warnings) - the warnings explain a null result, like
         feel-scala's suppressed failures that Zeebe quotes in incident messages."""
         scope = root_scope(variables)
-        try:
-            return to_json_value(self._evaluator(scope)), list(scope.warnings)
-        except RecursionError:
-            raise _too_deep(self.text) from None
+        return self._run(scope, as_json=True), list(scope.warnings)
 
     def evaluate(self, variables: Mapping[str, Any]) -> Any:
         """The result as a JSON-compatible Python value."""
-        try:
-            return to_json_value(self._evaluator(root_scope(variables)))
-        except RecursionError:
-            # only reachable through absurdly nested *variables* (the expression's own
-            # nesting is bounded by the parser)
-            raise _too_deep(self.text) from None
+        return self._run(root_scope(variables), as_json=True)
 
     def referenced_names(self) -> set[str]:
         """Top-level variable names the expression reads (not loop/context-local names)."""
@@ -132,7 +132,7 @@ class CompiledUnaryTests:
         try:
             result = self._evaluator(root_scope(bindings))
         except RecursionError:
-            raise _too_deep(self.text) from None
+            raise FeelEvaluationError(f"failed to evaluate '{self.text}': values nested too deeply") from None
         return result if result is None or type(result) is bool else None
 
 

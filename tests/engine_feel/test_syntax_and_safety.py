@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.feel import FeelError, FeelSyntaxError, compile_expression, evaluate
+from engine.feel import FeelError, FeelEvaluationError, FeelSyntaxError, compile_expression, evaluate
 from engine.feel.parser import MAX_NESTING_DEPTH
 
 FEEL_SOURCE = Path(__file__).resolve().parents[2] / "engine" / "feel"
@@ -132,3 +132,14 @@ def test_arbitrary_text_compiles_or_fails_cleanly(text: str) -> None:
     # evaluation may fail only with a FeelError (assert), never with anything else
     with contextlib.suppress(FeelError):
         compiled.evaluate({"a": 1, "b": [1, 2], "x": {"y": "z"}})
+
+
+def test_absurdly_nested_variables_fail_cleanly() -> None:
+    document: dict[str, object] = {}
+    innermost = document
+    for _ in range(20_000):
+        innermost["a"] = {}
+        innermost = innermost["a"]  # type: ignore[assignment]
+    with pytest.raises(FeelEvaluationError, match="nested too deeply"):
+        evaluate("x", {"x": document})
+    assert evaluate("y", {"x": document, "y": 1}) == 1  # untouched variables cost nothing
