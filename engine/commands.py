@@ -7,6 +7,7 @@ rejected command changes no state), then writes its events. Rejection texts are 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any
 
@@ -193,7 +194,7 @@ class CommandProcessor(BpmnExecution):
 
             self.queue.append(start_with_instructions)
         else:
-            self.queue.append(lambda: self.activate_element(model.process, -1, proc, key=key) and None)
+            self.queue.append(lambda: self.activate_element(model.process, -1, proc, key=key))
         self.emit("PROCESS_INSTANCE_CREATION", "CREATED", key, value)
         return {"process": process, "processInstanceKey": key}
 
@@ -603,9 +604,7 @@ class CommandProcessor(BpmnExecution):
         )
         for element, scope_key, element_key in activations:
             self.queue.append(
-                lambda e=element, s=scope_key, k=element_key: (
-                    self.activate_element(e, s, proc, key=k) and None
-                )
+                functools.partial(self.activate_element, element, scope_key, proc, key=element_key)
             )
 
     def _ambiguous_flow_scope(self, element: Any, process_instance_key: int) -> str | None:

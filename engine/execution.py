@@ -50,7 +50,7 @@ class BpmnExecution:
     emit: Callable[..., dict[str, Any]]
 
     def __init__(self) -> None:
-        self.queue: deque[Callable[[], None]] = deque()
+        self.queue: deque[Callable[[], object]] = deque()
         # Completion variables handed from an activation to the queued completion (in-memory
         # only: both happen inside the same command's processing).
         self.completion_variables: dict[int, dict[str, Any]] = {}
@@ -206,7 +206,7 @@ class BpmnExecution:
         return key
 
     def queue_activate(self, element: Any, flow_scope_key: int, proc: dict[str, Any]) -> None:
-        self.queue.append(lambda: self.activate_element(element, flow_scope_key, proc) and None)
+        self.queue.append(lambda: self.activate_element(element, flow_scope_key, proc))
 
     def on_activate(self, key: int) -> None:
         """Type-specific activation; re-run when an incident in ACTIVATING is resolved."""
@@ -376,9 +376,7 @@ class BpmnExecution:
         else:
             document = {name: value for name, (_, value) in self.state.variables.get(key, {}).items()}
         self.set_local_variables(child_key, document, child_proc)
-        self.queue.append(
-            lambda: self.activate_element(model.process, -1, child_proc, key=child_key) and None
-        )
+        self.queue.append(lambda: self.activate_element(model.process, -1, child_proc, key=child_key))
 
     # ------------------------------------------------------------------ completion
     def complete_element(self, key: int, variables: dict[str, Any] | None = None) -> None:

@@ -12,9 +12,19 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pyzeebe import ZeebeClient
 from pyzeebe.errors import ProcessDefinitionNotFoundError
 from pyzeebe.proto import gateway_pb2 as pb
+from pyzeebe.proto import gateway_pb2_grpc as pb_grpc
 
 from tests.engine.conftest import EngineProcess
-from tests.engine.helpers import activate_one, complete, create, deploy, events, gateway, one_task_process
+from tests.engine.helpers import (
+    activate,
+    activate_one,
+    complete,
+    create,
+    deploy,
+    events,
+    gateway,
+    one_task_process,
+)
 
 PARTITION_1_FIRST_KEY = 2251799813685249
 
@@ -253,3 +263,78 @@ def test_set_variables_local_and_propagating(engine: EngineProcess) -> None:
             )
         }
         assert final == {"root": 7, "fresh": 1}
+
+
+def test_stream_activated_jobs_pushes_new_jobs(engine: EngineProcess) -> None:
+    async def scenario() -> list[pb.ActivatedJob]:
+        async with grpc.aio.insecure_channel(engine.address) as channel:
+            stub = pb_grpc.GatewayStub(channel)
+            await stub.DeployResource(
+                pb.DeployResourceRequest(
+                    resources=[
+                        pb.Resource(name="s.bpmn", content=one_task_process("stream-flow", "streamed"))
+                    ]
+                )
+            )
+            stream = stub.StreamActivatedJobs(
+                pb.StreamActivatedJobsRequest(type="streamed", worker="streamer", timeout=30_000)
+            )
+            received: list[pb.ActivatedJob] = []
+
+            async def consume() -> None:
+                async for job in stream:
+                    received.append(job)
+                    await stub.CompleteJob(pb.CompleteJobRequest(jobKey=job.key))
+                    if len(received) == 3:
+                        return
+
+            consumer = asyncio.create_task(consume())
+            await asyncio.sleep(0.2)
+            for _ in range(3):
+                await stub.CreateProcessInstance(
+                    pb.CreateProcessInstanceRequest(bpmnProcessId="stream-flow", version=-1)
+                )
+            await asyncio.wait_for(consumer, 10)
+            stream.cancel()
+            return received
+
+    jobs = asyncio.run(scenario())
+    assert [job.worker for job in jobs] == ["streamer"] * 3
+    assert len({job.key for job in jobs}) == 3
+
+
+def test_deprecated_deploy_process(engine: EngineProcess) -> None:
+    with gateway(engine.address) as stub:
+        response = stub.DeployProcess(
+            pb.DeployProcessRequest(
+                processes=[
+                    pb.ProcessRequestObject(name="old.bpmn", definition=one_task_process("old-api", "old"))
+                ]
+            )
+        )
+        assert response.processes[0].bpmnProcessId == "old-api" and response.processes[0].version == 1
+
+
+def test_log_is_readable_by_another_reader_while_the_engine_writes(engine: EngineProcess) -> None:
+    """The importer's view: tail the log from another reader during load; positions are
+    consecutive and every record has the §3.3 envelope."""
+    from engine.log import LogReader
+
+    with gateway(engine.address) as stub:
+        deploy(stub, "tail.bpmn", one_task_process("tail-flow", "tail-work"))
+        readers = {pid: LogReader(engine.data_dir, pid) for pid in (1, 2)}
+        next_position = {pid: 1 for pid in readers}
+        for round_number in range(20):
+            create(stub, "tail-flow", {"round": round_number})
+            for pid, reader in readers.items():
+                for record in reader.read(next_position[pid], max_records=100_000):
+                    assert record["position"] == next_position[pid]
+                    assert (
+                        record["partitionId"] == pid
+                        and "value" in record
+                        and record["brokerVersion"] == "8.5.0"
+                    )
+                    next_position[pid] += 1
+        for job in activate(stub, "tail-work", max_jobs=50, request_timeout_ms=1000):
+            complete(stub, job.key)
+    assert all(position > 20 for position in next_position.values())
