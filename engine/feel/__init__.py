@@ -17,12 +17,24 @@ and the expectations in the test data):
   engine decides whether null is acceptable (a gateway condition that yields null is an
   incident there, not here).
 * `assert(value, condition)` with a condition that is not true raises
-  `FeelEvaluationError` (feel-scala `failWith`); Zeebe makes that an incident.
+  `FeelEvaluationError` (feel-scala `failWith`); Zeebe makes that an incident. So does `?`
+  outside unary tests, and - defensively - any internal defect or variables nested so
+  deeply that converting them would exhaust the stack.
 * Conflicting sources (shared/data/feel/conflicts.json): feel-scala wins, as MANIFEST.md
-  point 6 says: `abs(number: -1)` is 1, `[1]` stays a list (no DMN singleton coercion).
+  point 6 says: `abs(number: -1)` is 1, `[1]` stays a list (no DMN singleton coercion),
+  `sublist/remove/insert before` with position 0 are null, `string({a:1})` is `{a:1}`.
+
+Other decisions taken from feel-scala (its tests in the data, or its interpreter):
+`and`/`or`/`some`/`every` are three-valued (a decisive value wins, otherwise a non-boolean
+makes the result null); `if` treats a non-boolean condition as false; a filter whose
+condition is a comparison is boolean, any other condition that yields a number on the first
+item is an index (`[1,2,3][abs(1)]` is 1); `is defined(null)` is false; `partial` in `for`
+is a snapshot of the earlier results.
 
 Numbers are `decimal.Decimal` with 34 digits internally; `evaluate()` returns JSON-ready
-values (`to_json_value`), `evaluate_raw()` keeps FEEL values.
+values (`to_json_value`: int when integral else float; temporal values as ISO strings, a
+zoned date-time as `2024-01-01T10:00:00+01:00[Europe/Berlin]`), `evaluate_raw()` keeps FEEL
+values. Temporal limits of Python's datetime apply: years 1..9999, microsecond precision.
 """
 
 from __future__ import annotations
@@ -36,7 +48,7 @@ from engine.feel.builtins import load_all as _load_builtins
 from engine.feel.compiler import Compiler, Evaluator, Scope, root_scope
 from engine.feel.errors import FeelError, FeelEvaluationError, FeelSyntaxError
 from engine.feel.parser import parse, parse_unary_tests_tree
-from engine.feel.values import MISSING, from_python, to_json_value
+from engine.feel.values import to_json_value
 
 _load_builtins()
 
@@ -141,6 +153,3 @@ def parse_unary_tests(text: str) -> CompiledUnaryTests:
     """Compile DMN unary tests; raises `FeelSyntaxError`."""
     tree = parse_unary_tests_tree(text)
     return CompiledUnaryTests(text, Compiler().compile(tree))
-
-
-_ = (MISSING, from_python)

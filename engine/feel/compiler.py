@@ -11,7 +11,6 @@ null and append a warning to `scope.warnings`; only `assert()` raises.
 
 from __future__ import annotations
 
-import datetime as dt
 import decimal
 import itertools
 from collections.abc import Callable, Mapping
@@ -920,6 +919,3 @@ def _split_top_level(text: str) -> list[str]:
     if current.strip():
         parts.append(current)
     return parts
-
-
-_ = dt  # temporal types are referenced through engine.feel.temporal
