@@ -542,6 +542,19 @@ class CommandProcessor(BpmnExecution):
                         f"should be activated. Please specify an ancestor element instance key for this activate "
                         f"instruction.",
                     )
+        if (
+            instance["parentProcessInstanceKey"] > 0
+            and not activate_instructions
+            and self._would_leave_empty(process_instance_key, set(terminate_instructions))
+        ):
+            # Zeebe refuses: the calling parent would wait forever for this instance.
+            raise Rejection(
+                intent,
+                INVALID_ARGUMENT,
+                f"Expected to modify instance of process '{process_id}' but the given instructions would terminate "
+                f"the instance. The instance was created by a call activity in the parent process. To terminate "
+                f"this instance please modify the parent process instead.",
+            )
         # --- all valid: execute. Activations first decide which scopes must survive.
         proc = self.process_info(instance)
         required_scopes: set[int] = set()
@@ -606,6 +619,20 @@ class CommandProcessor(BpmnExecution):
             self.queue.append(
                 functools.partial(self.activate_element, element, scope_key, proc, key=element_key)
             )
+
+    def _would_leave_empty(self, scope_key: int, terminated: set[int]) -> bool:
+        """True if terminating `terminated` leaves the scope without any active element."""
+
+        def survives(key: int) -> bool:
+            if key in terminated:
+                return False
+            children = self.state.children.get(key)
+            return not children or any(survives(child) for child in children)
+
+        scope = self.state.element_instances[scope_key]
+        return not scope["taken"] and not any(
+            survives(child) for child in self.state.children.get(scope_key, {})
+        )
 
     def _ambiguous_flow_scope(self, element: Any, process_instance_key: int) -> str | None:
         scope = element.flow_scope

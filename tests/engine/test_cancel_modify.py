@@ -222,3 +222,23 @@ def test_modification_validation(engine: EngineProcess) -> None:
         # nothing was changed by the rejected commands: the stuck task is still the only job
         assert activate(stub, "skip-next", request_timeout_ms=100) == []
         assert instance_state(engine.data_dir, instance) == "ELEMENT_ACTIVATED"
+
+
+def test_child_instance_cannot_be_emptied_by_modification(engine: EngineProcess) -> None:
+    with gateway(engine.address) as stub:
+        deploy(stub, "cancel-child.bpmn", CHILD)
+        deploy(stub, "cancel-parent.bpmn", PARENT)
+        root = create(stub, "cancel-parent")
+        child_job = activate_one(stub, "cancel-child-work")
+        with pytest.raises(grpc.RpcError) as error:
+            stub.ModifyProcessInstance(
+                Mod(
+                    processInstanceKey=child_job.processInstanceKey,
+                    terminateInstructions=[
+                        Mod.TerminateInstruction(elementInstanceKey=child_job.elementInstanceKey)
+                    ],
+                )
+            )
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "would terminate the instance" in error.value.details()
+        stub.CancelProcessInstance(pb.CancelProcessInstanceRequest(processInstanceKey=root))

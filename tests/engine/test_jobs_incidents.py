@@ -308,3 +308,33 @@ def test_extract_value_and_called_element_incidents(engine: EngineProcess) -> No
             ]["parentProcessInstanceKey"]
             == missing
         )
+
+
+def test_output_mapping_incident_is_retried_on_resolve(engine: EngineProcess) -> None:
+    mapping = (
+        '<zeebe:ioMapping><zeebe:output source="=assert(checked, checked != null)" target="verdict"/>'
+        "</zeebe:ioMapping>"
+    )
+    with gateway(engine.address) as stub:
+        deploy(stub, "out.bpmn", one_task_process("out-flow", "out-work", extension=mapping))
+        instance = create(stub, "out-flow")
+        job = activate_one(stub, "out-work")
+        complete(stub, job.key, {"other": 1})
+        incident = wait_for(
+            lambda: events(
+                engine.data_dir, valueType="INCIDENT", intent="CREATED", processInstanceKey=instance
+            ),
+            what="incident",
+        )[0]
+        assert incident["value"]["errorType"] == "IO_MAPPING_ERROR"
+        assert instance_state(engine.data_dir, job.elementInstanceKey) == "ELEMENT_COMPLETING"
+        stub.SetVariables(
+            pb.SetVariablesRequest(
+                elementInstanceKey=job.elementInstanceKey, variables='{"checked": "yes"}', local=True
+            )
+        )
+        stub.ResolveIncident(pb.ResolveIncidentRequest(incidentKey=incident["key"]))
+        assert instance_state(engine.data_dir, instance) == "ELEMENT_COMPLETED"
+        verdict = events(engine.data_dir, valueType="VARIABLE", name="verdict", processInstanceKey=instance)
+        assert [json.loads(r["value"]["value"]) for r in verdict] == ["yes"]
+        assert verdict[0]["value"]["scopeKey"] == instance
