@@ -62,6 +62,20 @@ class Scope:
             scope = scope.parent
         return MISSING
 
+    def lookup_unconverted(self, name: str) -> Any:
+        """Like `lookup`, but an input variable comes back as the caller's JSON value
+        (not converted to FEEL values); see `Compiler._compile_json_path`."""
+        scope: Scope | None = self
+        while scope is not None:
+            bindings = scope.bindings
+            if type(bindings) is _InputVariables:
+                return bindings.get_unconverted(name)
+            value = bindings.get(name, MISSING)
+            if value is not MISSING:
+                return value
+            scope = scope.parent
+        return MISSING
+
     def child(self, bindings: dict[str, Any]) -> Scope:
         return Scope(bindings, self, self.warnings)
 
@@ -84,6 +98,12 @@ class _InputVariables:
                 return default
             value = from_python(raw)
             self.converted[name] = value
+        return value
+
+    def get_unconverted(self, name: str) -> Any:
+        value = self.converted.get(name, MISSING)
+        if value is MISSING:
+            return self.raw.get(name, MISSING)
         return value
 
 
@@ -230,6 +250,19 @@ def list_item_at(items: list[Any], index: Decimal) -> Any:
     return None
 
 
+def _constant_index(condition: ast.Node) -> Decimal | None:
+    """`xs[2]` / `xs[-1]`: an index known at compile time."""
+    if isinstance(condition, ast.Const) and type(condition.value) is Decimal:
+        return condition.value
+    if (
+        isinstance(condition, ast.Negate)
+        and isinstance(condition.operand, ast.Const)
+        and type(condition.operand.value) is Decimal
+    ):
+        return -condition.operand.value
+    return None
+
+
 def _mentions_name(node: ast.Node, name: str) -> bool:
     pending = [node]
     while pending:
@@ -337,7 +370,58 @@ class Compiler:
         return evaluate
 
     # postfix -----------------------------------------------------------------------------
+    def _compile_json_path(self, node: ast.Node) -> Evaluator | None:
+        """`order.items[1].price`: walk the caller's JSON and convert only the value reached.
+
+        Converting a whole variable to FEEL values costs time proportional to its size;
+        mapping one field out of a large document is the most common Zeebe expression.
+        `get_path` and `list_item_at` treat JSON dicts/lists exactly like FEEL contexts and
+        lists, and a JSON scalar has no properties, so the result is the same."""
+        steps: list[tuple[str | None, Decimal | None]] = []
+        current = node
+        while not isinstance(current, ast.Name):
+            if isinstance(current, ast.Path):
+                steps.append((current.key, None))
+                current = current.target
+            elif isinstance(current, ast.Filter):
+                index = _constant_index(current.condition)
+                if index is None:
+                    return None
+                steps.append((None, index))
+                current = current.target
+            else:
+                return None
+        name = current.name
+        if not self._is_bound(name):
+            self.referenced_names.add(name)
+        steps.reverse()
+
+        def evaluate(scope: Scope) -> Any:
+            value = scope.lookup_unconverted(name)
+            if value is MISSING:
+                if name == "?":
+                    raise FeelEvaluationError("no input value '?' available outside unary tests")
+                scope.warnings.append(f"[NO_VARIABLE_FOUND] no variable found with name '{name}'")
+                return None
+            for key, index in steps:
+                if key is not None:
+                    value = get_path(value, key, scope)
+                elif type(value) is list:
+                    value = list_item_at(value, index)  # type: ignore[arg-type]
+                else:
+                    if value is not None:
+                        scope.warnings.append(
+                            f"[INVALID_TYPE] expected a list to filter but found {kind_of(from_python(value))}"
+                        )
+                    return None
+            return from_python(value)
+
+        return evaluate
+
     def _compile_Path(self, node: ast.Path) -> Evaluator:
+        json_path = self._compile_json_path(node)
+        if json_path is not None:
+            return json_path
         target = self.compile(node.target)
         key = node.key
 
@@ -347,21 +431,16 @@ class Compiler:
         return evaluate
 
     def _compile_Filter(self, node: ast.Filter) -> Evaluator:
+        json_path = self._compile_json_path(node)
+        if json_path is not None:
+            return json_path
         target = self.compile(node.target)
         condition_node = node.condition
         self._bound.append({"item"})
         condition = self.compile(condition_node)
         self._bound.pop()
 
-        constant_index: Decimal | None = None
-        if isinstance(condition_node, ast.Const) and type(condition_node.value) is Decimal:
-            constant_index = condition_node.value
-        elif (
-            isinstance(condition_node, ast.Negate)
-            and isinstance(condition_node.operand, ast.Const)
-            and type(condition_node.operand.value) is Decimal
-        ):
-            constant_index = -condition_node.operand.value
+        constant_index = _constant_index(condition_node)
         # Comparisons are boolean filters right away; anything else (names, calls such as
         # `[1,2,3][abs(1)]`, ...) is probed on the first item: a number means an index.
         always_boolean = _is_boolean_operation(condition_node)

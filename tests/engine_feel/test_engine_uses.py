@@ -242,3 +242,42 @@ def test_partial_is_a_snapshot_of_earlier_results() -> None:
 def test_quantifiers_are_three_valued(expression: str, expected: object) -> None:
     # feel-scala atLeastOne/all: a non-boolean result makes an undecided answer null
     assert evaluate(expression) is expected
+
+
+DOCUMENT = {
+    "order": {
+        "id": "o-1",
+        "total": 10.5,
+        "items": [{"sku": "a", "price": 2, "tags": ["x"]}, {"sku": "b", "price": 3.5}],
+        "customer": None,
+    },
+    "flag": True,
+}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "order.id",
+        "order.total",
+        "order.items[1].price",
+        "order.items[-1].sku",
+        "order.items[3].sku",
+        "order.items.sku",
+        "order.items.tags",
+        "order.items.price[2]",
+        "order.customer.name",
+        "order.missing",
+        "order.id.length",
+        "order.id[1]",
+        "flag.value",
+        "order.items[0]",
+    ],
+)
+def test_paths_into_json_variables_match_paths_into_feel_values(path: str) -> None:
+    # `order.x` walks the caller's JSON directly; `{v: order}.v.x` goes through a FEEL
+    # context first. Results and warnings must not differ.
+    fast = compile_expression(path).evaluate_with_warnings(DOCUMENT)
+    root, _, rest = path.partition(".")
+    general = compile_expression(f"{{v: {root}}}.v.{rest}").evaluate_with_warnings(DOCUMENT)
+    assert fast == general
