@@ -32,6 +32,11 @@ EXPRESSIONS: list[tuple[str, dict[str, Any]]] = [
         "= sum(for item in order.items return item.price)",
         {"order": {"items": [{"price": 1}, {"price": 2.5}]}},
     ),
+    # one field out of a large document (1,000 line items): only that field is converted
+    (
+        "= order.id",
+        {"order": {"id": "o-1", "items": [{"sku": f"s{n}", "price": n * 1.5} for n in range(1000)]}},
+    ),
 ]
 
 
