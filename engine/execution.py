@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.records import incident_value, job_value, process_instance_value, variable_value
-from engine.state import ACTIVATABLE, ACTIVATED, FAILED, PartitionState
+from engine.state import ACTIVATABLE, ACTIVATED, ERROR_THROWN, FAILED, PartitionState
 from engine.values import feel_type_name, json_text, put_path, to_json_compatible
 
 PI = "PROCESS_INSTANCE"
@@ -168,9 +168,10 @@ class BpmnExecution:
         return key
 
     def resolve_incidents_of(self, element_instance_key: int) -> None:
-        for incident_key, incident in list(self.state.incidents.items()):
-            if incident["elementInstanceKey"] == element_instance_key:
-                self.emit("INCIDENT", "RESOLVED", incident_key, dict(incident))
+        # An element is stuck in at most one incident at a time: the index is enough.
+        incident_key = self.state.element_incidents.get(element_instance_key)
+        if incident_key is not None and incident_key in self.state.incidents:
+            self.emit("INCIDENT", "RESOLVED", incident_key, dict(self.state.incidents[incident_key]))
 
     # ------------------------------------------------------------------ activation
     def activate_element(
@@ -487,7 +488,12 @@ class BpmnExecution:
             self.terminate_element(instance["childInstanceKey"])
         job_key = instance["jobKey"]
         job = self.state.jobs.get(job_key) if job_key > 0 else None
-        if job is not None and job["state"] in (ACTIVATABLE, ACTIVATED, FAILED):
+        # A job whose error was caught is consumed by the catch; one whose error is stuck in an
+        # UNHANDLED_ERROR_EVENT incident is still live and gets canceled like any other.
+        if job is not None and (
+            job["state"] in (ACTIVATABLE, ACTIVATED, FAILED)
+            or (job["state"] == ERROR_THROWN and job_key in self.state.job_incidents)
+        ):
             self.emit("JOB", "CANCELED", job_key, dict(job["value"]))
         self.resolve_incidents_of(key)
         self.completion_variables.pop(key, None)

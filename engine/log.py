@@ -11,7 +11,9 @@ truncates an incomplete or torn tail at start-up, so a crash in the middle of a 
 leave half of a command's consequences visible (Zeebe writes a command's follow-up events as one
 atomic log batch, too).
 
-The payload is exactly the record JSON of reference §3.3 (value included). Positions are
+The payload is exactly the record JSON of reference §3.3 (value included). Besides EVENT records
+the log holds the client commands (`recordType` COMMAND) and their rejections
+(COMMAND_REJECTION), like a broker's log; an exporter of events filters on `recordType`. Positions are
 consecutive per partition starting at 1, and a segment's file name holds its first position, so
 ``LogReader.read(from_position)`` finds its segment by name and skips records by header only.
 
