@@ -33,7 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(serve(args.data_dir, args.partitions, args.host, args.port))
+    try:
+        asyncio.run(serve(args.data_dir, args.partitions, args.host, args.port))
+    except (ValueError, OSError) as exc:
+        logging.getLogger("engine").error("cannot start: %s", exc)
+        return 2
     return 0
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from engine.bpmn import BpmnValidationError, zeebe_rejection_reason
 from engine.bpmn.parser import parse_bpmn
 from engine.commands import Rejection
+from engine.log import partition_ids
 from engine.partition import Partition, now_ms
 from engine.records import INVALID_ARGUMENT, NOT_FOUND, decode_partition
 
@@ -33,6 +34,14 @@ class Broker:
             raise ValueError("partition count must be at least 1")
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        existing = partition_ids(self.data_dir)
+        if existing and max(existing) > partition_count:
+            # Keys and instances live on their partition forever (reference §2.1): dropping a
+            # partition would silently lose them.
+            raise ValueError(
+                f"data directory {self.data_dir} holds partitions {existing}; cannot start with only "
+                f"{partition_count} partition(s)"
+            )
         self.partitions: dict[int, Partition] = {
             partition_id: Partition(self.data_dir, partition_id)
             for partition_id in range(1, partition_count + 1)

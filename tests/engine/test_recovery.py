@@ -171,3 +171,24 @@ def test_restart_from_snapshot_and_tail(tmp_path: Path) -> None:
         assert "snapshot up to" in engine.stderr()
     finally:
         engine.stop()
+
+
+def test_growing_partitions_redistributes_and_shrinking_is_refused(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    engine = EngineProcess(data_dir, partitions=1).start()
+    with gateway(engine.address) as stub:
+        deploy(stub, "crash.bpmn", one_task_process("crash-flow", "crash-work"))
+    engine.stop()
+
+    grown = EngineProcess(data_dir, partitions=2).start()
+    try:
+        with gateway(grown.address) as stub:
+            keys = [create(stub, "crash-flow") for _ in range(2)]
+        # the new partition 2 received the deployment at start-up and runs instances
+        assert sorted(key >> 51 for key in keys) == [1, 2]
+    finally:
+        grown.stop()
+
+    shrunk = EngineProcess(data_dir, partitions=1)
+    with pytest.raises(RuntimeError, match="holds partitions"):
+        shrunk.start()
