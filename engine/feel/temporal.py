@@ -28,7 +28,7 @@ _DATE_RE = re.compile(_DATE + r"$")
 _TIME_RE = re.compile(_TIME + r"$")
 _DATE_TIME_RE = re.compile(_DATE + "T" + _TIME + r"$")
 _DURATION_RE = re.compile(
-    r"(?P<sign>-)?P(?!$)(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?"
+    r"(?P<sign>-)?P(?!$)(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?"
     r"(?:(?P<days>\d+)D)?(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?"
     r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
 )
@@ -65,6 +65,14 @@ class YearMonthDuration:
 
 
 TEMPORAL_TYPES = (dt.date, dt.time, dt.timedelta, YearMonthDuration)
+
+
+def zone_named(name: str) -> ZoneInfo:
+    """A region zone such as `Europe/Berlin` (ValueError when unknown)."""
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError, OSError):
+        raise ValueError(f"unknown time zone '{name}'") from None
 
 
 def _zone(offset: str | None, zone: str | None) -> dt.tzinfo | None:
@@ -147,7 +155,8 @@ def parse_duration(text: str) -> dt.timedelta | YearMonthDuration | None:
         return None
     sign = -1 if match["sign"] else 1
     years, months = match["years"], match["months"]
-    day_time = [match[name] for name in ("weeks", "days", "hours", "minutes", "seconds")]
+    # Java's Period/Duration syntax: no weeks (`P1W` is not a FEEL duration)
+    day_time = [match[name] for name in ("days", "hours", "minutes", "seconds")]
     if (years or months) and not any(day_time):
         return YearMonthDuration(sign * (int(years or 0) * 12 + int(months or 0)))
     if years or months:
@@ -155,7 +164,6 @@ def parse_duration(text: str) -> dt.timedelta | YearMonthDuration | None:
     seconds = Decimal(match["seconds"] or 0)
     try:
         delta = dt.timedelta(
-            weeks=int(match["weeks"] or 0),
             days=int(match["days"] or 0),
             hours=int(match["hours"] or 0),
             minutes=int(match["minutes"] or 0),
@@ -453,17 +461,13 @@ def divide(left: Any, right: Any) -> Any:
 
 
 def years_and_months_between(start: dt.date, end: dt.date) -> YearMonthDuration:
-    """Java `Period.between(start, end)` reduced to whole months."""
-    months = (end.year - start.year) * 12 + (end.month - start.month)
-    end_day = (end.day, getattr(end, "hour", 0), getattr(end, "minute", 0), getattr(end, "second", 0))
-    start_day = (
-        start.day,
-        getattr(start, "hour", 0),
-        getattr(start, "minute", 0),
-        getattr(start, "second", 0),
-    )
-    if months > 0 and end_day < start_day:
+    """feel-scala: `Period.between(start.toLocalDate, end.toLocalDate).withDays(0)` - only
+    the date parts count, partial months are dropped."""
+    start_date = start.date() if isinstance(start, dt.datetime) else start
+    end_date = end.date() if isinstance(end, dt.datetime) else end
+    months = (end_date.year - start_date.year) * 12 + (end_date.month - start_date.month)
+    if months > 0 and end_date.day < start_date.day:
         months -= 1
-    elif months < 0 and end_day > start_day:
+    elif months < 0 and end_date.day > start_date.day:
         months += 1
     return YearMonthDuration(months)

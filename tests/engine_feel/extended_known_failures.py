@@ -284,10 +284,6 @@ KNOWN_EXTENDED_FAILURES: dict[int, str] = {
     4906: "feelin-only expectation where feel-scala (Zeebe) differs or is unverified (expected None, got False)",
     5006: "excluded from core: feelin-only: construct unverified for feel-scala (expected [5, 5, 7, 8], got None)",
     5119: "feelin-only expectation where feel-scala (Zeebe) differs or is unverified (expected True, got None)",
-    5160: "feelin-only expectation where feel-scala (Zeebe) differs or is unverified (expected None, got 'P7D')",
-    5161: "feelin-only expectation where feel-scala (Zeebe) differs or is unverified (expected None, got 'P14D')",
-    5162: "feelin-only expectation where feel-scala (Zeebe) differs or is unverified (expected None, got '-P7D')",
-    5163: "feelin-only expectation where feel-scala (Zeebe) differs or is unverified (expected None, got 'P7D')",
     5257: "feelin-only expectation where feel-scala (Zeebe) differs or is unverified (expected 'value1', got None)",
     5270: "feelin-only expectation where feel-scala (Zeebe) differs or is unverified (expected {'a': 1}, got None)",
 }

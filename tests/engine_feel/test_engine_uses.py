@@ -281,3 +281,16 @@ def test_paths_into_json_variables_match_paths_into_feel_values(path: str) -> No
     root, _, rest = path.partition(".")
     general = compile_expression(f"{{v: {root}}}.v.{rest}").evaluate_with_warnings(DOCUMENT)
     assert fast == general
+
+
+def test_date_and_time_in_a_zone() -> None:
+    # feel-scala: same instant for a zoned value, local value placed in the zone otherwise
+    assert (
+        evaluate('date and time(date and time("2020-01-01T10:00:00Z"), "Europe/Berlin")')
+        == "2020-01-01T11:00:00+01:00[Europe/Berlin]"
+    )
+    assert (
+        evaluate('date and time(date and time("2020-01-01T10:00:00"), "Europe/Berlin")')
+        == "2020-01-01T10:00:00+01:00[Europe/Berlin]"
+    )
+    assert evaluate('date and time(date and time("2020-01-01T10:00:00Z"), "Nowhere/Zone")') is None

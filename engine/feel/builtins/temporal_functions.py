@@ -86,23 +86,25 @@ def time_parts_offset(hour: Any, minute: Any, second: Any, offset: Any) -> dt.ti
 
 @builtin("date and time", "from")
 def date_and_time_from(value: Any) -> dt.datetime:
-    if isinstance(value, str):
-        parsed = temporal.parse_date_time(value)
-        if parsed is None:
-            date_only = temporal.parse_date(value)
-            if date_only is None:
-                raise InvalidArgument(f"'{value}' is not a date and time")
-            return dt.datetime.combine(date_only, dt.time())
-        return parsed
-    if isinstance(value, dt.datetime):
-        return value
-    if isinstance(value, dt.date):
-        return dt.datetime.combine(value, dt.time())
-    raise InvalidArgument(f"expected a date and time but found {value!r}")
+    # feel-scala accepts only a string here (a date string means midnight)
+    parsed = temporal.parse_date_time(string(value))
+    if parsed is None:
+        date_only = temporal.parse_date(value)
+        if date_only is None:
+            raise InvalidArgument(f"'{value}' is not a date and time")
+        return dt.datetime.combine(date_only, dt.time())
+    return parsed
 
 
 @builtin("date and time", "date, time")
 def date_and_time_parts(date: Any, time: Any) -> dt.datetime:
+    if isinstance(date, dt.datetime) and isinstance(time, str):
+        # feel-scala: date and time(date time, timezone) - the same instant in that zone
+        # for a zoned value, the local value placed in that zone otherwise
+        zone = temporal.zone_named(time)
+        if date.tzinfo is None:
+            return date.replace(tzinfo=zone)
+        return date.astimezone(zone)
     if not isinstance(time, dt.time):
         raise InvalidArgument("expected a time")
     return dt.datetime.combine(_date_part(date), time)
@@ -120,13 +122,6 @@ def duration(value: Any) -> Any:
 def years_and_months_duration(start: Any, end: Any) -> temporal.YearMonthDuration:
     if not isinstance(start, dt.date) or not isinstance(end, dt.date):
         raise InvalidArgument("expected dates")
-    mixed_zones = (
-        isinstance(start, dt.datetime)
-        and isinstance(end, dt.datetime)
-        and (start.tzinfo is None) != (end.tzinfo is None)
-    )
-    if mixed_zones:
-        raise InvalidArgument("can't mix local and zoned date-times")
     return temporal.years_and_months_between(start, end)
 
 
