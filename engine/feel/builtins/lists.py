@@ -175,12 +175,14 @@ def _position(items: list[Any], position: Any, *, allow_end: bool = False) -> in
 
 
 @builtin("sublist", "list, start position")
+@builtin("sublist", "list, start")
 def sublist(items: Any, start: Any) -> list[Any]:
     values = list_value(items)
     return values[_position(values, start) :]
 
 
 @builtin("sublist", "list, start position, length")
+@builtin("sublist", "list, start, length")
 def sublist_length(items: Any, start: Any, length: Any) -> list[Any]:
     values = list_value(items)
     begin = _position(values, start)
@@ -197,9 +199,13 @@ def append(items: Any, *new_items: Any) -> list[Any]:
 
 @builtin("concatenate", "lists...")
 def concatenate(*lists: Any) -> list[Any]:
+    # feel-scala appends a non-list argument as a single item
     result: list[Any] = []
     for items in lists:
-        result.extend(list_value(items))
+        if type(items) is list:
+            result.extend(items)
+        else:
+            result.append(items)
     return result
 
 
