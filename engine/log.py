@@ -110,23 +110,72 @@ def _scan_complete(data: bytes, start: int = 0) -> tuple[list[tuple[int, int]], 
     return frames, committed_end
 
 
+READ_CHUNK = 1024 * 1024
+INDEX_EVERY = 1024
+
+
+def _iter_batches(handle: Any, start_offset: int, unchecked: int = 0) -> Iterator[tuple[list[bytes], int]]:
+    """Complete batches from `start_offset` (a batch boundary): (payloads, offset after batch).
+
+    Reads the file in chunks, so a reader never holds more than a chunk plus one batch; stops
+    at the first short or corrupt frame (torn tail, or a batch still being written). The CRC of
+    the first `unchecked` records is not verified: they are only skipped over, never returned,
+    and a torn tail can only follow them.
+    """
+    handle.seek(start_offset)
+    buffer = b""
+    buffer_offset = start_offset
+    index = 0
+    pending: list[bytes] = []
+    while True:
+        if len(buffer) - index < HEADER.size:
+            chunk = handle.read(READ_CHUNK)
+            if not chunk:
+                return
+            buffer = buffer[index:] + chunk
+            buffer_offset += index
+            index = 0
+            continue
+        word, crc = HEADER.unpack_from(buffer, index)
+        end = index + HEADER.size + (word & LENGTH_MASK)
+        while len(buffer) < end:
+            chunk = handle.read(max(READ_CHUNK, end - len(buffer)))
+            if not chunk:
+                return
+            buffer += chunk
+        payload = buffer[index + HEADER.size : end]
+        if unchecked > 0:
+            unchecked -= 1
+        elif zlib.crc32(payload) != crc:
+            return
+        pending.append(payload)
+        index = end
+        if word & BATCH_END:
+            yield pending, buffer_offset + index
+            pending = []
+
+
 class LogReader:
     """Read-only access to one partition's log; safe while the engine appends to it.
 
     Only records of complete, CRC-valid batches are returned. Positions are consecutive, so
-    ``read(from_position)`` opens the segment whose name covers the position and skips the
-    records before it by their headers. The reader remembers where its last read ended, which
-    makes tailing the log (``read(last + 1)`` in a loop) cost only the new bytes.
+    `read(from_position)` opens the segment whose name covers the position, then starts from
+    the nearest entry of a sparse (position -> byte offset) index this reader builds while it
+    reads, and skips the records before `from_position` by their headers only. Tailing the log
+    (`read(last + 1)` in a loop) therefore costs only the new bytes; records are parsed lazily,
+    so `max_records` bounds the work of one call.
     """
 
     def __init__(self, data_dir: str | Path, partition_id: int):
         self.partition_id = partition_id
         self.directory = partition_dir(data_dir, partition_id)
-        # Resume point of the previous read: (next position, segment first position, byte offset).
-        self._resume: tuple[int, int, int] | None = None
+        # segment first position -> sorted [(position at a batch boundary, byte offset)]
+        self._index: dict[int, list[tuple[int, int]]] = {}
+        # segment first position -> (position, offset) right after the last batch read
+        self._tail: dict[int, tuple[int, int]] = {}
 
     def read(self, from_position: int = 1, max_records: int = 10_000) -> list[dict[str, Any]]:
-        """Records with position >= ``from_position``, in order, at most ``max_records``."""
+        """Records with position >= `from_position`, in order, at most `max_records`."""
         records: list[dict[str, Any]] = []
         if max_records <= 0:
             return records
@@ -136,35 +185,50 @@ class LogReader:
                 break
         return records
 
+    def _remember(self, first: int, position: int, offset: int) -> None:
+        entries = self._index.setdefault(first, [(first, 0)])
+        if position - entries[-1][0] >= INDEX_EVERY:
+            entries.append((position, offset))
+        tail = self._tail.get(first)
+        if tail is None or position > tail[0]:
+            self._tail[first] = (position, offset)
+
+    def _start(self, first: int, from_position: int) -> tuple[int, int]:
+        tail = self._tail.get(first)
+        if tail is not None and tail[0] <= from_position:
+            return tail
+        entries = self._index.get(first)
+        if not entries:
+            return first, 0
+        found = bisect.bisect_right(entries, (from_position, float("inf"))) - 1
+        return entries[max(0, found)]
+
     def iter_records(self, from_position: int = 1) -> Iterator[dict[str, Any]]:
-        """Every record with position >= ``from_position`` that is complete right now."""
+        """Every record with position >= `from_position` that is complete right now."""
         from_position = max(1, from_position)
         segments = _segments(self.directory)
         if not segments:
             return
         firsts = [first for first, _ in segments]
-        index = max(0, bisect.bisect_right(firsts, from_position) - 1)
-        for seg_index in range(index, len(segments)):
+        start_index = max(0, bisect.bisect_right(firsts, from_position) - 1)
+        for seg_index in range(start_index, len(segments)):
             first, path = segments[seg_index]
-            start_offset, start_position = 0, first
-            if self._resume and self._resume[1] == first and self._resume[0] <= from_position:
-                start_position, _, start_offset = self._resume
+            position, offset = self._start(first, from_position)
             try:
-                with open(path, "rb") as handle:
-                    handle.seek(start_offset)
-                    data = handle.read()
+                handle = open(path, "rb")  # noqa: SIM115 - closed in the finally below
             except FileNotFoundError:
                 return
-            frames, committed_end = _scan_complete(data)
-            position = start_position
-            for begin, length in frames:
-                if position >= from_position:
-                    record = json.loads(data[begin : begin + length])
-                    self._resume = (position + 1, first, start_offset + begin + length)
-                    yield record
-                position += 1
-            if frames:
-                self._resume = (position, first, start_offset + committed_end)
+            try:
+                for payloads, batch_end in _iter_batches(
+                    handle, offset, max(0, from_position - position - 1)
+                ):
+                    for payload in payloads:
+                        if position >= from_position:
+                            yield json.loads(payload)
+                        position += 1
+                    self._remember(first, position, batch_end)
+            finally:
+                handle.close()
             next_first = segments[seg_index + 1][0] if seg_index + 1 < len(segments) else None
             if next_first is None or position < next_first:
                 # The tail of the newest segment (or a gap we must not skip) ends the read.
@@ -172,10 +236,16 @@ class LogReader:
 
     def last_position(self) -> int:
         """Position of the newest complete record, 0 when the log is empty."""
-        last = 0
-        for record in self.iter_records(1):
-            last = record["position"]
-        return last
+        segments = _segments(self.directory)
+        if not segments:
+            return 0
+        first, path = segments[-1]
+        position, offset = self._start(first, 1 << 62)
+        with open(path, "rb") as handle:
+            for payloads, batch_end in _iter_batches(handle, offset):
+                position += len(payloads)
+                self._remember(first, position, batch_end)
+        return position - 1
 
 
 class LogWriter:

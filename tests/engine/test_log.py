@@ -97,3 +97,21 @@ def test_segments_roll_and_are_found_by_position(tmp_path: Path) -> None:
 def test_empty_or_missing_partition(tmp_path: Path) -> None:
     assert partition_ids(tmp_path / "nothing") == []
     assert LogReader(tmp_path, 3).read() == []
+
+
+def test_last_position_and_reading_a_large_segment_in_small_steps(tmp_path: Path) -> None:
+    writer = write_batches(tmp_path, [50] * 100)  # 5000 records, one segment
+    reader = LogReader(tmp_path, 1)
+    assert reader.last_position() == 5000
+    seen = []
+    position = 1
+    for _ in range(100):  # bounded: 5000 records in steps of 64
+        batch = reader.read(position, max_records=64)
+        if not batch:
+            break
+        seen.extend(r["position"] for r in batch)
+        position = batch[-1]["position"] + 1
+    assert seen == list(range(1, 5001))
+    # a fresh reader jumps into the middle correctly
+    assert [r["position"] for r in LogReader(tmp_path, 1).read(4321, max_records=3)] == [4321, 4322, 4323]
+    writer.close()
