@@ -23,6 +23,9 @@ from engine.feel.grammar import GRAMMAR
 # evaluating the tree (both recursive) stays far below Python's recursion limit.
 MAX_NESTING_DEPTH = 120
 
+# Far beyond any real expression; keeps a hostile deployment from tying up the parser.
+MAX_EXPRESSION_LENGTH = 100_000
+
 _RESERVED_CONTEXT_KEYS = frozenset({"null", "true", "false"})
 
 # Words that can never be a (non-backticked) name: feel-scala fails to parse `in`, `then`...
@@ -338,6 +341,10 @@ def parse(text: str) -> ast.Node:
         raise FeelSyntaxError(f"expected the expression as a string, got {type(text).__name__}")
     if not text.strip():
         raise FeelSyntaxError("the expression is empty", line=1, column=1)
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise FeelSyntaxError(
+            f"the expression is longer than {MAX_EXPRESSION_LENGTH} characters ({len(text)})"
+        )
     too_deep_at = _bracket_depth_position(text)
     if too_deep_at is not None:
         line, column = _line_column(text, too_deep_at)

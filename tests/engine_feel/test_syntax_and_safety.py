@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,19 @@ def test_absurdly_nested_variables_fail_cleanly() -> None:
     with pytest.raises(FeelEvaluationError, match="nested too deeply"):
         evaluate("x", {"x": document})
     assert evaluate("y", {"x": document, "y": 1}) == 1  # untouched variables cost nothing
+
+
+def test_overlong_expression_is_a_syntax_error() -> None:
+    with pytest.raises(FeelSyntaxError, match="longer than"):
+        compile_expression('"' + "a" * 200_000 + '"')
+
+
+def test_concurrent_compilation_and_evaluation() -> None:
+    expressions = [f"x * {number} + {number}" for number in range(200)]
+
+    def run(text: str) -> object:
+        return compile_expression(text).evaluate({"x": 2})
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(run, expressions, timeout=60))
+    assert results == [3 * number for number in range(200)]
