@@ -1,0 +1,125 @@
+"""Fixtures for the routing tests: real engine clusters behind a real proxy process, and zbctl."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.routing.harness import REPO_ROOT, EngineProcess, ProxyProcess, cluster_entry
+
+ZBCTL_VERSION = "8.4.1"
+
+
+def _zbctl_binary() -> Path | None:
+    """tests/zbctl.py (shared helper) if present, else npm pack zbctl@8.4.1 into tools/zbctl/."""
+    try:
+        from tests import zbctl as shared  # type: ignore[attr-defined]
+
+        for name in ("zbctl_path", "zbctl_binary", "ensure_zbctl", "get_zbctl"):
+            finder = getattr(shared, name, None)
+            if callable(finder):
+                return Path(finder())
+    except ImportError:
+        pass
+    target = REPO_ROOT / "tools" / "zbctl"
+    binary = target / "package" / "bin" / "zbctl-cli.linux"
+    if binary.exists():
+        return binary
+    if shutil.which("npm") is None:
+        return None
+    target.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["npm", "pack", f"zbctl@{ZBCTL_VERSION}", "--silent"],
+        cwd=target,
+        check=True,
+        timeout=180,
+        capture_output=True,
+    )
+    with tarfile.open(target / f"zbctl-{ZBCTL_VERSION}.tgz") as archive:
+        archive.extractall(target, filter="data")
+    binary.chmod(0o755)
+    return binary
+
+
+@dataclass
+class ZbCtl:
+    """zbctl (the Go CLI, npm zbctl@8.4.1) pointed at one gateway address."""
+
+    binary: Path
+    address: str
+
+    def run(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.binary), "--insecure", "--address", self.address, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def ok(self, *args: str) -> str:
+        """Run a command that prints text (update, resolve, cancel...); fail on a non-zero exit."""
+        result = self.run(*args)
+        assert result.returncode == 0, f"zbctl {' '.join(args)} failed: {result.stderr}"
+        return result.stdout
+
+    def json(self, *args: str) -> Any:
+        result = self.run(*args)
+        assert result.returncode == 0, f"zbctl {' '.join(args)} failed: {result.stderr}"
+        return json.loads(result.stdout) if result.stdout.strip() else None
+
+
+@pytest.fixture(scope="session")
+def zbctl_binary() -> Path:
+    try:
+        binary = _zbctl_binary()
+    except (subprocess.SubprocessError, OSError, tarfile.TarError) as error:
+        pytest.skip(f"zbctl {ZBCTL_VERSION} could not be fetched with npm: {error}")
+    if binary is None:
+        pytest.skip(f"zbctl {ZBCTL_VERSION} is not installed and npm is not available to fetch it")
+    return binary
+
+
+@dataclass
+class Fleet:
+    """Two (or more) engine clusters behind one proxy process."""
+
+    engines: list[EngineProcess]
+    proxy: ProxyProcess
+
+    def entries(self, **overrides_by_id: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            cluster_entry(i + 1, engine, **overrides_by_id.get(f"c{i + 1}", {}))
+            for i, engine in enumerate(self.engines)
+        ]
+
+    def engine(self, cluster_id: int) -> EngineProcess:
+        return self.engines[cluster_id - 1]
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    engines = [EngineProcess(data_dir=tmp_path / f"cluster{i}" / "data") for i in (1, 2)]
+    proxy = ProxyProcess(work_dir=tmp_path / "proxy")
+    try:
+        for engine in engines:
+            engine.start()
+        proxy.start([cluster_entry(i + 1, engine) for i, engine in enumerate(engines)])
+        yield Fleet(engines=engines, proxy=proxy)
+    finally:
+        proxy.stop()
+        for engine in engines:
+            engine.stop()
+
+
+@pytest.fixture
+def zbctl(zbctl_binary: Path, fleet: Fleet) -> ZbCtl:
+    return ZbCtl(binary=zbctl_binary, address=fleet.proxy.address)
