@@ -186,9 +186,7 @@ class GatewayServicer(pb_grpc.GatewayServicer):
         _check_tenant("CreateProcessInstance", request.tenantId)
         variables = _variables(request.variables)
         key = request.processDefinitionKey if request.processDefinitionKey > 0 else -1
-        version = request.version if request.version > 0 else -1
-        if key <= 0 and request.bpmnProcessId == "" and request.processDefinitionKey == 0:
-            key = -1
+        version = request.version if request.version > 0 else -1  # -1 and unset (0) mean latest
         start = [instruction.elementId for instruction in request.startInstructions]
         return self.broker.create_instance(
             request.bpmnProcessId, version, key, variables, start, await_result

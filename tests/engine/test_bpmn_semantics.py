@@ -281,3 +281,120 @@ def test_modification_activates_inside_an_inactive_subprocess(engine: EngineProc
         assert wait_for(
             lambda: instance_state(engine.data_dir, instance) == "ELEMENT_COMPLETED", what="completion"
         )
+
+
+def test_no_matching_condition_without_default_raises_condition_incident(engine: EngineProcess) -> None:
+    body = (
+        START
+        + '<bpmn:exclusiveGateway id="gw"><bpmn:incoming>f0</bpmn:incoming><bpmn:outgoing>yes</bpmn:outgoing>'
+        "</bpmn:exclusiveGateway>"
+        + service_task("t", "sem-nomatch", "yes", "e")
+        + end("end", "e")
+        + flow("f0", "start", "gw")
+        + flow("yes", "gw", "t", "=go = true")
+        + flow("e", "t", "end")
+    )
+    with gateway(engine.address) as stub:
+        deploy(stub, "nomatch.bpmn", process_xml("sem-nomatch", body))
+        instance = create(stub, "sem-nomatch", {"go": False})
+        incident = wait_for(
+            lambda: events(
+                engine.data_dir, valueType="INCIDENT", intent="CREATED", processInstanceKey=instance
+            ),
+            what="incident",
+        )[0]
+        assert incident["value"]["errorType"] == "CONDITION_ERROR"
+        assert incident["value"]["errorMessage"] == (
+            "Expected at least one condition to evaluate to true, or to have a default flow"
+        )
+
+
+def test_call_activity_uses_the_latest_version(engine: EngineProcess) -> None:
+    def child(job_type: str) -> bytes:
+        return process_xml(
+            "sem-versioned-child",
+            START
+            + service_task("t", job_type, "f0", "f1")
+            + end("end", "f1")
+            + flow("f0", "start", "t")
+            + flow("f1", "t", "end"),
+        )
+
+    parent = (
+        START
+        + '<bpmn:callActivity id="call"><bpmn:extensionElements><zeebe:calledElement processId="sem-versioned-child"/>'
+        "</bpmn:extensionElements><bpmn:incoming>f0</bpmn:incoming><bpmn:outgoing>f1</bpmn:outgoing></bpmn:callActivity>"
+        + end("end", "f1")
+        + flow("f0", "start", "call")
+        + flow("f1", "call", "end")
+    )
+    with gateway(engine.address) as stub:
+        deploy(stub, "vchild.bpmn", child("sem-child-v1"))
+        deploy(stub, "vparent.bpmn", process_xml("sem-versioned-parent", parent))
+        deploy(stub, "vchild.bpmn", child("sem-child-v2"))
+        instance = create(stub, "sem-versioned-parent")
+        job = activate_one(stub, "sem-child-v2")
+        assert job.processDefinitionVersion == 2
+        complete(stub, job.key)
+        assert wait_for(
+            lambda: instance_state(engine.data_dir, instance) == "ELEMENT_COMPLETED", what="completion"
+        )
+
+
+def test_error_end_event_caught_by_subprocess_boundary(engine: EngineProcess) -> None:
+    sub = (
+        '<bpmn:subProcess id="sub"><bpmn:incoming>f0</bpmn:incoming><bpmn:outgoing>f1</bpmn:outgoing>'
+        '<bpmn:startEvent id="sub-start"><bpmn:outgoing>s1</bpmn:outgoing></bpmn:startEvent>'
+        '<bpmn:endEvent id="fail"><bpmn:incoming>s1</bpmn:incoming><bpmn:errorEventDefinition errorRef="err"/></bpmn:endEvent>'
+        + flow("s1", "sub-start", "fail")
+        + "</bpmn:subProcess>"
+        '<bpmn:boundaryEvent id="caught" attachedToRef="sub"><bpmn:outgoing>c1</bpmn:outgoing>'
+        '<bpmn:errorEventDefinition errorRef="err"/></bpmn:boundaryEvent>'
+    )
+    body = (
+        START
+        + sub
+        + service_task("handle", "sem-handle", "c1", "c2")
+        + end("ok", "f1")
+        + end("handled", "c2")
+        + flow("f0", "start", "sub")
+        + flow("f1", "sub", "ok")
+        + flow("c1", "caught", "handle")
+        + flow("c2", "handle", "handled")
+    )
+    with gateway(engine.address) as stub:
+        deploy(
+            stub, "errend.bpmn", process_xml("sem-error-end", body, '<bpmn:error id="err" errorCode="E1"/>')
+        )
+        instance = create(stub, "sem-error-end")
+        job = activate_one(stub, "sem-handle")
+        assert job.processInstanceKey == instance
+        complete(stub, job.key)
+        assert wait_for(
+            lambda: instance_state(engine.data_dir, instance) == "ELEMENT_COMPLETED", what="completion"
+        )
+        sub_key = events(
+            engine.data_dir, valueType="PROCESS_INSTANCE", processInstanceKey=instance, elementId="sub"
+        )[0]["key"]
+        assert instance_state(engine.data_dir, sub_key) == "ELEMENT_TERMINATED"
+
+
+def test_user_task_job_with_feel_assignee_header(engine: EngineProcess) -> None:
+    body = (
+        START + '<bpmn:userTask id="approve"><bpmn:extensionElements>'
+        '<zeebe:assignmentDefinition assignee="=owner" candidateGroups="ops, admins"/>'
+        '<zeebe:taskHeaders><zeebe:header key="kind" value="approval"/></zeebe:taskHeaders>'
+        "</bpmn:extensionElements><bpmn:incoming>f0</bpmn:incoming><bpmn:outgoing>f1</bpmn:outgoing></bpmn:userTask>"
+        + end("end", "f1")
+        + flow("f0", "start", "approve")
+        + flow("f1", "approve", "end")
+    )
+    with gateway(engine.address) as stub:
+        deploy(stub, "user.bpmn", process_xml("sem-user", body))
+        create(stub, "sem-user", {"owner": "alice"})
+        job = activate_one(stub, "io.camunda.zeebe:userTask")
+        headers = json.loads(job.customHeaders)
+        assert headers["io.camunda.zeebe:assignee"] == "alice"
+        assert headers["kind"] == "approval"
+        assert "ops" in headers["io.camunda.zeebe:candidateGroups"]
+        complete(stub, job.key)
