@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from engine.bpmn import BpmnValidationError, zeebe_rejection_reason
+from engine.bpmn import BpmnValidationError, Problem, zeebe_rejection_reason
 from engine.bpmn.parser import parse_bpmn
 from engine.commands import Rejection
 from engine.log import partition_ids
@@ -151,6 +151,11 @@ class Broker:
                 parsed.append(parse_bpmn(name, content))
             except BpmnValidationError as error:
                 errors.append(error)
+            except Exception as exc:  # a parser defect must not take the engine down
+                log.exception("parser failed on %s", name)
+                errors.append(
+                    BpmnValidationError(name, [Problem(None, f"Failed to parse the resource: {exc}")])
+                )
         if errors:
             rejection = Rejection("CREATE", INVALID_ARGUMENT, zeebe_rejection_reason(errors))
             try:
