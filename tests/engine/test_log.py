@@ -7,7 +7,11 @@ import struct
 import zlib
 from pathlib import Path
 
-from engine.log import LogReader, LogWriter, partition_ids
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.log import LogReader, LogWriter, encode_entry, partition_ids
 
 
 def payload(position: int, **extra: object) -> bytes:
@@ -114,4 +118,31 @@ def test_last_position_and_reading_a_large_segment_in_small_steps(tmp_path: Path
     assert seen == list(range(1, 5001))
     # a fresh reader jumps into the middle correctly
     assert [r["position"] for r in LogReader(tmp_path, 1).read(4321, max_records=3)] == [4321, 4322, 4323]
+    writer.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=12), cut=st.floats(0, 1))
+def test_any_crash_point_leaves_exactly_the_complete_batches(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[int], cut: float
+) -> None:
+    data_dir = tmp_path_factory.mktemp("torn")
+    write_batches(data_dir, batches).close()
+    segment = next((data_dir / "partition-1").glob("segment-*.log"))
+    data = segment.read_bytes()
+    cut_at = int(len(data) * cut)
+    segment.write_bytes(data[:cut_at])
+    # batch boundaries in bytes, from the writer's own encoding
+    complete_records, offset, position = 0, 0, 1
+    for size in batches:
+        batch = b"".join(encode_entry(payload(position + i), i == size - 1) for i in range(size))
+        if offset + len(batch) > cut_at:
+            break
+        offset += len(batch)
+        complete_records += size
+        position += size
+    assert [r["position"] for r in LogReader(data_dir, 1).read()] == list(range(1, complete_records + 1))
+    writer = LogWriter(data_dir, 1)
+    assert writer.next_position == complete_records + 1
+    assert segment.stat().st_size == offset
     writer.close()
