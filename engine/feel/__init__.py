@@ -45,9 +45,10 @@ from typing import Any
 
 from engine.feel import ast
 from engine.feel.builtins import load_all as _load_builtins
-from engine.feel.compiler import Compiler, Evaluator, Scope, root_scope
+from engine.feel.compiler import Compiler, Evaluator
 from engine.feel.errors import FeelError, FeelEvaluationError, FeelSyntaxError
 from engine.feel.parser import parse, parse_unary_tests_tree
+from engine.feel.scope import Scope, root_scope
 from engine.feel.values import to_json_value
 
 _load_builtins()

@@ -6,14 +6,14 @@ Python's `eval`/`exec`.
 
 Failure policy (Zeebe 8.3+ / feel-scala >= 1.17, see the `engine.feel` docstring): type
 mismatches, missing variables/entries, unknown functions and bad arguments evaluate to
-null and append a warning to `scope.warnings`; only `assert()` raises.
+null and append a warning to `scope.warnings`; only `assert()` and `?` outside unary tests
+raise. Operators live in `engine.feel.operators`, scopes in `engine.feel.scope`.
 """
 
 from __future__ import annotations
 
-import decimal
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +25,16 @@ from engine.feel.builtins.registry import (
     resolve_positional,
 )
 from engine.feel.errors import FeelEvaluationError
+from engine.feel.operators import (
+    ARITHMETIC,
+    arithmetic_failure,
+    compare_operator,
+    get_path,
+    list_item_at,
+    negate,
+)
+from engine.feel.scope import Scope, root_scope
+from engine.feel.types import is_instance_of
 from engine.feel.values import (
     DECIMAL_CONTEXT,
     MISSING,
@@ -37,217 +47,12 @@ from engine.feel.values import (
     values_equal,
 )
 
-Evaluator = Callable[["Scope"], Any]
+Evaluator = Callable[[Scope], Any]
+
+__all__ = ["Compiler", "Evaluator", "Scope", "root_scope"]
 
 # `for`/`some`/`every` over a numeric range materialise it; refuse silly sizes.
 MAX_ITERATION_RANGE = 2_000_000
-
-
-class Scope:
-    """Variables visible to an expression: a chain of dicts ending at the input variables."""
-
-    __slots__ = ("bindings", "parent", "warnings")
-
-    def __init__(self, bindings: Any, parent: Scope | None, warnings: list[str]) -> None:
-        self.bindings = bindings
-        self.parent = parent
-        self.warnings = warnings
-
-    def lookup(self, name: str) -> Any:
-        scope: Scope | None = self
-        while scope is not None:
-            value = scope.bindings.get(name, MISSING)
-            if value is not MISSING:
-                return value
-            scope = scope.parent
-        return MISSING
-
-    def lookup_unconverted(self, name: str) -> Any:
-        """Like `lookup`, but an input variable comes back as the caller's JSON value
-        (not converted to FEEL values); see `Compiler._compile_json_path`."""
-        scope: Scope | None = self
-        while scope is not None:
-            bindings = scope.bindings
-            if type(bindings) is _InputVariables:
-                return bindings.get_unconverted(name)
-            value = bindings.get(name, MISSING)
-            if value is not MISSING:
-                return value
-            scope = scope.parent
-        return MISSING
-
-    def child(self, bindings: dict[str, Any]) -> Scope:
-        return Scope(bindings, self, self.warnings)
-
-
-class _InputVariables:
-    """The caller's variables, converted to FEEL values on first access only (a big
-    variable document that the expression never touches costs nothing)."""
-
-    __slots__ = ("converted", "raw")
-
-    def __init__(self, raw: Mapping[str, Any]) -> None:
-        self.raw = raw
-        self.converted: dict[str, Any] = {}
-
-    def get(self, name: str, default: Any) -> Any:
-        value = self.converted.get(name, MISSING)
-        if value is MISSING:
-            raw = self.raw.get(name, MISSING)
-            if raw is MISSING:
-                return default
-            value = from_python(raw)
-            self.converted[name] = value
-        return value
-
-    def get_unconverted(self, name: str) -> Any:
-        value = self.converted.get(name, MISSING)
-        if value is MISSING:
-            return self.raw.get(name, MISSING)
-        return value
-
-
-def root_scope(variables: Mapping[str, Any]) -> Scope:
-    return Scope(_InputVariables(variables), None, [])
-
-
-class AssertionFailed(FeelEvaluationError):
-    """`assert(value, condition)` with a condition that is not true."""
-
-
-# arithmetic -------------------------------------------------------------------------------
-
-
-def _arithmetic_failure(scope: Scope, operator: str, left: Any, right: Any) -> None:
-    scope.warnings.append(f"[INVALID_TYPE] can't apply '{operator}' to {kind_of(left)} and {kind_of(right)}")
-
-
-def add(left: Any, right: Any) -> Any:
-    left_type, right_type = type(left), type(right)
-    if left_type is Decimal and right_type is Decimal:
-        return DECIMAL_CONTEXT.add(left, right)
-    if left_type is str and right_type is str:
-        return left + right
-    if left is None or right is None:
-        return None
-    return temporal.add(left, right)
-
-
-def subtract(left: Any, right: Any) -> Any:
-    if type(left) is Decimal and type(right) is Decimal:
-        return DECIMAL_CONTEXT.subtract(left, right)
-    if left is None or right is None:
-        return None
-    return temporal.subtract(left, right)
-
-
-def multiply(left: Any, right: Any) -> Any:
-    if type(left) is Decimal and type(right) is Decimal:
-        return DECIMAL_CONTEXT.multiply(left, right)
-    if left is None or right is None:
-        return None
-    return temporal.multiply(left, right)
-
-
-def divide(left: Any, right: Any) -> Any:
-    if type(left) is Decimal and type(right) is Decimal:
-        if not right:
-            return None  # feel-scala: division by zero -> null (no NaN / Infinity)
-        return DECIMAL_CONTEXT.divide(left, right)
-    if left is None or right is None:
-        return None
-    return temporal.divide(left, right)
-
-
-def power(left: Any, right: Any) -> Any:
-    if type(left) is not Decimal or type(right) is not Decimal:
-        return None
-    try:
-        if right == right.to_integral_value() and abs(right) <= 999_999_999:
-            # feel-scala: BigDecimal.pow(int, DECIMAL128) for whole exponents
-            return DECIMAL_CONTEXT.power(left, right.to_integral_value())
-        # ... and Math.pow on doubles otherwise; Decimal is at least as precise.
-        return DECIMAL_CONTEXT.power(left, right)
-    except (decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow):
-        return None
-
-
-_ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
-    "+": add,
-    "-": subtract,
-    "*": multiply,
-    "/": divide,
-    "**": power,
-}
-
-
-def negate(value: Any) -> Any:
-    if type(value) is Decimal:
-        return DECIMAL_CONTEXT.minus(value)
-    return temporal.negate(value)
-
-
-# comparison ---------------------------------------------------------------------------------
-
-
-def _compare_operator(operator: str, left: Any, right: Any) -> bool | None:
-    if operator == "=":
-        return values_equal(left, right)
-    if operator == "!=":
-        equal = values_equal(left, right)
-        return None if equal is None else not equal
-    order = compare_values(left, right)
-    if order is None:
-        return None
-    if operator == "<":
-        return order < 0
-    if operator == "<=":
-        return order <= 0
-    if operator == ">":
-        return order > 0
-    return order >= 0
-
-
-# paths and filters ------------------------------------------------------------------------
-
-
-def get_path(value: Any, key: str, scope: Scope) -> Any:
-    value_type = type(value)
-    if value_type is dict:
-        result = value.get(key, MISSING)
-        if result is MISSING:
-            scope.warnings.append(f"[NO_CONTEXT_ENTRY_FOUND] no context entry found with key '{key}'")
-            return None
-        return result
-    if value_type is list:
-        return [get_path(item, key, scope) for item in value]
-    if value is None:
-        return None
-    if isinstance(value, FeelRange):
-        properties = {
-            "start": value.start,
-            "end": value.end,
-            "start included": value.start_included,
-            "end included": value.end_included,
-        }
-        if key in properties:
-            return properties[key]
-    found, result = temporal.temporal_property(value, key)
-    if found:
-        return result
-    scope.warnings.append(f"[NO_PROPERTY_FOUND] no property '{key}' on {kind_of(value)}")
-    return None
-
-
-def list_item_at(items: list[Any], index: Decimal) -> Any:
-    if index != index.to_integral_value():
-        return None
-    position = int(index)
-    if 0 < position <= len(items):
-        return items[position - 1]
-    if position < 0 and -position <= len(items):
-        return items[position]
-    return None
 
 
 def _constant_index(condition: ast.Node) -> Decimal | None:
@@ -276,7 +81,7 @@ def _mentions_name(node: ast.Node, name: str) -> bool:
 def _is_boolean_operation(node: ast.Node) -> bool:
     """Comparisons, `and`/`or`, `in`, `between`, `instance of` - never a list index."""
     if isinstance(node, ast.Binary):
-        return node.operator not in _ARITHMETIC
+        return node.operator not in ARITHMETIC
     if isinstance(node, ast.Chain):
         return node.rest[0][0] in ("and", "or")
     return isinstance(node, (ast.In, ast.Between, ast.InstanceOf))
@@ -605,15 +410,15 @@ class Compiler:
 
             return evaluate_or
 
-        if operator in _ARITHMETIC:
-            operation = _ARITHMETIC[operator]
+        if operator in ARITHMETIC:
+            operation = ARITHMETIC[operator]
 
             def evaluate_arithmetic(scope: Scope) -> Any:
                 first = left(scope)
                 second = right(scope)
                 result = operation(first, second)
                 if result is None and first is not None and second is not None:
-                    _arithmetic_failure(scope, operator, first, second)
+                    arithmetic_failure(scope, operator, first, second)
                 return result
 
             return evaluate_arithmetic
@@ -645,7 +450,7 @@ class Compiler:
         def evaluate_equality(scope: Scope) -> Any:
             first = left(scope)
             second = right(scope)
-            result = _compare_operator(operator, first, second)
+            result = compare_operator(operator, first, second)
             if result is None:
                 scope.warnings.append(
                     f"[NOT_COMPARABLE] can't compare {kind_of(first)} with {kind_of(second)}"
@@ -692,7 +497,7 @@ class Compiler:
 
             return evaluate_any
 
-        steps = [(_ARITHMETIC[operator], operator, evaluator) for operator, evaluator in rest]
+        steps = [(ARITHMETIC[operator], operator, evaluator) for operator, evaluator in rest]
 
         def evaluate_sum(scope: Scope) -> Any:
             result = first(scope)
@@ -700,7 +505,7 @@ class Compiler:
                 value = operand(scope)
                 combined = operation(result, value)
                 if combined is None and result is not None and value is not None:
-                    _arithmetic_failure(scope, symbol, result, value)
+                    arithmetic_failure(scope, symbol, result, value)
                 result = combined
             return result
 
@@ -723,7 +528,7 @@ class Compiler:
         operand = self.compile(test.operand)
         operator = test.operator
         if operator is not None:
-            return lambda scope, subject: _compare_operator(operator, subject, operand(scope))
+            return lambda scope, subject: compare_operator(operator, subject, operand(scope))
 
         uses_input = _mentions_name(test.operand, "?")
 
@@ -929,72 +734,3 @@ class Compiler:
         """A unary test on its own (`parse_unary_tests`) tests the input value `?`."""
         test = self._compile_unary_test(node)
         return lambda scope: test(scope, scope.lookup("?"))
-
-
-# instance of -------------------------------------------------------------------------------
-
-_SIMPLE_TYPES = {
-    "number": "number",
-    "string": "string",
-    "boolean": "boolean",
-    "date": "date",
-    "time": "time",
-    "date and time": "date and time",
-    "days and time duration": "days and time duration",
-    "years and months duration": "years and months duration",
-    "list": "list",
-    "context": "context",
-    "function": "function",
-    "range": "range",
-}
-
-
-def is_instance_of(value: Any, type_name: str) -> bool:
-    type_name = type_name.strip()
-    if type_name == "Any":
-        return value is not None
-    if type_name == "Null":
-        return value is None
-    if value is None:
-        return False
-    base, _, parameter = type_name.partition("<")
-    base = " ".join(base.split())
-    expected = _SIMPLE_TYPES.get(base)
-    if expected is None:
-        return False
-    if kind_of(value) != expected:
-        return False
-    parameter = parameter.rstrip()[:-1].strip() if parameter else ""
-    if not parameter:
-        return True
-    if base == "list":
-        return all(item is None or is_instance_of(item, parameter) for item in value)
-    if base == "range":
-        return all(bound is None or is_instance_of(bound, parameter) for bound in (value.start, value.end))
-    if base == "context":
-        for entry in _split_top_level(parameter):
-            key, _, entry_type = entry.partition(":")
-            key = key.strip()
-            if key not in value:
-                return False
-            if value[key] is not None and not is_instance_of(value[key], entry_type.strip()):
-                return False
-        return True
-    return True
-
-
-def _split_top_level(text: str) -> list[str]:
-    parts, depth, current = [], 0, ""
-    for char in text:
-        if char == "<":
-            depth += 1
-        elif char == ">":
-            depth -= 1
-        if char == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    if current.strip():
-        parts.append(current)
-    return parts

@@ -25,3 +25,7 @@ class FeelEvaluationError(FeelError):
     Zeebe turns this into an incident. Most runtime problems are *not* this error: since
     feel-scala 1.17 they are suppressed to `null` plus a warning (see `engine.feel`).
     """
+
+
+class AssertionFailed(FeelEvaluationError):
+    """`assert(value, condition)` with a condition that is not true."""

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from engine.feel import ast
 from engine.feel.builtins.registry import InvalidArgument, builtin, string
-from engine.feel.compiler import AssertionFailed
+from engine.feel.errors import AssertionFailed
 from engine.feel.values import FeelRange, kind_of, values_equal
 
 
@@ -95,9 +95,10 @@ def _is_constant_endpoint(node: ast.Node) -> bool:
 @builtin("range", "from")
 def range_(text: Any) -> FeelRange:
     """DMN 1.5 `range("[1..3]")`: a range literal with literal end points."""
-    from engine.feel.compiler import Compiler, root_scope
+    from engine.feel.compiler import Compiler
     from engine.feel.errors import FeelSyntaxError
     from engine.feel.parser import parse
+    from engine.feel.scope import root_scope
 
     try:
         tree = parse(string(text).strip())
