@@ -542,6 +542,17 @@ class CommandProcessor(BpmnExecution):
                         f"should be activated. Please specify an ancestor element instance key for this activate "
                         f"instruction.",
                     )
+        conflicts = self._activations_into_terminated_scopes(
+            activate_instructions, terminate_instructions, process_instance_key
+        )
+        if conflicts:
+            raise Rejection(
+                intent,
+                INVALID_ARGUMENT,
+                f"{prefix} activate instructions for elements whose required flow scope instance is also being "
+                f"terminated: {', '.join(conflicts)}. Please provide a valid ancestor scope key for the activation "
+                f"or avoid terminating the required flow scope.",
+            )
         if (
             instance["parentProcessInstanceKey"] > 0
             and not activate_instructions
@@ -619,6 +630,38 @@ class CommandProcessor(BpmnExecution):
             self.queue.append(
                 functools.partial(self.activate_element, element, scope_key, proc, key=element_key)
             )
+
+    def _activations_into_terminated_scopes(
+        self,
+        activate_instructions: list[dict[str, Any]],
+        terminate_instructions: list[int],
+        process_instance_key: int,
+    ) -> list[str]:
+        """Activations whose existing flow-scope instance a terminate instruction would end."""
+        terminated = set(terminate_instructions)
+        if not terminated:
+            return []
+        model = self.state.model(self.state.element_instances[process_instance_key]["processDefinitionKey"])
+        conflicts = []
+        for instruction in activate_instructions:
+            element = model.elements_by_id[instruction["elementId"]]
+            scope = element.flow_scope
+            if scope is None or scope.element_type.value == "PROCESS":
+                scope_key = process_instance_key
+            elif instruction["ancestorElementInstanceKey"] > 0:
+                scope_key = instruction["ancestorElementInstanceKey"]
+            else:
+                active = self._active_instances_of(scope.id, process_instance_key)
+                if not active:
+                    continue  # a new scope instance will be created
+                scope_key = active[0]
+            for key in self.state.scope_chain(scope_key):
+                if key in terminated:
+                    conflicts.append(
+                        f"element '{element.id}' requires flow scope instance '{key}' which is being terminated"
+                    )
+                    break
+        return conflicts
 
     def _would_leave_empty(self, scope_key: int, terminated: set[int]) -> bool:
         """True if terminating `terminated` leaves the scope without any active element."""

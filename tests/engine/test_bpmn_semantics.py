@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import grpc
+import pytest
 from pyzeebe.proto import gateway_pb2 as pb
 
 from tests.engine.conftest import EngineProcess
@@ -398,3 +400,48 @@ def test_user_task_job_with_feel_assignee_header(engine: EngineProcess) -> None:
         assert headers["kind"] == "approval"
         assert "ops" in headers["io.camunda.zeebe:candidateGroups"]
         complete(stub, job.key)
+
+
+def test_modification_rejects_activation_into_a_scope_being_terminated(engine: EngineProcess) -> None:
+    sub = (
+        '<bpmn:subProcess id="sub"><bpmn:incoming>f0</bpmn:incoming><bpmn:outgoing>f1</bpmn:outgoing>'
+        '<bpmn:startEvent id="sub-start"><bpmn:outgoing>s1</bpmn:outgoing></bpmn:startEvent>'
+        + service_task("a", "sem-conflict-a", "s1", "s2")
+        + service_task("b", "sem-conflict-b", "s2", "s3")
+        + end("sub-end", "s3")
+        + flow("s1", "sub-start", "a")
+        + flow("s2", "a", "b")
+        + flow("s3", "b", "sub-end")
+        + "</bpmn:subProcess>"
+    )
+    body = START + sub + end("end", "f1") + flow("f0", "start", "sub") + flow("f1", "sub", "end")
+    mod = pb.ModifyProcessInstanceRequest
+    with gateway(engine.address) as stub:
+        deploy(stub, "conflict.bpmn", process_xml("sem-conflict", body))
+        instance = create(stub, "sem-conflict")
+        job = activate_one(stub, "sem-conflict-a")
+        sub_key = events(
+            engine.data_dir, valueType="PROCESS_INSTANCE", processInstanceKey=instance, elementId="sub"
+        )[0]["key"]
+        with pytest.raises(grpc.RpcError) as error:
+            stub.ModifyProcessInstance(
+                mod(
+                    processInstanceKey=instance,
+                    activateInstructions=[mod.ActivateInstruction(elementId="b")],
+                    terminateInstructions=[mod.TerminateInstruction(elementInstanceKey=sub_key)],
+                )
+            )
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert f"requires flow scope instance '{sub_key}' which is being terminated" in error.value.details()
+        # skipping inside the sub-process works: terminate a, activate b
+        stub.ModifyProcessInstance(
+            mod(
+                processInstanceKey=instance,
+                activateInstructions=[mod.ActivateInstruction(elementId="b")],
+                terminateInstructions=[mod.TerminateInstruction(elementInstanceKey=job.elementInstanceKey)],
+            )
+        )
+        complete(stub, activate_one(stub, "sem-conflict-b").key)
+        assert wait_for(
+            lambda: instance_state(engine.data_dir, instance) == "ELEMENT_COMPLETED", what="completion"
+        )
