@@ -139,11 +139,14 @@ def from_python(value: Any) -> Any:
     return None
 
 
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+
+
 def to_json_value(value: Any, *, keep_decimal: bool = False) -> Any:
     """FEEL value -> JSON-compatible Python value, as Zeebe writes variables.
 
-    Numbers: int when integral, else float (Zeebe stores long/double); `keep_decimal`
-    keeps Decimal. Temporal values become ISO strings; ranges and functions, which Zeebe
+    Numbers: int when integral and within a long, else float (Zeebe stores long/double;
+    a number beyond double range becomes None); `keep_decimal` keeps Decimal. Temporal values become ISO strings; ranges and functions, which Zeebe
     cannot store, become None.
     """
     value_type = type(value)
@@ -152,9 +155,11 @@ def to_json_value(value: Any, *, keep_decimal: bool = False) -> Any:
     if value_type is Decimal:
         if keep_decimal:
             return value
-        if value == value.to_integral_value():
+        # Zeebe writes a whole number that fits a long as a long, anything else as a double
+        if _LONG_MIN <= value <= _LONG_MAX and value == value.to_integral_value():
             return int(value)
-        return float(value)
+        as_float = float(value)
+        return as_float if math.isfinite(as_float) else None
     if value_type is list:
         return [to_json_value(item, keep_decimal=keep_decimal) for item in value]
     if value_type is dict:

@@ -187,6 +187,9 @@ def test_to_json_value_conversions() -> None:
     assert to_json_value(Decimal("2.0")) == 2 and type(to_json_value(Decimal("2.0"))) is int
     assert to_json_value(Decimal("2.5")) == 2.5
     assert to_json_value(Decimal("2.5"), keep_decimal=True) == Decimal("2.5")
+    assert type(to_json_value(Decimal(2**63 - 1))) is int
+    assert to_json_value(Decimal(2**63)) == float(2**63)  # beyond a long: a double
+    assert to_json_value(Decimal("1E+400")) is None  # beyond a double
     assert to_json_value({"d": dt.date(2020, 1, 2), "l": [Decimal(1)]}) == {"d": "2020-01-02", "l": [1]}
     assert to_json_value(dt.timedelta(hours=26)) == "P1DT2H"
 

@@ -66,7 +66,7 @@ def test_non_string_expression_is_a_syntax_error() -> None:
     ids=["parens", "lists", "contexts", "calls", "negations", "product", "ifs", "path", "filters"],
 )
 def test_ten_thousand_levels_of_nesting_are_a_syntax_error(expression: str) -> None:
-    with pytest.raises(FeelSyntaxError, match="nested|longer than"):
+    with pytest.raises(FeelSyntaxError, match=r"nested|longer than"):
         compile_expression(expression)
 
 
