@@ -198,8 +198,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--partitions", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--creators", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--creators", type=int, default=16)
     parser.add_argument("--samples", type=int, default=200)
     args = parser.parse_args()
     rates, p50s, p99s = [], [], []
