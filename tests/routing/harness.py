@@ -205,8 +205,15 @@ class ProxyProcess:
             )
         return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
 
-    def metrics(self) -> dict[str, Any]:
-        return dict(json.loads((self.state_dir / "metrics.json").read_text(encoding="utf-8")))
+    def metrics(self, *, fresh: bool = True) -> dict[str, Any]:
+        """The proxy's metrics.json; by default one written after this call began (<= ~1 s)."""
+        asked = time.time()
+
+        def read() -> dict[str, Any] | None:
+            data = dict(json.loads((self.state_dir / "metrics.json").read_text(encoding="utf-8")))
+            return data if not fresh or data["generatedAt"] >= asked else None
+
+        return dict(wait_for(read, 5.0, interval=0.05, what="a fresh metrics.json"))
 
     def stop(self) -> int | None:
         if self.process is None:
