@@ -209,9 +209,19 @@ def test_failover_kill_nine_then_return_with_missed_deployments(fleet: Fleet) ->
     assert 2 in {cluster_of(k) for k in late_keys}  # back in placement, with the late definition
 
     # Its instances from before the crash continue: their jobs are delivered and they finish.
-    asyncio.run(_work_until(address, "rt-fo", lambda: _completed(fleet, 2, "rt-fo") >= on_two_before))
+    late_on_two = {from_global(k)[1] for k in late_keys if cluster_of(k) == 2}
+    asyncio.run(
+        _work_until(
+            address,
+            "rt-fo",
+            lambda: (
+                _completed(fleet, 2, "rt-fo") >= on_two_before
+                and _completed(fleet, 2, "rt-fo-late") >= late_on_two
+            ),
+        )
+    )
     assert _completed(fleet, 2, "rt-fo") >= on_two_before
-    assert _completed(fleet, 2, "rt-fo-late") == {from_global(k)[1] for k in late_keys if cluster_of(k) == 2}
+    assert _completed(fleet, 2, "rt-fo-late") == late_on_two
 
 
 def test_cluster_file_errors_keep_the_previous_list(fleet: Fleet, tmp_path: Path) -> None:
