@@ -119,7 +119,7 @@ def _run_builtin(name: str, implementation: Callable[..., Any], arguments: list[
         KeyError,
         OverflowError,
     ) as error:
-        scope.warnings.append(f"[FUNCTION_INVOCATION_FAILURE] failed to invoke '{name}': {error}")
+        scope.warnings.append(f"[FUNCTION_INVOCATION_FAILURE] Failed to invoke '{name}': {error}")
         return None
     except RecursionError:
         scope.warnings.append(f"[FUNCTION_INVOCATION_FAILURE] '{name}' recursed too deeply")
@@ -168,7 +168,7 @@ class Compiler:
                 if name == "?":
                     # feel-scala fails hard: `?` only exists inside unary tests
                     raise FeelEvaluationError("no input value '?' available outside unary tests")
-                scope.warnings.append(f"[NO_VARIABLE_FOUND] no variable found with name '{name}'")
+                scope.warnings.append(f"[NO_VARIABLE_FOUND] No variable found with name '{name}'")
                 return None
             return value
 
@@ -206,7 +206,7 @@ class Compiler:
             if value is MISSING:
                 if name == "?":
                     raise FeelEvaluationError("no input value '?' available outside unary tests")
-                scope.warnings.append(f"[NO_VARIABLE_FOUND] no variable found with name '{name}'")
+                scope.warnings.append(f"[NO_VARIABLE_FOUND] No variable found with name '{name}'")
                 return None
             for key, index in steps:
                 if key is not None:
@@ -216,7 +216,7 @@ class Compiler:
                 else:
                     if value is not None:
                         scope.warnings.append(
-                            f"[INVALID_TYPE] expected a list to filter but found {kind_of(from_python(value))}"
+                            f"[INVALID_TYPE] Expected a list to filter but found {kind_of(from_python(value))}"
                         )
                     return None
             return from_python(value)
@@ -255,7 +255,7 @@ class Compiler:
             if type(items) is not list:
                 if items is not None:
                     scope.warnings.append(
-                        f"[INVALID_TYPE] expected a list to filter but found {kind_of(items)}"
+                        f"[INVALID_TYPE] Expected a list to filter but found {kind_of(items)}"
                     )
                 return None
             if constant_index is not None:
@@ -286,7 +286,7 @@ class Compiler:
                 function = callee(scope)
                 if is_named:
                     scope.warnings.append(
-                        "[FUNCTION_INVOCATION_FAILURE] named arguments need a named function"
+                        "[FUNCTION_INVOCATION_FAILURE] Named arguments need a named function"
                     )
                     return None
                 return invoke_function(function, [argument(scope) for argument in positional], scope)
@@ -308,13 +308,13 @@ class Compiler:
                     arguments = [argument(scope) for argument in positional]
                 return function.invoke(arguments)
             if not builtin_known:
-                scope.warnings.append(f"[NO_FUNCTION_FOUND] no function found with name '{name}'")
+                scope.warnings.append(f"[NO_FUNCTION_FOUND] No function found with name '{name}'")
                 return None
             if is_named:
                 resolved = resolve_named(name, [key for key, _ in named])
                 if resolved is None:
                     scope.warnings.append(
-                        f"[FUNCTION_INVOCATION_FAILURE] no function '{name}' with parameters "
+                        f"[FUNCTION_INVOCATION_FAILURE] No function '{name}' with parameters "
                         f"{[key for key, _ in named]}"
                     )
                     return None
@@ -329,7 +329,7 @@ class Compiler:
             positional_signature = resolve_positional(name, len(arguments))
             if positional_signature is None:
                 scope.warnings.append(
-                    f"[FUNCTION_INVOCATION_FAILURE] no function '{name}' taking {len(arguments)} argument(s)"
+                    f"[FUNCTION_INVOCATION_FAILURE] No function '{name}' taking {len(arguments)} argument(s)"
                 )
                 return None
             return _run_builtin(name, positional_signature.implementation, arguments, scope)
@@ -370,7 +370,7 @@ class Compiler:
                 return DECIMAL_CONTEXT.minus(value)
             result = negate(value)
             if result is None and value is not None:
-                scope.warnings.append(f"[INVALID_TYPE] can't negate {kind_of(value)}")
+                scope.warnings.append(f"[INVALID_TYPE] Can't negate {kind_of(value)}")
             return result
 
         return evaluate
@@ -440,7 +440,7 @@ class Compiler:
                 if order is None:
                     if first is not None and second is not None:
                         scope.warnings.append(
-                            f"[NOT_COMPARABLE] can't compare {kind_of(first)} with {kind_of(second)}"
+                            f"[NOT_COMPARABLE] Can't compare {kind_of(first)} with {kind_of(second)}"
                         )
                     return None
                 return test(order)
@@ -453,7 +453,7 @@ class Compiler:
             result = compare_operator(operator, first, second)
             if result is None:
                 scope.warnings.append(
-                    f"[NOT_COMPARABLE] can't compare {kind_of(first)} with {kind_of(second)}"
+                    f"[NOT_COMPARABLE] Can't compare {kind_of(first)} with {kind_of(second)}"
                 )
             return result
 
@@ -600,7 +600,7 @@ class Compiler:
                 start_value, end_value = start_value.start, start_value.end
             else:
                 scope.warnings.append(
-                    f"[INVALID_TYPE] expected a list to iterate but found {kind_of(start_value)}"
+                    f"[INVALID_TYPE] Expected a list to iterate but found {kind_of(start_value)}"
                 )
                 return None
         else:
@@ -611,7 +611,7 @@ class Compiler:
             return None
         first, last = int(start_value), int(end_value)
         if abs(last - first) >= MAX_ITERATION_RANGE:
-            scope.warnings.append("[INVALID_TYPE] iteration range too large")
+            scope.warnings.append("[INVALID_TYPE] Iteration range too large")
             return None
         step = 1 if last >= first else -1
         return [Decimal(number) for number in range(first, last + step, step)]

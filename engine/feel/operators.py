@@ -24,7 +24,7 @@ from engine.feel.values import (
 
 
 def arithmetic_failure(scope: Scope, operator: str, left: Any, right: Any) -> None:
-    scope.warnings.append(f"[INVALID_TYPE] can't apply '{operator}' to {kind_of(left)} and {kind_of(right)}")
+    scope.warnings.append(f"[INVALID_TYPE] Can't apply '{operator}' to {kind_of(left)} and {kind_of(right)}")
 
 
 def add(left: Any, right: Any) -> Any:
@@ -121,7 +121,7 @@ def get_path(value: Any, key: str, scope: Scope) -> Any:
     if value_type is dict:
         result = value.get(key, MISSING)
         if result is MISSING:
-            scope.warnings.append(f"[NO_CONTEXT_ENTRY_FOUND] no context entry found with key '{key}'")
+            scope.warnings.append(f"[NO_CONTEXT_ENTRY_FOUND] No context entry found with key '{key}'")
             return None
         return result
     if value_type is list:
@@ -140,7 +140,7 @@ def get_path(value: Any, key: str, scope: Scope) -> Any:
     found, result = temporal.temporal_property(value, key)
     if found:
         return result
-    scope.warnings.append(f"[NO_PROPERTY_FOUND] no property '{key}' on {kind_of(value)}")
+    scope.warnings.append(f"[NO_PROPERTY_FOUND] No property '{key}' on {kind_of(value)}")
     return None
 
 
