@@ -56,6 +56,8 @@ class BpmnExecution:
         self.completion_variables: dict[int, dict[str, Any]] = {}
         # Sub-process instances created by a modification: activated without their start event.
         self.scopes_without_start: set[int] = set()
+        # Scopes ended by a terminate end event in the current command: no new activations.
+        self.closing_scopes: set[int] = set()
         # Hooks set by the partition: process instance finished (for CreateWithResult).
         self.on_process_completed: Callable[[int, dict[str, Any]], None] = lambda key, variables: None
 
@@ -63,6 +65,7 @@ class BpmnExecution:
     def drain(self) -> None:
         while self.queue:
             self.queue.popleft()()
+        self.closing_scopes.clear()
 
     def pi_value(self, instance: dict[str, Any]) -> dict[str, Any]:
         return {field: instance[field] for field in PI_FIELDS}
@@ -184,8 +187,12 @@ class BpmnExecution:
     ) -> int | None:
         if flow_scope_key > 0:
             scope = self.state.element_instances.get(flow_scope_key)
-            if scope is None or scope["state"] not in ("ELEMENT_ACTIVATED", "ELEMENT_ACTIVATING"):
-                return None  # the scope was terminated meanwhile: the token is gone
+            if (
+                scope is None
+                or scope["state"] not in ("ELEMENT_ACTIVATED", "ELEMENT_ACTIVATING")
+                or flow_scope_key in self.closing_scopes
+            ):
+                return None  # the scope was terminated or is ending: the token is gone
         if key is None:
             key = self.state.new_key()
         value = process_instance_value(
@@ -411,8 +418,12 @@ class BpmnExecution:
             return
         self.emit_pi(key, instance, "ELEMENT_COMPLETED")
         if instance["bpmnElementType"] == "END_EVENT" and instance["bpmnEventType"] == "TERMINATE":
-            self.terminate_scope_children(instance["flowScopeKey"])
-            self.check_scope_completion(instance["flowScopeKey"])
+            scope_key = instance["flowScopeKey"]
+            # Tokens already on their way (queued activations) die with the scope.
+            self.closing_scopes.add(scope_key)
+            for child_key in list(self.state.children.get(scope_key, {})):
+                self.terminate_element(child_key)
+            self.queue.append(lambda: self.complete_element(scope_key))
             return
         self.take_outgoing(instance, element)
 
@@ -498,13 +509,6 @@ class BpmnExecution:
         self.resolve_incidents_of(key)
         self.completion_variables.pop(key, None)
         self.emit_pi(key, instance, "ELEMENT_TERMINATED")
-
-    def terminate_scope_children(self, scope_key: int) -> None:
-        for child_key in list(self.state.children.get(scope_key, {})):
-            self.terminate_element(child_key)
-        scope = self.state.element_instances.get(scope_key)
-        if scope is not None:
-            scope["taken"].clear()
 
     # ------------------------------------------------------------------ errors
     def find_error_catch(self, start_key: int, error_code: str) -> tuple[int, Any] | None:

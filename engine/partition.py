@@ -156,6 +156,7 @@ class Partition(CommandProcessor):
             return result
         except Rejection as rejection:
             self.queue.clear()
+            self.closing_scopes.clear()
             self._append(
                 make_record(
                     partition_id=self.partition_id,
@@ -173,6 +174,7 @@ class Partition(CommandProcessor):
             raise
         except Exception:
             self.queue.clear()
+            self.closing_scopes.clear()
             log.exception(
                 "partition %d: unexpected error processing %s %s", self.partition_id, value_type, intent
             )

@@ -445,3 +445,28 @@ def test_modification_rejects_activation_into_a_scope_being_terminated(engine: E
         assert wait_for(
             lambda: instance_state(engine.data_dir, instance) == "ELEMENT_COMPLETED", what="completion"
         )
+
+
+def test_terminate_end_event_kills_tokens_still_on_their_way(engine: EngineProcess) -> None:
+    body = (
+        START
+        + '<bpmn:parallelGateway id="fork"><bpmn:incoming>f0</bpmn:incoming><bpmn:outgoing>a</bpmn:outgoing>'
+        "<bpmn:outgoing>b</bpmn:outgoing></bpmn:parallelGateway>"
+        + end("kill", "a", terminate=True)
+        + '<bpmn:exclusiveGateway id="pass"><bpmn:incoming>b</bpmn:incoming><bpmn:outgoing>b2</bpmn:outgoing></bpmn:exclusiveGateway>'
+        + service_task("late", "sem-late", "b2", "b3")
+        + end("normal", "b3")
+        + flow("f0", "start", "fork")
+        + flow("a", "fork", "kill")
+        + flow("b", "fork", "pass")
+        + flow("b2", "pass", "late")
+        + flow("b3", "late", "normal")
+    )
+    with gateway(engine.address) as stub:
+        deploy(stub, "race.bpmn", process_xml("sem-race", body))
+        instance = create(stub, "sem-race")
+        assert instance_state(engine.data_dir, instance) == "ELEMENT_COMPLETED"
+        assert not events(
+            engine.data_dir, valueType="PROCESS_INSTANCE", processInstanceKey=instance, elementId="late"
+        )
+        assert activate(stub, "sem-late", request_timeout_ms=100) == []
