@@ -149,6 +149,9 @@ named_argument: (NAME | PARAMETER_NAME) ":" expression
     | "(" expression ".." expression ")" -> range_open_open
     | _OPEN_RANGE_BRACKET expression ".." expression "]" -> range_open_closed
     | _OPEN_RANGE_BRACKET expression ".." expression ")" -> range_open_open
+    | "[" expression ".." expression _CLOSE_RANGE_BRACKET -> range_closed_open
+    | "(" expression ".." expression _CLOSE_RANGE_BRACKET -> range_open_open
+    | _OPEN_RANGE_BRACKET expression ".." expression _CLOSE_RANGE_BRACKET -> range_open_open
 
 context_entry: (CONTEXT_KEY | STRING) ":" expression
 
@@ -170,6 +173,10 @@ NAME: /[^\W\d]\w*|\?/
 # `]1..10]`: a `]` opening a range, told apart from the `]` closing an empty list `[]`
 # (which is followed by `]`, `)`, `,`, `[`, `.`, an operator, a keyword or the end).
 _OPEN_RANGE_BRACKET.2: /\](?=\s*[^\s\]\),\[.=<>!+*\/}:-])(?!\s*(?:return|satisfies|and|or|then|else|between|in|instance)\b)/
+# `[1..10[`: a `[` closing a range, told apart from a filter on the end point by what
+# follows it: the end of the input, a closing bracket, a comma, a comparison or a keyword -
+# never something a filter could start with (`xs[-1]`, `xs[.5]`, `xs[item]`).
+_CLOSE_RANGE_BRACKET.2: /\[(?=\s*(?:$|[)\],=<>!}]|(?:and|or|then|else|return|satisfies|between|instance)\b))/
 # properties whose names contain spaces (feel-scala: time offset, start/end included)
 PROPERTY_NAME.4: /(?:time[ \t]+offset|start[ \t]+included|end[ \t]+included)(?![\w])/
 BACKTICK_NAME: /`[^`]+`/

@@ -297,3 +297,20 @@ def test_date_and_time_in_a_zone() -> None:
         == "2020-01-01T10:00:00+01:00[Europe/Berlin]"
     )
     assert evaluate('date and time(date and time("2020-01-01T10:00:00Z"), "Nowhere/Zone")') is None
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("5 in ]1..10[", True),
+        ("10 in [1..10[", False),
+        ("1 in ]1..10]", False),
+        ("[1..10[ = [1..10)", True),
+        ("[1, 2, 3][-1]", 3),  # a filter, not a range bracket
+        ("[[1, 2]][1][-1]", 2),
+        ("count([[], []])", 2),  # `[]` followed by `,` is an empty list
+        ("for x in [] return x", []),
+    ],
+)
+def test_range_brackets_in_both_directions(expression: str, expected: object) -> None:
+    assert evaluate(expression) == expected
