@@ -27,6 +27,14 @@ def arithmetic_failure(scope: Scope, operator: str, left: Any, right: Any) -> No
     scope.warnings.append(f"[INVALID_TYPE] Can't apply '{operator}' to {kind_of(left)} and {kind_of(right)}")
 
 
+def _temporal(operation: Callable[[Any, Any], Any], left: Any, right: Any) -> Any:
+    """Temporal arithmetic; a result outside the representable range is null."""
+    try:
+        return operation(left, right)
+    except (OverflowError, ValueError, ArithmeticError):
+        return None
+
+
 def add(left: Any, right: Any) -> Any:
     left_type, right_type = type(left), type(right)
     if left_type is Decimal and right_type is Decimal:
@@ -35,7 +43,7 @@ def add(left: Any, right: Any) -> Any:
         return left + right
     if left is None or right is None:
         return None
-    return temporal.add(left, right)
+    return _temporal(temporal.add, left, right)
 
 
 def subtract(left: Any, right: Any) -> Any:
@@ -43,7 +51,7 @@ def subtract(left: Any, right: Any) -> Any:
         return DECIMAL_CONTEXT.subtract(left, right)
     if left is None or right is None:
         return None
-    return temporal.subtract(left, right)
+    return _temporal(temporal.subtract, left, right)
 
 
 def multiply(left: Any, right: Any) -> Any:
@@ -51,7 +59,7 @@ def multiply(left: Any, right: Any) -> Any:
         return DECIMAL_CONTEXT.multiply(left, right)
     if left is None or right is None:
         return None
-    return temporal.multiply(left, right)
+    return _temporal(temporal.multiply, left, right)
 
 
 def divide(left: Any, right: Any) -> Any:
@@ -61,7 +69,7 @@ def divide(left: Any, right: Any) -> Any:
         return DECIMAL_CONTEXT.divide(left, right)
     if left is None or right is None:
         return None
-    return temporal.divide(left, right)
+    return _temporal(temporal.divide, left, right)
 
 
 def power(left: Any, right: Any) -> Any:

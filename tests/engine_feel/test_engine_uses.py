@@ -123,6 +123,8 @@ def test_timer_expressions() -> None:
         ("{a: missing}", {"a": None}),
         ("true and missing", None),
         ("false and missing", False),
+        ('duration("P1D") * 1000000000000', None),  # beyond the representable range
+        ('date("9999-12-31") + duration("P1D")', None),
     ],
 )
 def test_null_propagation(expression: str, expected: object) -> None:
