@@ -21,6 +21,7 @@ from pyzeebe.proto import gateway_pb2_grpc as pb_grpc
 
 from engine.broker import Broker
 from engine.commands import Rejection
+from engine.partition import PartitionUnavailable
 from engine.records import BROKER_VERSION, DEFAULT_TENANT
 from engine.values import parse_variables_document
 
@@ -61,6 +62,8 @@ def _unary(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any
             )
         except GatewayError as error:
             await context.abort(error.code, error.message)
+        except PartitionUnavailable as error:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
         except asyncio.CancelledError:
             raise
         except grpc.aio.AbortError:

@@ -38,6 +38,14 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class PartitionUnavailable(Exception):
+    """The partition's log can no longer be written: nothing more is acknowledged."""
+
+    def __init__(self, partition_id: int, cause: BaseException):
+        super().__init__(f"partition {partition_id} is unavailable: writing its log failed ({cause})")
+        self.partition_id = partition_id
+
+
 class Partition(CommandProcessor):
     def __init__(self, data_dir: str | Path, partition_id: int):
         super().__init__()
@@ -59,6 +67,7 @@ class Partition(CommandProcessor):
         self._last_snapshot_time = time.monotonic()
         self.writer: LogWriter | None = None
         self.closed = False
+        self.failure: BaseException | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def recover(self) -> None:
@@ -92,11 +101,12 @@ class Partition(CommandProcessor):
     async def close(self) -> None:
         self.closed = True
         if self._flusher is not None:
-            await self.durable()
+            with contextlib.suppress(PartitionUnavailable):
+                await self.durable()
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
-        if self.writer is not None:
+        if self.writer is not None and self.failure is None:
             self._write_snapshot_now()
             self.writer.close()
         self._executor.shutdown(wait=True)
@@ -136,6 +146,8 @@ class Partition(CommandProcessor):
 
         A `Rejection` is logged as COMMAND_REJECTION and re-raised for the gateway.
         """
+        if self.failure is not None:
+            raise PartitionUnavailable(self.partition_id, self.failure)
         command_position = -1
         if log_command:
             command = make_record(
@@ -190,6 +202,8 @@ class Partition(CommandProcessor):
 
     async def durable(self) -> None:
         """Wait until every record appended so far is fsynced."""
+        if self.failure is not None:
+            raise PartitionUnavailable(self.partition_id, self.failure)
         if self._pending:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._pending_waiters.append(future)
@@ -212,28 +226,38 @@ class Partition(CommandProcessor):
             waiters, self._pending_waiters = self._pending_waiters, []
             self._inflight_waiters = waiters
             self._flushing = True
-            # State now mirrors exactly the records written below (processing is synchronous).
-            self.writer.append_batch(payloads)
-            self._records_since_snapshot += len(payloads)
             snapshot_text = None
-            if (
-                self._records_since_snapshot >= SNAPSHOT_EVERY_RECORDS
-                or time.monotonic() - self._last_snapshot_time >= SNAPSHOT_EVERY_SECONDS
-            ):
-                snapshot_text = json.dumps(self.state.to_snapshot(), separators=(",", ":"))
-                self._records_since_snapshot = 0
-                self._last_snapshot_time = time.monotonic()
             try:
+                # State now mirrors exactly the records written below (processing is synchronous).
+                self.writer.append_batch(payloads)
+                self._records_since_snapshot += len(payloads)
+                if (
+                    self._records_since_snapshot >= SNAPSHOT_EVERY_RECORDS
+                    or time.monotonic() - self._last_snapshot_time >= SNAPSHOT_EVERY_SECONDS
+                ):
+                    snapshot_text = json.dumps(self.state.to_snapshot(), separators=(",", ":"))
+                    self._records_since_snapshot = 0
+                    self._last_snapshot_time = time.monotonic()
                 await loop.run_in_executor(self._executor, self.writer.sync)
-                if snapshot_text is not None:
-                    await loop.run_in_executor(self._executor, self._write_snapshot, snapshot_text)
-            except Exception as exc:  # a failed fsync must never be acknowledged
-                log.exception("partition %d: log sync failed", self.partition_id)
-                for waiter in self._inflight_waiters:
+            except Exception as exc:
+                # The in-memory state is now ahead of the log: never acknowledge anything again
+                # on this partition; a restart recovers from what is durable.
+                log.critical(
+                    "partition %d: log write failed, partition unavailable: %s", self.partition_id, exc
+                )
+                self.failure = exc
+                self._flushing = False
+                error = PartitionUnavailable(self.partition_id, exc)
+                for waiter in self._inflight_waiters + self._pending_waiters:
                     if not waiter.done():
-                        waiter.set_exception(exc)
-                self._inflight_waiters = []
-                raise
+                        waiter.set_exception(error)
+                self._inflight_waiters, self._pending_waiters, self._pending = [], [], []
+                return
+            if snapshot_text is not None:
+                try:
+                    await loop.run_in_executor(self._executor, self._write_snapshot, snapshot_text)
+                except OSError:  # a missed snapshot only makes the next recovery longer
+                    log.exception("partition %d: snapshot failed", self.partition_id)
             self._flushing = False
             for waiter in self._inflight_waiters:
                 if not waiter.done():
