@@ -15,6 +15,7 @@ position of their last record (see fold.py), which makes the projection itself i
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Exists, OuterRef
 
 from processes.choices import IncidentState
@@ -106,6 +107,26 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 def _load(model: type[models.Model], names: Sequence[str], keys: Iterable[int]) -> dict[int, Row]:
     wanted = sorted({key for key in keys if key is not None})
     rows: dict[int, Row] = {}
+    if not wanted:
+        return rows
+    if connection.vendor == "postgresql":
+        # One array parameter instead of thousands of IN (...) parameters for Django to compile.
+        meta = model._meta
+        columns = ", ".join(f'"{meta.get_field(name).column}"' for name in names)
+        json_fields = [name for name in names if isinstance(meta.get_field(name), models.JSONField)]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'SELECT {columns} FROM "{meta.db_table}" WHERE "key" = ANY(%s)',  # noqa: S608 - model names only
+                [wanted],
+            )
+            for values in cursor.fetchall():
+                row = dict(zip(names, values, strict=True))
+                for name in json_fields:
+                    # Django's connection loads jsonb as text (JSONField.from_db_value decodes it).
+                    if row[name] is not None:
+                        row[name] = json.loads(row[name])
+                rows[row["key"]] = row
+        return rows
     for chunk in _chunks(wanted, READ_CHUNK):
         for row in model.objects.filter(pk__in=chunk).values(*names):
             rows[row["key"]] = row
@@ -114,6 +135,9 @@ def _load(model: type[models.Model], names: Sequence[str], keys: Iterable[int]) 
 
 def _upsert(model: type[models.Model], names: Sequence[str], rows: list[Row]) -> None:
     if not rows:
+        return
+    if connection.vendor == "postgresql":
+        _upsert_postgresql(model, names, rows)
         return
     meta = model._meta
     update_fields = [meta.get_field(name).name for name in names if name != "key"]
@@ -125,6 +149,48 @@ def _upsert(model: type[models.Model], names: Sequence[str], rows: list[Row]) ->
         unique_fields=["key"],
         update_fields=update_fields,
     )
+
+
+def _upsert_postgresql(model: type[models.Model], names: Sequence[str], rows: list[Row]) -> None:
+    """COPY the rows into a temporary table, then one INSERT ... SELECT ... ON CONFLICT DO UPDATE.
+
+    Same statement as bulk_create(update_conflicts=True) produces, minus the per-value Python
+    work of Django's compiler and psycopg's client-side quoting, which dominated a batch's cost.
+    The temporary table lives for the session; it is emptied after use (and at commit).
+    """
+    meta = model._meta
+    table = meta.db_table
+    columns = [meta.get_field(name).column for name in names]
+    json_columns = {
+        index for index, name in enumerate(names) if isinstance(meta.get_field(name), models.JSONField)
+    }
+    # Columns the importer does not write (flags kept by SQL): their model default on insert only.
+    written = set(columns)
+    extra = [field for field in meta.concrete_fields if field.column not in written]
+    staging = f"import_staging_{table}"
+    quoted = ", ".join(f'"{column}"' for column in columns)
+    insert_columns = quoted + "".join(f', "{field.column}"' for field in extra)
+    select_columns = quoted + "".join(", %s" for _ in extra)
+    updates = ", ".join(f'"{column}" = EXCLUDED."{column}"' for column in columns if column != "key")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'CREATE TEMPORARY TABLE IF NOT EXISTS "{staging}" ON COMMIT DELETE ROWS AS '  # noqa: S608 - model names only
+            f'SELECT {quoted} FROM "{table}" WITH NO DATA'
+        )
+        raw = cursor.cursor  # the psycopg cursor under Django's wrapper
+        with raw.copy(f'COPY "{staging}" ({quoted}) FROM STDIN') as copy:
+            for row in rows:
+                values = [row[name] for name in names]
+                for index in json_columns:
+                    if values[index] is not None:  # None stays SQL NULL, as with the ORM
+                        values[index] = json.dumps(values[index])
+                copy.write_row(values)
+        cursor.execute(
+            f'INSERT INTO "{table}" ({insert_columns}) SELECT {select_columns} FROM "{staging}" '  # noqa: S608
+            f'ON CONFLICT ("key") DO UPDATE SET {updates}',
+            [field.get_default() for field in extra],
+        )
+        cursor.execute(f'TRUNCATE "{staging}"')
 
 
 class Projection:

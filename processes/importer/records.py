@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from routing.keys import KeyCodecError, to_global
+from routing.keys import CLUSTER_SHIFT, ZEEBE_KEY_LIMIT, KeyCodecError, to_global
 
 RAW_EXCERPT_CHARS = 2000
 
@@ -81,6 +81,45 @@ def decode_record(source_record: SourceRecord) -> Record:
         data = payload
     if not isinstance(data, dict):
         raise MalformedRecord(f"record is a JSON {type(data).__name__}, expected an object")
+    # Fast path for the well-formed record (almost all of them); the checks below name the problem.
+    try:
+        partition_id = data["partitionId"]
+        position = data["position"]
+        timestamp_ms = data["timestamp"]
+        key = data["key"]
+        value_type = data["valueType"]
+        intent = data["intent"]
+        record_type = data["recordType"]
+        value = data["value"]
+    except KeyError:
+        pass
+    else:
+        if (
+            type(partition_id) is int
+            and type(position) is int
+            and type(timestamp_ms) is int
+            and type(key) is int
+            and type(value) is dict
+            and type(value_type) is str
+            and type(intent) is str
+            and type(record_type) is str
+            and value_type
+            and intent
+            and record_type
+            and 1 <= partition_id <= 8192
+            and position >= 1
+        ):
+            return Record(
+                partition_id,
+                position,
+                timestamp_ms,
+                value_type,
+                intent,
+                record_type,
+                key,
+                value,
+                source_record.stream,
+            )
     for name in _REQUIRED_INT:
         value = data.get(name)
         if type(value) is not int:
@@ -123,6 +162,10 @@ def global_key(cluster_id: int, zeebe_key: Any, field_name: str) -> int | None:
 
     Raises MalformedRecord for a value that is not an integer or does not fit the codec.
     """
+    if type(zeebe_key) is int and 0 < zeebe_key < ZEEBE_KEY_LIMIT:
+        # Hot path (every key of every record): the codec's own checks are done by the range test;
+        # routing.keys.to_global still produces the errors for everything else.
+        return (cluster_id << CLUSTER_SHIFT) | zeebe_key
     if zeebe_key is None:
         return None
     if type(zeebe_key) is not int:

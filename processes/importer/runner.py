@@ -14,13 +14,14 @@ from collections.abc import Callable, Sequence
 
 from django.db import DatabaseError, close_old_connections
 
+from processes.importer.events import flush_instance_events
 from processes.importer.projection import BatchResult, Projection
 from processes.importer.sources import RecordSourceReader, open_source
 from processes.models import Cluster, ImportPosition
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 5000
+DEFAULT_BATCH_SIZE = 10_000
 SUMMARY_EVERY_SECONDS = 10.0
 MAX_ERROR_BACKOFF_SECONDS = 30.0
 
@@ -74,6 +75,7 @@ class Importer:
         return received
 
     def close(self) -> None:
+        flush_instance_events()
         self.source.close()
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from engine.log import LogReader, partition_ids
 from processes.importer.records import SourceRecord
@@ -23,6 +24,10 @@ class EngineLogSource:
     def __init__(self, *, data_dir: str) -> None:
         self.data_dir = Path(data_dir)
         self._readers: dict[int, LogReader] = {}
+        # Open record iterators per partition: (next position it yields, iterator). Pulling from
+        # one across fetches reads and checks each log entry once; a fresh read() per batch would
+        # re-scan the rest of the segment every time.
+        self._iterators: dict[int, tuple[int, Iterator[dict[str, Any]]]] = {}
 
     def _reader(self, partition_id: int) -> LogReader:
         reader = self._readers.get(partition_id)
@@ -56,10 +61,23 @@ class EngineLogSource:
         return records
 
     def _read(self, partition_id: int, start: int, room: int) -> list[SourceRecord]:
-        reader = self._reader(partition_id)
+        payloads: list[dict[str, Any]] = []
         try:
-            payloads = reader.read(from_position=start, max_records=room)
+            current = self._iterators.get(partition_id)
+            if current is None or current[0] != start:
+                current = (start, self._reader(partition_id).iter_records(start))
+            iterator = current[1]
+            for payload in iterator:
+                payloads.append(payload)
+                if len(payloads) >= room:
+                    break
+            if len(payloads) < room:
+                # The iterator has reached what was complete when it opened: reopen next time.
+                self._iterators.pop(partition_id, None)
+            else:
+                self._iterators[partition_id] = (start + len(payloads), iterator)
         except ValueError:
+            self._iterators.pop(partition_id, None)
             return self._read_one_by_one(partition_id, start, room)
         return [
             SourceRecord(payload=payload, partition_hint=partition_id, position_hint=start + offset)
@@ -99,4 +117,5 @@ class EngineLogSource:
         """The log is read by position; nothing to acknowledge."""
 
     def close(self) -> None:
+        self._iterators.clear()
         self._readers.clear()

@@ -1,0 +1,304 @@
+"""Importer benchmark: records/s from the engine log and from Redis into PostgreSQL, and import lag
+at a sustained 2,000 records/s. Prints one JSON object per figure (median of several runs).
+
+Run it against a throwaway PostgreSQL + Redis started by the test services helper:
+
+    .venv/bin/python -m tests.services -- .venv/bin/python bench/importer.py [--runs 3] [--copies 150]
+
+The corpus is real engine output: a `python -m engine` process runs the importer test scenario
+(three-level hardware diagnosis, incidents, retries, cancel, modification), and its log is
+replicated with every key shifted per copy (so each copy is a distinct set of instances) and
+positions renumbered. The log figure reads every record (commands included, as the engine log
+holds them); the Redis figure reads the events, as an exporter writes them. The lag figure
+appends records stamped with the wall clock to a live log at 2,000 records/s from a separate
+process while the importer follows it; lag = commit time - record timestamp, per record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+KEY_MASK = (1 << 51) - 1
+COPY_KEY_STRIDE = 100_000  # local keys of one scenario run stay far below this
+
+
+def shift_keys(value: Any, offset: int) -> Any:
+    """Shift every key field (`key`, `*Key`, `jobKeys`) by `offset` inside its partition."""
+    if isinstance(value, dict):
+        shifted = {}
+        for name, item in value.items():
+            if (name == "key" or name.endswith("Key")) and type(item) is int and item > 0:
+                shifted[name] = item + offset
+            elif name == "jobKeys" and isinstance(item, list):
+                shifted[name] = [key + offset if type(key) is int and key > 0 else key for key in item]
+            else:
+                shifted[name] = shift_keys(item, offset)
+        return shifted
+    if isinstance(value, list):
+        return [shift_keys(item, offset) for item in value]
+    return value
+
+
+def scenario_records(work_dir: Path) -> list[dict[str, Any]]:
+    from tests.engine.conftest import EngineProcess
+    from tests.importer.scenario import log_records, run_fleet_scenario
+
+    data_dir = work_dir / "scenario"
+    engine = EngineProcess(data_dir, partitions=2).start()
+    try:
+        run_fleet_scenario(engine.address, data_dir, "RB")
+    finally:
+        engine.stop()
+    return log_records(data_dir)
+
+
+# Deployments are rare next to instances: only the first copy keeps them (each carries the base64
+# BPMN, which would otherwise dominate the corpus).
+DEPLOYMENT_VALUE_TYPES = frozenset(
+    {"DEPLOYMENT", "PROCESS", "COMMAND_DISTRIBUTION", "DEPLOYMENT_DISTRIBUTION"}
+)
+
+
+def replicate(
+    records: list[dict[str, Any]], copies: int, start_copy: int = 0
+) -> dict[int, list[dict[str, Any]]]:
+    """Per partition, `copies` shifted copies of the records, positions renumbered from 1."""
+    by_partition: dict[int, list[dict[str, Any]]] = {}
+    for copy in range(start_copy, start_copy + copies):
+        offset = (copy + 1) * COPY_KEY_STRIDE
+        for record in sorted(records, key=lambda r: (r["partitionId"], r["position"])):
+            if copy > start_copy and record["valueType"] in DEPLOYMENT_VALUE_TYPES:
+                continue
+            by_partition.setdefault(record["partitionId"], []).append(shift_keys(record, offset))
+    for found in by_partition.values():
+        for position, record in enumerate(found, start=1):
+            record["position"] = position
+            record["sourceRecordPosition"] = -1
+    return by_partition
+
+
+def write_log(data_dir: Path, by_partition: dict[int, list[dict[str, Any]]], batch: int = 20) -> int:
+    from engine.log import LogWriter
+
+    written = 0
+    for partition_id, found in by_partition.items():
+        writer = LogWriter(data_dir, partition_id)
+        for start in range(0, len(found), batch):
+            writer.append_batch([json.dumps(record).encode() for record in found[start : start + batch]])
+            written += len(found[start : start + batch])
+        writer.close()
+    return written
+
+
+def reset_database() -> None:
+    from processes.models import Cluster
+    from servers.models import Server
+    from tests.importer.helpers import wipe_query_models
+
+    wipe_query_models()
+    Server.objects.all().delete()
+    Cluster.objects.all().delete()
+
+
+def make_cluster(source: str, config: dict[str, str]) -> Any:
+    from processes.services import cluster_create
+
+    return cluster_create(
+        cluster_id=1,
+        name="bench",
+        gateway_address="127.0.0.1:26500",
+        record_source=source,
+        record_source_config=config,
+    )
+
+
+def drain_timed(cluster: Any, batch_size: int) -> tuple[int, float]:
+    from processes.importer.runner import Importer
+
+    importer = Importer(cluster=cluster, batch_size=batch_size)
+    started = time.perf_counter()
+    received = importer.drain()
+    elapsed = time.perf_counter() - started
+    importer.close()
+    return received, elapsed
+
+
+def bench_log(
+    corpus: dict[int, list[dict[str, Any]]], runs: int, batch_size: int, work_dir: Path
+) -> dict[str, Any]:
+    data_dir = work_dir / f"log-{uuid.uuid4().hex[:6]}"
+    total = write_log(data_dir, corpus)
+    rates = []
+    for _ in range(runs):
+        reset_database()
+        received, elapsed = drain_timed(make_cluster("engine_log", {"data_dir": str(data_dir)}), batch_size)
+        assert received == total, (received, total)
+        rates.append(received / elapsed)
+    return {
+        "bench": "importer.log_to_postgres",
+        "records": total,
+        "batch_size": batch_size,
+        "records_per_s_median": round(statistics.median(rates)),
+        "records_per_s_runs": [round(rate) for rate in rates],
+        "goal_records_per_s": 20_000,
+    }
+
+
+def bench_redis(corpus: dict[int, list[dict[str, Any]]], runs: int, batch_size: int) -> dict[str, Any]:
+    import redis
+
+    from tests.importer.redis_writer import export_to_streams, in_log_order
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    records = in_log_order([record for found in corpus.values() for record in found])
+    rates = []
+    total = 0
+    for _ in range(runs):
+        reset_database()
+        prefix = f"bench-{uuid.uuid4().hex[:8]}"
+        total = export_to_streams(client, prefix, records)
+        received, elapsed = drain_timed(
+            make_cluster("redis", {"url": os.environ["REDIS_URL"], "stream_prefix": prefix}), batch_size
+        )
+        assert received == total, (received, total)
+        rates.append(received / elapsed)
+        for key in client.scan_iter(match=f"{prefix}:*"):
+            client.delete(key)
+    return {
+        "bench": "importer.redis_to_postgres",
+        "records": total,
+        "batch_size": batch_size,
+        "records_per_s_median": round(statistics.median(rates)),
+        "records_per_s_runs": [round(rate) for rate in rates],
+        "goal_records_per_s": 20_000,
+    }
+
+
+def _steady_writer(
+    data_dir: str, by_partition: dict[int, list[dict[str, Any]]], rate: int, seconds: float
+) -> None:
+    """Appends records stamped with the wall clock at `rate` records/s (separate process)."""
+    from engine.log import LogWriter
+
+    writers = {partition_id: LogWriter(data_dir, partition_id) for partition_id in by_partition}
+    cursors = dict.fromkeys(by_partition, 0)
+    tick = 0.02
+    per_tick = max(1, int(rate * tick))
+    started = time.monotonic()
+    written = 0
+    while time.monotonic() - started < seconds:
+        target = int((time.monotonic() - started) * rate)
+        while written < target:
+            for partition_id, found in by_partition.items():
+                chunk = found[
+                    cursors[partition_id] : cursors[partition_id] + per_tick // len(by_partition) + 1
+                ]
+                if not chunk:
+                    continue
+                now_ms = int(time.time() * 1000)
+                for record in chunk:
+                    record["timestamp"] = now_ms
+                writers[partition_id].append_batch([json.dumps(record).encode() for record in chunk])
+                cursors[partition_id] += len(chunk)
+                written += len(chunk)
+        time.sleep(tick)
+    for writer in writers.values():
+        writer.close()
+
+
+def bench_lag(
+    corpus: dict[int, list[dict[str, Any]]], runs: int, rate: int, seconds: float, work_dir: Path
+) -> dict[str, Any]:
+    from processes.importer.runner import Importer
+
+    p50s, p99s, maxes = [], [], []
+    for _ in range(runs):
+        reset_database()
+        data_dir = work_dir / f"lag-{uuid.uuid4().hex[:6]}"
+        data_dir.mkdir()
+        cluster = make_cluster("engine_log", {"data_dir": str(data_dir)})
+        importer = Importer(cluster=cluster, batch_size=5000)
+        writer = multiprocessing.get_context("spawn").Process(
+            target=_steady_writer, args=(str(data_dir), corpus, rate, seconds)
+        )
+        writer.start()
+        lags: list[float] = []
+        deadline = time.monotonic() + seconds + 5
+        while time.monotonic() < deadline:
+            result = importer.run_once(wait_seconds=0.05)
+            if result is None:
+                if not writer.is_alive():
+                    break
+                continue
+            committed_ms = time.time() * 1000
+            lags.extend((committed_ms - timestamp) / 1000 for timestamp in result.timestamps_ms)
+        writer.join(30)
+        importer.close()
+        lags.sort()
+        p50s.append(lags[len(lags) // 2])
+        p99s.append(lags[min(len(lags) - 1, int(len(lags) * 0.99))])
+        maxes.append(lags[-1])
+    return {
+        "bench": "importer.lag_at_steady_rate",
+        "rate_records_per_s": rate,
+        "seconds": seconds,
+        "lag_p50_s": round(statistics.median(p50s), 3),
+        "lag_p99_s": round(statistics.median(p99s), 3),
+        "lag_max_s": round(statistics.median(maxes), 3),
+        "goal_lag_p99_s": 1.0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--copies", type=int, default=150, help="copies of the scenario's records")
+    parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--lag-seconds", type=float, default=15.0)
+    parser.add_argument("--only", choices=["log", "redis", "lag"], action="append")
+    args = parser.parse_args()
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        raise SystemExit(
+            "DATABASE_URL must name a PostgreSQL database: run via `python -m tests.services -- ...`"
+        )
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    only = set(args.only or ["log", "redis", "lag"])
+    with tempfile.TemporaryDirectory(prefix="bench-importer-") as tmp:
+        work_dir = Path(tmp)
+        records = scenario_records(work_dir)
+        corpus = replicate(records, args.copies)
+        if "log" in only:
+            print(json.dumps(bench_log(corpus, args.runs, args.batch_size, work_dir)), flush=True)
+        if "redis" in only:
+            print(json.dumps(bench_redis(corpus, args.runs, args.batch_size)), flush=True)
+        if "lag" in only:
+            lag_corpus = replicate(records, max(1, int(2000 * args.lag_seconds / max(1, len(records))) + 2))
+            print(json.dumps(bench_lag(lag_corpus, args.runs, 2000, args.lag_seconds, work_dir)), flush=True)
+        reset_database()
+
+
+if __name__ == "__main__":
+    main()
