@@ -7,24 +7,27 @@ ActivateJobs (reference §1.4 semantics, kept across clusters):
    under load (jobs waiting everywhere) nothing is activated beyond ``maxJobsToActivate``.
    If any jobs came back, or the client asked for no long polling (``requestTimeout < 0``), the
    call completes here.
-2. Long poll: one parked ActivateJobs per cluster, concurrently, each with the client's
-   ``requestTimeout`` (0 = the 10 s default). The first leg that has jobs answers the client;
-   jobs other legs deliver meanwhile are passed on while they fit. When that first leg ends (or
-   ``maxJobsToActivate`` is reached) the other legs are cancelled and the call completes. When
-   every leg ends empty, the call completes with OK and no message, as Zeebe does.
+2. Long poll: one parked ActivateJobs per cluster, concurrently, in slices of 2 s (re-sent until
+   the client's ``requestTimeout`` is used up; 0 = the 10 s default). The first leg that has jobs
+   answers the client; jobs other legs deliver meanwhile are passed on while they fit. When that
+   first leg ends (or ``maxJobsToActivate`` is reached) the call completes. When every slice
+   ended empty, the call completes with OK and no message, as Zeebe does.
+
+Legs are never cancelled: a leg cancelled in the very instant its cluster activates jobs for it
+would leave those jobs locked until their deadline, unseen by anyone (the proxy cannot observe
+them). Instead each slice ends on the cluster's side, and a leg still running after the answer
+(at most one slice) has whatever it brings handed back.
 
 A job the proxy received but cannot deliver (over ``maxJobsToActivate`` because two legs
-answered at once, or the client went away) is handed back at once: FailJob with its retries
-unchanged and retryBackOff 0 (:meth:`GatewayProxy.give_back`). It is never dropped and never
-left locked until its deadline.
-
-One window the proxy cannot close: a job a cluster activates for a leg in the very instant the
-proxy cancels that leg never reaches the proxy. Zeebe's gateway hands such jobs back itself
-(it fails jobs it could not send); a cluster that does not will keep them until their deadline.
+answered at once, a leftover leg, or the client went away) is handed back at once: FailJob with
+its retries unchanged and retryBackOff 0 (:meth:`GatewayProxy.give_back`). It is never dropped
+and never left locked until its deadline.
 
 StreamActivatedJobs: one stream per non-disabled, non-down cluster, merged into the client's
 stream; a leg that ends or fails is reopened (a cluster that comes back gets a new leg within a
-second); on client cancel every leg is closed and jobs not yet written are handed back.
+second); on client cancel every leg is closed and jobs not yet written are handed back. A stream
+has no natural end, so here the legs must be cancelled: a job a cluster pushes in the very
+instant its leg is cancelled is the cluster's to hand back (Zeebe yields such jobs).
 """
 
 from __future__ import annotations
@@ -51,7 +54,16 @@ CLIENT_ERRORS = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PER
 """Errors about the request itself: every cluster would say the same, so answer at once."""
 
 LEG_DEADLINE_MARGIN = 5.0
-"""Seconds beyond the long-poll timeout before a leg's own gRPC deadline cuts it off."""
+"""Seconds beyond a leg's slice before its own gRPC deadline cuts it off (only if a cluster hangs)."""
+
+LEG_SLICE_MS = 2000
+"""A parked ActivateJobs is sent to each cluster in slices of this many ms (re-sent until the
+client's requestTimeout is used up). Slices end on the cluster's side, so the proxy never has to
+cancel a leg; a leg left over after the answer lives at most one slice."""
+
+MIN_SLICE_MS = 50
+CLIENT_DEADLINE_MARGIN = 0.2
+"""Seconds kept in hand before the client's own gRPC deadline to answer it in time."""
 
 _rotation = itertools.count()
 
@@ -156,16 +168,23 @@ async def activate_jobs(
         error = _pick_error(errors)
         await context.abort(error.code(), error.details() or "")
 
-    # ---- 2. long poll on every cluster at once
+    # ---- 2. long poll on every cluster at once, in slices that are never cancelled
     request_timeout_ms = proxy.long_poll_default_ms if request.requestTimeout == 0 else request.requestTimeout
-    leg_deadline = request_timeout_ms / 1000.0 + LEG_DEADLINE_MARGIN
+    loop = asyncio.get_running_loop()
+    poll_end = loop.time() + request_timeout_ms / 1000.0
     left = client_timeout()
     if left is not None:
-        leg_deadline = min(leg_deadline, left)
+        poll_end = min(poll_end, loop.time() + max(0.0, left - CLIENT_DEADLINE_MARGIN))
     queue: asyncio.Queue[tuple[str, Cluster, Any]] = asyncio.Queue()
-    calls: list[Any] = []
+    legs: dict[int, asyncio.Task[None]] = {}
 
-    async def read_leg(cluster: Cluster, call: Any) -> None:
+    async def run_leg(cluster: Cluster, slice_ms: int) -> None:
+        # No gRPC deadline below the slice: the cluster ends the call itself when the slice is
+        # over, so the leg is never cut off while the cluster may be activating jobs for it.
+        call = proxy.pool.get(cluster.address).stub.ActivateJobs(
+            _leg_request(request, request.maxJobsToActivate, slice_ms),
+            timeout=slice_ms / 1000.0 + LEG_DEADLINE_MARGIN,
+        )
         try:
             async for response in call:
                 if response.jobs:
@@ -173,24 +192,20 @@ async def activate_jobs(
             queue.put_nowait(("done", cluster, None))
         except grpc.aio.AioRpcError as error:
             queue.put_nowait(("error", cluster, error))
-        except asyncio.CancelledError:
-            queue.put_nowait(("done", cluster, None))
-            raise
 
-    leg_tasks: list[asyncio.Task[None]] = []
+    def launch(cluster: Cluster) -> bool:
+        slice_ms = int(min(LEG_SLICE_MS, (poll_end - loop.time()) * 1000))
+        if slice_ms < MIN_SLICE_MS:
+            return False
+        legs[cluster.id] = asyncio.ensure_future(run_leg(cluster, slice_ms))
+        return True
+
     for cluster in live_targets:
-        call = proxy.pool.get(cluster.address).stub.ActivateJobs(
-            _leg_request(request, request.maxJobsToActivate, request_timeout_ms),
-            timeout=leg_deadline,
-        )
-        calls.append(call)
-        leg_tasks.append(asyncio.ensure_future(read_leg(cluster, call)))
-
-    open_legs = {c.id for c in live_targets}
+        launch(cluster)
     first_leg_with_jobs: int | None = None
     remaining = request.maxJobsToActivate
     try:
-        while open_legs and remaining > 0:
+        while legs and remaining > 0:
             kind, cluster, payload = await queue.get()
             if kind == "jobs":
                 fitting, extra = payload[:remaining], payload[remaining:]
@@ -205,27 +220,27 @@ async def activate_jobs(
                     undelivered.clear()
                     remaining -= len(fitting)
                     delivered += len(fitting)
-            elif kind == "done":
-                open_legs.discard(cluster.id)
+                continue
+            legs.pop(cluster.id, None)
+            if kind == "done":
                 if cluster.id == first_leg_with_jobs:
                     break  # the answering leg finished: complete the call, as Zeebe does
-            else:
-                open_legs.discard(cluster.id)
-                error = payload
-                proxy.metrics_store.record(cluster.id, "ActivateJobs", None, error.code().name)
-                if error.code() in CLIENT_ERRORS and not delivered:
-                    await context.abort(error.code(), error.details() or "")
-                if error.code() is grpc.StatusCode.UNAVAILABLE:
-                    proxy.health.report_failure(cluster, error.details() or "")
-                if error.code() is not grpc.StatusCode.DEADLINE_EXCEEDED:
-                    errors.append(error)
-        # Stop the other legs, then pass on what they already delivered while it fits.
-        for call in calls:
-            call.cancel()
-        await asyncio.gather(*leg_tasks, return_exceptions=True)
-        while not queue.empty():
+                if first_leg_with_jobs is None:
+                    launch(cluster)  # next slice of the long poll on this cluster
+                continue
+            error = payload
+            proxy.metrics_store.record(cluster.id, "ActivateJobs", None, error.code().name)
+            if error.code() in CLIENT_ERRORS and not delivered:
+                await context.abort(error.code(), error.details() or "")
+            if error.code() is grpc.StatusCode.UNAVAILABLE:
+                proxy.health.report_failure(cluster, error.details() or "")
+            if error.code() is not grpc.StatusCode.DEADLINE_EXCEEDED:
+                errors.append(error)
+        # Pass on what other legs already delivered while it fits.
+        while remaining > 0 and not queue.empty():
             kind, cluster, payload = queue.get_nowait()
             if kind != "jobs":
+                legs.pop(cluster.id, None)
                 continue
             fitting, extra = payload[:remaining], payload[remaining:]
             if extra:
@@ -238,16 +253,11 @@ async def activate_jobs(
                 remaining -= len(fitting)
                 delivered += len(fitting)
     finally:
-        for call in calls:
-            call.cancel()
-        for task in leg_tasks:
-            task.cancel()
         for cluster_id, jobs in undelivered:
             proxy.give_back_soon(cluster_id, jobs)
-        while not queue.empty():
-            kind, cluster, payload = queue.get_nowait()
-            if kind == "jobs":
-                proxy.give_back_soon(cluster.id, payload)
+        # Legs still running finish their slice on their own; whatever they still bring is
+        # handed back (cancelling them could lose a job activated at that very moment).
+        proxy.spawn(_hand_back_rest(proxy, queue, list(legs.values())))
     if (
         not delivered
         and errors
@@ -258,6 +268,20 @@ async def activate_jobs(
     ):
         error = _pick_error(errors)
         await context.abort(error.code(), error.details() or "")
+
+
+async def _hand_back_rest(
+    proxy: GatewayProxy,
+    queue: asyncio.Queue[tuple[str, Cluster, Any]],
+    legs: list[asyncio.Task[None]],
+) -> None:
+    """After the client's answer: wait for the remaining legs, give back every job they bring."""
+    if legs:
+        await asyncio.gather(*legs, return_exceptions=True)
+    while not queue.empty():
+        kind, cluster, payload = queue.get_nowait()
+        if kind == "jobs":
+            proxy.give_back_soon(cluster.id, payload)
 
 
 STREAM_SUPERVISE_INTERVAL = 0.5

@@ -105,10 +105,9 @@ class Fleet:
         return self.engines[cluster_id - 1]
 
 
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    engines = [EngineProcess(data_dir=tmp_path / f"cluster{i}" / "data") for i in (1, 2)]
-    proxy = ProxyProcess(work_dir=tmp_path / "proxy")
+def _run_fleet(base: Path) -> Iterator[Fleet]:
+    engines = [EngineProcess(data_dir=base / f"cluster{i}" / "data") for i in (1, 2)]
+    proxy = ProxyProcess(work_dir=base / "proxy")
     try:
         for engine in engines:
             engine.start()
@@ -118,6 +117,18 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
         proxy.stop()
         for engine in engines:
             engine.stop()
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    """A fresh fleet per test: for tests that change the cluster list or kill a cluster."""
+    yield from _run_fleet(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """One fleet per module, for tests that leave the configuration alone."""
+    yield from _run_fleet(tmp_path_factory.mktemp("fleet"))
 
 
 @pytest.fixture

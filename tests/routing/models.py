@@ -71,3 +71,17 @@ def message_catch_process(process_id: str, message_name: str) -> bytes:
   </bpmn:process>
 </bpmn:definitions>
 """.encode()
+
+
+def empty_process(process_id: str) -> bytes:
+    """start -> end: finishes at once (CreateProcessInstanceWithResult answers immediately)."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="defs-{process_id}"
+    targetNamespace="http://fleetflow.example/routing-tests">
+  <bpmn:process id="{process_id}" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:endEvent id="end"><bpmn:incoming>f1</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="end" />
+  </bpmn:process>
+</bpmn:definitions>
+""".encode()
