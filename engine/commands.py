@@ -353,6 +353,16 @@ class CommandProcessor(BpmnExecution):
         self.emit("JOB", "TIMED_OUT", job_key, dict(job["value"]))
         return True
 
+    def cmd_yield_job(self, job_key: int) -> bool:
+        """An activated job that was never delivered becomes activatable again (JOB YIELDED)."""
+        job = self.state.jobs.get(job_key)
+        if job is None or job["state"] != ACTIVATED:
+            return False
+        value = dict(job["value"])
+        value.update(worker="", deadline=-1)
+        self.emit("JOB", "YIELDED", job_key, value)
+        return True
+
     def cmd_recur_job(self, job_key: int, now: int) -> bool:
         job = self.state.jobs.get(job_key)
         if job is None or job_key not in self.state.backoffs or job["value"]["recurringTime"] > now:

@@ -474,9 +474,16 @@ class GatewayServicer(pb_grpc.GatewayServicer):
                     request.type, request.worker, request.timeout, request.maxJobsToActivate, fetch
                 )
                 if batches:
-                    for partition, jobs in batches:
-                        await partition.durable()
-                        yield pb.ActivateJobsResponse(jobs=[_activated_job(job) for job in jobs])
+                    undelivered = list(batches)
+                    try:
+                        for partition, jobs in batches:
+                            await partition.durable()
+                            yield pb.ActivateJobsResponse(jobs=[_activated_job(job) for job in jobs])
+                            undelivered.pop(0)
+                    finally:
+                        # The caller went away (e.g. a proxy cancelling the other clusters'
+                        # long polls): hand the jobs back instead of letting them time out.
+                        self._yield_back(undelivered)
                     return
                 remaining = deadline - loop.time()
                 if long_poll_ms < 0 or remaining <= 0:
@@ -504,14 +511,28 @@ class GatewayServicer(pb_grpc.GatewayServicer):
                     request.type, worker, request.timeout, STREAM_BATCH, fetch
                 )
                 if batches:
-                    for partition, jobs in batches:
-                        await partition.durable()
-                        for job in jobs:
-                            yield _activated_job(job)
+                    undelivered = [(partition, list(jobs)) for partition, jobs in batches]
+                    try:
+                        for partition, jobs in undelivered:
+                            await partition.durable()
+                            while jobs:
+                                yield _activated_job(jobs[0])
+                                jobs.pop(0)
+                    finally:
+                        self._yield_back(undelivered)
                     continue
                 await waiter
             finally:
                 self.broker.drop_job_waiter(request.type, waiter)
+
+    def _yield_back(self, undelivered: list[tuple[Any, list[dict[str, Any]]]]) -> None:
+        """JOB YIELD for activated jobs that never reached the client: activatable again."""
+        for partition, jobs in undelivered:
+            for job in jobs:
+                try:
+                    partition.execute("JOB", "YIELD", {}, partition.cmd_yield_job, job["key"], key=job["key"])
+                except Exception:
+                    log.exception("could not yield job %s back", job["key"])
 
     # ------------------------------------------------------------------ not supported
     async def _unimplemented(self, context: Any, rpc: str) -> None:

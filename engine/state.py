@@ -90,6 +90,7 @@ class PartitionState:
             ("JOB", "FAILED"): self._job_failed,
             ("JOB", "TIMED_OUT"): self._job_activatable_again,
             ("JOB", "RECURRED_AFTER_BACKOFF"): self._job_activatable_again,
+            ("JOB", "YIELDED"): self._job_activatable_again,
             ("JOB", "RETRIES_UPDATED"): self._job_retries_updated,
             ("JOB", "TIMEOUT_UPDATED"): self._job_timeout_updated,
             ("JOB", "ERROR_THROWN"): self._job_error_thrown,
