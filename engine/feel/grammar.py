@@ -102,6 +102,7 @@ in_tests: positive_unary_test
         | "(" unary_test_list ")" -> test_disjunction
 ?positive_unary_test: sum -> test_value
         | COMPARATOR sum -> test_compare
+        | INPUT_VALUE COMPARATOR sum -> test_input_compare
 unary_test_list: compare_test ("," list_test)*
                | expression ("," list_test)+
 ?list_test: compare_test | expression -> test_value
@@ -170,6 +171,8 @@ FUNCTION_NAME.4: /(?:"""
 PARAMETER_NAME.3: /[^\W\d]\w*(?:[ \t]+[^\W\d]\w*)+(?=\s*:)/
 CONTEXT_KEY.2: /[^\s,{}:"\[\]()`][^,{}:"\n`]*?(?=\s*:)/
 NAME: /[^\W\d]\w*|\?/
+# `x in ? < 10`: the input value compared directly after `in` (feel-scala)
+INPUT_VALUE.3: /\?(?=\s*(?:<=|>=|!=|=|<|>))/
 # `]1..10]`: a `]` opening a range, told apart from the `]` closing an empty list `[]`
 # (which is followed by `]`, `)`, `,`, `[`, `.`, an operator, a keyword or the end).
 _OPEN_RANGE_BRACKET.2: /\](?=\s*[^\s\]\),\[.=<>!+*\/}:-])(?!\s*(?:return|satisfies|and|or|then|else|between|in|instance)\b)/

@@ -260,6 +260,10 @@ class _TreeBuilder(Transformer[Token, ast.Node]):
     def test_compare(self, operator: Token, operand: ast.Node) -> ast.UnaryTest:
         return ast.UnaryTest(str(operator), operand)
 
+    def test_input_compare(self, _input: Token, operator: Token, operand: ast.Node) -> ast.UnaryTest:
+        # `? < 10` tests the input exactly like the unary test `< 10`
+        return ast.UnaryTest(str(operator), operand)
+
     def unary_test_list(self, *tests: ast.Node) -> list[ast.UnaryTest]:
         return [test if isinstance(test, ast.UnaryTest) else ast.UnaryTest(None, test) for test in tests]
 

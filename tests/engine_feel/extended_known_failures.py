@@ -11,8 +11,6 @@ from __future__ import annotations
 
 # line number in cases_extended.jsonl -> reason (observed difference)
 KNOWN_EXTENDED_FAILURES: dict[int, str] = {
-    1127: "excluded from core: uses unary-test input '?' (unexpected FeelSyntaxError: unexpected '<' at line 1, column 8)",
-    1128: "excluded from core: uses unary-test input '?' (unexpected FeelSyntaxError: unexpected '<' at line 1, column 8)",
     1447: "excluded from core: camunda-dmn-scala did not pass (IGNORED); DMN-level type coercion test; singleton-list coercion suspect; conflicts with higher-priority source (expected 'John', got ['John'])",
     1449: "excluded from core: camunda-dmn-scala did not pass (IGNORED); DMN-level type coercion test; singleton-list coercion suspect; conflicts with higher-priority source (expected 'Bob', got ['Bob'])",
     1450: "excluded from core: camunda-dmn-scala did not pass (IGNORED); DMN-level type coercion test (expected 'BOB', got None)",
