@@ -293,14 +293,16 @@ class Broker:
 
     def check_timers(self, now: int) -> None:
         for partition in self.partitions.values():
-            for job_key in partition.state.due_jobs(now):
-                partition.execute(
-                    "JOB", "TIME_OUT", {}, partition.cmd_time_out_job, job_key, now, key=job_key
-                )
-            for job_key in partition.state.due_jobs(now, backoff=True):
-                partition.execute(
-                    "JOB", "RECUR_AFTER_BACKOFF", {}, partition.cmd_recur_job, job_key, now, key=job_key
-                )
+            for intent, handler, due in (
+                ("TIME_OUT", partition.cmd_time_out_job, partition.state.due_jobs(now)),
+                ("RECUR_AFTER_BACKOFF", partition.cmd_recur_job, partition.state.due_jobs(now, backoff=True)),
+            ):
+                for job_key in due:
+                    job = partition.state.jobs.get(job_key)
+                    if job is not None:
+                        partition.execute(
+                            "JOB", intent, dict(job["value"]), handler, job_key, now, key=job_key
+                        )
 
 
 def _raise(rejection: Rejection) -> None:

@@ -530,7 +530,10 @@ class GatewayServicer(pb_grpc.GatewayServicer):
         for partition, jobs in undelivered:
             for job in jobs:
                 try:
-                    partition.execute("JOB", "YIELD", {}, partition.cmd_yield_job, job["key"], key=job["key"])
+                    value = {name: job[name] for name in job if name != "key"}
+                    partition.execute(
+                        "JOB", "YIELD", value, partition.cmd_yield_job, job["key"], key=job["key"]
+                    )
                 except Exception:
                     log.exception("could not yield job %s back", job["key"])
 
