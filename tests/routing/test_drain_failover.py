@@ -233,3 +233,15 @@ def test_cluster_file_errors_keep_the_previous_list(fleet: Fleet, tmp_path: Path
     assert topology.clusterSize == 2  # still both clusters
     log = fleet.proxy.log_path.read_text(encoding="utf-8")
     assert "cluster list rejected, keeping the previous one" in log and "cluster id 0 is out of range" in log
+
+
+def test_placement_follows_weights_changed_at_runtime(fleet: Fleet) -> None:
+    fleet.proxy.write_clusters(fleet.entries(c1={"weight": 3}, c2={"weight": 1}))
+    time.sleep(CONFIG_CONTRACT_SECONDS)
+    with grpc.insecure_channel(fleet.proxy.address) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        _deploy(stub, "rt-w.bpmn", service_task_process("rt-w", "rt-w"))
+        placed = [cluster_of(_create(stub, "rt-w")) for _ in range(40)]
+    # Smooth weighted round robin: exactly 3:1 over any 4 picks (+-1 for where the cycle starts).
+    assert abs(placed.count(1) - 30) <= 1 and abs(placed.count(2) - 10) <= 1, placed
+    assert "2, 2" not in ", ".join(map(str, placed))  # spread out, never two in a row for the 1
