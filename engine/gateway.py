@@ -103,6 +103,11 @@ def _check_tenant(rpc: str, tenant_id: str) -> None:
     )
 
 
+def _wake_up(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 def _activated_job(job: dict[str, Any]) -> pb.ActivatedJob:
     return pb.ActivatedJob(
         key=job["key"],
@@ -488,10 +493,14 @@ class GatewayServicer(pb_grpc.GatewayServicer):
                 remaining = deadline - loop.time()
                 if long_poll_ms < 0 or remaining <= 0:
                     return  # OK with zero messages (§1.4)
+                # Await the waiter itself (not wait_for, which adds loop hops): a woken poll
+                # then activates in the same turn as the command that created the job, and
+                # both land in one group commit.
+                timer = loop.call_later(remaining, _wake_up, waiter)
                 try:
-                    await asyncio.wait_for(waiter, remaining)
-                except TimeoutError:
-                    return
+                    await waiter
+                finally:
+                    timer.cancel()
             finally:
                 self.broker.drop_job_waiter(request.type, waiter)
 

@@ -220,6 +220,9 @@ class Partition(CommandProcessor):
         while True:
             await self._wake.wait()
             self._wake.clear()
+            # One more loop turn: long polls woken by this batch activate their jobs now and
+            # share the fsync instead of waiting for the next one.
+            await asyncio.sleep(0)
             if not self._pending:
                 continue
             payloads, self._pending = self._pending, []
