@@ -160,13 +160,13 @@ async def activate_jobs(
         return
     if request.requestTimeout < 0:
         if len(errors) == len(targets) or any(e.code() is grpc.StatusCode.RESOURCE_EXHAUSTED for e in errors):
-            error = _pick_error(errors)
-            await context.abort(error.code(), error.details() or "")
+            chosen = _pick_error(errors)
+            await context.abort(chosen.code(), chosen.details() or "")
         return
     live_targets = [c for c in targets if not proxy.health.is_down(c.id)]
     if not live_targets:
-        error = _pick_error(errors)
-        await context.abort(error.code(), error.details() or "")
+        chosen = _pick_error(errors)
+        await context.abort(chosen.code(), chosen.details() or "")
 
     # ---- 2. long poll on every cluster at once, in slices that are never cancelled
     request_timeout_ms = proxy.long_poll_default_ms if request.requestTimeout == 0 else request.requestTimeout
@@ -228,14 +228,14 @@ async def activate_jobs(
                 if first_leg_with_jobs is None:
                     launch(cluster)  # next slice of the long poll on this cluster
                 continue
-            error = payload
-            proxy.metrics_store.record(cluster.id, "ActivateJobs", None, error.code().name)
-            if error.code() in CLIENT_ERRORS and not delivered:
-                await context.abort(error.code(), error.details() or "")
-            if error.code() is grpc.StatusCode.UNAVAILABLE:
-                proxy.health.report_failure(cluster, error.details() or "")
-            if error.code() is not grpc.StatusCode.DEADLINE_EXCEEDED:
-                errors.append(error)
+            failure: grpc.aio.AioRpcError = payload
+            proxy.metrics_store.record(cluster.id, "ActivateJobs", None, failure.code().name)
+            if failure.code() in CLIENT_ERRORS and not delivered:
+                await context.abort(failure.code(), failure.details() or "")
+            if failure.code() is grpc.StatusCode.UNAVAILABLE:
+                proxy.health.report_failure(cluster, failure.details() or "")
+            if failure.code() is not grpc.StatusCode.DEADLINE_EXCEEDED:
+                errors.append(failure)
         # Pass on what other legs already delivered while it fits.
         while remaining > 0 and not queue.empty():
             kind, cluster, payload = queue.get_nowait()
@@ -266,8 +266,8 @@ async def activate_jobs(
             or any(e.code() is grpc.StatusCode.RESOURCE_EXHAUSTED for e in errors)
         )
     ):
-        error = _pick_error(errors)
-        await context.abort(error.code(), error.details() or "")
+        chosen = _pick_error(errors)
+        await context.abort(chosen.code(), chosen.details() or "")
 
 
 async def _hand_back_rest(
@@ -344,18 +344,18 @@ async def stream_activated_jobs(
                 yield _globalized(cluster_id, [payload])[0]
                 pending = None
             elif kind == "error":
-                error = payload
-                proxy.metrics_store.record(cluster_id, "StreamActivatedJobs", None, error.code().name)
-                if error.code() in CLIENT_ERRORS:
-                    await context.abort(error.code(), error.details() or "")
-                if error.code() is grpc.StatusCode.UNAVAILABLE:
+                leg_error: grpc.aio.AioRpcError = payload
+                proxy.metrics_store.record(cluster_id, "StreamActivatedJobs", None, leg_error.code().name)
+                if leg_error.code() in CLIENT_ERRORS:
+                    await context.abort(leg_error.code(), leg_error.details() or "")
+                if leg_error.code() is grpc.StatusCode.UNAVAILABLE:
                     cluster = proxy.clusters.get(cluster_id)
                     if cluster is not None:
-                        proxy.health.report_failure(cluster, error.details() or "")
+                        proxy.health.report_failure(cluster, leg_error.details() or "")
                 log.info(
                     "job stream leg to cluster %s failed (%s); reopening",
                     proxy.cluster_label(cluster_id),
-                    error.code().name,
+                    leg_error.code().name,
                 )
                 restart_at[cluster_id] = time.monotonic() + STREAM_RESTART_DELAY
             else:

@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,7 +186,8 @@ def file_source(path: str | os.PathLike[str]) -> ClusterSource:
                 raise ClusterConfigError(f"cannot read cluster file {file_path}: {error}") from None
             stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
             if stamp == cache["stamp"]:
-                return cache["clusters"]  # type: ignore[no-any-return]
+                cached: tuple[Cluster, ...] = cache["clusters"]
+                return cached
             try:
                 data = json.loads(file_path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as error:
@@ -232,7 +233,7 @@ class ClusterSet:
         """Call ``listener(old, new)`` after each effective replace."""
         self._listeners.append(listener)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Cluster]:
         return iter(self._clusters)
 
     def __len__(self) -> int:

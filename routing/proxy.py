@@ -37,7 +37,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -628,69 +628,107 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
 
     # ================================================================= Gateway RPCs
 
-    async def ActivateJobs(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def ActivateJobs(
+        self, request: gateway_pb2.ActivateJobsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[gateway_pb2.ActivateJobsResponse]:
         from routing.activation import activate_jobs
 
         async for response in activate_jobs(self, request, context):
             yield response
 
-    async def StreamActivatedJobs(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def StreamActivatedJobs(
+        self, request: gateway_pb2.StreamActivatedJobsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[gateway_pb2.ActivatedJob]:
         from routing.activation import stream_activated_jobs
 
         async for job in stream_activated_jobs(self, request, context):
             yield job
 
-    async def CompleteJob(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def CompleteJob(
+        self, request: gateway_pb2.CompleteJobRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.CompleteJobResponse:
         return await self.key_addressed("CompleteJob", request, context)
 
-    async def FailJob(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def FailJob(
+        self, request: gateway_pb2.FailJobRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.FailJobResponse:
         return await self.key_addressed("FailJob", request, context)
 
-    async def ThrowError(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def ThrowError(
+        self, request: gateway_pb2.ThrowErrorRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.ThrowErrorResponse:
         return await self.key_addressed("ThrowError", request, context)
 
-    async def UpdateJobRetries(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def UpdateJobRetries(
+        self, request: gateway_pb2.UpdateJobRetriesRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.UpdateJobRetriesResponse:
         return await self.key_addressed("UpdateJobRetries", request, context)
 
-    async def UpdateJobTimeout(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def UpdateJobTimeout(
+        self, request: gateway_pb2.UpdateJobTimeoutRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.UpdateJobTimeoutResponse:
         return await self.key_addressed("UpdateJobTimeout", request, context)
 
-    async def ResolveIncident(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def ResolveIncident(
+        self, request: gateway_pb2.ResolveIncidentRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.ResolveIncidentResponse:
         return await self.key_addressed("ResolveIncident", request, context)
 
-    async def CancelProcessInstance(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def CancelProcessInstance(
+        self, request: gateway_pb2.CancelProcessInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.CancelProcessInstanceResponse:
         return await self.key_addressed("CancelProcessInstance", request, context)
 
-    async def SetVariables(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def SetVariables(
+        self, request: gateway_pb2.SetVariablesRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.SetVariablesResponse:
         return await self.key_addressed("SetVariables", request, context)
 
-    async def ModifyProcessInstance(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def ModifyProcessInstance(
+        self, request: gateway_pb2.ModifyProcessInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.ModifyProcessInstanceResponse:
         return await self.key_addressed("ModifyProcessInstance", request, context)
 
-    async def MigrateProcessInstance(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def MigrateProcessInstance(
+        self, request: gateway_pb2.MigrateProcessInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.MigrateProcessInstanceResponse:
         return await self.key_addressed("MigrateProcessInstance", request, context)
 
-    async def DeleteResource(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def DeleteResource(
+        self, request: gateway_pb2.DeleteResourceRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.DeleteResourceResponse:
         # Deleting removes the definition from its own cluster only: other clusters hold their
         # own copies under their own keys (documented limitation; see routing/README.md).
         return await self.key_addressed("DeleteResource", request, context)
 
-    async def CreateProcessInstance(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def CreateProcessInstance(
+        self, request: gateway_pb2.CreateProcessInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.CreateProcessInstanceResponse:
         return await self.placed("CreateProcessInstance", request, context, counts_instance=True)
 
-    async def CreateProcessInstanceWithResult(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def CreateProcessInstanceWithResult(
+        self, request: gateway_pb2.CreateProcessInstanceWithResultRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.CreateProcessInstanceWithResultResponse:
         return await self.placed("CreateProcessInstanceWithResult", request, context, counts_instance=True)
 
-    async def EvaluateDecision(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def EvaluateDecision(
+        self, request: gateway_pb2.EvaluateDecisionRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.EvaluateDecisionResponse:
         return await self.placed("EvaluateDecision", request, context, counts_instance=False)
 
-    async def PublishMessage(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def PublishMessage(
+        self, request: gateway_pb2.PublishMessageRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.PublishMessageResponse:
         return await self.fan_out("PublishMessage", request, context)
 
-    async def BroadcastSignal(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def BroadcastSignal(
+        self, request: gateway_pb2.BroadcastSignalRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.BroadcastSignalResponse:
         return await self.fan_out("BroadcastSignal", request, context)
 
-    async def DeployResource(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def DeployResource(
+        self, request: gateway_pb2.DeployResourceRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.DeployResourceResponse:
         async def handle() -> Any:
             resources = [(r.name, bytes(r.content)) for r in request.resources]
             cluster, response = await self.deploy(resources, request.tenantId, self._remaining(context))
@@ -698,7 +736,9 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
 
         return await self._run(context, handle)
 
-    async def DeployProcess(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def DeployProcess(
+        self, request: gateway_pb2.DeployProcessRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.DeployProcessResponse:
         # Deprecated RPC: journaled and sent as DeployResource (same effect), answered in the
         # old shape.
         async def handle() -> Any:
@@ -712,5 +752,7 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
 
         return await self._run(context, handle)
 
-    async def Topology(self, request, context):  # type: ignore[no-untyped-def,override]
+    async def Topology(
+        self, request: gateway_pb2.TopologyRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.TopologyResponse:
         return self.synthesized_topology()
