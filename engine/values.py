@@ -13,7 +13,9 @@ def to_json_compatible(value: Any) -> Any:
     if value is None or isinstance(value, bool | str | int):
         return value
     if isinstance(value, float):
-        if math.isfinite(value) and value == int(value) and abs(value) < 2**53:
+        if not math.isfinite(value):
+            return None  # JSON has no NaN/Infinity
+        if value == int(value) and abs(value) < 2**53:
             return int(value)
         return value
     if isinstance(value, Decimal):
@@ -75,7 +77,11 @@ def parse_variables_document(text: str) -> dict[str, Any]:
     """A request's `variables` string: empty means {}, otherwise it must be a JSON object."""
     if text is None or text.strip() == "":
         return {}
-    document = json.loads(text)
+    document = json.loads(text, parse_constant=_reject_constant)
     if not isinstance(document, dict):
         raise ValueError(f"Expected document to be a root level object, but was '{type(document).__name__}'")
     return document
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"'{name}' is not a valid JSON value")

@@ -116,7 +116,7 @@ def test_bad_input_gets_zeebe_codes_and_messages(engine: EngineProcess) -> None:
         empty = rpc_error(stub.DeployResource, pb.DeployResourceRequest())
         assert empty.code() == grpc.StatusCode.INVALID_ARGUMENT
 
-        for variables in ("[1, 2]", "42", "{not json"):
+        for variables in ("[1, 2]", "42", "{not json", '{"x": NaN}'):
             error = rpc_error(
                 stub.CreateProcessInstance,
                 pb.CreateProcessInstanceRequest(bpmnProcessId="bad-input", version=-1, variables=variables),
