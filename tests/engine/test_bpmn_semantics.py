@@ -470,3 +470,46 @@ def test_terminate_end_event_kills_tokens_still_on_their_way(engine: EngineProce
             engine.data_dir, valueType="PROCESS_INSTANCE", processInstanceKey=instance, elementId="late"
         )
         assert activate(stub, "sem-late", request_timeout_ms=100) == []
+
+
+def test_specific_error_boundary_beats_catch_all(engine: EngineProcess) -> None:
+    body = (
+        START
+        + service_task("risky", "sem-risky", "f0", "f1")
+        + '<bpmn:boundaryEvent id="any" attachedToRef="risky"><bpmn:outgoing>x1</bpmn:outgoing>'
+        "<bpmn:errorEventDefinition/></bpmn:boundaryEvent>"
+        '<bpmn:boundaryEvent id="specific" attachedToRef="risky"><bpmn:outgoing>y1</bpmn:outgoing>'
+        '<bpmn:errorEventDefinition errorRef="known"/></bpmn:boundaryEvent>'
+        + service_task("after-any", "sem-after-any", "x1", "x2")
+        + service_task("after-specific", "sem-after-specific", "y1", "y2")
+        + end("e0", "f1")
+        + end("e1", "x2")
+        + end("e2", "y2")
+        + flow("f0", "start", "risky")
+        + flow("f1", "risky", "e0")
+        + flow("x1", "any", "after-any")
+        + flow("y1", "specific", "after-specific")
+        + flow("x2", "after-any", "e1")
+        + flow("y2", "after-specific", "e2")
+    )
+    with gateway(engine.address) as stub:
+        deploy(
+            stub, "catch.bpmn", process_xml("sem-catch", body, '<bpmn:error id="known" errorCode="KNOWN"/>')
+        )
+        specific = create(stub, "sem-catch")
+        other = create(stub, "sem-catch")
+        jobs = {
+            job.processInstanceKey: job
+            for job in activate(stub, "sem-risky", max_jobs=2, request_timeout_ms=3000)
+        }
+        if len(jobs) < 2:
+            jobs.update(
+                {
+                    job.processInstanceKey: job
+                    for job in activate(stub, "sem-risky", max_jobs=2, request_timeout_ms=3000)
+                }
+            )
+        stub.ThrowError(pb.ThrowErrorRequest(jobKey=jobs[specific].key, errorCode="KNOWN"))
+        stub.ThrowError(pb.ThrowErrorRequest(jobKey=jobs[other].key, errorCode="SOMETHING_ELSE"))
+        assert activate_one(stub, "sem-after-specific").processInstanceKey == specific
+        assert activate_one(stub, "sem-after-any").processInstanceKey == other
