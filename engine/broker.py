@@ -244,7 +244,7 @@ class Broker:
             if remaining <= 0:
                 break
             partition = self.partitions[(self._activation_round_robin + offset - 1) % count + 1]
-            if not partition.state.activatable.get(job_type):
+            if not partition.state.activatable.get(job_type) or partition.failure is not None:
                 continue
             jobs = partition.execute(
                 "JOB_BATCH",
