@@ -74,6 +74,8 @@ class BatchResult:
     errors: int = 0
     changed_instances: int = 0
     timestamps_ms: list[int] = field(default_factory=list)
+    # (partition id, stream) -> position committed by this batch.
+    positions: dict[tuple[int, str], int] = field(default_factory=dict)
 
     @property
     def fresh(self) -> int:
@@ -173,10 +175,14 @@ def _upsert_postgresql(model: type[models.Model], names: Sequence[str], rows: li
     select_columns = quoted + "".join(", %s" for _ in extra)
     updates = ", ".join(f'"{column}" = EXCLUDED."{column}"' for column in columns if column != "key")
     with connection.cursor() as cursor:
-        cursor.execute(
-            f'CREATE TEMPORARY TABLE IF NOT EXISTS "{staging}" ON COMMIT DELETE ROWS AS '  # noqa: S608 - model names only
-            f'SELECT {quoted} FROM "{table}" WITH NO DATA'
-        )
+        # One CREATE per database session (a reconnect gets a new connection object).
+        created: set[str] = connection.__dict__.setdefault("_fleetflow_staging_tables", set())
+        if staging not in created:
+            cursor.execute(
+                f'CREATE TEMPORARY TABLE IF NOT EXISTS "{staging}" ON COMMIT DELETE ROWS AS '  # noqa: S608 - model names only
+                f'SELECT {quoted} FROM "{table}" WITH NO DATA'
+            )
+            created.add(staging)
         raw = cursor.cursor  # the psycopg cursor under Django's wrapper
         with raw.copy(f'COPY "{staging}" ({quoted}) FROM STDIN') as copy:
             for row in rows:
@@ -190,7 +196,9 @@ def _upsert_postgresql(model: type[models.Model], names: Sequence[str], rows: li
             f'ON CONFLICT ("key") DO UPDATE SET {updates}',
             [field.get_default() for field in extra],
         )
-        cursor.execute(f'TRUNCATE "{staging}"')
+        # Empty it now too: inside an outer transaction (tests) the commit is not ours. DELETE,
+        # not TRUNCATE, which would create a new file per batch.
+        cursor.execute(f'DELETE FROM "{staging}"')  # noqa: S608
 
 
 class Projection:
@@ -206,6 +214,13 @@ class Projection:
         self.cluster = cluster
         self.server_variable = server_variable or settings.FLEETFLOW_SERVER_VARIABLE
         self.preview_bytes = preview_bytes or settings.FLEETFLOW_VARIABLE_PREVIEW_BYTES
+        # Serial numbers known to have a Server row (stub or real); rows are never deleted by the
+        # importer, so a hit saves the stub INSERT. Bounded: cleared when it grows too large.
+        self._known_servers: set[str] = set()
+
+    def forget_caches(self) -> None:
+        """Drop what the projection remembers between batches (after a failed batch)."""
+        self._known_servers.clear()
 
     # -- entry point -----------------------------------------------------------------------------
 
@@ -242,6 +257,7 @@ class Projection:
             self._write_failures(failures)
             send_instance_events_on_commit(self._instance_events(fold))
         result.changed_instances = len(fold.changed_instances)
+        result.positions = self._positions_written
         return result
 
     # -- steps -----------------------------------------------------------------------------------
@@ -436,8 +452,13 @@ class Projection:
             parent = fold.instances.get(row["parent_id"])
             if parent is not None and parent["server_id"] is not None:
                 row["server_id"] = parent["server_id"]
+        serials -= self._known_servers
         if serials:
             server_ensure_stubs(serial_numbers=serials)
+            if len(self._known_servers) > 100_000:
+                self._known_servers.clear()
+            # Only after the commit do we know the rows exist.
+            transaction.on_commit(lambda: self._known_servers.update(serials))
         return changed_existing
 
     def _resolve_incident_trees(self, fold: BatchFold) -> None:
@@ -510,6 +531,7 @@ class Projection:
         self, positions: dict[StreamKey, ImportPosition], tallies: dict[StreamKey, _StreamTally]
     ) -> None:
         rows = []
+        self._positions_written: dict[StreamKey, int] = {}
         for stream_key, tally in tallies.items():
             row = positions.get(stream_key)
             if row is None:
@@ -524,6 +546,7 @@ class Projection:
             row.skipped_count += tally.skipped
             row.error_count += tally.errors
             rows.append(row)
+        self._positions_written = {(row.partition_id, row.stream): row.position for row in rows}
         if rows:
             ImportPosition.objects.bulk_create(
                 rows,

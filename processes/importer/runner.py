@@ -43,6 +43,8 @@ class Importer:
         self.batch_size = batch_size
         self.projection = Projection(cluster=cluster)
         self.positions: dict[tuple[int, str], int] = {}
+        # Set after a failed batch: the committed positions are re-read before the next fetch.
+        self.reload_positions_later = False
         self.reload_positions()
 
     def reload_positions(self) -> None:
@@ -55,13 +57,16 @@ class Importer:
 
     def run_once(self, wait_seconds: float = 0.0) -> BatchResult | None:
         """Import at most one batch; None when the source had nothing within `wait_seconds`."""
+        if self.reload_positions_later:
+            self.reload_positions()
+            self.reload_positions_later = False
         records = self.source.fetch(self.positions, self.batch_size, wait_seconds)
         if not records:
             return None
         result = self.projection.apply_batch(records)
         # Only now, after the commit: XACK for Redis (at-least-once, reference §3.9).
         self.source.acknowledge(records)
-        self.reload_positions()
+        self.positions.update(result.positions)
         return result
 
     def drain(self, max_batches: int = 1_000_000) -> int:
@@ -115,6 +120,9 @@ def run_importers(
                 raise
             backoff = min(MAX_ERROR_BACKOFF_SECONDS, max(0.5, backoff * 2))
             logger.exception("database error; retrying in %.1f s", backoff)
+            for importer in importers:
+                importer.projection.forget_caches()
+                importer.reload_positions_later = True
             close_old_connections()
             stop.wait(backoff)
             continue
