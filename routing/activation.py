@@ -61,6 +61,10 @@ LEG_SLICE_MS = 2000
 client's requestTimeout is used up). Slices end on the cluster's side, so the proxy never has to
 cancel a leg; a leg left over after the answer lives at most one slice."""
 
+QUICK_PASS_TIMEOUT = 5.0
+"""Seconds a quick-pass call (requestTimeout -1, answered at once by a healthy cluster) may take:
+a hung cluster must not hold up activation from the others until the client's deadline."""
+
 MIN_SLICE_MS = 50
 CLIENT_DEADLINE_MARGIN = 0.2
 """Seconds kept in hand before the client's own gRPC deadline to answer it in time."""
@@ -129,7 +133,10 @@ async def activate_jobs(
             stub = proxy.pool.get(cluster.address).stub
             started = time.perf_counter()
             try:
-                call = stub.ActivateJobs(leg, timeout=client_timeout() or 15.0)
+                left = client_timeout()
+                call = stub.ActivateJobs(
+                    leg, timeout=QUICK_PASS_TIMEOUT if left is None else min(left, QUICK_PASS_TIMEOUT)
+                )
                 async for response in call:
                     jobs = list(response.jobs)
                     if not jobs:

@@ -253,11 +253,13 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
     ) -> Any:
         """Call one unary RPC on ``cluster``, recording metrics; raises AioRpcError as is."""
         stub = self.pool.get(cluster.address).stub
+        if timeout is None:
+            timeout = DEFAULT_UNARY_TIMEOUT
+        elif timeout < 0:
+            timeout = 0.0
         started = time.perf_counter()
         try:
-            response = await getattr(stub, method)(
-                request, timeout=timeout if timeout is not None else DEFAULT_UNARY_TIMEOUT
-            )
+            response = await getattr(stub, method)(request, timeout=timeout)
         except grpc.aio.AioRpcError as error:
             self.metrics_store.record(cluster.id, method, time.perf_counter() - started, error.code().name)
             if error.code() is grpc.StatusCode.UNAVAILABLE:
@@ -309,14 +311,20 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
         return route.cluster_id, route.field, route.global_key
 
     async def key_addressed(self, method: str, request: Message, context: grpc.aio.ServicerContext) -> Any:
-        async def handle() -> Any:
-            cluster_id, field, global_key = self._localize(request)
-            assert cluster_id is not None  # ROUTES fields are required by localize_request
-            cluster = self.cluster_for_key(cluster_id, field, global_key)
-            response = await self.call(cluster, method, request, self._remaining(context))
+        # The hot path (CompleteJob, FailJob...): written out flat, no closure per call.
+        try:
+            route = localize_request(request)
+            assert route.cluster_id is not None  # ROUTES fields are required by localize_request
+            cluster = self.cluster_for_key(route.cluster_id, route.field, route.global_key)
+            response = await self.call(cluster, method, request, context.time_remaining())
             return self._globalize(cluster, response)
-
-        return await self._run(context, handle)
+        except KeyRewriteError as error:
+            await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except RoutingAbort as abort:
+            await self._abort(context, abort.code, abort.details)
+        except grpc.aio.AioRpcError as error:
+            # Pass the cluster's status and text through unchanged (reference §1.5).
+            await self._abort(context, error.code(), error.details() or "")
 
     async def placed(
         self,
