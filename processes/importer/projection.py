@@ -153,6 +153,19 @@ def _upsert(model: type[models.Model], names: Sequence[str], rows: list[Row]) ->
     )
 
 
+def _staging_tables_created() -> set[str]:
+    """Staging tables known to exist in the current database session.
+
+    Kept next to the psycopg connection it belongs to (held, so a new session never inherits it).
+    """
+    raw = connection.connection
+    cache = connection.__dict__.get("_fleetflow_staging")
+    if cache is None or cache[0] is not raw:
+        cache = (raw, set())
+        connection.__dict__["_fleetflow_staging"] = cache
+    return cache[1]
+
+
 def _upsert_postgresql(model: type[models.Model], names: Sequence[str], rows: list[Row]) -> None:
     """COPY the rows into a temporary table, then one INSERT ... SELECT ... ON CONFLICT DO UPDATE.
 
@@ -175,14 +188,15 @@ def _upsert_postgresql(model: type[models.Model], names: Sequence[str], rows: li
     select_columns = quoted + "".join(", %s" for _ in extra)
     updates = ", ".join(f'"{column}" = EXCLUDED."{column}"' for column in columns if column != "key")
     with connection.cursor() as cursor:
-        # One CREATE per database session (a reconnect gets a new connection object).
-        created: set[str] = connection.__dict__.setdefault("_fleetflow_staging_tables", set())
+        # One CREATE per database session once it is committed (a rolled-back CREATE leaves no
+        # table; a reconnect gets a new connection object and so an empty set).
+        created = _staging_tables_created()
         if staging not in created:
             cursor.execute(
                 f'CREATE TEMPORARY TABLE IF NOT EXISTS "{staging}" ON COMMIT DELETE ROWS AS '  # noqa: S608 - model names only
                 f'SELECT {quoted} FROM "{table}" WITH NO DATA'
             )
-            created.add(staging)
+            transaction.on_commit(lambda: created.add(staging))
         raw = cursor.cursor  # the psycopg cursor under Django's wrapper
         with raw.copy(f'COPY "{staging}" ({quoted}) FROM STDIN') as copy:
             for row in rows:
@@ -221,6 +235,7 @@ class Projection:
     def forget_caches(self) -> None:
         """Drop what the projection remembers between batches (after a failed batch)."""
         self._known_servers.clear()
+        connection.__dict__.pop("_fleetflow_staging", None)
 
     # -- entry point -----------------------------------------------------------------------------
 
