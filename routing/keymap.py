@@ -31,7 +31,15 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from pyzeebe.proto import gateway_pb2
 
-from routing.keys import NONE_VALUES, InvalidKeyError, UnknownClusterError, from_global, to_global
+from routing.keys import (
+    CLUSTER_SHIFT,
+    INT64_MAX,
+    NONE_VALUES,
+    InvalidKeyError,
+    UnknownClusterError,
+    from_global,
+    to_global,
+)
 
 
 class Role(enum.Enum):
@@ -162,7 +170,15 @@ def localize_request(request: Message) -> RequestRoute:
     Raises KeyRewriteError (the proxy answers INVALID_ARGUMENT) for a routing key that is not a
     global key, or keys of one request that name different clusters.
     """
-    fields = REQUEST_KEY_FIELDS.get(request.DESCRIPTOR.full_name)
+    message_name = request.DESCRIPTOR.full_name
+    simple = _SINGLE_ROUTING_FIELD.get(message_name)
+    if simple is not None:
+        # Fast path for the hot calls (CompleteJob, FailJob...): one top-level required key.
+        candidate: int = getattr(request, simple)
+        if 0 < candidate <= INT64_MAX and (candidate >> CLUSTER_SHIFT) and (candidate & _ZEEBE_MASK):
+            setattr(request, simple, candidate & _ZEEBE_MASK)
+            return RequestRoute(cluster_id=candidate >> CLUSTER_SHIFT, field=simple, global_key=candidate)
+    fields = REQUEST_KEY_FIELDS.get(message_name)
     if not fields:
         return RequestRoute(cluster_id=None)
     route = RequestRoute(cluster_id=None)
@@ -213,6 +229,17 @@ def localize_request(request: Message) -> RequestRoute:
                 reason="invalid",
             )
     return route
+
+
+_SINGLE_ROUTING_FIELD: dict[str, str] = {
+    name: fields[0].path
+    for name, fields in REQUEST_KEY_FIELDS.items()
+    if len(fields) == 1 and fields[0].role is Role.ROUTES and "." not in fields[0].path
+}
+"""Requests whose only key is one required top-level field: translated without the general walk
+(invalid values fall through to it, which produces the descriptive error)."""
+
+_ZEEBE_MASK = (1 << CLUSTER_SHIFT) - 1
 
 
 def _build_response_plan() -> dict[str, tuple[tuple[str, ...], tuple[tuple[str, bool], ...]]]:

@@ -17,6 +17,7 @@ swamp it); percentiles come from the last 4096 samples, buckets are cumulative s
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import tempfile
@@ -86,10 +87,7 @@ class ProxyMetrics:
             millis = seconds * 1000.0
             counters.latencies_ms.append(millis)
             counters.latency_count += 1
-            index = 0
-            while index < len(BUCKETS_MS) and millis > BUCKETS_MS[index]:
-                index += 1
-            counters.buckets[index] += 1
+            counters.buckets[bisect.bisect_left(BUCKETS_MS, millis)] += 1
 
     def cluster_snapshot(self, cluster_id: int) -> dict[str, Any]:
         counters = self.counters(cluster_id)
