@@ -42,19 +42,31 @@ def _variables(job: pb.ActivatedJob) -> dict[str, Any]:
     return json.loads(job.variables or "{}")
 
 
-def _incident_keys(data_dir: Path, job_key: int) -> list[int]:
+CLUSTER_SHIFT = 58
+
+
+def _incident_keys(data_dirs: Path | dict[int, Path], job_key: int) -> list[int]:
+    """Incidents of a job, read from the owning engine's log. Through the proxy (`data_dirs` per
+    cluster id) the job key is a global key (DESIGN §2), and so is the answer."""
+    if isinstance(data_dirs, Path):
+        cluster_id, local_key, data_dir = 0, job_key, data_dirs
+    else:
+        cluster_id, local_key = job_key >> CLUSTER_SHIFT, job_key & ((1 << CLUSTER_SHIFT) - 1)
+        data_dir = data_dirs[cluster_id]
     return [
-        record["key"]
+        (cluster_id << CLUSTER_SHIFT) | record["key"]
         for record in log_records(data_dir)
         if record["recordType"] == "EVENT"
         and record["valueType"] == "INCIDENT"
         and record["intent"] == "CREATED"
-        and record["value"].get("jobKey") == job_key
+        and record["value"].get("jobKey") == local_key
     ]
 
 
-def run_fleet_scenario(address: str, data_dir: Path, rack: str) -> dict[str, int]:
-    """Run every flow once against the engine at `address`; returns interesting zeebe keys."""
+def run_fleet_scenario(address: str, data_dir: Path | dict[int, Path], rack: str) -> dict[str, int]:
+    """Run every flow once against the engine (or proxy) at `address`; returns the keys the client
+    saw (Zeebe keys from an engine, global keys through the proxy, whose clusters' logs are
+    `data_dir` by cluster id)."""
     keys: dict[str, int] = {}
     with gateway(address) as stub:
         for name in ("diagnosis.bpmn", "server-repair.bpmn", "rack-sweep.bpmn"):

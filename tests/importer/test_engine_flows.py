@@ -166,6 +166,43 @@ def test_import_matches_engine_truth_over_two_clusters(fleet: Fleet) -> None:
         assert stored == last
 
 
+@pytest.fixture(scope="module")
+def proxied_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """Two engines behind `python -m routing`; the scenario runs through the proxy."""
+    from tests.routing.harness import EngineProcess as ClusterProcess
+    from tests.routing.harness import ProxyProcess, cluster_entry
+
+    root = tmp_path_factory.mktemp("proxied")
+    engines = {cluster_id: ClusterProcess(root / f"cluster{cluster_id}") for cluster_id in (1, 2)}
+    proxy = ProxyProcess(root / "proxy")
+    try:
+        for engine in engines.values():
+            engine.start()
+        proxy.start([cluster_entry(cluster_id, engine) for cluster_id, engine in engines.items()])
+        data_dirs = {cluster_id: engine.data_dir for cluster_id, engine in engines.items()}
+        keys = run_fleet_scenario(proxy.address, data_dirs, "RP")
+    finally:
+        proxy.stop()
+        for engine in engines.values():
+            engine.stop()
+    yield Fleet(data_dirs, {0: keys})
+
+
+@pytest.mark.django_db
+def test_through_the_proxy_the_importer_speaks_the_clients_key_space(proxied_fleet: Fleet) -> None:
+    _import_fleet(proxied_fleet)
+    _compare(proxied_fleet)
+    seen = proxied_fleet.keys[0]
+    # The keys the client got from the proxy are the keys of the imported rows.
+    assert ProcessInstance.objects.get(pk=seen["sweep"]).bpmn_process_id == "rack-sweep"
+    assert ProcessInstance.objects.get(pk=seen["canceled_repair"]).state == "terminated"
+    assert ProcessInstance.objects.get(pk=seen["modified"]).state == "completed"
+    order_task = Job.objects.get(pk=seen["order_task_job"])
+    assert (order_task.job_type, order_task.state) == ("io.camunda.zeebe:userTask", "activated")
+    clusters = set(ProcessInstance.objects.values_list("cluster_id", flat=True))
+    assert clusters <= {1, 2} and ProcessInstance.objects.filter(parent__isnull=True).count() >= 4
+
+
 @pytest.mark.django_db
 def test_trees_servers_and_subtrees(fleet: Fleet) -> None:
     _import_fleet(fleet)
