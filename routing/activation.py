@@ -264,7 +264,7 @@ async def activate_jobs(
             proxy.give_back_soon(cluster_id, jobs)
         # Legs still running finish their slice on their own; whatever they still bring is
         # handed back (cancelling them could lose a job activated at that very moment).
-        proxy.spawn(_hand_back_rest(proxy, queue, list(legs.values())))
+        proxy.spawn_hand_back(_hand_back_rest(proxy, queue, list(legs.values())))
     if (
         not delivered
         and errors

@@ -126,6 +126,7 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
         self.long_poll_default_ms = long_poll_default_ms
         self._deploy_locks: dict[int, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._hand_backs: set[asyncio.Task[Any]] = set()
         self._sync_wakeup: asyncio.Event | None = None
         self._started = time.time()
 
@@ -145,7 +146,13 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
         self.spawn(self.health.run())
         self.spawn(self._deployment_sync_loop())
 
-    async def close(self) -> None:
+    async def close(self, hand_back_grace: float = 5.0) -> None:
+        """Stop background work. Hand-backs still running (jobs owed to their clusters, leftover
+        long-poll slices) get ``hand_back_grace`` seconds first, so a shutdown leaves no job locked."""
+        deadline = time.monotonic() + hand_back_grace
+        while self._hand_backs and time.monotonic() < deadline:
+            # (a finishing leftover leg can start new hand-backs: wait for those too)
+            await asyncio.wait(list(self._hand_backs), timeout=max(0.0, deadline - time.monotonic()))
         for task in list(self._background):
             task.cancel()
         if self._background:
@@ -587,7 +594,13 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
     def give_back_soon(self, cluster_id: int, jobs: Sequence[gateway_pb2.ActivatedJob]) -> None:
         """Give back in background tasks that outlive a cancelled RPC."""
         for job in jobs:
-            self.spawn(self.give_back(cluster_id, job))
+            self.spawn_hand_back(self.give_back(cluster_id, job))
+
+    def spawn_hand_back(self, coroutine: Awaitable[Any]) -> None:
+        """A background task that owes jobs back to a cluster: waited for on shutdown."""
+        task = self.spawn(coroutine)
+        self._hand_backs.add(task)
+        task.add_done_callback(self._hand_backs.discard)
 
     # ----------------------------------------------------------------- topology
 
