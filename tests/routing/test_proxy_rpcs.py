@@ -429,3 +429,57 @@ def test_metrics_count_requests_per_cluster(shared_fleet: Fleet, stub: Any) -> N
         assert cluster["latencyMs"]["count"] > 0 and cluster["latencyMs"]["p99"] is not None
     counts = Counter({k: v["instancesCreated"] for k, v in metrics["clusters"].items()})
     assert counts["1"] > 0 and counts["2"] > 0
+
+
+def _handed_back(fleet: Fleet, cluster_id: int, job_key: int) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in iter_values(records(fleet, cluster_id), "JOB", "FAILED")
+        if r["key"] == from_global(job_key)[1] and r["value"]["errorMessage"].startswith(GIVE_BACK_PREFIX)
+    ]
+
+
+def test_job_of_a_leftover_leg_is_handed_back_at_once(shared_fleet: Fleet, stub: Any) -> None:
+    """The answer came from cluster 1; cluster 2's parked slice (2 s) then activates a new job.
+    The proxy cannot deliver it, so it hands it back: FailJob, retries unchanged, no backoff."""
+    deploy(stub, "rt-left", service_task_process("rt-left", "rt-left"))
+    keys = definition_keys(stub, "rt-left")
+    activate_all(stub, "rt-left", 2)
+    answers: queue.Queue[list[pb.ActivatedJob]] = queue.Queue()
+    poller = threading.Thread(
+        target=lambda: answers.put(activate(stub, "rt-left", max_jobs=1, request_timeout=8000))
+    )
+    poller.start()
+    time.sleep(0.3)  # parked on both clusters
+    on_one = create_on(stub, keys[1])
+    poller.join(timeout=15)
+    assert [j.processInstanceKey for j in answers.get(timeout=1)] == [on_one]
+    on_two = create_on(stub, keys[2])  # cluster 2's leftover slice is still parked
+    job = activate_all(stub, "rt-left", 1)[0]  # handed back, so activatable again at once
+    assert job.processInstanceKey == on_two
+    handed_back = _handed_back(shared_fleet, 2, job.key)
+    assert len(handed_back) == 1
+    assert handed_back[0]["value"]["retries"] == job.retries == 3
+    assert handed_back[0]["value"]["retryBackoff"] == 0
+    stub.CompleteJob(pb.CompleteJobRequest(jobKey=job.key), timeout=10)
+
+
+def test_job_activated_after_the_client_went_away_is_handed_back(shared_fleet: Fleet, stub: Any) -> None:
+    deploy(stub, "rt-gone", service_task_process("rt-gone", "rt-gone"))
+    keys = definition_keys(stub, "rt-gone")
+    activate_all(stub, "rt-gone", 2)
+    call = stub.ActivateJobs(
+        pb.ActivateJobsRequest(
+            type="rt-gone", worker="rt-gone", timeout=300_000, maxJobsToActivate=5, requestTimeout=8000
+        ),
+        timeout=30,
+    )
+    time.sleep(0.5)  # parked on both clusters
+    call.cancel()  # the client goes away
+    time.sleep(0.1)
+    created = create_on(stub, keys[1])  # the proxy's slice on cluster 1 is still parked
+    job = activate_all(stub, "rt-gone", 1)[0]
+    assert job.processInstanceKey == created
+    handed_back = _handed_back(shared_fleet, 1, job.key)
+    assert len(handed_back) == 1 and handed_back[0]["value"]["retries"] == 3
+    stub.CompleteJob(pb.CompleteJobRequest(jobKey=job.key), timeout=10)
