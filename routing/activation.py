@@ -125,6 +125,7 @@ async def activate_jobs(
 
     # ---- 1. quick pass, sequential, no long polling
     delivered = 0
+    reading: tuple[int, Any] | None = None  # (cluster id, upstream call) while it is being read
     try:
         for cluster in targets:
             if delivered and remaining <= 0:
@@ -137,6 +138,7 @@ async def activate_jobs(
                 call = stub.ActivateJobs(
                     leg, timeout=QUICK_PASS_TIMEOUT if left is None else min(left, QUICK_PASS_TIMEOUT)
                 )
+                reading = (cluster.id, call)
                 async for response in call:
                     jobs = list(response.jobs)
                     if not jobs:
@@ -151,8 +153,10 @@ async def activate_jobs(
                         undelivered.clear()
                         remaining -= len(fitting)
                         delivered += len(fitting)
+                reading = None
                 proxy.metrics_store.record(cluster.id, "ActivateJobs", time.perf_counter() - started, None)
             except grpc.aio.AioRpcError as error:
+                reading = None
                 proxy.metrics_store.record(cluster.id, "ActivateJobs", None, error.code().name)
                 if error.code() in CLIENT_ERRORS:
                     await context.abort(error.code(), error.details() or "")
@@ -163,6 +167,10 @@ async def activate_jobs(
         for cluster_id, jobs in undelivered:
             proxy.give_back_soon(cluster_id, jobs)
         undelivered.clear()
+        if reading is not None:
+            # The client went away mid-stream: read the cluster's answer to its end (not cancel
+            # it) and hand back what it still brings.
+            proxy.spawn_hand_back(_hand_back_call(proxy, *reading))
     if delivered:
         return
     if request.requestTimeout < 0:
@@ -275,6 +283,15 @@ async def activate_jobs(
     ):
         chosen = _pick_error(errors)
         await context.abort(chosen.code(), chosen.details() or "")
+
+
+async def _hand_back_call(proxy: GatewayProxy, cluster_id: int, call: Any) -> None:
+    try:
+        async for response in call:
+            if response.jobs:
+                proxy.give_back_soon(cluster_id, list(response.jobs))
+    except grpc.aio.AioRpcError:
+        pass
 
 
 async def _hand_back_rest(
