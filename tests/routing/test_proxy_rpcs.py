@@ -8,6 +8,7 @@ import queue
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,7 +17,7 @@ from pyzeebe.proto import gateway_pb2 as pb
 from pyzeebe.proto import gateway_pb2_grpc
 
 from routing.keys import cluster_of, from_global, to_global
-from tests.routing.conftest import Fleet
+from tests.routing.conftest import Fleet, ZbCtl
 from tests.routing.harness import iter_values, wait_for
 from tests.routing.models import empty_process, service_task_process, two_task_process
 
@@ -94,6 +95,13 @@ def error_of(call: Any) -> grpc.RpcError:
     except grpc.RpcError as error:
         return error
     raise AssertionError("the call succeeded")
+
+
+def test_zbctl_status_shows_both_clusters(shared_fleet: Fleet, zbctl_binary: Path) -> None:
+    status = ZbCtl(binary=zbctl_binary, address=shared_fleet.proxy.address).ok("status")
+    assert "Cluster size: 2" in status and "Partitions count: 4" in status
+    for broker, engine in ((1000, shared_fleet.engine(1)), (2000, shared_fleet.engine(2))):
+        assert f"Broker {broker} - {engine.address}" in status
 
 
 def test_topology_is_synthesized_from_both_clusters(shared_fleet: Fleet, stub: Any) -> None:
@@ -483,3 +491,44 @@ def test_job_activated_after_the_client_went_away_is_handed_back(shared_fleet: F
     handed_back = _handed_back(shared_fleet, 1, job.key)
     assert len(handed_back) == 1 and handed_back[0]["value"]["retries"] == 3
     stub.CompleteJob(pb.CompleteJobRequest(jobKey=job.key), timeout=10)
+
+
+def test_pyzeebe_streaming_worker_gets_jobs_of_both_clusters(shared_fleet: Fleet, stub: Any) -> None:
+    import asyncio
+
+    from pyzeebe import Job, ZeebeWorker, create_insecure_channel
+
+    deploy(stub, "rt-pzs", service_task_process("rt-pzs", "rt-pzs"))
+    keys = definition_keys(stub, "rt-pzs")
+    seen: dict[int, int] = {}
+
+    async def run() -> None:
+        channel = create_insecure_channel(grpc_address=shared_fleet.proxy.address)
+        worker = ZeebeWorker(channel, name="rt-pzs", request_timeout=1000, stream_enabled=True)
+
+        @worker.task(task_type="rt-pzs", timeout_ms=60_000)
+        async def work(job: Job) -> dict[str, Any]:
+            seen[job.key] = job.process_instance_key
+            return {}
+
+        task = asyncio.ensure_future(worker.work())
+        try:
+            await asyncio.sleep(1.0)
+            for definition_key in keys.values():
+                for _ in range(3):
+                    await asyncio.to_thread(create_on, stub, definition_key)
+            for _ in range(100):  # bounded: 10 s
+                if len(seen) >= 8:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await worker.stop()
+            await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), timeout=15)
+            await channel.close()
+
+    asyncio.run(run())
+    assert len(seen) == 8  # 2 from definition_keys + 3 per cluster
+    assert {cluster_of(k) for k in seen} == {1, 2}
+    for cluster_id in (1, 2):
+        completed = {r["key"] for r in iter_values(records(shared_fleet, cluster_id), "JOB", "COMPLETED")}
+        assert {from_global(k)[1] for k in seen if cluster_of(k) == cluster_id} <= completed
