@@ -202,6 +202,16 @@ async def unary_latencies(address: str, calls: int, job_key: int) -> list[float]
         return samples[50:]  # warm-up excluded
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User+system CPU seconds of a process (Linux /proc), None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -289,10 +299,14 @@ async def main() -> None:
             }
             print(json.dumps(throughput), flush=True)
             unknown_job = (1 << 51) + 999_999_999
-            added_p99, added_p50, p99s = [], [], []
+            added_p99, added_p50, p99s, cpu_per_call = [], [], [], []
             for _ in range(args.runs):
                 direct_samples = await unary_latencies(direct, args.latency_calls, unknown_job)
+                cpu_before = cpu_seconds(proxy.pid)
                 proxy_samples = await unary_latencies(via_proxy, args.latency_calls, (1 << 58) | unknown_job)
+                cpu_after = cpu_seconds(proxy.pid)
+                if cpu_before is not None and cpu_after is not None:
+                    cpu_per_call.append((cpu_after - cpu_before) / (args.latency_calls + 50) * 1e6)
                 added_p99.append(pct(proxy_samples, 0.99) - pct(direct_samples, 0.99))
                 added_p50.append(pct(proxy_samples, 0.5) - pct(direct_samples, 0.5))
                 p99s.append((pct(direct_samples, 0.99), pct(proxy_samples, 0.99)))
@@ -304,6 +318,7 @@ async def main() -> None:
                 "p99_proxy_ms": round(statistics.median(p[1] for p in p99s), 3),
                 "added_p50_ms": round(statistics.median(added_p50), 3),
                 "added_p99_ms": round(statistics.median(added_p99), 3),
+                "proxy_cpu_us_per_call": round(statistics.median(cpu_per_call)) if cpu_per_call else None,
                 "goal": "added p99 < 3 ms",
             }
             print(json.dumps(latency), flush=True)
