@@ -23,6 +23,7 @@ Errors are typed:
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -85,17 +86,20 @@ class ActivateInstruction:
     variables_scope_id: str = ""  # element id of the scope; "" = the process instance
 
 
-_channels: dict[str, tuple[grpc.Channel, gateway_pb2_grpc.GatewayStub]] = {}
+_channels: dict[tuple[int, str], tuple[grpc.Channel, gateway_pb2_grpc.GatewayStub]] = {}
 _channels_lock = threading.Lock()
 
 
 def _stub_for(address: str) -> gateway_pb2_grpc.GatewayStub:
+    # Keyed by pid too: a gRPC channel must not cross a fork (Celery's prefork pool), so each
+    # worker process opens its own on first use.
+    key = (os.getpid(), address)
     with _channels_lock:
-        cached = _channels.get(address)
+        cached = _channels.get(key)
         if cached is None:
             channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
             cached = (channel, gateway_pb2_grpc.GatewayStub(channel))
-            _channels[address] = cached
+            _channels[key] = cached
         return cached[1]
 
 
