@@ -16,8 +16,8 @@ from django.db import connection
 from django.db.models import Sum
 
 from processes.models import ImportPosition
+from tests.importer.conftest import Fleet
 from tests.importer.helpers import import_all, log_cluster, snapshot, snapshot_diff, wipe_query_models
-from tests.importer.test_engine_flows import Fleet, fleet  # noqa: F401  (module fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +71,7 @@ def _wait_until(predicate, what: str, process: subprocess.Popen[bytes], stderr_p
 
 
 @pytest.mark.django_db(transaction=True)
-def test_kill_9_mid_stream_and_restart_give_the_same_tables(fleet: Fleet, tmp_path: Path) -> None:  # noqa: F811
+def test_kill_9_mid_stream_and_restart_give_the_same_tables(fleet: Fleet, tmp_path: Path) -> None:
     clusters = [log_cluster(cluster_id, path) for cluster_id, path in fleet.data_dirs.items()]
     for cluster in clusters:
         import_all(cluster)
@@ -102,7 +102,7 @@ def test_kill_9_mid_stream_and_restart_give_the_same_tables(fleet: Fleet, tmp_pa
 
 
 @pytest.mark.django_db
-def test_unknown_cluster_and_bad_batch_size_are_clear_errors(fleet: Fleet) -> None:  # noqa: F811
+def test_unknown_cluster_and_bad_batch_size_are_clear_errors(fleet: Fleet) -> None:
     from django.core.management import call_command
     from django.core.management.base import CommandError
 
@@ -126,7 +126,7 @@ def test_engine_log_source_without_data_dir_is_a_clear_error() -> None:
 
 
 @pytest.mark.django_db
-def test_command_imports_once_without_follow(fleet: Fleet) -> None:  # noqa: F811
+def test_command_imports_once_without_follow(fleet: Fleet) -> None:
     from django.core.management import call_command
 
     cluster = log_cluster(1, fleet.data_dirs[1])

@@ -7,9 +7,6 @@ computed from the log records by tests/importer/truth.py, not by the projection.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,35 +23,12 @@ from processes.models import (
     VariableValue,
 )
 from servers.models import Server
-from tests.engine.conftest import EngineProcess
+from tests.importer.conftest import Fleet
 from tests.importer.helpers import import_all, log_cluster, snapshot, wipe_query_models
-from tests.importer.scenario import LARGE_TEXT, log_records, run_fleet_scenario
-from tests.importer.truth import Truth, engine_truth, g
+from tests.importer.scenario import LARGE_TEXT
+from tests.importer.truth import g
 
 pytestmark = pytest.mark.slow
-
-
-class Fleet:
-    def __init__(self, data_dirs: dict[int, Path], keys: dict[int, dict[str, int]]) -> None:
-        self.data_dirs = data_dirs
-        self.keys = keys
-        self.records = {cluster_id: log_records(path) for cluster_id, path in data_dirs.items()}
-        self.truth: Truth = engine_truth(self.records)
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    data_dirs: dict[int, Path] = {}
-    keys: dict[int, dict[str, int]] = {}
-    for cluster_id, rack in ((1, "R1"), (2, "R2")):
-        data_dir = tmp_path_factory.mktemp(f"cluster{cluster_id}") / "data"
-        engine = EngineProcess(data_dir, partitions=2).start()
-        try:
-            keys[cluster_id] = run_fleet_scenario(engine.address, data_dir, rack)
-        finally:
-            engine.stop()
-        data_dirs[cluster_id] = data_dir
-    yield Fleet(data_dirs, keys)
 
 
 def _import_fleet(fleet: Fleet, batch_size: int = 5000) -> None:
@@ -164,28 +138,6 @@ def test_import_matches_engine_truth_over_two_clusters(fleet: Fleet) -> None:
             ImportPosition.objects.filter(cluster_id=cluster_id).values_list("partition_id", "position")
         )
         assert stored == last
-
-
-@pytest.fixture(scope="module")
-def proxied_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """Two engines behind `python -m routing`; the scenario runs through the proxy."""
-    from tests.routing.harness import EngineProcess as ClusterProcess
-    from tests.routing.harness import ProxyProcess, cluster_entry
-
-    root = tmp_path_factory.mktemp("proxied")
-    engines = {cluster_id: ClusterProcess(root / f"cluster{cluster_id}") for cluster_id in (1, 2)}
-    proxy = ProxyProcess(root / "proxy")
-    try:
-        for engine in engines.values():
-            engine.start()
-        proxy.start([cluster_entry(cluster_id, engine) for cluster_id, engine in engines.items()])
-        data_dirs = {cluster_id: engine.data_dir for cluster_id, engine in engines.items()}
-        keys = run_fleet_scenario(proxy.address, data_dirs, "RP")
-    finally:
-        proxy.stop()
-        for engine in engines.values():
-            engine.stop()
-    yield Fleet(data_dirs, {0: keys})
 
 
 @pytest.mark.django_db

@@ -16,9 +16,9 @@ from processes.importer.runner import Importer
 from processes.importer.sources.redis_streams import RedisStreamSource
 from processes.models import Cluster, ImportPosition, RecordImportError
 from processes.services import cluster_create
+from tests.importer.conftest import Fleet
 from tests.importer.helpers import import_all, log_cluster, snapshot, snapshot_diff, wipe_query_models
 from tests.importer.redis_writer import export_to_streams, in_log_order
-from tests.importer.test_engine_flows import Fleet, fleet  # noqa: F401  (module fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ class NoAckRedisSource(RedisStreamSource):
 
 
 @pytest.mark.django_db
-def test_redis_source_yields_the_same_tables_as_the_log(fleet: Fleet, redis_url: str) -> None:  # noqa: F811
+def test_redis_source_yields_the_same_tables_as_the_log(fleet: Fleet, redis_url: str) -> None:
     import_all(log_cluster(1, fleet.data_dirs[1]))
     from_log = snapshot()
     assert from_log["ProcessInstance"], "the log import produced rows"
@@ -62,7 +62,7 @@ def test_redis_source_yields_the_same_tables_as_the_log(fleet: Fleet, redis_url:
 
 
 @pytest.mark.django_db
-def test_redis_redelivery_after_a_crash_before_xack_changes_nothing(fleet: Fleet, redis_url: str) -> None:  # noqa: F811
+def test_redis_redelivery_after_a_crash_before_xack_changes_nothing(fleet: Fleet, redis_url: str) -> None:
     prefix = f"zeebe-{uuid.uuid4().hex[:8]}"
     client = redis.Redis.from_url(redis_url)
     export_to_streams(client, prefix, in_log_order(fleet.records[1]))
@@ -132,7 +132,7 @@ def test_bad_redis_entries_become_import_errors_and_the_rest_is_imported(redis_u
 )
 @pytest.mark.elasticsearch
 @pytest.mark.django_db
-def test_elasticsearch_source_yields_the_same_tables_as_the_log(fleet: Fleet) -> None:  # noqa: F811
+def test_elasticsearch_source_yields_the_same_tables_as_the_log(fleet: Fleet) -> None:
     from elasticsearch import Elasticsearch, helpers
 
     url = os.environ["ELASTICSEARCH_URL"]
