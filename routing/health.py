@@ -7,7 +7,9 @@ call. A cluster is ``down`` after ``failures_to_down`` consecutive failures (2: 
 refuses connections at once, so it is down in ~0.25-0.5 s; a hung one after two 300 ms deadlines,
 well under 1 s) and ``up`` again after one success. A forwarded call that fails with UNAVAILABLE
 counts as a failure too and triggers an immediate re-check, so placement stops choosing a dead
-cluster even between ticks.
+cluster even between ticks. A probe that merely times out while forwarded calls to the same
+cluster keep succeeding is not counted (a busy cluster is not a dead one); so a cluster that hangs
+right after serving calls is down after ~1.6 s rather than ~0.8 s.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ from routing.upstream import ChannelPool
 log = logging.getLogger(__name__)
 
 
+BUSY_GRACE = 1.0
+"""A probe that times out within this many seconds of a successful forwarded call does not count:
+under load a cluster may answer Topology late while it is clearly serving."""
+
+
 class Health(enum.StrEnum):
     UNKNOWN = "unknown"  # not checked yet
     UP = "up"
@@ -41,6 +48,7 @@ class ClusterHealth:
     consecutive_failures: int = 0
     last_error: str = ""
     last_ok: float | None = None
+    last_traffic_ok: float = 0.0  # monotonic time of the last forwarded call that succeeded
     topology: gateway_pb2.TopologyResponse | None = None
     checking: bool = False
 
@@ -78,6 +86,12 @@ class HealthMonitor:
 
     def is_down(self, cluster_id: int) -> bool:
         return self.status(cluster_id).status is Health.DOWN
+
+    def report_success(self, cluster_id: int) -> None:
+        """A forwarded call to the cluster succeeded (keeps a busy cluster from looking hung)."""
+        health = self._health.get(cluster_id)
+        if health is not None:
+            health.last_traffic_ok = time.monotonic()
 
     def report_failure(self, cluster: Cluster, error: str) -> None:
         """A forwarded call to ``cluster`` failed with UNAVAILABLE: count it, re-check now."""
@@ -123,6 +137,12 @@ class HealthMonitor:
             stub = self.pool.get(cluster.address).stub
             topology = await stub.Topology(gateway_pb2.TopologyRequest(), timeout=self.deadline)
         except grpc.aio.AioRpcError as error:
+            if (
+                error.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+                and time.monotonic() - health.last_traffic_ok < BUSY_GRACE
+            ):
+                # Slow to answer the probe but serving real calls right now: busy, not down.
+                return
             self._failed(cluster, f"{error.code().name}: {error.details()}")
         except Exception as error:  # any probe failure means "not healthy"
             self._failed(cluster, f"{type(error).__name__}: {error}")

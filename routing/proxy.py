@@ -273,6 +273,7 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
                 self.health.report_failure(cluster, error.details() or "")
             raise
         self.metrics_store.record(cluster.id, method, time.perf_counter() - started, None)
+        self.health.report_success(cluster.id)
         return response
 
     @staticmethod
