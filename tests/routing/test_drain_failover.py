@@ -245,3 +245,35 @@ def test_placement_follows_weights_changed_at_runtime(fleet: Fleet) -> None:
     # Smooth weighted round robin: exactly 3:1 over any 4 picks (+-1 for where the cycle starts).
     assert abs(placed.count(1) - 30) <= 1 and abs(placed.count(2) - 10) <= 1, placed
     assert "2, 2" not in ", ".join(map(str, placed))  # spread out, never two in a row for the 1
+
+
+def test_hung_cluster_is_taken_out_and_back(fleet: Fleet) -> None:
+    import signal
+
+    with grpc.insecure_channel(fleet.proxy.address) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        _deploy(stub, "rt-hang.bpmn", service_task_process("rt-hang", "rt-hang"))
+        keys = [_create(stub, "rt-hang") for _ in range(4)]
+        engine = fleet.engine(2)
+        assert engine.process is not None
+        engine.process.send_signal(signal.SIGSTOP)
+        try:
+            wait_for(
+                lambda: fleet.proxy.metrics()["clusters"]["2"]["health"] == "down",
+                10,
+                what="hung cluster down",
+            )
+            assert {cluster_of(_create(stub, "rt-hang")) for _ in range(6)} == {1}
+            on_two = next(k for k in keys if cluster_of(k) == 2)
+            try:
+                stub.CancelProcessInstance(
+                    pb.CancelProcessInstanceRequest(processInstanceKey=on_two), timeout=5
+                )
+            except grpc.RpcError as error:
+                assert error.code() is grpc.StatusCode.UNAVAILABLE and "DEADLINE_EXCEEDED" in error.details()
+            else:
+                raise AssertionError("a key of a hung cluster was answered")
+        finally:
+            engine.process.send_signal(signal.SIGCONT)
+        wait_for(lambda: fleet.proxy.metrics()["clusters"]["2"]["health"] == "up", 10, what="cluster 2 back")
+        assert 2 in {cluster_of(_create(stub, "rt-hang")) for _ in range(6)}
