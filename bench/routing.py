@@ -295,6 +295,7 @@ async def main() -> None:
                 "direct": round(statistics.median(direct_rates), 1),
                 "proxy": round(statistics.median(proxy_rates), 1),
                 "ratio": round(statistics.median(ratios), 3),
+                "ratios": [round(r, 3) for r in ratios],
                 "goal": ">= 0.9 (never < 0.8)",
             }
             print(json.dumps(throughput), flush=True)
