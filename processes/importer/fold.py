@@ -600,6 +600,7 @@ class BatchFold:
         size = len(json_text) if json_text.isascii() else len(json_text.encode("utf-8"))
         if size <= self.preview_bytes:
             try:
+                # Always `json`: a value may hold integers beyond 64 bits (see jsontext.py).
                 parsed = json.loads(json_text)
             except ValueError as error:
                 raise MalformedRecord(f"VARIABLE value is not JSON text: {error}") from None

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from processes.importer import jsontext
 from routing.keys import CLUSTER_SHIFT, ZEEBE_KEY_LIMIT, KeyCodecError, to_global
 
 RAW_EXCERPT_CHARS = 2000
@@ -74,7 +75,7 @@ def decode_record(source_record: SourceRecord) -> Record:
     payload = source_record.payload
     if isinstance(payload, (str, bytes)):
         try:
-            data = json.loads(payload)
+            data = jsontext.loads_record(payload)
         except (ValueError, UnicodeDecodeError) as error:
             raise MalformedRecord(f"record is not valid JSON: {error}") from None
     else:

@@ -237,3 +237,17 @@ def test_events_go_to_the_instance_and_its_root_after_commit(cluster: Any, redis
         ("instance.changed", g(1, child)),
         ("instance.changed", g(1, child)),
     ]
+
+
+@pytest.mark.django_db
+def test_values_beyond_64_bits_and_unicode_survive_whichever_json_decoder_runs(cluster: Any) -> None:
+    root = P1 + 10
+    value = {"big": 2**70, "text": "Prüfung ✓", "neg": -(2**65)}
+    apply(
+        cluster,
+        [
+            process_element(1, "ELEMENT_ACTIVATING", root),
+            variable(2, "CREATED", P1 + 20, "v", value, root, root),
+        ],
+    )
+    assert Variable.objects.get().value == value

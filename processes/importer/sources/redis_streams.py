@@ -22,7 +22,6 @@ partition and value-type stream, since each stream holds its partition's records
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,7 @@ from typing import Any
 
 import redis
 
+from processes.importer import jsontext
 from processes.importer.records import SourceRecord
 
 logger = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ class RedisStreamSource:
         payload: dict[str, Any] | bytes = raw
         partition_id = position = None
         try:
-            decoded = json.loads(raw)
+            decoded = jsontext.loads_record(raw)
         except ValueError:
             decoded = None
         if isinstance(decoded, dict):
