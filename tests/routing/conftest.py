@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -13,40 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.routing.harness import REPO_ROOT, EngineProcess, ProxyProcess, cluster_entry
-
-ZBCTL_VERSION = "8.4.1"
-
-
-def _zbctl_binary() -> Path | None:
-    """tests/zbctl.py (shared helper) if present, else npm pack zbctl@8.4.1 into tools/zbctl/."""
-    try:
-        from tests import zbctl as shared  # type: ignore[attr-defined]
-
-        for name in ("zbctl_path", "zbctl_binary", "ensure_zbctl", "get_zbctl"):
-            finder = getattr(shared, name, None)
-            if callable(finder):
-                return Path(finder())
-    except ImportError:
-        pass
-    target = REPO_ROOT / "tools" / "zbctl"
-    binary = target / "package" / "bin" / "zbctl-cli.linux"
-    if binary.exists():
-        return binary
-    if shutil.which("npm") is None:
-        return None
-    target.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        ["npm", "pack", f"zbctl@{ZBCTL_VERSION}", "--silent"],
-        cwd=target,
-        check=True,
-        timeout=180,
-        capture_output=True,
-    )
-    with tarfile.open(target / f"zbctl-{ZBCTL_VERSION}.tgz") as archive:
-        archive.extractall(target, filter="data")
-    binary.chmod(0o755)
-    return binary
+from tests.routing.harness import EngineProcess, ProxyProcess, cluster_entry
 
 
 @dataclass
@@ -79,13 +45,13 @@ class ZbCtl:
 
 @pytest.fixture(scope="session")
 def zbctl_binary() -> Path:
+    """npm zbctl@8.4.1, fetched into tools/zbctl/ by the shared helper (tests/zbctl.py)."""
+    from tests.zbctl import ZbctlUnavailable, zbctl_path
+
     try:
-        binary = _zbctl_binary()
-    except (subprocess.SubprocessError, OSError, tarfile.TarError) as error:
-        pytest.skip(f"zbctl {ZBCTL_VERSION} could not be fetched with npm: {error}")
-    if binary is None:
-        pytest.skip(f"zbctl {ZBCTL_VERSION} is not installed and npm is not available to fetch it")
-    return binary
+        return zbctl_path()
+    except (ZbctlUnavailable, subprocess.SubprocessError, OSError, tarfile.TarError) as error:
+        pytest.skip(f"zbctl is not available: {error}")
 
 
 @dataclass

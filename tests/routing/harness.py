@@ -49,7 +49,7 @@ def wait_for(predicate, timeout: float, interval: float = 0.05, what: str = "con
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_error!r})")
 
 
-def _python_env() -> dict[str, str]:
+def python_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONUNBUFFERED"] = "1"
@@ -91,7 +91,7 @@ class EngineProcess:
                 str(self.data_dir),
             ],
             cwd=REPO_ROOT,
-            env=_python_env(),
+            env=python_env(),
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )
@@ -187,7 +187,7 @@ class ProxyProcess:
                 str(self.state_dir),
             ],
             cwd=REPO_ROOT,
-            env=_python_env(),
+            env=python_env(),
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )

@@ -14,9 +14,9 @@ from tests.routing.harness import (
     REPO_ROOT,
     EngineProcess,
     ProxyProcess,
-    _python_env,
     cluster_entry,
     free_port,
+    python_env,
     wait_for,
 )
 from tests.routing.models import service_task_process
@@ -26,7 +26,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "routing", *args],
         cwd=REPO_ROOT,
-        env=_python_env(),
+        env=python_env(),
         capture_output=True,
         text=True,
         timeout=30,
@@ -60,7 +60,7 @@ def test_cluster_flags_health_metrics_and_clean_sigterm(tmp_path: Path) -> None:
                 sys.executable, "-m", "routing", "--port", str(port), "--state-dir", str(state),
                 "--cluster", f"1=127.0.0.1:{nowhere},weight=2,state=draining,name=blue",
             ],
-            cwd=REPO_ROOT, env=_python_env(), stderr=log,
+            cwd=REPO_ROOT, env=python_env(), stderr=log,
         )  # fmt: skip
     proxy = ProxyProcess(work_dir=tmp_path, port=port, process=process)
     try:
