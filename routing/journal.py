@@ -75,6 +75,10 @@ class DeploymentJournal:
         self._entries: list[JournalEntry] = []
         self._next_seq = 1
         self._lock = threading.Lock()
+        # Bumped on every change; in_sync() answers from a cache per version, because placement
+        # asks it for every new instance and the journal only grows.
+        self._version = 0
+        self._in_sync_cache: dict[int, tuple[int, bool]] = {}
         if self.path is not None and self.path.exists():
             self._load()
 
@@ -99,6 +103,7 @@ class DeploymentJournal:
         log.info("deployment journal: loaded %d entries from %s", len(self._entries), self.path)
 
     def _save(self) -> None:
+        self._version += 1
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +155,12 @@ class DeploymentJournal:
         ]
 
     def in_sync(self, cluster_id: int) -> bool:
-        return not self.pending_for(cluster_id)
+        cached = self._in_sync_cache.get(cluster_id)
+        if cached is not None and cached[0] == self._version:
+            return cached[1]
+        result = not self.pending_for(cluster_id)
+        self._in_sync_cache[cluster_id] = (self._version, result)
+        return result
 
     @property
     def entries(self) -> list[JournalEntry]:
