@@ -12,7 +12,7 @@ import functools
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -26,6 +26,9 @@ from engine.records import BROKER_VERSION, DEFAULT_TENANT
 from engine.values import parse_variables_document
 
 log = logging.getLogger("engine.gateway")
+# DEBUG: one line per message of activated jobs grpc accepted, and per job yielded back, so a
+# test (or an operator) can tell a job handed to a client from one that was lost.
+delivery_log = logging.getLogger("engine.gateway.delivery")
 
 LONG_POLLING_TIMEOUT_MS = 10_000  # ConfigurationDefaults.DEFAULT_LONG_POLLING_TIMEOUT (§1.4)
 DEFAULT_REQUEST_TIMEOUT_MS = 15_000  # ConfigurationDefaults.DEFAULT_REQUEST_TIMEOUT
@@ -461,9 +464,11 @@ class GatewayServicer(pb_grpc.GatewayServicer):
         for tenant_id in request.tenantIds:
             _check_tenant(rpc, tenant_id)
 
-    async def ActivateJobs(
-        self, request: pb.ActivateJobsRequest, context: Any
-    ) -> AsyncIterator[pb.ActivateJobsResponse]:
+    async def ActivateJobs(self, request: pb.ActivateJobsRequest, context: Any) -> None:
+        # A coroutine handler writing with `context.write` (not an async generator): a write to
+        # a call the client has left raises right here, so the jobs it carried are handed back
+        # at once. With a generator, the failed write happens in grpc's loop while the generator
+        # sits at `yield`, and its cleanup waits for garbage collection, if it ever runs.
         try:
             self._validate_activation(request, "ActivateJobs", True)
         except GatewayError as error:
@@ -479,16 +484,7 @@ class GatewayServicer(pb_grpc.GatewayServicer):
                     request.type, request.worker, request.timeout, request.maxJobsToActivate, fetch
                 )
                 if batches:
-                    undelivered = list(batches)
-                    try:
-                        for partition, jobs in batches:
-                            await partition.durable()
-                            yield pb.ActivateJobsResponse(jobs=[_activated_job(job) for job in jobs])
-                            undelivered.pop(0)
-                    finally:
-                        # The caller went away (e.g. a proxy cancelling the other clusters'
-                        # long polls): hand the jobs back instead of letting them time out.
-                        self._yield_back(undelivered)
+                    await self._deliver(context, batches, per_job=False)
                     return
                 remaining = deadline - loop.time()
                 if long_poll_ms < 0 or remaining <= 0:
@@ -504,9 +500,7 @@ class GatewayServicer(pb_grpc.GatewayServicer):
             finally:
                 self.broker.drop_job_waiter(request.type, waiter)
 
-    async def StreamActivatedJobs(
-        self, request: pb.StreamActivatedJobsRequest, context: Any
-    ) -> AsyncIterator[pb.ActivatedJob]:
+    async def StreamActivatedJobs(self, request: pb.StreamActivatedJobsRequest, context: Any) -> None:
         try:
             self._validate_activation(request, "StreamActivatedJobs", False)
         except GatewayError as error:
@@ -520,19 +514,42 @@ class GatewayServicer(pb_grpc.GatewayServicer):
                     request.type, worker, request.timeout, STREAM_BATCH, fetch
                 )
                 if batches:
-                    undelivered = [(partition, list(jobs)) for partition, jobs in batches]
-                    try:
-                        for partition, jobs in undelivered:
-                            await partition.durable()
-                            while jobs:
-                                yield _activated_job(jobs[0])
-                                jobs.pop(0)
-                    finally:
-                        self._yield_back(undelivered)
+                    await self._deliver(context, batches, per_job=True)
                     continue
                 await waiter
             finally:
                 self.broker.drop_job_waiter(request.type, waiter)
+
+    async def _deliver(
+        self, context: Any, batches: list[tuple[Any, list[dict[str, Any]]]], per_job: bool
+    ) -> None:
+        """Write activated jobs once durable; whatever was not written is yielded back.
+
+        A job counts as handed over once grpc accepted its message (Zeebe's gateway counts a
+        response as sent once `onNext` returned; otherwise it reactivates the jobs). If the
+        write raises (the call was cancelled, its deadline passed, the task was cancelled while
+        waiting for the fsync or for the write), the jobs of that message and of every later one
+        are yielded back (JOB YIELDED: retries unchanged, no backoff) instead of staying locked
+        until their timeout.
+        """
+        undelivered = [(partition, list(jobs)) for partition, jobs in batches]
+        trace = delivery_log.isEnabledFor(logging.DEBUG)
+        try:
+            for partition, jobs in undelivered:
+                await partition.durable()
+                if per_job:
+                    while jobs:
+                        await context.write(_activated_job(jobs[0]))
+                        if trace:
+                            delivery_log.debug("handed over jobs [%d]", jobs[0]["key"])
+                        jobs.pop(0)
+                else:
+                    await context.write(pb.ActivateJobsResponse(jobs=[_activated_job(job) for job in jobs]))
+                    if trace:
+                        delivery_log.debug("handed over jobs [%s]", ",".join(str(job["key"]) for job in jobs))
+                    jobs.clear()
+        finally:
+            self._yield_back(undelivered)
 
     def _yield_back(self, undelivered: list[tuple[Any, list[dict[str, Any]]]]) -> None:
         """JOB YIELD for activated jobs that never reached the client: activatable again."""

@@ -29,8 +29,9 @@ def free_port() -> int:
 class EngineProcess:
     """`python -m engine` as a child process; stopped with SIGTERM or killed with SIGKILL."""
 
-    def __init__(self, data_dir: Path, partitions: int = 2, port: int | None = None):
+    def __init__(self, data_dir: Path, partitions: int = 2, port: int | None = None, log_level: str = "INFO"):
         self.data_dir = data_dir
+        self.log_level = log_level
         self.partitions = partitions
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -55,6 +56,8 @@ class EngineProcess:
                     str(self.partitions),
                     "--data-dir",
                     str(self.data_dir),
+                    "--log-level",
+                    self.log_level,
                 ],
                 cwd=REPO_ROOT,
                 env=env,

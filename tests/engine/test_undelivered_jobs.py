@@ -1,7 +1,7 @@
 """Jobs activated for a caller that goes away before they are delivered are yielded back
-(JOB YIELDED) instead of staying locked until their timeout. The cancellation is driven
-in process on the real broker and servicer, because the window between activation and
-delivery cannot be hit reliably over the network."""
+(JOB YIELDED) instead of staying locked until their timeout. Here the failing write is driven
+in process on the real broker and servicer, deterministically; the network race is
+test_undelivered_jobs_network.py."""
 
 from __future__ import annotations
 
@@ -18,8 +18,20 @@ from tests.engine.helpers import one_task_process
 
 
 class _Context:
+    """The two servicer-context calls activation uses; `write` fails like grpc's write to a
+    call the client has cancelled, or simply collects the messages."""
+
+    def __init__(self, fail_writes: bool):
+        self.fail_writes = fail_writes
+        self.written: list[Any] = []
+
     async def abort(self, code: Any, details: str) -> None:
         raise AssertionError(f"unexpected abort {code}: {details}")
+
+    async def write(self, message: Any) -> None:
+        if self.fail_writes:
+            raise asyncio.CancelledError()
+        self.written.append(message)
 
 
 def test_cancelled_activation_yields_jobs_back(tmp_path: Path) -> None:
@@ -34,21 +46,25 @@ def test_cancelled_activation_yields_jobs_back(tmp_path: Path) -> None:
             request = pb.ActivateJobsRequest(
                 type="yield-work", worker="gone", timeout=600_000, maxJobsToActivate=5
             )
-            stream = servicer.ActivateJobs(request, _Context())
-            first = await stream.__anext__()  # activated and handed to the transport ...
-            assert len(first.jobs) == 1
-            await stream.aclose()  # ... but the caller is cancelled before it was sent
+            gone = _Context(fail_writes=True)
+            try:
+                await servicer.ActivateJobs(request, gone)  # activated, but the write fails
+            except asyncio.CancelledError:
+                pass
+            else:
+                raise AssertionError("the failed write must end the call")
             # the job is activatable again at once, not after the 10-minute timeout
-            again = servicer.ActivateJobs(
+            again = _Context(fail_writes=False)
+            await servicer.ActivateJobs(
                 pb.ActivateJobsRequest(
                     type="yield-work", worker="next", timeout=1000, maxJobsToActivate=5, requestTimeout=-1
                 ),
-                _Context(),
+                again,
             )
-            jobs = [job async for response in again for job in response.jobs]
-            assert [job.key for job in jobs] == [first.jobs[0].key]
+            jobs = [job for response in again.written for job in response.jobs]
+            assert len(jobs) == 1
             await partition.durable()
-            return [partition.state.jobs[first.jobs[0].key]["state"]]
+            return [partition.state.jobs[jobs[0].key]["state"]]
         finally:
             await broker.stop()
 
