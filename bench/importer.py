@@ -203,21 +203,27 @@ def _steady_writer(
     per_tick = max(1, int(rate * tick))
     started = time.monotonic()
     written = 0
-    while time.monotonic() - started < seconds:
+    exhausted = False
+    while not exhausted and time.monotonic() - started < seconds:
         target = int((time.monotonic() - started) * rate)
         while written < target:
+            progressed = False
             for partition_id, found in by_partition.items():
                 chunk = found[
                     cursors[partition_id] : cursors[partition_id] + per_tick // len(by_partition) + 1
                 ]
                 if not chunk:
                     continue
+                progressed = True
                 now_ms = int(time.time() * 1000)
                 for record in chunk:
                     record["timestamp"] = now_ms
                 writers[partition_id].append_batch([json.dumps(record).encode() for record in chunk])
                 cursors[partition_id] += len(chunk)
                 written += len(chunk)
+            if not progressed:
+                exhausted = True  # the corpus is used up: stop instead of spinning
+                break
         time.sleep(tick)
     for writer in writers.values():
         writer.close()
@@ -295,7 +301,9 @@ def main() -> None:
         if "redis" in only:
             print(json.dumps(bench_redis(corpus, args.runs, args.batch_size)), flush=True)
         if "lag" in only:
-            lag_corpus = replicate(records, max(1, int(2000 * args.lag_seconds / max(1, len(records))) + 2))
+            per_copy = sum(1 for found in replicate(records, 2, start_copy=0).values() for _ in found) // 2
+            copies = int(2000 * args.lag_seconds * 1.2 / max(1, per_copy)) + 2
+            lag_corpus = replicate(records, copies)
             print(json.dumps(bench_lag(lag_corpus, args.runs, 2000, args.lag_seconds, work_dir)), flush=True)
         reset_database()
 
