@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from processes import services
-from processes.models import Cluster
+from processes.models import Cluster, ImportPosition, Incident, Job, ProcessInstance, RecordImportError
 
 
 @admin.register(Cluster)
@@ -43,3 +43,72 @@ class ClusterAdmin(admin.ModelAdmin):
     @admin.action(description="Disable (route nothing)")
     def disable(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
         self._apply(request, queryset, services.cluster_disable)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Query models are written only by the importer; the admin shows them and never edits them."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(ProcessInstance)
+class ProcessInstanceAdmin(ReadOnlyAdmin):
+    list_display = (
+        "key",
+        "bpmn_process_id",
+        "version",
+        "state",
+        "cluster",
+        "depth",
+        "server",
+        "subtree_incident",
+        "start_date",
+    )
+    list_filter = ("state", "subtree_incident", "cluster")
+    search_fields = ("=key", "bpmn_process_id", "=server__serial_number")
+    list_select_related = ("cluster", "server")
+    show_full_result_count = False  # counting a large instance table on every page costs more than the page
+
+
+@admin.register(Incident)
+class IncidentAdmin(ReadOnlyAdmin):
+    list_display = ("key", "error_type", "bpmn_process_id", "element_id", "state", "created_at")
+    list_filter = ("state", "error_type")
+    search_fields = ("=key", "=process_instance__key", "error_message")
+
+
+@admin.register(Job)
+class JobAdmin(ReadOnlyAdmin):
+    list_display = ("key", "job_type", "element_id", "state", "retries", "worker", "updated_at")
+    list_filter = ("state", "job_type")
+    search_fields = ("=key", "=process_instance__key")
+    show_full_result_count = False
+
+
+@admin.register(ImportPosition)
+class ImportPositionAdmin(ReadOnlyAdmin):
+    list_display = (
+        "cluster",
+        "partition_id",
+        "stream",
+        "source",
+        "position",
+        "last_record_timestamp",
+        "imported_count",
+        "skipped_count",
+        "error_count",
+    )
+    list_filter = ("cluster", "source")
+
+
+@admin.register(RecordImportError)
+class RecordImportErrorAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "cluster", "partition_id", "position", "message")
+    list_filter = ("cluster",)
