@@ -6,7 +6,8 @@
    long poll (p50/p99).
 
 Each figure is measured over several runs against a fresh `python -m engine` subprocess and
-the median is printed. Usage: `python bench/engine.py [--runs 3] [--seconds 10] [--partitions 1]`.
+the median is printed. Usage:
+`python bench/engine.py [--runs 3] [--seconds 10] [--partitions 1] [--event-loop auto|asyncio|uvloop]`.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def free_port() -> int:
 
 
 class Engine:
-    def __init__(self, partitions: int):
+    def __init__(self, partitions: int, event_loop: str = "auto"):
         self.tmp = tempfile.TemporaryDirectory(prefix="engine-bench-")
         self.port = free_port()
         self.process = subprocess.Popen(
@@ -65,6 +66,8 @@ class Engine:
                 str(Path(self.tmp.name) / "data"),
                 "--log-level",
                 "WARNING",
+                "--event-loop",
+                event_loop,
             ],
             cwd=REPO_ROOT,
             env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
@@ -183,7 +186,7 @@ async def delivery_latency(address: str, samples: int) -> dict[str, float]:
 
 
 async def one_run(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float]]:
-    engine = Engine(args.partitions)
+    engine = Engine(args.partitions, args.event_loop)
     try:
         await engine.ready()
         rate = await throughput(engine.address, args.seconds, args.workers, args.creators)
@@ -201,6 +204,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--creators", type=int, default=16)
     parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     args = parser.parse_args()
     rates, p50s, p99s = [], [], []
     for run in range(args.runs):
@@ -215,6 +219,7 @@ def main() -> None:
         "partitions": args.partitions,
         "workers": args.workers,
         "creators": args.creators,
+        "event_loop": args.event_loop,
     }
     print(
         json.dumps(

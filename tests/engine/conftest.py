@@ -29,9 +29,17 @@ def free_port() -> int:
 class EngineProcess:
     """`python -m engine` as a child process; stopped with SIGTERM or killed with SIGKILL."""
 
-    def __init__(self, data_dir: Path, partitions: int = 2, port: int | None = None, log_level: str = "INFO"):
+    def __init__(
+        self,
+        data_dir: Path,
+        partitions: int = 2,
+        port: int | None = None,
+        log_level: str = "INFO",
+        event_loop: str = "auto",
+    ):
         self.data_dir = data_dir
         self.log_level = log_level
+        self.event_loop = event_loop
         self.partitions = partitions
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -58,6 +66,8 @@ class EngineProcess:
                     str(self.data_dir),
                     "--log-level",
                     self.log_level,
+                    "--event-loop",
+                    self.event_loop,
                 ],
                 cwd=REPO_ROOT,
                 env=env,

@@ -47,3 +47,20 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
         check=False,
     )
     assert missing.returncode != 0 and "--data-dir" in missing.stderr
+
+
+def test_event_loop_choice(tmp_path: Path) -> None:
+    """`--event-loop asyncio` runs on the standard loop even where uvloop is installed; the
+    engine names its loop in the log; an unknown choice is refused."""
+    engine = EngineProcess(tmp_path / "data", partitions=1, event_loop="asyncio").start()
+    engine.stop()
+    assert "event loop: asyncio" in engine.stderr()
+    bogus = subprocess.run(
+        [sys.executable, "-m", "engine", "--data-dir", str(tmp_path), "--event-loop", "trio"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert bogus.returncode != 0 and "--event-loop" in bogus.stderr
