@@ -15,9 +15,11 @@ from collections.abc import Callable, Sequence
 
 from django.db import DatabaseError, close_old_connections
 
+from processes.choices import RecordSource
 from processes.importer.events import flush_instance_events
 from processes.importer.projection import BatchResult, Projection
 from processes.importer.sources import RecordSourceReader, open_source
+from processes.importer.sources.readahead import ReadAheadSource
 from processes.models import Cluster, ImportPosition
 
 logger = logging.getLogger(__name__)
@@ -40,7 +42,13 @@ class Importer:
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {batch_size}")
         self.cluster = cluster
-        self.source = source if source is not None else open_source(cluster)
+        if source is None:
+            # Read the next batch while the current one is written (sources/readahead.py); a
+            # Redis consumer group tracks delivery itself, every other source reads by position.
+            source = ReadAheadSource(
+                open_source(cluster), reads_by_position=cluster.record_source != RecordSource.REDIS
+            )
+        self.source = source
         self.batch_size = batch_size
         self.projection = Projection(cluster=cluster)
         self.positions: dict[tuple[int, str], int] = {}
