@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Exists, OuterRef
 
 from processes.choices import IncidentState
@@ -135,10 +135,19 @@ def _load(model: type[models.Model], names: Sequence[str], keys: Iterable[int]) 
     return rows
 
 
-def _upsert(model: type[models.Model], names: Sequence[str], rows: list[Row]) -> None:
+def _upsert(
+    model: type[models.Model], names: Sequence[str], rows: list[Row], existing: set[int] | None = None
+) -> None:
+    """Write `rows`; `existing` holds the keys the batch loaded from the table (see _insert_new)."""
     if not rows:
         return
     if connection.vendor == "postgresql":
+        if existing is not None:
+            new_rows = [row for row in rows if row["key"] not in existing]
+            if new_rows and _insert_new(model, names, new_rows):
+                rows = [row for row in rows if row["key"] in existing]
+                if not rows:
+                    return
         _upsert_postgresql(model, names, rows)
         return
     meta = model._meta
@@ -151,6 +160,57 @@ def _upsert(model: type[models.Model], names: Sequence[str], rows: list[Row]) ->
         unique_fields=["key"],
         update_fields=update_fields,
     )
+
+
+def _copy_rows(
+    cursor: Any, table: str, model: type[models.Model], names: Sequence[str], rows: list[Row]
+) -> None:
+    """COPY `rows` into `table`; JSON fields as text, None as SQL NULL (as the ORM writes them)."""
+    meta = model._meta
+    quoted = ", ".join(f'"{meta.get_field(name).column}"' for name in names)
+    json_columns = [
+        index for index, name in enumerate(names) if isinstance(meta.get_field(name), models.JSONField)
+    ]
+    dumps = json.dumps
+    with cursor.copy(f'COPY "{table}" ({quoted}) FROM STDIN') as copy:
+        write_row = copy.write_row
+        if not json_columns:
+            for row in rows:
+                write_row([row[name] for name in names])
+            return
+        for row in rows:
+            values = [row[name] for name in names]
+            for index in json_columns:
+                if values[index] is not None:
+                    values[index] = dumps(values[index])
+            write_row(values)
+
+
+def _insert_new(model: type[models.Model], names: Sequence[str], rows: list[Row]) -> bool:
+    """COPY rows the batch found no trace of straight into the table; False if some exist after all.
+
+    A row whose key the batch's load query (run inside this transaction, after locking the
+    cluster's ImportPosition rows) did not find is new: only this cluster's importer writes its
+    keys. That saves the staging table and the INSERT ... ON CONFLICT for most rows of a batch (an
+    element instance usually starts and ends within one batch). Should a row exist all the same
+    (two importers started for one cluster before it had any position row), the COPY fails on the
+    primary key, is rolled back to its savepoint, and the caller upserts the rows instead.
+    """
+    meta = model._meta
+    written = {meta.get_field(name).column for name in names}
+    # Columns the importer does not write (flags kept by SQL): their model default, as on insert.
+    extra = [field for field in meta.concrete_fields if field.column not in written]
+    defaults = {field.attname: field.get_default() for field in extra}
+    all_names = [*names, *defaults]
+    if defaults:
+        rows = [{**row, **defaults} for row in rows]
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            _copy_rows(cursor.cursor, meta.db_table, model, all_names, rows)
+    except IntegrityError:
+        logger.info("%s: some new rows exist already; upserting them", meta.db_table)
+        return False
+    return True
 
 
 def _staging_tables_created() -> set[str]:
@@ -176,9 +236,6 @@ def _upsert_postgresql(model: type[models.Model], names: Sequence[str], rows: li
     meta = model._meta
     table = meta.db_table
     columns = [meta.get_field(name).column for name in names]
-    json_columns = {
-        index for index, name in enumerate(names) if isinstance(meta.get_field(name), models.JSONField)
-    }
     # Columns the importer does not write (flags kept by SQL): their model default on insert only.
     written = set(columns)
     extra = [field for field in meta.concrete_fields if field.column not in written]
@@ -197,14 +254,7 @@ def _upsert_postgresql(model: type[models.Model], names: Sequence[str], rows: li
                 f'SELECT {quoted} FROM "{table}" WITH NO DATA'
             )
             transaction.on_commit(lambda: created.add(staging))
-        raw = cursor.cursor  # the psycopg cursor under Django's wrapper
-        with raw.copy(f'COPY "{staging}" ({quoted}) FROM STDIN') as copy:
-            for row in rows:
-                values = [row[name] for name in names]
-                for index in json_columns:
-                    if values[index] is not None:  # None stays SQL NULL, as with the ORM
-                        values[index] = json.dumps(values[index])
-                copy.write_row(values)
+        _copy_rows(cursor.cursor, staging, model, names, rows)
         cursor.execute(
             f'INSERT INTO "{table}" ({insert_columns}) SELECT {select_columns} FROM "{staging}" '  # noqa: S608
             f'ON CONFLICT ("key") DO UPDATE SET {updates}',
@@ -369,6 +419,11 @@ class Projection:
             incidents=_load(Incident, fields.INCIDENT_FIELDS, keys["incidents"]),
             variables=_load(Variable, fields.VARIABLE_FIELDS, keys["variables"]),
         )
+        # Keys found in the database, before the fold adds the batch's new rows (see _insert_new).
+        self._existing = {
+            name: set(getattr(fold, name))
+            for name in ("definitions", "instances", "elements", "jobs", "incidents", "variables")
+        }
         for record in to_apply:
             tally = tallies[(record.partition_id, record.stream)]
             try:
@@ -491,6 +546,7 @@ class Projection:
                 *fields.INCIDENT_FIELDS
             ):
                 row = fold.incidents.setdefault(row["key"], row)
+                self._existing["incidents"].add(row["key"])
                 instance = fold.instances[row["process_instance_id"]]
                 row["root_key"] = instance["root_id"]
                 row["tree_path"] = instance["tree_path"]
@@ -499,18 +555,17 @@ class Projection:
     def _write(self, fold: BatchFold) -> None:
         changed_servers = self._link_servers(fold)
         self._resolve_incident_trees(fold)
-        _upsert(
-            ProcessDefinition,
-            fields.DEFINITION_FIELDS,
-            [fold.definitions[key] for key in fold.dirty_definitions],
-        )
-        _upsert(
-            ProcessInstance, fields.INSTANCE_FIELDS, [fold.instances[key] for key in fold.dirty_instances]
-        )
-        _upsert(ElementInstance, fields.ELEMENT_FIELDS, [fold.elements[key] for key in fold.dirty_elements])
-        _upsert(Job, fields.JOB_FIELDS, [fold.jobs[key] for key in fold.dirty_jobs])
-        _upsert(Incident, fields.INCIDENT_FIELDS, [fold.incidents[key] for key in fold.dirty_incidents])
-        _upsert(Variable, fields.VARIABLE_FIELDS, [fold.variables[key] for key in fold.dirty_variables])
+        existing = self._existing
+        for model, names, name in (
+            (ProcessDefinition, fields.DEFINITION_FIELDS, "definitions"),
+            (ProcessInstance, fields.INSTANCE_FIELDS, "instances"),
+            (ElementInstance, fields.ELEMENT_FIELDS, "elements"),
+            (Job, fields.JOB_FIELDS, "jobs"),
+            (Incident, fields.INCIDENT_FIELDS, "incidents"),
+            (Variable, fields.VARIABLE_FIELDS, "variables"),
+        ):
+            found = getattr(fold, name)
+            _upsert(model, names, [found[key] for key in getattr(fold, f"dirty_{name}")], existing[name])
         if fold.large_values:
             VariableValue.objects.bulk_create(
                 [VariableValue(variable_id=key, json_text=text) for key, text in fold.large_values.items()],
