@@ -27,7 +27,9 @@ StreamActivatedJobs: one stream per non-disabled, non-down cluster, merged into 
 stream; a leg that ends or fails is reopened (a cluster that comes back gets a new leg within a
 second); on client cancel every leg is closed and jobs not yet written are handed back. A stream
 has no natural end, so here the legs must be cancelled: a job a cluster pushes in the very
-instant its leg is cancelled is the cluster's to hand back (Zeebe yields such jobs).
+instant its leg is cancelled is the cluster's to hand back when its write fails (Zeebe and the
+embedded engine yield such jobs); one already accepted by gRPC but not yet read here stays locked
+until its timeout, a window the protocol has no acknowledgement to close.
 """
 
 from __future__ import annotations
