@@ -207,7 +207,7 @@ def _insert_new(model: type[models.Model], names: Sequence[str], rows: list[Row]
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             _copy_rows(cursor.cursor, meta.db_table, model, all_names, rows)
-    except IntegrityError:
+    except (IntegrityError, connection.Database.IntegrityError):  # raw psycopg COPY: not wrapped
         logger.info("%s: some new rows exist already; upserting them", meta.db_table)
         return False
     return True
