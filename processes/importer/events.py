@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 MAX_CONCURRENT_SENDS = 8
 MAX_BATCHES_IN_FLIGHT = 4
 FLUSH_TIMEOUT_SECONDS = 30.0
+MEMBER_CHECK_CHUNK = 1000  # group keys per EXISTS
 
 
 class _Sender:
@@ -85,11 +86,19 @@ async def _groups_with_members(layer: object, groups: set[str]) -> set[str] | No
         by_host.setdefault(consistent_hash(group), []).append(group)
     found: set[str] = set()
     for index, names in by_host.items():
-        pipeline = connection(index).pipeline(transaction=False)
-        for name in names:
-            pipeline.zcard(group_key(name))
-        counts = await pipeline.execute()
-        found.update(name for name, count in zip(names, counts, strict=True) if count)
+        client = connection(index)
+        for start in range(0, len(names), MEMBER_CHECK_CHUNK):
+            chunk = names[start : start + MEMBER_CHECK_CHUNK]
+            keys = [group_key(name) for name in chunk]
+            # Redis deletes an emptied sorted set, so one EXISTS answers "nobody" for a whole
+            # chunk (the usual case); only a chunk with listeners is counted group by group.
+            if not await client.exists(*keys):
+                continue
+            pipeline = client.pipeline(transaction=False)
+            for key in keys:
+                pipeline.zcard(key)
+            counts = await pipeline.execute()
+            found.update(name for name, count in zip(chunk, counts, strict=True) if count)
     return found
 
 
