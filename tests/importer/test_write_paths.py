@@ -155,3 +155,26 @@ def test_read_ahead_error_surfaces_on_the_next_fetch_of_a_delivery_tracking_sour
     with pytest.raises(ConnectionError, match="redis went away"):
         reader.fetch({}, 4, 0.0)
     reader.close()
+
+
+@pytest.mark.django_db
+def test_the_collector_is_paused_while_busy_and_resumed_when_idle(cluster: Any) -> None:
+    import gc
+
+    from processes.importer.runner import GC_PAUSE_BATCHES, Importer
+
+    assert gc.isenabled()
+    importer = Importer(cluster=cluster, source=ListSource(GC_PAUSE_BATCHES + 3), batch_size=1)
+    try:
+        assert importer.run_once() is not None
+        assert not gc.isenabled()  # busy: stays paused between batches
+        for _ in range(GC_PAUSE_BATCHES - 1):
+            importer.run_once()
+        assert gc.isenabled()  # bounded: resumed after GC_PAUSE_BATCHES batches in a row
+        while importer.run_once() is not None:
+            pass
+        assert gc.isenabled()  # idle source: resumed
+    finally:
+        importer.close()
+        gc.enable()
+    assert importer.positions == {(1, ""): GC_PAUSE_BATCHES + 3}  # every record consumed
