@@ -84,6 +84,10 @@ class Importer:
             self.source.acknowledge(records)
         except BaseException:
             self._resume_collector()
+            try:
+                self.source.rewind()
+            except Exception:
+                logger.exception("cluster %s: could not rewind the record source", self.cluster.pk)
             raise
         self.positions.update(result.positions)
         self._paused_batches += 1

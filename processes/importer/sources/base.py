@@ -36,6 +36,16 @@ class RecordSourceReader(Protocol):
         """Called once the batch holding `records` is committed."""
         ...
 
+    def rewind(self) -> None:
+        """The records fetched since the last acknowledge were not committed: deliver them again.
+
+        Sources that read by position need nothing here (the runner asks again from the committed
+        positions); a source that tracks delivery itself (a Redis consumer group) must re-read its
+        pending entries, or a later batch would move the positions past them and they would be
+        skipped as already imported.
+        """
+        ...
+
     def close(self) -> None: ...
 
 

@@ -78,6 +78,9 @@ class ElasticsearchSource:
                 )
         return records
 
+    def rewind(self) -> None:
+        return None  # reads by position: the next fetch starts from the committed positions
+
     def acknowledge(self, records: Sequence[SourceRecord]) -> None:
         """Elasticsearch is read by position; nothing to acknowledge."""
 

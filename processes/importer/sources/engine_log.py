@@ -101,6 +101,9 @@ class EngineLogSource:
         self._readers.pop(partition_id, None)  # its resume point may be mid-way; start fresh
         return records
 
+    def rewind(self) -> None:
+        return None  # reads by position: the next fetch starts from the committed positions
+
     def acknowledge(self, records: Sequence[SourceRecord]) -> None:
         """The log is read by position; nothing to acknowledge."""
 

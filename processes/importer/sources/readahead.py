@@ -109,6 +109,14 @@ class ReadAheadSource:
     def acknowledge(self, records: Sequence[SourceRecord]) -> None:
         self.source.acknowledge(records)
 
+    def rewind(self) -> None:
+        # The batch read ahead assumed the failed batch would commit: drop it (a Redis source
+        # re-reads it from its pending entries) and let the wrapped source rewind.
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.thread.join()
+        self.source.rewind()
+
     def close(self) -> None:
         ahead, self._ahead = self._ahead, None
         if ahead is not None:

@@ -179,6 +179,15 @@ class RedisStreamSource:
             ack=(stream, entry_id),
         )
 
+    def rewind(self) -> None:
+        # Everything read since the last XACK (the failed batch, the records held back for the
+        # frontier, a read-ahead batch) is still pending in the group: read it all again from the
+        # start of each stream's pending list, rebuilding the frontier as it arrives.
+        self._held.clear()
+        self._delivered.clear()
+        for stream in self._streams:
+            self._pending_cursor[stream] = "0"
+
     def acknowledge(self, records: Sequence[SourceRecord]) -> None:
         by_stream: dict[bytes, list[bytes]] = {}
         for record in records:
