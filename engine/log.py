@@ -138,6 +138,13 @@ def _iter_batches(handle: Any, start_offset: int, unchecked: int = 0) -> Iterato
             continue
         word, crc = HEADER.unpack_from(buffer, index)
         end = index + HEADER.size + (word & LENGTH_MASK)
+        if len(buffer) < end:
+            # Drop what was consumed before growing: appending to the whole buffer would copy the
+            # file read so far again for every record that straddles a chunk (quadratic reads).
+            buffer = buffer[index:]
+            buffer_offset += index
+            end -= index
+            index = 0
         while len(buffer) < end:
             chunk = handle.read(max(READ_CHUNK, end - len(buffer)))
             if not chunk:

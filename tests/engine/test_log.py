@@ -146,3 +146,18 @@ def test_any_crash_point_leaves_exactly_the_complete_batches(
     assert writer.next_position == complete_records + 1
     assert segment.stat().st_size == offset
     writer.close()
+
+
+def test_records_that_straddle_read_chunks_are_read_whole(tmp_path: Path) -> None:
+    # 700 KB records against the reader's 1 MiB chunks: most records straddle a chunk boundary,
+    # the path that compacts the read buffer before growing it.
+    writer = LogWriter(tmp_path, 1)
+    blobs = [chr(ord("a") + n) * 700_000 for n in range(8)]
+    for position, blob in enumerate(blobs, start=1):
+        writer.append_batch([payload(position, blob=blob)])
+    writer.sync()
+    records = LogReader(tmp_path, 1).read(1, max_records=100)
+    assert [r["position"] for r in records] == list(range(1, 9))
+    assert [r["blob"] for r in records] == blobs
+    assert [r["position"] for r in LogReader(tmp_path, 1).read(6)] == [6, 7, 8]
+    writer.close()
