@@ -21,7 +21,10 @@ them). Instead each slice ends on the cluster's side, and a leg still running af
 A job the proxy received but cannot deliver (over ``maxJobsToActivate`` because two legs
 answered at once, a leftover leg, or the client went away) is handed back at once: FailJob with
 its retries unchanged and retryBackOff 0 (:meth:`GatewayProxy.give_back`). It is never dropped
-and never left locked until its deadline.
+and never left locked until its deadline. Both handlers are coroutines writing with
+``context.write`` (not async generators): a write to a call the client has left raises, and a
+cancellation while waiting arrives as ``asyncio.CancelledError``, right where the jobs are held,
+so the hand-back runs at once instead of whenever a parked generator gets closed or collected.
 
 StreamActivatedJobs: one stream per non-disabled, non-down cluster, merged into the client's
 stream; a leg that ends or fails is reopened (a cluster that comes back gets a new leg within a
@@ -38,7 +41,6 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -51,6 +53,10 @@ if TYPE_CHECKING:
     from routing.proxy import GatewayProxy
 
 log = logging.getLogger(__name__)
+# DEBUG: one line per message of jobs read from a cluster and per message gRPC accepted for the
+# client (cluster-local keys), so a test or an operator can tell a job handed to a client, one
+# handed back and one that never reached the proxy apart.
+delivery_log = logging.getLogger("routing.activation.delivery")
 
 CLIENT_ERRORS = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED})
 """Errors about the request itself: every cluster would say the same, so answer at once."""
@@ -83,6 +89,33 @@ def _globalized(cluster_id: int, jobs: list[gateway_pb2.ActivatedJob]) -> list[A
     return out
 
 
+def _keys(jobs: list[gateway_pb2.ActivatedJob]) -> str:
+    return ",".join(str(job.key) for job in jobs)
+
+
+def _log_read(cluster_id: int, jobs: list[gateway_pb2.ActivatedJob]) -> None:
+    if delivery_log.isEnabledFor(logging.DEBUG):
+        delivery_log.debug("read from cluster %d jobs [%s]", cluster_id, _keys(jobs))
+
+
+async def _write_batch(
+    context: grpc.aio.ServicerContext, cluster_id: int, jobs: list[gateway_pb2.ActivatedJob]
+) -> None:
+    """Write one ActivateJobsResponse; returns only once gRPC accepted it (else raises)."""
+    await context.write(gateway_pb2.ActivateJobsResponse(jobs=_globalized(cluster_id, jobs)))
+    if delivery_log.isEnabledFor(logging.DEBUG):
+        delivery_log.debug("handed over from cluster %d jobs [%s]", cluster_id, _keys(jobs))
+
+
+async def _write_job(
+    context: grpc.aio.ServicerContext, cluster_id: int, job: gateway_pb2.ActivatedJob
+) -> None:
+    """Write one streamed job; returns only once gRPC accepted it (else raises)."""
+    await context.write(_globalized(cluster_id, [job])[0])
+    if delivery_log.isEnabledFor(logging.DEBUG):
+        delivery_log.debug("handed over from cluster %d jobs [%d]", cluster_id, job.key)
+
+
 def _leg_request(
     request: gateway_pb2.ActivateJobsRequest, max_jobs: int, request_timeout: int
 ) -> gateway_pb2.ActivateJobsRequest:
@@ -105,7 +138,7 @@ async def activate_jobs(
     proxy: GatewayProxy,
     request: gateway_pb2.ActivateJobsRequest,
     context: grpc.aio.ServicerContext,
-) -> AsyncIterator[gateway_pb2.ActivateJobsResponse]:
+) -> None:
     targets = proxy.fan_out_targets()
     if not targets:
         await context.abort(
@@ -127,7 +160,11 @@ async def activate_jobs(
 
     # ---- 1. quick pass, sequential, no long polling
     delivered = 0
-    reading: tuple[int, Any] | None = None  # (cluster id, upstream call) while it is being read
+    # (cluster id, task reading a cluster's answer) while the handler waits for it. The answer
+    # is read in its own task: a cancelled handler must not cancel the upstream call (grpc
+    # cancels a call whose reader is cancelled), which would leave jobs the cluster already
+    # handed to gRPC locked until their timeout; the task is finished and handed back instead.
+    reading: tuple[int, asyncio.Task[tuple[list[list[Any]], grpc.aio.AioRpcError | None]]] | None = None
     try:
         for cluster in targets:
             if delivered and remaining <= 0:
@@ -135,44 +172,47 @@ async def activate_jobs(
             leg = _leg_request(request, remaining if remaining > 0 else request.maxJobsToActivate, -1)
             stub = proxy.pool.get(cluster.address).stub
             started = time.perf_counter()
-            try:
-                left = client_timeout()
-                call = stub.ActivateJobs(
-                    leg, timeout=QUICK_PASS_TIMEOUT if left is None else min(left, QUICK_PASS_TIMEOUT)
-                )
-                reading = (cluster.id, call)
-                async for response in call:
-                    jobs = list(response.jobs)
-                    if not jobs:
-                        continue
-                    fitting, extra = jobs[:remaining], jobs[remaining:]
-                    if extra:
-                        proxy.give_back_soon(cluster.id, extra)
-                    if fitting:
-                        proxy.metrics_store.counters(cluster.id).jobs_activated += len(fitting)
-                        undelivered.append((cluster.id, fitting))
-                        yield gateway_pb2.ActivateJobsResponse(jobs=_globalized(cluster.id, fitting))
-                        undelivered.clear()
-                        remaining -= len(fitting)
-                        delivered += len(fitting)
-                reading = None
+            # Not the client's deadline: the leg must end on the cluster's side, not be cut off.
+            call = stub.ActivateJobs(leg, timeout=QUICK_PASS_TIMEOUT)
+            reader = asyncio.ensure_future(_read_answer(cluster.id, call))
+            reading = (cluster.id, reader)
+            done, _ = await asyncio.wait({reader}, timeout=client_timeout())
+            if not done:
+                break  # the client's deadline passed; the answer is handed back (finally)
+            reading = None
+            batches, error = reader.result()
+            undelivered.extend((cluster.id, jobs) for jobs in batches)
+            while undelivered:
+                cluster_id, jobs = undelivered[0]
+                fitting, extra = jobs[:remaining], jobs[remaining:]
+                if extra:
+                    proxy.give_back_soon(cluster_id, extra)
+                if not fitting:
+                    undelivered.pop(0)
+                    continue
+                undelivered[0] = (cluster_id, fitting)
+                proxy.metrics_store.counters(cluster_id).jobs_activated += len(fitting)
+                await _write_batch(context, cluster_id, fitting)
+                undelivered.pop(0)
+                remaining -= len(fitting)
+                delivered += len(fitting)
+            if error is None:
                 proxy.metrics_store.record(cluster.id, "ActivateJobs", time.perf_counter() - started, None)
-            except grpc.aio.AioRpcError as error:
-                reading = None
-                proxy.metrics_store.record(cluster.id, "ActivateJobs", None, error.code().name)
-                if error.code() in CLIENT_ERRORS:
-                    await context.abort(error.code(), error.details() or "")
-                if error.code() is grpc.StatusCode.UNAVAILABLE:
-                    proxy.health.report_failure(cluster, error.details() or "")
-                errors.append(error)
+                continue
+            proxy.metrics_store.record(cluster.id, "ActivateJobs", None, error.code().name)
+            if error.code() in CLIENT_ERRORS:
+                await context.abort(error.code(), error.details() or "")
+            if error.code() is grpc.StatusCode.UNAVAILABLE:
+                proxy.health.report_failure(cluster, error.details() or "")
+            errors.append(error)
     finally:
         for cluster_id, jobs in undelivered:
             proxy.give_back_soon(cluster_id, jobs)
         undelivered.clear()
         if reading is not None:
-            # The client went away mid-stream: read the cluster's answer to its end (not cancel
-            # it) and hand back what it still brings.
-            proxy.spawn_hand_back(_hand_back_call(proxy, *reading))
+            # The client went away while a cluster's answer was on its way: let it arrive
+            # and hand back everything it brings.
+            proxy.spawn_hand_back(_hand_back_answer(proxy, *reading))
     if delivered:
         return
     if request.requestTimeout < 0:
@@ -205,6 +245,7 @@ async def activate_jobs(
         try:
             async for response in call:
                 if response.jobs:
+                    _log_read(cluster.id, list(response.jobs))
                     queue.put_nowait(("jobs", cluster, list(response.jobs)))
             queue.put_nowait(("done", cluster, None))
         except grpc.aio.AioRpcError as error:
@@ -233,7 +274,7 @@ async def activate_jobs(
                     if first_leg_with_jobs is None:
                         first_leg_with_jobs = cluster.id
                     undelivered.append((cluster.id, fitting))
-                    yield gateway_pb2.ActivateJobsResponse(jobs=_globalized(cluster.id, fitting))
+                    await _write_batch(context, cluster.id, fitting)
                     undelivered.clear()
                     remaining -= len(fitting)
                     delivered += len(fitting)
@@ -265,7 +306,7 @@ async def activate_jobs(
             if fitting:
                 proxy.metrics_store.counters(cluster.id).jobs_activated += len(fitting)
                 undelivered.append((cluster.id, fitting))
-                yield gateway_pb2.ActivateJobsResponse(jobs=_globalized(cluster.id, fitting))
+                await _write_batch(context, cluster.id, fitting)
                 undelivered.clear()
                 remaining -= len(fitting)
                 delivered += len(fitting)
@@ -287,13 +328,29 @@ async def activate_jobs(
         await context.abort(chosen.code(), chosen.details() or "")
 
 
-async def _hand_back_call(proxy: GatewayProxy, cluster_id: int, call: Any) -> None:
+async def _read_answer(cluster_id: int, call: Any) -> tuple[list[list[Any]], grpc.aio.AioRpcError | None]:
+    """Read a quick-pass answer to its end: the job batches, and the error that ended it if any
+    (jobs read before an error are returned too, never dropped)."""
+    batches: list[list[Any]] = []
     try:
         async for response in call:
             if response.jobs:
-                proxy.give_back_soon(cluster_id, list(response.jobs))
-    except grpc.aio.AioRpcError:
-        pass
+                jobs = list(response.jobs)
+                _log_read(cluster_id, jobs)
+                batches.append(jobs)
+    except grpc.aio.AioRpcError as error:
+        return batches, error
+    return batches, None
+
+
+async def _hand_back_answer(
+    proxy: GatewayProxy,
+    cluster_id: int,
+    reader: asyncio.Task[tuple[list[list[Any]], grpc.aio.AioRpcError | None]],
+) -> None:
+    batches, _error = await reader
+    for jobs in batches:
+        proxy.give_back_soon(cluster_id, jobs)
 
 
 async def _hand_back_rest(
@@ -318,7 +375,7 @@ async def stream_activated_jobs(
     proxy: GatewayProxy,
     request: gateway_pb2.StreamActivatedJobsRequest,
     context: grpc.aio.ServicerContext,
-) -> AsyncIterator[gateway_pb2.ActivatedJob]:
+) -> None:
     queue: asyncio.Queue[tuple[str, int, Any]] = asyncio.Queue()
     legs: dict[int, tuple[Cluster, Any, asyncio.Task[None]]] = {}
     restart_at: dict[int, float] = {}
@@ -326,6 +383,7 @@ async def stream_activated_jobs(
     async def read_leg(cluster: Cluster, call: Any) -> None:
         try:
             async for job in call:
+                _log_read(cluster.id, [job])
                 queue.put_nowait(("job", cluster.id, job))
             queue.put_nowait(("ended", cluster.id, None))
         except grpc.aio.AioRpcError as error:
@@ -367,7 +425,7 @@ async def stream_activated_jobs(
             if kind == "job":
                 proxy.metrics_store.counters(cluster_id).jobs_activated += 1
                 pending = (cluster_id, payload)
-                yield _globalized(cluster_id, [payload])[0]
+                await _write_job(context, cluster_id, payload)
                 pending = None
             elif kind == "error":
                 leg_error: grpc.aio.AioRpcError = payload

@@ -37,7 +37,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -654,21 +654,24 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
 
     # ================================================================= Gateway RPCs
 
-    async def ActivateJobs(
+    # The activation handlers are coroutines writing with ``context.write``, not async
+    # generators: a write to a caller that left raises (or a cancellation arrives) right where
+    # the jobs are held, so they are handed back at once. A generator parked at ``yield`` would
+    # only run its hand-back when it is closed or garbage-collected.
+
+    async def ActivateJobs(  # type: ignore[override]  # grpc.aio accepts a writing coroutine
         self, request: gateway_pb2.ActivateJobsRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[gateway_pb2.ActivateJobsResponse]:
+    ) -> None:
         from routing.activation import activate_jobs
 
-        async for response in activate_jobs(self, request, context):
-            yield response
+        await activate_jobs(self, request, context)
 
-    async def StreamActivatedJobs(
+    async def StreamActivatedJobs(  # type: ignore[override]  # grpc.aio accepts a writing coroutine
         self, request: gateway_pb2.StreamActivatedJobsRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[gateway_pb2.ActivatedJob]:
+    ) -> None:
         from routing.activation import stream_activated_jobs
 
-        async for job in stream_activated_jobs(self, request, context):
-            yield job
+        await stream_activated_jobs(self, request, context)
 
     async def CompleteJob(
         self, request: gateway_pb2.CompleteJobRequest, context: grpc.aio.ServicerContext

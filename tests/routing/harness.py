@@ -65,6 +65,7 @@ class EngineProcess:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    log_level: str = "INFO"
 
     @property
     def address(self) -> str:
@@ -89,6 +90,8 @@ class EngineProcess:
                 str(self.partitions),
                 "--data-dir",
                 str(self.data_dir),
+                "--log-level",
+                self.log_level,
             ],
             cwd=REPO_ROOT,
             env=python_env(),
@@ -146,6 +149,7 @@ class ProxyProcess:
     work_dir: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    log_level: str = "INFO"
 
     @property
     def address(self) -> str:
@@ -185,6 +189,8 @@ class ProxyProcess:
                 str(self.clusters_file),
                 "--state-dir",
                 str(self.state_dir),
+                "--log-level",
+                self.log_level,
             ],
             cwd=REPO_ROOT,
             env=python_env(),
