@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -168,3 +170,22 @@ def element_instances(data_dir: Path, process_instance_key: int, element_id: str
         )
         if r["intent"] == "ELEMENT_ACTIVATING"
     ]
+
+
+async def create_instances_paced(
+    stub: Any, process_id: str, count: int, max_seconds: float, seed: int = 7
+) -> set[int]:
+    """Create up to `count` instances of `process_id` a few ms apart (seeded), for at most
+    `max_seconds`; returns their keys. Used by the race tests, whose racing clients run meanwhile."""
+    rng = random.Random(seed)
+    created: set[int] = set()
+    started = time.monotonic()
+    for _ in range(count):
+        if time.monotonic() - started > max_seconds:
+            break
+        response = await stub.CreateProcessInstance(
+            pb.CreateProcessInstanceRequest(bpmnProcessId=process_id, version=-1, variables="{}"), timeout=10
+        )
+        created.add(response.processInstanceKey)
+        await asyncio.sleep(rng.uniform(0.0, 0.01))
+    return created

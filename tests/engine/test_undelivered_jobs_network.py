@@ -22,7 +22,7 @@ from pyzeebe.proto import gateway_pb2 as pb
 from pyzeebe.proto import gateway_pb2_grpc as pb_grpc
 
 from tests.engine.conftest import EngineProcess
-from tests.engine.helpers import all_records, one_task_process
+from tests.engine.helpers import all_records, create_instances_paced, one_task_process
 
 JOB_TYPE = "race-work"
 JOB_TIMEOUT_MS = 300_000  # a leaked lock would hold the job for 5 minutes: unmistakable
@@ -109,18 +109,7 @@ async def _race(engine: EngineProcess, process: bytes) -> tuple[set[int], dict[i
         stop = asyncio.Event()
         clients = [asyncio.ensure_future(_poller(stub, i, stop, received)) for i in range(POLLERS)]
         clients += [asyncio.ensure_future(_streamer(stub, i, stop, received)) for i in range(STREAMERS)]
-        created: set[int] = set()
-        rng = random.Random(7)
-        started = time.monotonic()
-        for _ in range(INSTANCES):
-            if time.monotonic() - started > STRESS_SECONDS:
-                break
-            response = await stub.CreateProcessInstance(
-                pb.CreateProcessInstanceRequest(bpmnProcessId="race-flow", version=-1, variables="{}"),
-                timeout=10,
-            )
-            created.add(response.processInstanceKey)
-            await asyncio.sleep(rng.uniform(0.0, 0.01))
+        created = await create_instances_paced(stub, "race-flow", INSTANCES, STRESS_SECONDS)
         await asyncio.sleep(0.2)
         stop.set()
         await asyncio.wait_for(asyncio.gather(*clients), 30)

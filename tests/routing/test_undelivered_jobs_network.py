@@ -35,6 +35,7 @@ from pyzeebe.proto import gateway_pb2 as pb
 from pyzeebe.proto import gateway_pb2_grpc as pb_grpc
 
 from routing.keys import from_global
+from tests.engine.helpers import create_instances_paced
 from tests.routing.harness import EngineProcess, ProxyProcess, cluster_entry
 from tests.routing.models import service_task_process
 
@@ -153,18 +154,7 @@ async def _race(
         clients += [
             asyncio.ensure_future(_streamer(stub, i, stop, received, instance_of)) for i in range(streamers)
         ]
-        created: set[int] = set()
-        rng = random.Random(7)
-        started = time.monotonic()
-        for _ in range(INSTANCES):
-            if time.monotonic() - started > STRESS_SECONDS:
-                break
-            response = await stub.CreateProcessInstance(
-                pb.CreateProcessInstanceRequest(bpmnProcessId="proxy-race-flow", version=-1, variables="{}"),
-                timeout=10,
-            )
-            created.add(response.processInstanceKey)
-            await asyncio.sleep(rng.uniform(0.0, 0.01))
+        created = await create_instances_paced(stub, "proxy-race-flow", INSTANCES, STRESS_SECONDS)
         await asyncio.sleep(0.2)
         stop.set()
         await asyncio.wait_for(asyncio.gather(*clients), 60)
