@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-inner bench lint venv
+.PHONY: demo test test-inner bench bench-inner lint venv
 
 venv: $(STAMP)
 
@@ -29,8 +29,12 @@ test-inner:
 	$(PY) -m ruff format --check .
 	DEBUG=0 SECRET_KEY=test-only-secret-key $(PY) -m pytest $(PYTEST_ARGS)
 
+# Benchmarks print JSON lines; they run against their own PostgreSQL and Redis like the tests.
 bench: $(STAMP)
-	@for bench in bench/*.py; do echo "# $$bench"; $(PY) $$bench || exit 1; done
+	$(PY) -m tests.services -- $(MAKE) --no-print-directory bench-inner
+
+bench-inner:
+	@for bench in bench/*.py; do echo "# $$bench"; DEBUG=0 SECRET_KEY=bench-only $(PY) $$bench || exit 1; done
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
