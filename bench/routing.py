@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from pyzeebe.proto import gateway_pb2 as pb  # noqa: E402
 from pyzeebe.proto import gateway_pb2_grpc  # noqa: E402
+
+from tests.services import free_port  # noqa: E402
 
 PROCESS_ID = "bench-routing"
 JOB_TYPE = "bench-routing-work"
@@ -60,12 +61,6 @@ BPMN = f"""<?xml version="1.0" encoding="UTF-8"?>
   </bpmn:process>
 </bpmn:definitions>
 """.encode()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def env() -> dict[str, str]:
