@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from console.consumers import InstanceEventsConsumer
+from processes.consumers import InstanceEventsConsumer
 
 websocket_urlpatterns = [
     path("ws/instances/<int:global_key>/", InstanceEventsConsumer.as_asgi()),

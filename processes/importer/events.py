@@ -2,7 +2,7 @@
 
 `send_instance_events_on_commit` is the one helper: it registers a `transaction.on_commit` callback
 that hands the batch's events to a sender thread, which sends an ``instance.changed`` event
-(handled by console.consumers.InstanceEventsConsumer) to each named group. The sender thread owns
+(handled by processes.consumers.InstanceEventsConsumer) to each named group. The sender thread owns
 one event loop for the life of the process, so the channel layer's Redis connections are reused,
 and the sends of a batch run concurrently; the importer goes on with its next batch meanwhile. If
 the sender falls behind by more than MAX_BATCHES_IN_FLIGHT batches, the importer waits for it
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from console.consumers import instance_group_name
+from processes.consumers import instance_group_name
 
 logger = logging.getLogger(__name__)
 

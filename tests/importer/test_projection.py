@@ -12,7 +12,7 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 
-from console.consumers import instance_group_name
+from processes.consumers import instance_group_name
 from processes.importer.projection import Projection
 from processes.importer.records import SourceRecord
 from processes.models import (
