@@ -7,13 +7,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import Count, Max, QuerySet, Sum
+from django.db.models import Count, IntegerField, Max, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 
-from processes.choices import CLUSTER_PLACEMENT_STATES, INCIDENT_ACTIVE_STATES
+from processes.choices import (
+    CLUSTER_PLACEMENT_STATES,
+    INCIDENT_ACTIVE_STATES,
+    INSTANCE_ACTIVE_STATES,
+    JOB_ACTIVE_STATES,
+)
 from processes.models import (
     Cluster,
+    ElementInstance,
     ImportPosition,
     Incident,
+    Job,
+    ProcessDefinition,
     ProcessInstance,
     RecordImportError,
     Variable,
@@ -147,3 +156,132 @@ def import_errors(*, cluster: Cluster | None = None) -> QuerySet[RecordImportErr
     if cluster is not None:
         errors = errors.filter(cluster=cluster)
     return errors.order_by("-created_at", "-id")
+
+
+# -- API and console lists (DESIGN §7, issue 11) -------------------------------------------------------
+
+
+def process_definition_list() -> QuerySet[ProcessDefinition]:
+    """Definitions without their BPMN XML (a list never needs the diagrams)."""
+    return ProcessDefinition.objects.defer("bpmn_xml").order_by("bpmn_process_id", "-version", "key")
+
+
+def process_definition_detail() -> QuerySet[ProcessDefinition]:
+    return ProcessDefinition.objects.all()
+
+
+def process_instance_list() -> QuerySet[ProcessInstance]:
+    """Instances newest first (pi_start_key_idx); keys of related rows are read from the row itself,
+    so listing needs no join. ``tree_path`` is deferred: it can be 2000 characters and no list shows it."""
+    return ProcessInstance.objects.defer("tree_path").order_by("-start_date", "-key")
+
+
+def process_instance_detail() -> QuerySet[ProcessInstance]:
+    """Instances with ``children_count`` (instances they called directly, pi_parent_idx)."""
+    children = (
+        ProcessInstance.objects.filter(parent_id=OuterRef("key"))
+        .order_by()
+        .values("parent_id")
+        .annotate(count=Count("key"))
+        .values("count")
+    )
+    return ProcessInstance.objects.annotate(
+        children_count=Coalesce(Subquery(children, output_field=IntegerField()), 0)
+    )
+
+
+def instance_element_instances(*, instance: ProcessInstance) -> QuerySet[ElementInstance]:
+    """History of one instance in time order (ei_instance_start_idx)."""
+    return ElementInstance.objects.filter(process_instance_id=instance.key).order_by("start_date", "key")
+
+
+def instance_jobs(*, instance: ProcessInstance) -> QuerySet[Job]:
+    return Job.objects.filter(process_instance_id=instance.key).order_by("-created_at", "-key")
+
+
+def instance_incidents(*, instance: ProcessInstance) -> QuerySet[Incident]:
+    return Incident.objects.filter(process_instance_id=instance.key).order_by("-created_at", "-key")
+
+
+def element_instance_detail() -> QuerySet[ElementInstance]:
+    return ElementInstance.objects.all()
+
+
+def job_detail() -> QuerySet[Job]:
+    return Job.objects.all()
+
+
+def incident_list() -> QuerySet[Incident]:
+    """Incidents newest first (incident_state_created_idx once filtered by state)."""
+    return Incident.objects.defer("tree_path").order_by("-created_at", "-key")
+
+
+def instance_counts_by_state() -> dict[str, int]:
+    """Instances per state, over every instance (pi_state_start_idx: an index-only count per state)."""
+    rows = ProcessInstance.objects.order_by().values("state").annotate(count=Count("key"))
+    return {row["state"]: row["count"] for row in rows}
+
+
+def active_instance_counts_by_process() -> list[dict[str, Any]]:
+    """Active instances per process id and version, largest first."""
+    return list(
+        ProcessInstance.objects.filter(state__in=INSTANCE_ACTIVE_STATES)
+        .order_by()
+        .values("bpmn_process_id", "version")
+        .annotate(count=Count("key"))
+        .order_by("-count", "bpmn_process_id", "version")
+    )
+
+
+def active_incident_counts_by_process() -> list[dict[str, Any]]:
+    """Active incidents per process id (incident_state_process_idx)."""
+    return list(
+        Incident.objects.filter(state__in=INCIDENT_ACTIVE_STATES)
+        .order_by()
+        .values("bpmn_process_id")
+        .annotate(count=Count("key"))
+        .order_by("-count", "bpmn_process_id")
+    )
+
+
+# -- Server timelines (issue 9: a server's timeline is a query over process data, so it lives here and
+# servers/ never imports processes) ---------------------------------------------------------------------
+
+
+def server_instances(*, server_id: str) -> QuerySet[ProcessInstance]:
+    """Every process and sub-process instance that touched the server, newest first (pi_server_start_idx).
+
+    Called instances inherit their parent's server (DESIGN §5), so nested instances are included.
+    """
+    return (
+        ProcessInstance.objects.defer("tree_path").filter(server_id=server_id).order_by("-start_date", "-key")
+    )
+
+
+def server_instance_steps(*, instance_keys: list[int]) -> QuerySet[ElementInstance]:
+    """The steps of some instances, per instance in time order (ei_instance_start_idx)."""
+    return ElementInstance.objects.filter(process_instance_id__in=instance_keys).order_by(
+        "process_instance_id", "start_date", "key"
+    )
+
+
+def server_open_incidents(*, server_id: str) -> QuerySet[Incident]:
+    """What is stuck now: active incidents of the server's instances."""
+    return (
+        Incident.objects.defer("tree_path")
+        .filter(
+            state__in=INCIDENT_ACTIVE_STATES,
+            process_instance_id__in=ProcessInstance.objects.filter(server_id=server_id).values("key"),
+        )
+        .order_by("-created_at", "-key")
+    )
+
+
+def server_open_jobs(*, server_id: str) -> QuerySet[Job]:
+    """Open jobs (activatable, activated, failed) of the server's active instances."""
+    return Job.objects.filter(
+        state__in=JOB_ACTIVE_STATES,
+        process_instance_id__in=ProcessInstance.objects.filter(
+            server_id=server_id, state__in=INSTANCE_ACTIVE_STATES
+        ).values("key"),
+    ).order_by("-created_at", "-key")
