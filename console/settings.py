@@ -90,7 +90,7 @@ if _database_url is None:
     }
 else:
     try:
-        DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+        DATABASES = {"default": dict(dj_database_url.parse(_database_url, conn_max_age=60))}
     except (ValueError, dj_database_url.UnknownSchemeError) as error:
         raise ImproperlyConfigured(f"DATABASE_URL is malformed: {error}") from None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from django.db.models import Count, IntegerField, Max, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -86,7 +86,13 @@ def variable_full_value(*, variable: Variable) -> Any:
     return json.loads(full)
 
 
-def incidents_by_error() -> QuerySet[Incident]:
+class IncidentGroup(TypedDict):
+    error_type: str
+    error_message: str
+    count: int
+
+
+def incidents_by_error() -> QuerySet[Incident, IncidentGroup]:
     """Active incidents counted per error type and message (incident_state_type_idx)."""
     return (
         Incident.objects.filter(state__in=INCIDENT_ACTIVE_STATES)
@@ -222,7 +228,13 @@ def instance_counts_by_state() -> dict[str, int]:
     return {row["state"]: row["count"] for row in rows}
 
 
-def active_instance_counts_by_process() -> list[dict[str, Any]]:
+class ProcessInstanceCount(TypedDict):
+    bpmn_process_id: str
+    version: int
+    count: int
+
+
+def active_instance_counts_by_process() -> list[ProcessInstanceCount]:
     """Active instances per process id and version, largest first."""
     return list(
         ProcessInstance.objects.filter(state__in=INSTANCE_ACTIVE_STATES)
@@ -233,7 +245,12 @@ def active_instance_counts_by_process() -> list[dict[str, Any]]:
     )
 
 
-def active_incident_counts_by_process() -> list[dict[str, Any]]:
+class ProcessIncidentCount(TypedDict):
+    bpmn_process_id: str
+    count: int
+
+
+def active_incident_counts_by_process() -> list[ProcessIncidentCount]:
     """Active incidents per process id (incident_state_process_idx)."""
     return list(
         Incident.objects.filter(state__in=INCIDENT_ACTIVE_STATES)

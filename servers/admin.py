@@ -8,7 +8,7 @@ from servers.models import Server
 
 
 @admin.register(Server)
-class ServerAdmin(admin.ModelAdmin):
+class ServerAdmin(admin.ModelAdmin[Server]):
     list_display = ("serial_number", "hostname", "hardware_model", "data_centre", "rack", "state", "is_stub")
     list_filter = ("state", "is_stub", "data_centre")
     search_fields = ("serial_number", "hostname", "rack")

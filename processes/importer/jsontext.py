@@ -15,7 +15,7 @@ from typing import Any
 try:  # optional speed-up, see the module docstring
     import orjson
 except ImportError:  # pragma: no cover - depends on the environment
-    orjson = None
+    orjson = None  # type: ignore[assignment]
 
 
 def loads_record(text: str | bytes) -> Any:

@@ -97,9 +97,10 @@ class RedisStreamSource:
 
     def _read_and_release(self, max_records: int, block_ms: int | None) -> tuple[list[SourceRecord], int]:
         count = max(1, max_records)
-        ids: dict[bytes, Any] = {stream: self._pending_cursor.get(stream, ">") for stream in self._streams}
+        ids: dict[Any, Any] = {stream: self._pending_cursor.get(stream, ">") for stream in self._streams}
         in_pending_phase = any(stream_id != ">" for stream_id in ids.values())
-        response = self.client.xreadgroup(
+        # redis-py types a reply as any RESP value; XREADGROUP's is [(stream, [(id, fields)])].
+        response: Any = self.client.xreadgroup(
             self.group, self.consumer, ids, count=count, block=None if in_pending_phase else block_ms
         )
         saturated: set[bytes] = set()
