@@ -8,7 +8,8 @@ from servers.models import Server
 
 
 @admin.register(Server)
-class ServerAdmin(admin.ModelAdmin[Server]):
+# ModelAdmin is generic only in the stubs (subscripting it at run time needs django_stubs_ext).
+class ServerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ("serial_number", "hostname", "hardware_model", "data_centre", "rack", "state", "is_stub")
     list_filter = ("state", "is_stub", "data_centre")
     search_fields = ("serial_number", "hostname", "rack")
