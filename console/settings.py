@@ -42,10 +42,13 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI / Redoc static files for /api/docs/ (no CDN)
     "channels",
     "django_htmx",
     "processes",
+    "processes.operations",
     "servers",
+    "console",  # its management commands (run_stack)
 ]
 
 MIDDLEWARE = [
@@ -125,6 +128,12 @@ CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 120, minimum=1)
+# A message a worker took but never acknowledged (killed) goes back to the queue after this many
+# seconds; operations are leased in the database, so a redelivered copy finds its work done.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=10)
+}
+CELERY_TASK_REJECT_ON_WORKER_LOST = True  # a task whose worker died is re-queued, not dropped
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -140,16 +149,38 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "processes.api.schema.FleetflowAutoSchema",
+    # JSON only: the API's clients are dashboards and scripts; humans use /api/docs/.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # One error body for every 4xx/5xx: {"error": {"code", "message", "details"}} (issue 11).
+    "EXCEPTION_HANDLER": "processes.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
-SPECTACULAR_SETTINGS = {"TITLE": "Fleetflow API", "VERSION": "0.1.0"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Fleetflow API",
+    "VERSION": "1.0.0",
+    "DESCRIPTION": "Process instances, incidents, servers and operator actions across Zeebe clusters. "
+    'Keys are decimal strings. Errors: {"error": {"code", "message", "details"}}.',
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
 # Fleetflow's own settings.
 # The process variable that links an instance to a server in the inventory (DESIGN §5).
 FLEETFLOW_SERVER_VARIABLE = env_str("FLEETFLOW_SERVER_VARIABLE", "serverSn")
 # Variables larger than this (bytes of JSON text) are stored with a preview; the full value on demand.
 FLEETFLOW_VARIABLE_PREVIEW_BYTES = env_int("FLEETFLOW_VARIABLE_PREVIEW_BYTES", 8192, minimum=256)
+# The gateway proxy's --state-dir: the console reads its metrics.json (cluster health, job-type polls).
+FLEETFLOW_PROXY_STATE_DIR = env_str("FLEETFLOW_PROXY_STATE_DIR")
+# Operations (DESIGN §6): how long a task holds an operation before another may take it over (a
+# killed worker's operations wait this long), and the longest backoff for an unreachable cluster.
+FLEETFLOW_OPERATION_LEASE_SECONDS = env_int("FLEETFLOW_OPERATION_LEASE_SECONDS", 60, minimum=2)
+FLEETFLOW_OPERATION_RETRY_MAX_SECONDS = env_int("FLEETFLOW_OPERATION_RETRY_MAX_SECONDS", 30, minimum=1)
 
 LOGGING = {
     "version": 1,
