@@ -1,0 +1,894 @@
+"""Writes of the operations app: requesting operator actions, running them, batches (DESIGN §6).
+
+Every request function is keyword-only, checks the actor's role itself (operators and admins
+act), validates its input (bad input raises :class:`OperationRejected` naming the field and writes
+nothing), then writes the Operation and its audit row in one transaction and queues the Celery
+task on commit (:func:`enqueue_operations_on_commit`). Clusters are never called from inside a
+transaction: tasks claim operations (a lease, committed), call the cluster, then record the outcome.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from celery import current_app
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from processes.choices import (
+    INCIDENT_ACTIVE_STATES,
+    INSTANCE_ACTIVE_STATES,
+    JOB_ACTIVE_STATES,
+)
+from processes.filters import IncidentFilterSet, ProcessInstanceFilterSet, filter_queryset
+from processes.models import (
+    Cluster,
+    ElementInstance,
+    Incident,
+    Job,
+    ProcessDefinition,
+    ProcessInstance,
+)
+from processes.operations.bpmn import NoSingleSuccessor, successor_of
+from processes.operations.choices import (
+    BATCH_OPEN_STATES,
+    OPERATION_OPEN_STATES,
+    BatchState,
+    ConfirmKind,
+    OperationAction,
+    OperationState,
+)
+from processes.operations.confirm import confirm_visible
+from processes.operations.executor import OperationSnapshot, Outcome, execute_many
+from processes.operations.models import AuditEntry, BatchOperation, Operation
+from processes.roles import Role, require_role
+from routing.client import Router
+from routing.keys import KeyCodecError, cluster_of, from_global
+
+logger = logging.getLogger(__name__)
+
+# Operator input bounds: generous for real use, small enough that a pasted file is refused.
+MAX_VARIABLES_BYTES = 256 * 1024
+MAX_NAME_LENGTH = 255
+MAX_GROUPS = 100
+MAX_RETRIES = 2**31 - 1
+MAX_MESSAGE_TTL_MS = 30 * 24 * 3600 * 1000  # 30 days
+MAX_BATCH_RATE = 10_000.0
+
+# Operations per Celery task message, and targets per planning step of a batch.
+RUN_CHUNK = 50
+PLAN_PAGE = 500
+
+# Actions a batch can apply, and what their filter selects.
+BATCH_ACTIONS = (
+    OperationAction.RETRY,
+    OperationAction.RESOLVE_INCIDENT,
+    OperationAction.CANCEL,
+    OperationAction.SET_VARIABLES,
+)
+
+
+class OperationRejected(ValidationError):
+    """Bad input for an operation; ``field`` names the offending argument (None: the request)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message, code="rejected")
+        self.field = field
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {self.field or "non_field_errors": [str(self.message)]}
+
+
+# -- validation helpers ----------------------------------------------------------------------------
+
+
+def _check_variables(variables: Any, *, field: str, allow_empty: bool = False) -> dict[str, Any]:
+    if not isinstance(variables, Mapping):
+        raise OperationRejected("Variables must be a JSON object (name -> value).", field)
+    if not variables and not allow_empty:
+        raise OperationRejected("Give at least one variable.", field)
+    for name in variables:
+        if not isinstance(name, str) or not name.strip():
+            raise OperationRejected(f"Variable names must be non-empty strings, got {name!r}.", field)
+        if len(name) > MAX_NAME_LENGTH:
+            raise OperationRejected(
+                f"Variable name {name[:40]!r}... is longer than {MAX_NAME_LENGTH}.", field
+            )
+    try:
+        text = json.dumps(dict(variables), allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise OperationRejected(f"Variables must be plain JSON values: {error}", field) from None
+    if len(text.encode()) > MAX_VARIABLES_BYTES:
+        raise OperationRejected(
+            f"Variables are {len(text.encode())} bytes of JSON; at most {MAX_VARIABLES_BYTES} are accepted.",
+            field,
+        )
+    loaded: dict[str, Any] = json.loads(text)  # a plain copy: what is stored is what is sent
+    return loaded
+
+
+def _check_retries(retries: Any, *, field: str = "retries") -> int:
+    if isinstance(retries, bool) or not isinstance(retries, int):
+        raise OperationRejected(f"Retries must be a whole number, got {retries!r}.", field)
+    if not 1 <= retries <= MAX_RETRIES:
+        raise OperationRejected(f"Retries must be between 1 and {MAX_RETRIES}, got {retries}.", field)
+    return retries
+
+
+def _check_text(value: Any, *, field: str, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise OperationRejected(f"Expected text, got {type(value).__name__}.", field)
+    value = value.strip()
+    if not value and not allow_empty:
+        raise OperationRejected("This value may not be empty.", field)
+    if len(value) > MAX_NAME_LENGTH:
+        raise OperationRejected(f"At most {MAX_NAME_LENGTH} characters.", field)
+    return value
+
+
+def _check_global_key(value: Any, *, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OperationRejected(f"A key must be an integer, got {value!r}.", field)
+    try:
+        cluster_id, _ = from_global(value)
+    except KeyCodecError as error:
+        raise OperationRejected(str(error), field) from None
+    if not Cluster.objects.filter(pk=cluster_id).exists():
+        raise OperationRejected(f"Key {value} belongs to cluster {cluster_id}, which is not known.", field)
+    return value
+
+
+def _actor_name(actor: Any) -> str:
+    return str(actor.get_username())[:150]
+
+
+# -- creating operations ---------------------------------------------------------------------------
+
+
+def _task(name: str) -> Any:
+    """A registered Celery task by name (tasks.py imports this module, not the other way round;
+    the app config imports tasks.py, so they are registered in every process)."""
+    return current_app.tasks[name]
+
+
+def enqueue_operations_on_commit(operation_ids: Sequence[int]) -> None:
+    """Queue the task(s) that run these operations once the current transaction commits.
+
+    The one place operations reach Celery. ``robust``: a broker that is down at that moment does
+    not turn a committed request into an error; the operation stays queued and the sweeper
+    (tasks.sweep_operations) queues it again.
+    """
+    run_operations = _task("operations.run_operations")
+    ids = [int(operation_id) for operation_id in operation_ids]
+    for start in range(0, len(ids), RUN_CHUNK):
+        chunk = ids[start : start + RUN_CHUNK]
+        transaction.on_commit(functools.partial(run_operations.delay, chunk), robust=True)
+
+
+def _create_operation(
+    *,
+    actor: Any,
+    action: OperationAction,
+    target_key: int | None,
+    process_instance_key: int | None,
+    parameters: dict[str, Any],
+    confirm_kind: ConfirmKind,
+    confirm_key: int | None,
+) -> Operation:
+    with transaction.atomic():
+        operation = Operation.objects.create(
+            action=action,
+            actor=actor,
+            actor_name=_actor_name(actor),
+            cluster_id=cluster_of(target_key) if target_key else None,
+            target_key=target_key,
+            process_instance_key=process_instance_key,
+            parameters=parameters,
+            confirm_kind=confirm_kind,
+            confirm_key=confirm_key,
+        )
+        AuditEntry.objects.create(
+            actor=actor,
+            actor_name=operation.actor_name,
+            event="requested",
+            operation=operation,
+            message=f"{action.label} requested" + (f" on {target_key}" if target_key else ""),
+            detail={"parameters": parameters},
+        )
+        enqueue_operations_on_commit([operation.id])
+    return operation
+
+
+def operation_retry(*, actor: Any, incident: Incident, retries: int = 1) -> Operation:
+    """Retry an incident: a job incident gets ``retries`` and is resolved; any other incident is
+    resolved (after the operator fixed its variables) and the engine re-attempts the step."""
+    require_role(actor, at_least=Role.OPERATOR)
+    retries = _check_retries(retries)
+    if incident.state not in INCIDENT_ACTIVE_STATES:
+        raise OperationRejected(f"Incident {incident.key} is already resolved.", "incident")
+    parameters: dict[str, Any] = {"retries": retries, "job_key": incident.job_id}
+    return _create_operation(
+        actor=actor,
+        action=OperationAction.RETRY,
+        target_key=incident.key,
+        process_instance_key=incident.process_instance_id,
+        parameters=parameters,
+        confirm_kind=ConfirmKind.INCIDENT_RESOLVED,
+        confirm_key=incident.key,
+    )
+
+
+def operation_resolve_incident(*, actor: Any, incident: Incident) -> Operation:
+    """Resolve an incident as it is (Zeebe refuses a job incident whose job has no retries left)."""
+    require_role(actor, at_least=Role.OPERATOR)
+    if incident.state not in INCIDENT_ACTIVE_STATES:
+        raise OperationRejected(f"Incident {incident.key} is already resolved.", "incident")
+    return _create_operation(
+        actor=actor,
+        action=OperationAction.RESOLVE_INCIDENT,
+        target_key=incident.key,
+        process_instance_key=incident.process_instance_id,
+        parameters={},
+        confirm_kind=ConfirmKind.INCIDENT_RESOLVED,
+        confirm_key=incident.key,
+    )
+
+
+def operation_skip(*, actor: Any, element_instance: ElementInstance, variables: dict[str, Any]) -> Operation:
+    """Skip a stuck step: terminate it and activate the element its single outgoing flow leads
+    to, with ``variables`` set on the process instance, in one ModifyProcessInstance command."""
+    require_role(actor, at_least=Role.OPERATOR)
+    variables = _check_variables(variables, field="variables", allow_empty=True)
+    if element_instance.state not in INSTANCE_ACTIVE_STATES:
+        raise OperationRejected(
+            f"Step '{element_instance.element_id}' ({element_instance.key}) is not active: nothing to skip.",
+            "element_instance",
+        )
+    definition = (
+        ProcessDefinition.objects.filter(key=element_instance.process_definition_key).first()
+        if element_instance.process_definition_key is not None
+        else None
+    )
+    if definition is None:
+        raise OperationRejected(
+            f"The process definition of step '{element_instance.element_id}' is not imported yet.",
+            "element_instance",
+        )
+    try:
+        successor = successor_of(
+            definition.bpmn_xml,
+            element_id=element_instance.element_id,
+            element_type=element_instance.element_type,
+        )
+    except NoSingleSuccessor as error:
+        raise OperationRejected(f"Cannot skip: {error}.", "element_instance") from None
+    parameters = {
+        "process_instance_key": element_instance.process_instance_id,
+        "flow_scope_key": element_instance.flow_scope_key,
+        "element_id": element_instance.element_id,
+        "successor_id": successor.element_id,
+        "variables": variables,
+    }
+    return _create_operation(
+        actor=actor,
+        action=OperationAction.SKIP,
+        target_key=element_instance.key,
+        process_instance_key=element_instance.process_instance_id,
+        parameters=parameters,
+        confirm_kind=ConfirmKind.ELEMENT_SKIPPED,
+        confirm_key=element_instance.key,
+    )
+
+
+def operation_reassign(
+    *,
+    actor: Any,
+    element_instance: ElementInstance,
+    assignee: str | None,
+    candidate_groups: list[str] | None,
+) -> Operation:
+    """Hand a step to another assignee and/or candidate groups: both are written as local
+    variables ``assignee`` and ``candidateGroups`` on the step's scope (an omitted one is cleared,
+    so the step belongs to exactly what the operator chose), then the step's job is released so a
+    worker of the new assignee takes it (processes.operations.workers)."""
+    require_role(actor, at_least=Role.OPERATOR)
+    if assignee is not None:
+        assignee = _check_text(assignee, field="assignee")
+    groups: list[str] = []
+    if candidate_groups is not None:
+        if not isinstance(candidate_groups, list | tuple):
+            raise OperationRejected("Candidate groups must be a list of group names.", "candidate_groups")
+        if len(candidate_groups) > MAX_GROUPS:
+            raise OperationRejected(f"At most {MAX_GROUPS} candidate groups.", "candidate_groups")
+        groups = [_check_text(group, field="candidate_groups") for group in candidate_groups]
+    if assignee is None and not groups:
+        raise OperationRejected("Give a new assignee or at least one candidate group.", "assignee")
+    if element_instance.state not in INSTANCE_ACTIVE_STATES:
+        raise OperationRejected(
+            f"Step '{element_instance.element_id}' ({element_instance.key}) is not active.",
+            "element_instance",
+        )
+    job = (
+        Job.objects.filter(element_instance_id=element_instance.key, state__in=JOB_ACTIVE_STATES)
+        .order_by("-key")
+        .first()
+    )
+    parameters = {
+        "variables": {"assignee": assignee, "candidateGroups": groups},
+        "local": True,
+        "job_key": job.key if job else None,
+        "job_retries": job.retries if job else None,
+        "actor": _actor_name(actor),
+    }
+    return _create_operation(
+        actor=actor,
+        action=OperationAction.REASSIGN,
+        target_key=element_instance.key,
+        process_instance_key=element_instance.process_instance_id,
+        parameters=parameters,
+        confirm_kind=ConfirmKind.VARIABLES,
+        confirm_key=element_instance.process_instance_id,
+    )
+
+
+def operation_cancel(*, actor: Any, process_instance: ProcessInstance) -> Operation:
+    """Cancel a root process instance; the instances it called are terminated with it."""
+    require_role(actor, at_least=Role.OPERATOR)
+    if process_instance.state not in INSTANCE_ACTIVE_STATES:
+        raise OperationRejected(
+            f"Process instance {process_instance.key} has already ended.", "process_instance"
+        )
+    if process_instance.parent_id is not None:
+        # Zeebe refuses to cancel a called instance (its parent would wait for ever).
+        raise OperationRejected(
+            f"Process instance {process_instance.key} was called by instance {process_instance.parent_id}: "
+            f"cancel its root instance {process_instance.root_id} instead.",
+            "process_instance",
+        )
+    return _create_operation(
+        actor=actor,
+        action=OperationAction.CANCEL,
+        target_key=process_instance.key,
+        process_instance_key=process_instance.key,
+        parameters={},
+        confirm_kind=ConfirmKind.INSTANCE_TERMINATED,
+        confirm_key=process_instance.key,
+    )
+
+
+def operation_set_variables(
+    *, actor: Any, scope_key: int, variables: dict[str, Any], local: bool = False
+) -> Operation:
+    """Set variables on a scope (a process instance or an element instance). ``local``: on that
+    scope only; otherwise Zeebe merges them into the scope where each is already defined."""
+    require_role(actor, at_least=Role.OPERATOR)
+    scope_key = _check_global_key(scope_key, field="scope_key")
+    variables = _check_variables(variables, field="variables")
+    if not isinstance(local, bool):
+        raise OperationRejected("local must be true or false.", "local")
+    process_instance_key: int | None
+    instance = ProcessInstance.objects.filter(key=scope_key).only("key", "state").first()
+    if instance is not None:
+        process_instance_key, state = instance.key, instance.state
+    else:
+        element = (
+            ElementInstance.objects.filter(key=scope_key).only("key", "state", "process_instance").first()
+        )
+        if element is None:
+            raise OperationRejected(
+                f"No process instance or element instance with key {scope_key}.", "scope_key"
+            )
+        process_instance_key, state = element.process_instance_id, element.state
+    if state not in INSTANCE_ACTIVE_STATES:
+        raise OperationRejected(f"Scope {scope_key} is not active any more.", "scope_key")
+    return _create_operation(
+        actor=actor,
+        action=OperationAction.SET_VARIABLES,
+        target_key=scope_key,
+        process_instance_key=process_instance_key,
+        parameters={"variables": variables, "local": local},
+        confirm_kind=ConfirmKind.VARIABLES,
+        confirm_key=process_instance_key,
+    )
+
+
+def operation_update_retries(*, actor: Any, job: Job, retries: int) -> Operation:
+    require_role(actor, at_least=Role.OPERATOR)
+    retries = _check_retries(retries)
+    if job.state not in JOB_ACTIVE_STATES:
+        raise OperationRejected(f"Job {job.key} has ended ({job.get_state_display()}).", "job")
+    return _create_operation(
+        actor=actor,
+        action=OperationAction.UPDATE_RETRIES,
+        target_key=job.key,
+        process_instance_key=job.process_instance_id,
+        parameters={"retries": retries},
+        confirm_kind=ConfirmKind.JOB_RETRIES,
+        confirm_key=job.key,
+    )
+
+
+def operation_publish_message(
+    *,
+    actor: Any,
+    name: str,
+    correlation_key: str,
+    variables: dict[str, Any],
+    time_to_live_ms: int = 0,
+) -> Operation:
+    """Publish a message to every cluster (a subscription may be on any). Its effect has no key
+    to watch, so it ends ``succeeded`` and is never ``confirmed``."""
+    require_role(actor, at_least=Role.OPERATOR)
+    name = _check_text(name, field="name")
+    correlation_key = _check_text(correlation_key, field="correlation_key", allow_empty=True)
+    variables = _check_variables(variables, field="variables", allow_empty=True)
+    if isinstance(time_to_live_ms, bool) or not isinstance(time_to_live_ms, int):
+        raise OperationRejected("time_to_live_ms must be a whole number of milliseconds.", "time_to_live_ms")
+    if not 0 <= time_to_live_ms <= MAX_MESSAGE_TTL_MS:
+        raise OperationRejected(
+            f"time_to_live_ms must be between 0 and {MAX_MESSAGE_TTL_MS}.", "time_to_live_ms"
+        )
+    return _create_operation(
+        actor=actor,
+        action=OperationAction.PUBLISH_MESSAGE,
+        target_key=None,
+        process_instance_key=None,
+        parameters={
+            "name": name,
+            "correlation_key": correlation_key,
+            "variables": variables,
+            "time_to_live_ms": time_to_live_ms,
+        },
+        confirm_kind=ConfirmKind.NONE,
+        confirm_key=None,
+    )
+
+
+# -- running operations (called by tasks) ----------------------------------------------------------
+
+
+@dataclass
+class RunReport:
+    """What one run of a task did; ``waiting`` ids are run again after ``retry_in`` seconds."""
+
+    claimed: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    waiting: list[int] = field(default_factory=list)
+    retry_in: float | None = None
+
+
+def new_lease_owner(task_id: str | None = None) -> str:
+    """Unique per claim: a claimer that lost its lease cannot write over its successor's outcome."""
+    return f"{socket.gethostname()}:{os.getpid()}:{task_id or '-'}:{uuid.uuid4().hex[:12]}"[:200]
+
+
+def _claimable(now: Any) -> Q:
+    return (
+        Q(state__in=[OperationState.QUEUED, OperationState.WAITING])
+        & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+    ) | Q(state=OperationState.RUNNING, lease_expires_at__lt=now)
+
+
+def operations_claim(*, operation_ids: Sequence[int], owner: str) -> list[Operation]:
+    """Lease the operations that may run now (queued, waiting and due, or running with an expired
+    lease) to ``owner``; the rest (finished, or leased by someone else) are left alone."""
+    now = timezone.now()
+    lease = timedelta(seconds=settings.FLEETFLOW_OPERATION_LEASE_SECONDS)
+    with transaction.atomic():
+        rows = list(
+            Operation.objects.select_for_update(skip_locked=True)
+            .filter(_claimable(now), id__in=list(operation_ids))
+            .order_by("id")
+            .values_list("id", "state")
+        )
+        if not rows:
+            return []
+        ids = [operation_id for operation_id, _ in rows]
+        reclaimed = [operation_id for operation_id, state in rows if state == OperationState.RUNNING]
+        if reclaimed:
+            logger.warning(
+                "operations %s: lease expired (worker gone?), claimed again by %s", reclaimed, owner
+            )
+        Operation.objects.filter(id__in=ids).update(
+            state=OperationState.RUNNING,
+            lease_owner=owner,
+            lease_expires_at=now + lease,
+            next_attempt_at=None,
+            started_at=now,
+            attempts=F("attempts") + 1,
+        )
+    return list(Operation.objects.filter(id__in=ids).order_by("id"))
+
+
+def operations_record_outcomes(*, outcomes: Iterable[Outcome], owner: str) -> None:
+    """Write what the cluster answered, for the operations ``owner`` still holds.
+
+    An operation the importer confirmed meanwhile (its effect was imported before this write)
+    stays confirmed; its result is still recorded.
+    """
+    by_id = {outcome.operation_id: outcome for outcome in outcomes}
+    if not by_id:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        # Locked in id order, as confirm.py does, so the two never deadlock.
+        rows = list(
+            Operation.objects.select_for_update()
+            .filter(id__in=sorted(by_id), lease_owner=owner)
+            .order_by("id")
+        )
+        lost = set(by_id) - {row.id for row in rows}
+        if lost:
+            logger.warning(
+                "operations %s: lease lost before the outcome was written; not recorded", sorted(lost)
+            )
+        audits = []
+        for row in rows:
+            outcome = by_id[row.id]
+            if row.state != OperationState.CONFIRMED:
+                row.state = outcome.state
+            row.result, row.error, row.error_code = outcome.result, outcome.error[:10_000], outcome.error_code
+            row.already_done = outcome.already_done
+            row.lease_owner, row.lease_expires_at = "", None
+            if outcome.state == OperationState.WAITING:
+                row.next_attempt_at = now + timedelta(seconds=outcome.retry_in or 1.0)
+            else:
+                row.finished_at = now
+            audits.append(
+                AuditEntry(
+                    event=str(outcome.state),
+                    operation_id=row.id,
+                    batch_id=row.batch_id,
+                    message=(outcome.error or outcome.result)[:2000],
+                    detail={"attempt": row.attempts, "already_done": outcome.already_done}
+                    | ({"code": outcome.error_code} if outcome.error_code else {}),
+                )
+            )
+        Operation.objects.bulk_update(
+            rows,
+            [
+                "state",
+                "result",
+                "error",
+                "error_code",
+                "already_done",
+                "lease_owner",
+                "lease_expires_at",
+                "next_attempt_at",
+                "finished_at",
+            ],
+        )
+        AuditEntry.objects.bulk_create(audits)
+
+
+def cluster_router() -> Router:
+    """A routing client over the clusters table (read once per call of this function)."""
+    clusters = [
+        {"id": c.id, "name": c.name, "address": c.gateway_address, "weight": c.weight, "state": c.state}
+        for c in Cluster.objects.order_by("id")
+    ]
+    return Router(clusters, timeout=5.0)
+
+
+def operations_run(*, operation_ids: Sequence[int], owner: str) -> RunReport:
+    """Claim, execute against the owning clusters, record; the body of the run task."""
+    report = RunReport()
+    claimed = operations_claim(operation_ids=operation_ids, owner=owner)
+    report.claimed = len(claimed)
+    if not claimed:
+        return report
+    snapshots = [
+        OperationSnapshot(
+            id=op.id,
+            action=op.action,
+            target_key=op.target_key,
+            cluster_id=op.cluster_id,
+            parameters=op.parameters,
+            attempts=op.attempts,
+        )
+        for op in claimed
+    ]
+    outcomes = execute_many(
+        cluster_router(), snapshots, max_backoff=float(settings.FLEETFLOW_OPERATION_RETRY_MAX_SECONDS)
+    )
+    operations_record_outcomes(outcomes=outcomes, owner=owner)
+    for outcome in outcomes:
+        report.outcomes[str(outcome.state)] = report.outcomes.get(str(outcome.state), 0) + 1
+        if outcome.state == OperationState.WAITING:
+            report.waiting.append(outcome.operation_id)
+            retry_in = outcome.retry_in or 1.0
+            report.retry_in = retry_in if report.retry_in is None else min(report.retry_in, retry_in)
+    confirm_visible(operation_ids=[o.operation_id for o in outcomes if o.state == OperationState.SUCCEEDED])
+    batch_ids = {op.batch_id for op in claimed if op.batch_id is not None}
+    for batch_id in sorted(batch_ids):
+        batch_finish_if_done(batch_id=batch_id)
+    return report
+
+
+@dataclass
+class SweepReport:
+    enqueued: int = 0
+    batches_resumed: list[int] = field(default_factory=list)
+    open_operations: bool = False
+
+
+def operations_sweep(*, limit: int = 5000) -> SweepReport:
+    """Queue again what nobody is working on: operations whose lease expired (their worker died),
+    waiting operations well past their retry time, queued ones never picked up (the broker lost
+    or never got the message), and batches whose planner stopped. Idempotent: leases make a
+    duplicate message harmless."""
+    now = timezone.now()
+    overdue = now - timedelta(seconds=2 * settings.FLEETFLOW_OPERATION_RETRY_MAX_SECONDS + 30)
+    forgotten = now - timedelta(seconds=settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"])
+    stalled = Operation.objects.filter(
+        Q(state=OperationState.RUNNING, lease_expires_at__lt=now)
+        | Q(state=OperationState.WAITING, next_attempt_at__lt=overdue)
+        | Q(state=OperationState.QUEUED, created_at__lt=forgotten)
+    )
+    ids = list(stalled.order_by("id").values_list("id", flat=True)[:limit])
+    report = SweepReport(enqueued=len(ids))
+    with transaction.atomic():
+        if ids:
+            logger.info("sweeper: queueing %d stalled operations again", len(ids))
+            enqueue_operations_on_commit(ids)
+        planner_stalled = now - timedelta(seconds=60)
+        for batch in BatchOperation.objects.filter(state__in=BATCH_OPEN_STATES, planning_done=False).filter(
+            Q(planned_at__isnull=True, created_at__lt=planner_stalled) | Q(planned_at__lt=planner_stalled)
+        ):
+            report.batches_resumed.append(batch.id)
+            _enqueue_planner_on_commit(batch.id)
+    report.open_operations = Operation.objects.filter(state__in=OPERATION_OPEN_STATES).exists()
+    return report
+
+
+# -- batches ---------------------------------------------------------------------------------------
+
+
+def _batch_action(action: Any) -> OperationAction:
+    try:
+        parsed = OperationAction(action)
+    except ValueError:
+        parsed = None
+    if parsed not in BATCH_ACTIONS:
+        names = ", ".join(str(a.value) for a in BATCH_ACTIONS)
+        raise OperationRejected(f"{action!r} is not a batch action (batch actions: {names}).", "action")
+    return parsed
+
+
+def _batch_targets(action: OperationAction, filter: Any) -> QuerySet[Any]:
+    """The targets ``filter`` selects for ``action``, through the shared FilterSets (one filter
+    definition for the API, the console lists and batches), narrowed to what the action can
+    apply to: active incidents; active root instances (cancelling a root cancels its tree, and
+    Zeebe refuses to cancel a called instance directly)."""
+    try:
+        if action in (OperationAction.RETRY, OperationAction.RESOLVE_INCIDENT):
+            queryset: QuerySet[Any] = filter_queryset(IncidentFilterSet, filter, Incident.objects.all())
+            return queryset.filter(state__in=INCIDENT_ACTIVE_STATES)
+        queryset = filter_queryset(ProcessInstanceFilterSet, filter, ProcessInstance.objects.all())
+        queryset = queryset.filter(state__in=INSTANCE_ACTIVE_STATES)
+        if action == OperationAction.CANCEL:
+            queryset = queryset.filter(parent__isnull=True)
+        return queryset
+    except OperationRejected:
+        raise
+    except ValidationError as error:
+        if hasattr(error, "error_dict"):
+            name, messages = next(iter(error.message_dict.items()))
+            raise OperationRejected(f"{'; '.join(messages)}", f"filter.{name}") from None
+        raise OperationRejected("; ".join(error.messages), "filter") from None
+
+
+def _batch_parameters(action: OperationAction, parameters: Any) -> tuple[dict[str, Any], float | None]:
+    if not isinstance(parameters, Mapping):
+        raise OperationRejected("Parameters must be a JSON object.", "parameters")
+    allowed = {"rate_per_second"}
+    if action == OperationAction.RETRY:
+        allowed |= {"retries"}
+    if action == OperationAction.SET_VARIABLES:
+        allowed |= {"variables", "local"}
+    unknown = sorted(set(parameters) - allowed)
+    if unknown:
+        raise OperationRejected(
+            f"Unknown parameter(s) for {action.value}: {', '.join(unknown)}.", "parameters"
+        )
+    rate = parameters.get("rate_per_second")
+    if rate is not None:
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= MAX_BATCH_RATE:
+            raise OperationRejected(
+                f"rate_per_second must be a number above 0 and at most {MAX_BATCH_RATE:g}.",
+                "parameters.rate_per_second",
+            )
+        rate = float(rate)
+    clean: dict[str, Any] = {}
+    if action == OperationAction.RETRY:
+        clean["retries"] = _check_retries(parameters.get("retries", 1), field="parameters.retries")
+    if action == OperationAction.SET_VARIABLES:
+        clean["variables"] = _check_variables(parameters.get("variables"), field="parameters.variables")
+        local = parameters.get("local", False)
+        if not isinstance(local, bool):
+            raise OperationRejected("local must be true or false.", "parameters.local")
+        clean["local"] = local
+    return clean, rate
+
+
+def batch_operation_dry_run(*, actor: Any, action: str, filter: dict[str, Any]) -> int:
+    """How many targets a batch with this action and filter would have now."""
+    require_role(actor, at_least=Role.OPERATOR)
+    return _batch_targets(_batch_action(action), filter).count()
+
+
+def _enqueue_planner_on_commit(batch_id: int, countdown: float | None = None) -> None:
+    plan_batch = _task("operations.plan_batch")
+    transaction.on_commit(
+        functools.partial(plan_batch.apply_async, (batch_id,), countdown=countdown), robust=True
+    )
+
+
+def batch_operation_start(
+    *, actor: Any, action: str, filter: dict[str, Any], parameters: dict[str, Any]
+) -> BatchOperation:
+    """Start a batch: count its targets (the dry run), record who asked, then a planner task
+    turns targets into operations a page at a time (``parameters.rate_per_second`` paces it)."""
+    require_role(actor, at_least=Role.OPERATOR)
+    batch_action = _batch_action(action)
+    clean, rate = _batch_parameters(batch_action, parameters)
+    count = _batch_targets(batch_action, filter).count()
+    if count == 0:
+        raise OperationRejected("The filter selects no targets for this action.", "filter")
+    with transaction.atomic():
+        batch = BatchOperation.objects.create(
+            action=batch_action,
+            filter=dict(filter),
+            parameters=clean,
+            actor=actor,
+            actor_name=_actor_name(actor),
+            dry_run_count=count,
+            rate_per_second=rate,
+        )
+        AuditEntry.objects.create(
+            actor=actor,
+            actor_name=batch.actor_name,
+            event="batch_started",
+            batch=batch,
+            message=f"{batch_action.label} on {count} targets",
+            detail={"filter": batch.filter, "parameters": clean, "rate_per_second": rate},
+        )
+        _enqueue_planner_on_commit(batch.id)
+    return batch
+
+
+@dataclass
+class PlanStep:
+    planned: int = 0
+    done: bool = True
+    rate_per_second: float | None = None
+
+
+def batch_plan_step(*, batch_id: int, page_size: int = PLAN_PAGE) -> PlanStep:
+    """Turn the next page of targets (in key order after the cursor) into operations; the cursor
+    moves in the same transaction, so a planner killed half-way resumes without doubles."""
+    with transaction.atomic():
+        batch = BatchOperation.objects.select_for_update().filter(id=batch_id).first()
+        if batch is None or batch.state not in BATCH_OPEN_STATES or batch.planning_done:
+            return PlanStep()
+        if batch.rate_per_second:
+            page_size = max(1, min(page_size, int(batch.rate_per_second * 2)))
+        action = OperationAction(batch.action)
+        try:
+            targets = _batch_targets(action, batch.filter)
+        except OperationRejected as error:
+            # The filter stopped being valid (a cluster removed): stop selecting, keep what exists.
+            logger.warning("batch %s: filter no longer valid: %s", batch.id, error.message)
+            targets = Incident.objects.none()
+        if batch.planned_through_key is not None:
+            targets = targets.filter(key__gt=batch.planned_through_key)
+        if action in (OperationAction.RETRY, OperationAction.RESOLVE_INCIDENT):
+            rows = list(
+                targets.order_by("key").values_list("key", "process_instance_id", "job_id")[:page_size]
+            )
+        else:
+            rows = [
+                (key, key, None) for key in targets.order_by("key").values_list("key", flat=True)[:page_size]
+            ]
+        operations = [_batch_operation(batch, action, *row) for row in rows]
+        created = Operation.objects.bulk_create(operations, batch_size=1000)
+        batch.total += len(created)
+        if rows:
+            batch.planned_through_key = rows[-1][0]
+        batch.planning_done = len(rows) < page_size
+        batch.planned_at = timezone.now()
+        if batch.state == BatchState.PLANNING:
+            batch.state = BatchState.RUNNING
+        batch.save(update_fields=["total", "planned_through_key", "planning_done", "planned_at", "state"])
+        enqueue_operations_on_commit([op.id for op in created])
+        if batch.planning_done and not created:
+            transaction.on_commit(lambda: batch_finish_if_done(batch_id=batch_id))
+        return PlanStep(planned=len(created), done=batch.planning_done, rate_per_second=batch.rate_per_second)
+
+
+def _batch_operation(
+    batch: BatchOperation, action: OperationAction, key: int, instance_key: int | None, job_key: int | None
+) -> Operation:
+    parameters: dict[str, Any]
+    if action == OperationAction.RETRY:
+        parameters = {"retries": batch.parameters.get("retries", 1), "job_key": job_key}
+        confirm_kind, confirm_key = ConfirmKind.INCIDENT_RESOLVED, key
+    elif action == OperationAction.RESOLVE_INCIDENT:
+        parameters, confirm_kind, confirm_key = {}, ConfirmKind.INCIDENT_RESOLVED, key
+    elif action == OperationAction.CANCEL:
+        parameters, confirm_kind, confirm_key = {}, ConfirmKind.INSTANCE_TERMINATED, key
+    else:
+        parameters = {
+            "variables": batch.parameters["variables"],
+            "local": batch.parameters.get("local", False),
+        }
+        confirm_kind, confirm_key = ConfirmKind.VARIABLES, key
+    return Operation(
+        action=action,
+        actor_id=batch.actor_id,
+        actor_name=batch.actor_name,
+        batch=batch,
+        cluster_id=cluster_of(key),
+        target_key=key,
+        process_instance_key=instance_key,
+        parameters=parameters,
+        confirm_kind=confirm_kind,
+        confirm_key=confirm_key,
+    )
+
+
+def batch_finish_if_done(*, batch_id: int) -> bool:
+    """Mark a fully planned batch completed once none of its operations is still open."""
+    open_operations = Operation.objects.filter(batch_id=OuterRef("pk"), state__in=OPERATION_OPEN_STATES)
+    finished = (
+        BatchOperation.objects.filter(id=batch_id, state=BatchState.RUNNING, planning_done=True)
+        .exclude(Exists(open_operations))
+        .update(state=BatchState.COMPLETED, finished_at=timezone.now())
+    )
+    if finished:
+        AuditEntry.objects.create(
+            event="batch_completed", batch_id=batch_id, message="all operations finished"
+        )
+    return bool(finished)
+
+
+def batch_operation_cancel(*, actor: Any, batch: BatchOperation) -> BatchOperation:
+    """Stop a batch: no new operations are planned, queued and waiting ones are cancelled;
+    operations already running finish (a call in flight cannot be taken back)."""
+    require_role(actor, at_least=Role.OPERATOR)
+    now = timezone.now()
+    with transaction.atomic():
+        locked = BatchOperation.objects.select_for_update().get(id=batch.id)
+        if locked.state not in BATCH_OPEN_STATES:
+            raise OperationRejected(
+                f"Batch {locked.id} is already {locked.get_state_display().lower()}.", "batch"
+            )
+        cancelled = Operation.objects.filter(
+            batch=locked, state__in=[OperationState.QUEUED, OperationState.WAITING]
+        ).update(state=OperationState.CANCELLED, finished_at=now)
+        locked.state = BatchState.CANCELLED
+        locked.cancelled_at = now
+        locked.finished_at = now
+        locked.cancelled_by = _actor_name(actor)
+        locked.save(update_fields=["state", "cancelled_at", "finished_at", "cancelled_by"])
+        AuditEntry.objects.create(
+            actor=actor,
+            actor_name=locked.cancelled_by,
+            event="batch_cancelled",
+            batch=locked,
+            message=f"{cancelled} operations cancelled before they ran",
+            detail={"cancelled_operations": cancelled},
+        )
+    return locked
