@@ -1,6 +1,14 @@
 """`python -m engine --port PORT --partitions N --data-dir DIR [--host HOST] [--event-loop auto|asyncio|uvloop]`:
 one embedded cluster.
 
+`python -m engine check-log DIR [--repair]`: the recovery tool for a data directory the engine
+refuses to start on (`LogCorruption`: damage that is not a torn tail). Without `--repair` it only
+reads and prints, per partition, the segments' position ranges, a torn tail, the first damage
+(file and byte offset) and the snapshot's state; exit status 1 if there is damage. With
+`--repair` it cuts each damaged partition at the last complete batch before its damage and
+moves what it cut (and a snapshot beyond the new end) to `partition-N/damaged-<time>/`: the
+records after the damage are then gone from the engine, so take a copy of DIR first.
+
 `--event-loop auto` (the default) runs on uvloop when it is installed: in bench/engine.py it
 raises throughput and lowers the job delivery p99 on a 2-core machine (grpc.aio's callbacks
 are a large share of the engine's CPU and uvloop's loop is cheaper per callback).
@@ -13,10 +21,36 @@ import asyncio
 import logging
 import sys
 
+from engine.log import LogCorruption
 from engine.server import serve
 
 
+def check_log_main(argv: list[str]) -> int:
+    from engine.log import LogCorruption, check_log
+
+    parser = argparse.ArgumentParser(
+        prog="python -m engine check-log", description="Check (and optionally cut) a damaged engine log"
+    )
+    parser.add_argument("data_dir")
+    parser.add_argument("--repair", action="store_true", help="cut damaged partitions at their damage")
+    args = parser.parse_args(argv)
+    try:
+        lines, healthy = check_log(args.data_dir, repair=args.repair)
+    except (OSError, LogCorruption) as exc:
+        print(f"check-log: {exc}", file=sys.stderr)
+        return 2
+    for line in lines:
+        print(line)
+    if not lines:
+        print(f"no partitions under {args.data_dir}")
+    print("log is healthy" if healthy else "log is DAMAGED: the engine will refuse to start (see --repair)")
+    return 0 if healthy else 1
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "check-log":
+        return check_log_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m engine", description="Fleetflow embedded Zeebe-compatible engine"
     )
@@ -47,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("engine").info("event loop: %s", loop_name)
     try:
         asyncio.run(serve(args.data_dir, args.partitions, args.host, args.port))
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, LogCorruption) as exc:
         logging.getLogger("engine").error("cannot start: %s", exc)
         return 2
     return 0

@@ -26,6 +26,10 @@ from engine.records import (
 from engine.state import ACTIVATABLE, ACTIVATED, remember_models
 
 UNSUPPORTED_MODIFICATION_TYPES = {"UNSPECIFIED", "START_EVENT", "SEQUENCE_FLOW", "BOUNDARY_EVENT"}
+UNSUPPORTED_START_INSTRUCTION_TYPES = {"PROCESS", "UNSPECIFIED", "SEQUENCE_FLOW", "BOUNDARY_EVENT"}
+#: Job deadlines are int64 milliseconds on the wire: `now + timeout` is clamped to fit, so a
+#: client asking for "forever" (timeout 2^63-1) gets the latest representable deadline.
+MAX_DEADLINE_MS = 2**63 - 1
 
 
 class Rejection(Exception):
@@ -155,6 +159,16 @@ class CommandProcessor(BpmnExecution):
                     INVALID_ARGUMENT,
                     f"Expected to create instance of process with start instructions but no element found with id "
                     f"'{element_id}'.",
+                )
+            if element.element_type.value in UNSUPPORTED_START_INSTRUCTION_TYPES:
+                # Starting "at the process itself" would create a second process scope inside the
+                # instance that nothing ever completes (Zeebe refuses it the same way).
+                raise Rejection(
+                    "CREATE",
+                    INVALID_ARGUMENT,
+                    f"Expected to create instance of process with start instructions but the element with id "
+                    f"'{element_id}' targets unsupported element type '{element.element_type.value}'. Supported "
+                    f"element types are: flow nodes inside the process (tasks, events, gateways, sub-processes).",
                 )
             start_elements.append(element)
         if not start_elements and model.none_start_event is None:
@@ -343,7 +357,7 @@ class CommandProcessor(BpmnExecution):
                 f"Expected to update the timeout of job with key '{job_key}', but it is not active",
             )
         value = dict(job["value"])
-        value.update(deadline=self.now() + timeout, timeout=timeout)
+        value.update(deadline=min(self.now() + timeout, MAX_DEADLINE_MS), timeout=timeout)
         self.emit("JOB", "TIMEOUT_UPDATED", job_key, value)
 
     def cmd_time_out_job(self, job_key: int, now: int) -> bool:
@@ -381,7 +395,7 @@ class CommandProcessor(BpmnExecution):
             keys.append(job_key)
             if len(keys) >= max_jobs:
                 break
-        deadline = self.now() + timeout
+        deadline = min(self.now() + timeout, MAX_DEADLINE_MS)
         jobs = []
         for job_key in keys:
             job = self.state.jobs[job_key]

@@ -10,13 +10,14 @@ atomic log batch.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from engine.records import incident_value, job_value, process_instance_value, variable_value
 from engine.state import ACTIVATABLE, ACTIVATED, ERROR_THROWN, FAILED, PartitionState
-from engine.values import feel_type_name, json_text, put_path, to_json_compatible
+from engine.values import document_problem, feel_type_name, json_text, put_path, to_json_compatible
 
 PI = "PROCESS_INSTANCE"
 PI_FIELDS = (
@@ -60,6 +61,8 @@ class BpmnExecution:
         self.closing_scopes: set[int] = set()
         # Hooks set by the partition: process instance finished (for CreateWithResult).
         self.on_process_completed: Callable[[int, dict[str, Any]], None] = lambda key, variables: None
+        # Run once the current command succeeded (a rolled-back command must not answer anyone).
+        self.after_command: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ helpers
     def drain(self) -> None:
@@ -88,11 +91,21 @@ class BpmnExecution:
 
     def evaluate(self, expression: Any, variables: dict[str, Any], error_type: str) -> Any:
         try:
-            return to_json_compatible(expression.evaluate(variables))
+            value = to_json_compatible(expression.evaluate(variables))
         except MappingFailure:
             raise
         except Exception as exc:  # FEEL evaluation errors become incidents (reference §5.2)
             raise MappingFailure(error_type, _failure_message(expression, exc)) from exc
+        # A result the log cannot encode (e.g. `from json("\"\\ud800\"")`) is the expression's
+        # failure, raised as its incident here, not an encoding error half-way through a command.
+        problem = document_problem(value)
+        if problem is not None:
+            raise MappingFailure(
+                error_type,
+                f"failed to evaluate expression '{getattr(expression, 'text', '')}': "
+                f"the result cannot be stored as a variable: {problem}",
+            )
+        return value
 
     # ------------------------------------------------------------------ variables
     def set_variable(self, scope_key: int, name: str, value: Any, proc: dict[str, Any]) -> None:
@@ -295,6 +308,12 @@ class BpmnExecution:
                     f"Expected result of the expression '{retries_expression.text}' to be 'NUMBER', "
                     f"but was '{feel_type_name(retries)}'.",
                 )
+            if not -(2**31) <= retries < 2**31:  # an int32 on the wire (ActivatedJob.retries)
+                raise MappingFailure(
+                    "EXTRACT_VALUE_ERROR",
+                    f"Expected result of the expression '{retries_expression.text}' to be a number of retries "
+                    f"that fits in 32 bits, but was '{retries}'.",
+                )
         headers = dict(element.task_headers)
         for name, expression in element.user_task_header_expressions.items():
             if expression.is_static:
@@ -439,7 +458,9 @@ class BpmnExecution:
                     document = {}
                 self.queue.append(lambda: self.complete_element(parent_key, document))
         else:
-            self.on_process_completed(instance["key"], root_variables)
+            self.after_command.append(
+                functools.partial(self.on_process_completed, instance["key"], root_variables)
+            )
 
     def take_outgoing(self, instance: dict[str, Any], element: Any) -> None:
         flows = []

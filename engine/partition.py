@@ -7,7 +7,17 @@ only after its records are fsynced. The flusher writes every batch collected dur
 turn (and during the previous fsync) with one write and one fsync: group commit.
 
 Recovery: load `snapshot.json` (state + last applied position), then apply the log's tail
-through the same appliers. Snapshots are written atomically (tmp + fsync + rename).
+through the same appliers. Snapshots are written atomically (tmp + fsync + rename). An
+unreadable snapshot is not fatal (the log is the source of truth): recovery says which file it
+ignored and replays the whole log. Replayed records count towards the next snapshot, and a long
+replay is followed by a snapshot before the partition serves, so an engine that crashes more
+often than its snapshot interval still recovers in time bounded by that interval.
+
+Atomicity: a command's records (the command, its events, or its rejection) are all kept or
+none. A command that fails unexpectedly half-way is rolled back: its records are dropped from
+the pending batch before anything is written, the state is rebuilt from what is durable plus
+the other commands' pending records, and the command is answered with Zeebe's PROCESSING_ERROR
+rejection. Positions therefore stay dense whatever fails.
 """
 
 from __future__ import annotations
@@ -24,14 +34,18 @@ from pathlib import Path
 from typing import Any
 
 from engine.commands import CommandProcessor, Rejection
-from engine.log import LogReader, LogWriter, partition_dir
-from engine.records import COMMAND, COMMAND_REJECTION, make_record
+from engine.log import LogCorruption, LogReader, LogWriter, partition_dir
+from engine.records import COMMAND, COMMAND_REJECTION, INVALID_ARGUMENT, PROCESSING_ERROR, make_record
 from engine.state import PartitionState
 
 log = logging.getLogger("engine.partition")
 
 SNAPSHOT_EVERY_RECORDS = 50_000
 SNAPSHOT_EVERY_SECONDS = 60.0
+# A recovery that replayed at least this many records (or for this long) snapshots before it
+# serves: otherwise an engine killed more often than the interval above replays ever more.
+SNAPSHOT_AFTER_REPLAY_RECORDS = 10_000
+SNAPSHOT_AFTER_REPLAY_SECONDS = 1.0
 
 
 def now_ms() -> int:
@@ -65,33 +79,90 @@ class Partition(CommandProcessor):
         self._next_position = 1
         self._records_since_snapshot = 0
         self._last_snapshot_time = time.monotonic()
+        self._events_emitted = 0
         self.writer: LogWriter | None = None
         self.closed = False
         self.failure: BaseException | None = None
 
     # ------------------------------------------------------------------ lifecycle
+    def _load_snapshot(self) -> PartitionState | None:
+        """The state of `snapshot.json`, or None (no file, or unreadable: then say which)."""
+        path = self.directory / "snapshot.json"
+        if not path.exists():
+            return None
+        state = PartitionState(self.partition_id)
+        state.on_jobs_available = self.state.on_jobs_available
+        try:
+            state.load_snapshot(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError, OSError) as exc:
+            log.warning(
+                "partition %d: snapshot %s is unreadable (%s: %s); replaying the whole log instead",
+                self.partition_id,
+                path,
+                type(exc).__name__,
+                exc,
+            )
+            return None
+        return state
+
+    def _state_from_disk(self, log_end: int) -> tuple[PartitionState, int]:
+        """(state, records replayed): the snapshot, if usable, plus the log up to `log_end`."""
+        assert self.writer is not None
+        state = self._load_snapshot()
+        if state is not None and state.last_position > log_end:
+            log.warning(
+                "partition %d: snapshot %s covers position %d, beyond the log's end %d; ignoring it",
+                self.partition_id,
+                self.directory / "snapshot.json",
+                state.last_position,
+                log_end,
+            )
+            state = None
+        if state is None:
+            state = PartitionState(self.partition_id)
+            state.on_jobs_available = self.state.on_jobs_available
+        replayed = 0
+        for record in LogReader(self.data_dir, self.partition_id).iter_records(state.last_position + 1):
+            if record["position"] > log_end:
+                break
+            state.apply(record)
+            replayed += 1
+        if state.last_position != log_end:
+            segment = self.writer.directory
+            raise LogCorruption(
+                segment,
+                0,
+                f"recovery reached position {state.last_position}, but the log's last complete record is "
+                f"{log_end} (a gap in the positions)",
+            )
+        return state, replayed
+
     def recover(self) -> None:
         self.writer = LogWriter(self.data_dir, self.partition_id)
-        snapshot_path = self.directory / "snapshot.json"
-        from_position = 1
-        if snapshot_path.exists():
-            snapshot = json.loads(snapshot_path.read_text())
-            if snapshot["lastPosition"] < self.writer.next_position:
-                self.state.load_snapshot(snapshot)
-                from_position = snapshot["lastPosition"] + 1
-            else:
-                log.warning("partition %d: snapshot is ahead of the log, ignoring it", self.partition_id)
-        replayed = 0
-        for record in LogReader(self.data_dir, self.partition_id).iter_records(from_position):
-            self.state.apply(record)
-            replayed += 1
+        started = time.monotonic()
+        log_end = self.writer.next_position - 1
+        self.state, replayed = self._state_from_disk(log_end)
+        took = time.monotonic() - started
+        from_position = self.state.last_position - replayed + 1
         self._next_position = self.writer.next_position
+        # Replayed records count towards the next snapshot (issue 21): a crash loop must not
+        # grow the replay without bound.
+        self._records_since_snapshot = replayed
+        snapshotted = ""
+        if replayed >= SNAPSHOT_AFTER_REPLAY_RECORDS or (replayed and took >= SNAPSHOT_AFTER_REPLAY_SECONDS):
+            self.writer.sync()  # the snapshot must never cover records the log could still lose
+            self._write_snapshot(json.dumps(self.state.to_snapshot(), separators=(",", ":")))
+            self._records_since_snapshot = 0
+            self._last_snapshot_time = time.monotonic()
+            snapshotted = ", snapshot written"
         log.info(
-            "partition %d recovered: snapshot up to %d, %d records replayed, next position %d",
+            "partition %d recovered: snapshot up to %d, %d records replayed in %.2f s, next position %d%s",
             self.partition_id,
             from_position - 1,
             replayed,
+            took,
             self._next_position,
+            snapshotted,
         )
 
     def start(self) -> None:
@@ -113,9 +184,15 @@ class Partition(CommandProcessor):
 
     # ------------------------------------------------------------------ record emission
     def _append(self, record: dict[str, Any]) -> dict[str, Any]:
+        # Encode before taking the position: a record that cannot be encoded takes none.
         record["position"] = self._next_position
+        try:
+            payload = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+        except BaseException:
+            record["position"] = -1
+            raise
+        self._pending.append(payload)
         self._next_position += 1
-        self._pending.append(json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode())
         return record
 
     def emit(self, value_type: str, intent: str, key: int, value: dict[str, Any]) -> dict[str, Any]:
@@ -129,8 +206,59 @@ class Partition(CommandProcessor):
             source_record_position=self._source_position,
         )
         self._append(record)
+        self._events_emitted += 1
         self.state.apply(record)
         return record
+
+    def _rejection_record(
+        self,
+        value_type: str,
+        intent: str,
+        key: int,
+        command_value: dict[str, Any],
+        command_position: int,
+        rejection_type: str,
+        reason: str,
+    ) -> dict[str, Any]:
+        return make_record(
+            partition_id=self.partition_id,
+            key=key,
+            value_type=value_type,
+            intent=intent,
+            value=command_value,
+            timestamp=self.now(),
+            record_type=COMMAND_REJECTION,
+            source_record_position=command_position,
+            rejection_type=rejection_type,
+            rejection_reason=reason,
+        )
+
+    def _roll_back(self, mark: int, position: int, events_before: int, state_marks: tuple[int, int]) -> None:
+        """Drop every record appended since `mark` and undo what they did to the state."""
+        del self._pending[mark:]
+        self._next_position = position
+        if self._events_emitted == events_before:
+            # Only a command record (no events): it moved nothing but these two counters.
+            self.state.last_position, self.state.next_local_key = state_marks
+            return
+        self._events_emitted = events_before
+        self._rebuild_state()
+
+    def _rebuild_state(self) -> None:
+        """State = durable snapshot + log (the batch being fsynced is already in the file) +
+        the records still pending. Costs one replay since the last snapshot: only taken when
+        a command failed after its events had changed the state (an engine defect)."""
+        assert self.writer is not None
+        started = time.monotonic()
+        state, _ = self._state_from_disk(self.writer.next_position - 1)
+        for payload in self._pending:
+            state.apply(json.loads(payload))
+        self.state = state
+        log.warning(
+            "partition %d: state rebuilt after a failed command in %.3f s",
+            self.partition_id,
+            time.monotonic() - started,
+        )
 
     def execute(
         self,
@@ -144,10 +272,15 @@ class Partition(CommandProcessor):
     ) -> Any:
         """Process one command: log it, run the handler (events), drain follow-ups.
 
-        A `Rejection` is logged as COMMAND_REJECTION and re-raised for the gateway.
+        All or nothing: a `Rejection` keeps only the command and its COMMAND_REJECTION and is
+        re-raised for the gateway; any other failure keeps no event of the command (the state
+        is rolled back), logs the command with a PROCESSING_ERROR rejection and raises that.
         """
         if self.failure is not None:
             raise PartitionUnavailable(self.partition_id, self.failure)
+        mark, position_mark, events_before = len(self._pending), self._next_position, self._events_emitted
+        state_marks = (self.state.last_position, self.state.next_local_key)
+        command: dict[str, Any] | None = None
         command_position = -1
         if log_command:
             command = make_record(
@@ -159,41 +292,86 @@ class Partition(CommandProcessor):
                 timestamp=self.now(),
                 record_type=COMMAND,
             )
-            self._append(command)
+            try:
+                self._append(command)
+            except (ValueError, RecursionError) as exc:
+                # The gateway validates documents first; this is the last line of defence.
+                raise Rejection(intent, INVALID_ARGUMENT, f"the command cannot be encoded: {exc}") from None
+            self.state.apply(command)
             command_position = command["position"]
+        kept = len(self._pending)
+        kept_marks = (self.state.last_position, state_marks[1])
         self._source_position = command_position
         try:
             result = handler(*args)
             self.drain()
-            return result
         except Rejection as rejection:
-            self.queue.clear()
-            self.closing_scopes.clear()
-            self._append(
-                make_record(
-                    partition_id=self.partition_id,
-                    key=key,
-                    value_type=value_type,
-                    intent=intent,
-                    value=command_value,
-                    timestamp=self.now(),
-                    record_type=COMMAND_REJECTION,
-                    source_record_position=command_position,
-                    rejection_type=rejection.rejection_type,
-                    rejection_reason=rejection.reason,
+            self._discard_follow_ups()
+            if len(self._pending) > kept or self._events_emitted != events_before:
+                self._roll_back(kept, position_mark + kept - mark, events_before, kept_marks)
+            if command is not None:
+                self._append_rejection(
+                    value_type,
+                    intent,
+                    key,
+                    command_value,
+                    command_position,
+                    rejection.rejection_type,
+                    rejection.reason,
                 )
-            )
             raise
-        except Exception:
-            self.queue.clear()
-            self.closing_scopes.clear()
+        except Exception as exc:
+            self._discard_follow_ups()
+            self._roll_back(mark, position_mark, events_before, state_marks)
             log.exception(
-                "partition %d: unexpected error processing %s %s", self.partition_id, value_type, intent
+                "partition %d: unexpected error processing %s %s; none of its records were kept",
+                self.partition_id,
+                value_type,
+                intent,
             )
-            raise
+            reason = (
+                f"Expected to process {value_type} {intent}, but an unexpected error occurred: "
+                f"{type(exc).__name__}: {str(exc)[:500]}"
+            )
+            if command is not None:
+                try:  # Zeebe logs the command and a PROCESSING_ERROR rejection of it
+                    self._append(command)
+                    self.state.apply(command)
+                    self._append_rejection(
+                        value_type, intent, key, command_value, command["position"], PROCESSING_ERROR, reason
+                    )
+                except Exception:
+                    self._roll_back(mark, position_mark, events_before, state_marks)
+            raise Rejection(intent, PROCESSING_ERROR, reason) from exc
+        else:
+            callbacks, self.after_command = self.after_command, []
+            for callback in callbacks:
+                callback()
+            return result
         finally:
             self._source_position = -1
             self._schedule_flush()
+
+    def _discard_follow_ups(self) -> None:
+        self.queue.clear()
+        self.closing_scopes.clear()
+        self.after_command.clear()
+
+    def _append_rejection(
+        self,
+        value_type: str,
+        intent: str,
+        key: int,
+        command_value: dict[str, Any],
+        command_position: int,
+        rejection_type: str,
+        reason: str,
+    ) -> None:
+        record = self._rejection_record(
+            value_type, intent, key, command_value, command_position, rejection_type, reason
+        )
+        self._append(record)
+        self.state.apply(record)
 
     # ------------------------------------------------------------------ group commit
     def _schedule_flush(self) -> None:

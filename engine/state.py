@@ -104,7 +104,9 @@ class PartitionState:
     def apply(self, record: dict[str, Any]) -> None:
         """Apply one record (events change state; every record advances key and position)."""
         key = record["key"]
-        if key > 0 and decode_partition(key) == self.partition_id:
+        # Only events carry keys this partition generated; a command's key comes from a client
+        # and must not move the key generator (a crafted key could push it into other bits).
+        if key > 0 and record["recordType"] == "EVENT" and decode_partition(key) == self.partition_id:
             local = decode_local_key(key)
             if local >= self.next_local_key:
                 self.next_local_key = local + 1

@@ -73,14 +73,70 @@ def put_path(document: dict[str, Any], target: str, value: Any, base: dict[str, 
     document[head] = root
 
 
+#: Deepest nesting of objects/arrays accepted in a variable document or FEEL result. Deeper
+#: values cannot be encoded (Python's JSON encoder recurses) and no process needs them.
+MAX_NESTING_DEPTH = 100
+
+
+def document_problem(value: Any) -> str | None:
+    """Why `value` cannot be stored as variables (nested deeper than MAX_NESTING_DEPTH, a lone
+    surrogate in a string or key, a non-finite number), or None. Iterative: the depth it
+    checks is exactly what would make a recursive check fail."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            if depth >= MAX_NESTING_DEPTH:
+                return f"it is nested deeper than {MAX_NESTING_DEPTH} levels"
+            for name, child in item.items():
+                if isinstance(name, str) and _lone_surrogate(name):
+                    return f"the name {name!r} contains a lone surrogate (not valid Unicode)"
+                stack.append((child, depth + 1))
+        elif isinstance(item, list | tuple):
+            if depth >= MAX_NESTING_DEPTH:
+                return f"it is nested deeper than {MAX_NESTING_DEPTH} levels"
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            if _lone_surrogate(item):
+                return f"the string {item[:40]!r} contains a lone surrogate (not valid Unicode)"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return f"the number {item} is not a finite JSON number"
+    return None
+
+
+def _lone_surrogate(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def parse_variables_document(text: str) -> dict[str, Any]:
-    """A request's `variables` string: empty means {}, otherwise it must be a JSON object."""
+    """A request's `variables` string: empty means {}, otherwise it must be a JSON object that
+    `document_problem` accepts (raises ValueError with the reason otherwise)."""
     if text is None or text.strip() == "":
         return {}
-    document = json.loads(text, parse_constant=_reject_constant)
+    try:
+        document = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError(f"it is nested deeper than {MAX_NESTING_DEPTH} levels") from None
     if not isinstance(document, dict):
         raise ValueError(f"Expected document to be a root level object, but was '{type(document).__name__}'")
+    problem = document_problem(document)
+    if problem is not None:
+        raise ValueError(problem)
     return document
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        # 1e400 parses to infinity, which JSON cannot carry back out: reject it like NaN.
+        raise ValueError(f"the number {text[:40]} is out of range (not a finite double)")
+    return number
 
 
 def _reject_constant(name: str) -> Any:
