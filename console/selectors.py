@@ -207,33 +207,36 @@ def job_type_polls(metrics: dict[str, Any] | None) -> dict[str, JobTypePolls] | 
     """Per job type, the newest poll and the worker names, from metrics.json; None when the proxy does
     not publish per-job-type poll information (then nobody can say who polls: the records do not).
 
-    Read shape (per cluster): ``"jobTypes": {"<type>": {"lastPollAt": <epoch s>, "workers": [...]}}``.
+    Read shape (routing/activation.py ``JobActivation.metrics``), per cluster:
+    ``"activation": {"clusters": {"<id>": {"jobTypes": {"<type>": {"lastPollAt": <epoch s> | null,
+    "workers": {"<name>": <epoch s>}, "parkedPolls": n, "openStreams": n}}}}}``. A parked long poll
+    or an open job stream means a worker is asking right now.
     """
     if metrics is None:
         return None
-    clusters = metrics.get("clusters")
+    activation = metrics.get("activation")
+    clusters = activation.get("clusters") if isinstance(activation, dict) else None
     if not isinstance(clusters, dict):
         return None
-    found = False
+    generated = metrics.get("generatedAt")
     merged: dict[str, tuple[float | None, set[str]]] = {}
     for cluster in clusters.values():
         job_types = cluster.get("jobTypes") if isinstance(cluster, dict) else None
         if not isinstance(job_types, dict):
             continue
-        found = True
         for job_type, info in job_types.items():
             if not isinstance(info, dict):
                 continue
             last, workers = merged.get(job_type, (None, set()))
             polled = info.get("lastPollAt")
-            if isinstance(polled, int | float) and (last is None or polled > last):
+            if (info.get("parkedPolls") or info.get("openStreams")) and isinstance(generated, int | float):
+                polled = max(float(polled or 0), float(generated))  # waiting for jobs right now
+            if isinstance(polled, int | float) and polled > 0 and (last is None or polled > last):
                 last = float(polled)
             names = info.get("workers")
-            if isinstance(names, list):
+            if isinstance(names, dict | list):
                 workers |= {str(name) for name in names}
             merged[job_type] = (last, workers)
-    if not found:
-        return None
     return {
         job_type: JobTypePolls(
             job_type=job_type,

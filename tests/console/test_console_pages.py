@@ -252,23 +252,32 @@ def test_why_stuck_sentences(tree, settings, tmp_path: Path):
 
     polls = console_selectors.job_type_polls(
         {
-            "clusters": {
-                "1": {
-                    "jobTypes": {
-                        "ship-part": {
-                            "lastPollAt": (now - timedelta(minutes=12)).timestamp(),
-                            "workers": ["w1"],
+            "generatedAt": now.timestamp(),
+            "activation": {
+                "clusters": {
+                    "1": {
+                        "jobTypes": {
+                            "ship-part": {
+                                "lastPollAt": (now - timedelta(minutes=12)).timestamp(),
+                                "workers": {"w1": (now - timedelta(minutes=12)).timestamp()},
+                            },
+                            "check-cpu": {"lastPollAt": None, "workers": {}, "parkedPolls": 1},
                         }
                     }
                 }
-            }
+            },
         }
     )
     reasons = {
         reason.element_id: reason
         for reason in console_selectors.why_stuck(instances=[instance], polls=polls, polls_known=True)
     }
-    assert "no worker has polled job type ship-part for 12 minutes" in reasons["ship-part"].sentence
+    assert (
+        "no worker has polled job type ship-part for 12 minutes (last seen: w1)"
+        in reasons["ship-part"].sentence
+    )
+    assert polls is not None and polls["check-cpu"].last_poll_at is not None  # a parked poll is asking now
+    assert console_selectors.job_type_polls({"clusters": {}}) is None  # a proxy without poll figures
 
     incident_reasons = console_selectors.why_stuck(instances=[tree["grandchild"]])
     assert incident_reasons[0].kind == "incident"
