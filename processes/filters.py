@@ -35,7 +35,9 @@ INSTANCE_STATE_BY_FILTER_VALUE = {
     "completed": InstanceState.COMPLETED,
     "canceled": InstanceState.TERMINATED,
 }
-INSTANCE_STATE_API_NAME = {model: api for api, model in INSTANCE_STATE_BY_FILTER_VALUE.items()}
+INSTANCE_STATE_API_NAME: dict[str, str] = {
+    str(model): api for api, model in INSTANCE_STATE_BY_FILTER_VALUE.items()
+}
 
 # A variable_value longer than this cannot be an inline (preview-sized) value anyway.
 VARIABLE_VALUE_MAX_LENGTH = 8192

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypedDict
 
+from django.conf import settings
 from django.db.models import Count, IntegerField, Max, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
@@ -29,6 +33,10 @@ from processes.models import (
     VariableValue,
 )
 
+logger = logging.getLogger(__name__)
+
+HEALTH_VALUES = frozenset({"up", "down", "unknown"})
+
 
 def cluster_list() -> QuerySet[Cluster]:
     return Cluster.objects.order_by("id")
@@ -37,6 +45,34 @@ def cluster_list() -> QuerySet[Cluster]:
 def cluster_placement_candidates() -> QuerySet[Cluster]:
     """Clusters that may receive new instances (health is checked by the routing layer)."""
     return Cluster.objects.filter(state__in=CLUSTER_PLACEMENT_STATES, weight__gt=0).order_by("id")
+
+
+def proxy_cluster_health() -> dict[int, str]:
+    """Health per cluster id as the gateway proxy last published it in ``<state-dir>/metrics.json``
+    (routing/metrics.py; found through FLEETFLOW_PROXY_STATE_DIR). Empty when this process cannot see
+    the file: health is then unknown, never guessed (DESIGN §2: health is separate from state)."""
+    state_dir = getattr(settings, "FLEETFLOW_PROXY_STATE_DIR", None) or os.environ.get(
+        "FLEETFLOW_PROXY_STATE_DIR"
+    )
+    if not state_dir:
+        return {}
+    path = Path(state_dir) / "metrics.json"
+    try:
+        published = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        logger.warning("cannot read %s: %s", path, error)
+        return {}
+    clusters = published.get("clusters") if isinstance(published, dict) else None
+    if not isinstance(clusters, dict):
+        return {}
+    health: dict[int, str] = {}
+    for cluster_id, figures in clusters.items():
+        value = figures.get("health") if isinstance(figures, dict) else None
+        if str(cluster_id).isdigit() and value in HEALTH_VALUES:
+            health[int(cluster_id)] = value
+    return health
 
 
 # -- Query models (DESIGN §5, §7) -------------------------------------------------------------------

@@ -1,0 +1,321 @@
+"""Serializers of the API. Keys are KeyFields (JSON strings); related rows appear by key, never nested,
+so a list needs no join (every key is a column of the listed row)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from processes.api.fields import KeyField
+from processes.filters import INSTANCE_STATE_API_NAME
+from processes.models import (
+    Cluster,
+    ElementInstance,
+    Incident,
+    Job,
+    ProcessDefinition,
+    ProcessInstance,
+    Variable,
+)
+from servers.models import Server
+
+
+class PartitionLagSerializer(serializers.Serializer):
+    partition_id = serializers.IntegerField()
+    position = serializers.IntegerField()
+    last_record_timestamp = serializers.DateTimeField(allow_null=True)
+    lag_seconds = serializers.FloatField(allow_null=True)
+    imported_count = serializers.IntegerField()
+    skipped_count = serializers.IntegerField()
+    error_count = serializers.IntegerField()
+
+
+HEALTH_CHOICES = ["up", "down", "unknown"]
+
+
+class ClusterSerializer(serializers.ModelSerializer):
+    """A cluster with its routing state, its health as the proxy last published it (``unknown`` when
+    this web process cannot see the proxy's metrics) and the import lag of each partition."""
+
+    health = serializers.SerializerMethodField()
+    import_lag = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Cluster
+        fields = ["id", "name", "gateway_address", "weight", "state", "record_source", "health", "import_lag"]
+
+    @extend_schema_field(serializers.ChoiceField(choices=HEALTH_CHOICES))
+    def get_health(self, cluster: Cluster) -> str:
+        health: dict[int, str] = self.context.get("health", {})
+        return health.get(cluster.id, "unknown")
+
+    @extend_schema_field(PartitionLagSerializer(many=True))
+    def get_import_lag(self, cluster: Cluster) -> list[dict[str, Any]]:
+        lag_by_cluster: dict[int, list[Any]] = self.context.get("import_lag", {})
+        return PartitionLagSerializer(lag_by_cluster.get(cluster.id, []), many=True).data
+
+
+class ProcessDefinitionSerializer(serializers.ModelSerializer):
+    key = KeyField(read_only=True)
+    cluster = serializers.IntegerField(source="cluster_id", read_only=True)
+    deployment_key = KeyField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = ProcessDefinition
+        fields = [
+            "key",
+            "cluster",
+            "bpmn_process_id",
+            "version",
+            "version_tag",
+            "resource_name",
+            "checksum",
+            "tenant_id",
+            "deployment_key",
+            "deployed_at",
+            "deleted",
+        ]
+
+
+class ProcessDefinitionDetailSerializer(ProcessDefinitionSerializer):
+    class Meta(ProcessDefinitionSerializer.Meta):
+        fields = [*ProcessDefinitionSerializer.Meta.fields, "bpmn_xml"]
+
+
+@extend_schema_field(serializers.ChoiceField(choices=["active", "completed", "canceled"]))
+class InstanceStateField(serializers.Field):
+    """The filter's words (active, completed, canceled) for the stored instance states."""
+
+    def to_representation(self, value: str) -> str:
+        return INSTANCE_STATE_API_NAME.get(value, value)
+
+
+class ProcessInstanceSerializer(serializers.ModelSerializer):
+    key = KeyField(read_only=True)
+    cluster = serializers.IntegerField(source="cluster_id", read_only=True)
+    process_definition_key = KeyField(source="process_definition_id", read_only=True, allow_null=True)
+    state = InstanceStateField(read_only=True)
+    parent_key = KeyField(source="parent_id", read_only=True, allow_null=True)
+    parent_element_instance_key = KeyField(read_only=True, allow_null=True)
+    root_key = KeyField(source="root_id", read_only=True, allow_null=True)
+    server = serializers.CharField(source="server_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ProcessInstance
+        fields = [
+            "key",
+            "cluster",
+            "partition_id",
+            "process_definition_key",
+            "bpmn_process_id",
+            "version",
+            "tenant_id",
+            "state",
+            "start_date",
+            "end_date",
+            "parent_key",
+            "parent_element_instance_key",
+            "root_key",
+            "depth",
+            "server",
+            "incident",
+            "subtree_incident",
+        ]
+
+
+class ProcessInstanceDetailSerializer(ProcessInstanceSerializer):
+    children_count = serializers.IntegerField(read_only=True)
+
+    class Meta(ProcessInstanceSerializer.Meta):
+        fields = [*ProcessInstanceSerializer.Meta.fields, "children_count"]
+
+
+class ElementInstanceSerializer(serializers.ModelSerializer):
+    key = KeyField(read_only=True)
+    process_instance_key = KeyField(source="process_instance_id", read_only=True, allow_null=True)
+    process_definition_key = KeyField(read_only=True, allow_null=True)
+    flow_scope_key = KeyField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = ElementInstance
+        fields = [
+            "key",
+            "process_instance_key",
+            "process_definition_key",
+            "bpmn_process_id",
+            "flow_scope_key",
+            "element_id",
+            "element_type",
+            "event_type",
+            "state",
+            "start_date",
+            "end_date",
+        ]
+
+
+class VariableSerializer(serializers.ModelSerializer):
+    """``value`` is null and ``truncated`` true for values above the preview size; ``preview`` then
+    holds the beginning of the JSON text."""
+
+    key = KeyField(read_only=True)
+    scope_key = KeyField(read_only=True)
+    process_instance_key = KeyField(source="process_instance_id", read_only=True, allow_null=True)
+    value = serializers.JSONField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Variable
+        fields = [
+            "key",
+            "name",
+            "scope_key",
+            "process_instance_key",
+            "value",
+            "truncated",
+            "preview",
+            "size",
+            "updated_at",
+        ]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    key = KeyField(read_only=True)
+    process_instance_key = KeyField(source="process_instance_id", read_only=True, allow_null=True)
+    element_instance_key = KeyField(source="element_instance_id", read_only=True, allow_null=True)
+    type = serializers.CharField(source="job_type", read_only=True)
+    custom_headers = serializers.JSONField(read_only=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "key",
+            "process_instance_key",
+            "element_instance_key",
+            "bpmn_process_id",
+            "element_id",
+            "type",
+            "worker",
+            "retries",
+            "deadline",
+            "state",
+            "error_message",
+            "error_code",
+            "custom_headers",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class IncidentSerializer(serializers.ModelSerializer):
+    key = KeyField(read_only=True)
+    cluster = serializers.IntegerField(source="cluster_id", read_only=True)
+    process_instance_key = KeyField(source="process_instance_id", read_only=True, allow_null=True)
+    element_instance_key = KeyField(source="element_instance_id", read_only=True, allow_null=True)
+    job_key = KeyField(source="job_id", read_only=True, allow_null=True)
+    variable_scope_key = KeyField(read_only=True, allow_null=True)
+    root_key = KeyField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Incident
+        fields = [
+            "key",
+            "cluster",
+            "process_instance_key",
+            "element_instance_key",
+            "job_key",
+            "bpmn_process_id",
+            "element_id",
+            "variable_scope_key",
+            "root_key",
+            "error_type",
+            "error_message",
+            "state",
+            "created_at",
+            "resolved_at",
+        ]
+
+
+class IncidentGroupSerializer(serializers.Serializer):
+    error_type = serializers.CharField()
+    error_message = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class ServerSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="hardware_model", read_only=True)
+
+    class Meta:
+        model = Server
+        fields = [
+            "serial_number",
+            "hostname",
+            "model",
+            "rack",
+            "data_centre",
+            "state",
+            "is_stub",
+            "first_seen_at",
+            "updated_at",
+        ]
+
+
+class TimelineInstanceSerializer(ProcessInstanceSerializer):
+    """An instance on a server's timeline with its steps in time order."""
+
+    steps = serializers.SerializerMethodField()
+
+    class Meta(ProcessInstanceSerializer.Meta):
+        fields = [*ProcessInstanceSerializer.Meta.fields, "steps"]
+
+    @extend_schema_field(ElementInstanceSerializer(many=True))
+    def get_steps(self, instance: ProcessInstance) -> list[dict[str, Any]]:
+        steps_by_instance: dict[int, list[ElementInstance]] = self.context.get("steps", {})
+        return ElementInstanceSerializer(steps_by_instance.get(instance.key, []), many=True).data
+
+
+class StuckNowSerializer(serializers.Serializer):
+    incidents = IncidentSerializer(many=True)
+    jobs = JobSerializer(many=True)
+    incidents_truncated = serializers.BooleanField()
+    jobs_truncated = serializers.BooleanField()
+
+
+class ServerTimelineSerializer(serializers.Serializer):
+    server = ServerSerializer()
+    next = serializers.URLField(allow_null=True)
+    instances = TimelineInstanceSerializer(many=True)
+    stuck = StuckNowSerializer()
+
+
+class CountByStateSerializer(serializers.Serializer):
+    state = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class ProcessCountSerializer(serializers.Serializer):
+    bpmn_process_id = serializers.CharField()
+    version = serializers.IntegerField(required=False)
+    count = serializers.IntegerField()
+
+
+class ClusterStatsSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    state = serializers.CharField()
+    weight = serializers.IntegerField()
+    health = serializers.ChoiceField(choices=HEALTH_CHOICES)
+
+
+class ClusterLagSerializer(PartitionLagSerializer):
+    cluster_id = serializers.IntegerField()
+
+
+class StatsSerializer(serializers.Serializer):
+    instances_by_state = CountByStateSerializer(many=True)
+    active_instances_by_process = ProcessCountSerializer(many=True)
+    incidents_by_error = IncidentGroupSerializer(many=True)
+    active_incidents_by_process = ProcessCountSerializer(many=True)
+    clusters = ClusterStatsSerializer(many=True)
+    import_lag = ClusterLagSerializer(many=True)
+    operations_by_state = CountByStateSerializer(many=True)

@@ -1,0 +1,26 @@
+"""/api/ routes: v1 resources, the OpenAPI schema and its docs (served from vendored static files)."""
+
+from __future__ import annotations
+
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
+from rest_framework.routers import DefaultRouter
+
+from processes.api import errors, views
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("clusters", views.ClusterViewSet, basename="cluster")
+router.register("process-definitions", views.ProcessDefinitionViewSet, basename="process-definition")
+router.register("process-instances", views.ProcessInstanceViewSet, basename="process-instance")
+router.register("incidents", views.IncidentViewSet, basename="incident")
+router.register("servers", views.ServerViewSet, basename="server")
+router.register("stats", views.StatsViewSet, basename="stats")
+
+urlpatterns = [
+    path("v1/", include(router.urls)),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    re_path(r"^.*$", errors.not_found),
+]

@@ -1,0 +1,306 @@
+"""API views (CONVENTIONS §5): a ViewSet is a queryset from a selector, a serializer and a FilterSet.
+
+Reads go through processes.selectors, actions through the action services (issue 10). The base view
+holds the parts every endpoint shares: role permission and queryset restriction, key validation of
+the path, keyset pagination, and refusal of unknown query parameters (a typo in a filter name must not
+silently return everything).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Model, QuerySet
+from django.http import Http404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from processes import selectors
+from processes.api import serializers as api
+from processes.api.pagination import KeysetPagination
+from processes.api.permissions import RolePermission, restrict
+from processes.filters import (
+    INSTANCE_STATE_API_NAME,
+    IncidentFilterSet,
+    ProcessInstanceFilterSet,
+    parse_global_key,
+)
+from processes.models import ProcessInstance
+from servers.models import Server
+from servers.selectors import server_list
+
+JsonRows = list[dict[str, Any]]
+KEY_PATTERN = r"[^/]+"  # anything up to the next slash: a malformed key gets a 400 naming it, not a 404
+PAGINATION_PARAMS = frozenset({"cursor", "page_size"})
+# Bounds of the unpaginated parts of a response (grouped counts, "stuck now").
+GROUP_LIMIT = 500
+STUCK_LIMIT = 100
+
+
+class FleetflowViewSet(viewsets.GenericViewSet):
+    permission_classes = [RolePermission]
+    pagination_class = KeysetPagination
+    filter_backends = [DjangoFilterBackend]
+    lookup_field = "key"
+    lookup_value_regex = KEY_PATTERN
+    key_lookup = True  # the path parameter is a global key (validated), else a plain value
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # authentication and permissions first: 401/403 win
+        if request.method == "GET":
+            unknown = sorted(set(request.query_params) - self.allowed_query_params())
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown query parameter."] for name in unknown})
+
+    def allowed_query_params(self) -> frozenset[str]:
+        allowed = set(PAGINATION_PARAMS)
+        filterset_class = getattr(self, "filterset_class", None)
+        if self.action == "list" and filterset_class is not None:
+            allowed |= set(filterset_class.base_filters)
+        return frozenset(allowed)
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return restrict(super().get_queryset(), self.request)
+
+    def lookup_value(self) -> Any:
+        raw = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        if not self.key_lookup:
+            return raw
+        try:
+            return parse_global_key(raw)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError({self.lookup_field: error.messages}) from error
+
+    def get_object(self) -> Any:
+        # No list filters on a detail lookup: ?state=... must not turn an existing key into a 404.
+        value = self.lookup_value()
+        obj = self.get_queryset().filter(**{self.lookup_field: value}).first()
+        if obj is None:
+            raise Http404(
+                f"No {self.get_queryset().model._meta.verbose_name} with {self.lookup_field} {value}."
+            )
+        self.check_object_permissions(self.request, obj)
+        return obj
+
+    def paginated(
+        self, queryset: QuerySet[Any], serializer_class: type[serializers.BaseSerializer], **context: Any
+    ) -> Response:
+        page = self.paginate_queryset(restrict(queryset, self.request))
+        data = serializer_class(page, many=True, context={**self.get_serializer_context(), **context}).data
+        return self.get_paginated_response(data)
+
+
+class ListRetrieveViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, FleetflowViewSet):
+    detail_serializer_class: type[serializers.BaseSerializer] | None = None
+    detail_queryset: QuerySet[Any] | None = None
+
+    def get_queryset(self) -> QuerySet[Any]:
+        if self.action != "list" and self.detail_queryset is not None:
+            return restrict(self.detail_queryset.all(), self.request)
+        return super().get_queryset()
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer]:
+        if self.action == "retrieve" and self.detail_serializer_class is not None:
+            return self.detail_serializer_class
+        return super().get_serializer_class()
+
+
+# -- clusters ------------------------------------------------------------------------------------------
+
+
+def cluster_context() -> dict[str, Any]:
+    lag_by_cluster: dict[int, list[Any]] = defaultdict(list)
+    for lag in selectors.import_lag():
+        lag_by_cluster[lag.cluster_id].append(lag)
+    return {"import_lag": lag_by_cluster, "health": selectors.proxy_cluster_health()}
+
+
+class ClusterViewSet(ListRetrieveViewSet):
+    """Clusters with routing state, health and import lag per partition (DESIGN §2, §5)."""
+
+    queryset = selectors.cluster_list()
+    serializer_class = api.ClusterSerializer
+    lookup_field = "id"
+    lookup_value_regex = r"[0-9]{1,5}"
+    key_lookup = False
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), **cluster_context()}
+
+
+# -- process definitions -------------------------------------------------------------------------------
+
+
+class ProcessDefinitionViewSet(ListRetrieveViewSet):
+    queryset = selectors.process_definition_list()
+    detail_queryset = selectors.process_definition_detail()
+    serializer_class = api.ProcessDefinitionSerializer
+    detail_serializer_class = api.ProcessDefinitionDetailSerializer
+
+
+# -- process instances ---------------------------------------------------------------------------------
+
+
+class ProcessInstanceViewSet(ListRetrieveViewSet):
+    """Process instances, newest first, with every filter of the console list (processes.filters)."""
+
+    queryset = selectors.process_instance_list()
+    detail_queryset = selectors.process_instance_detail()
+    serializer_class = api.ProcessInstanceSerializer
+    detail_serializer_class = api.ProcessInstanceDetailSerializer
+    filterset_class = ProcessInstanceFilterSet
+
+    def instance(self) -> ProcessInstance:
+        value = self.lookup_value()
+        # Sub-resources need only the tree path and the key; the detail annotation is not needed here.
+        instance = (
+            restrict(ProcessInstance.objects.only("key", "tree_path"), self.request).filter(key=value).first()
+        )
+        if instance is None:
+            raise Http404(f"No process instance with key {value}.")
+        return instance
+
+    @extend_schema(responses=api.ProcessInstanceSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def tree(self, request: Request, key: str) -> Response:
+        """Every instance the instance called, at any depth, by depth then start (one prefix scan)."""
+        return self.paginated(
+            selectors.instance_subtree(instance=self.instance(), include_self=False).defer("tree_path"),
+            api.ProcessInstanceSerializer,
+        )
+
+    @extend_schema(responses=api.ElementInstanceSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="element-instances")
+    def element_instances(self, request: Request, key: str) -> Response:
+        return self.paginated(
+            selectors.instance_element_instances(instance=self.instance()), api.ElementInstanceSerializer
+        )
+
+    @extend_schema(responses=api.VariableSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def variables(self, request: Request, key: str) -> Response:
+        return self.paginated(selectors.instance_variables(instance=self.instance()), api.VariableSerializer)
+
+    @extend_schema(responses=api.JobSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def jobs(self, request: Request, key: str) -> Response:
+        return self.paginated(selectors.instance_jobs(instance=self.instance()), api.JobSerializer)
+
+    @extend_schema(responses=api.IncidentSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def incidents(self, request: Request, key: str) -> Response:
+        return self.paginated(selectors.instance_incidents(instance=self.instance()), api.IncidentSerializer)
+
+
+# -- incidents -----------------------------------------------------------------------------------------
+
+
+class IncidentViewSet(ListRetrieveViewSet):
+    queryset = selectors.incident_list()
+    serializer_class = api.IncidentSerializer
+    filterset_class = IncidentFilterSet
+
+    @extend_schema(responses=api.IncidentGroupSerializer(many=True))
+    @action(detail=False, methods=["get"], url_path="by-error", pagination_class=None)
+    def by_error(self, request: Request) -> Response:
+        """Active incidents counted per error type and message, largest groups first (at most 500)."""
+        groups = restrict(selectors.incidents_by_error(), request)[:GROUP_LIMIT]
+        return Response(api.IncidentGroupSerializer(groups, many=True).data)
+
+
+# -- servers -------------------------------------------------------------------------------------------
+
+
+class ServerViewSet(ListRetrieveViewSet):
+    queryset = server_list()
+    serializer_class = api.ServerSerializer
+    lookup_field = "serial_number"
+    lookup_url_kwarg = "serial"
+    key_lookup = False
+
+    @extend_schema(responses=api.ServerTimelineSerializer)
+    @action(detail=True, methods=["get"])
+    def timeline(self, request: Request, serial: str) -> Response:
+        """Every instance that touched the server (called instances included), newest first and paginated,
+        each with its steps in time order; and what is stuck now (active incidents, open jobs)."""
+        server: Server = self.get_object()
+        paginator = KeysetPagination()
+        instances = paginator.paginate_queryset(
+            selectors.server_instances(server_id=server.serial_number), request, view=self
+        )
+        steps: dict[int, list[Model]] = defaultdict(list)
+        for step in selectors.server_instance_steps(instance_keys=[instance.key for instance in instances]):
+            if step.process_instance_id is not None:
+                steps[step.process_instance_id].append(step)
+        incidents = list(selectors.server_open_incidents(server_id=server.serial_number)[: STUCK_LIMIT + 1])
+        jobs = list(selectors.server_open_jobs(server_id=server.serial_number)[: STUCK_LIMIT + 1])
+        context = {**self.get_serializer_context(), "steps": steps}
+        return Response(
+            {
+                "server": api.ServerSerializer(server).data,
+                "next": paginator.get_next_link(),
+                "instances": api.TimelineInstanceSerializer(instances, many=True, context=context).data,
+                "stuck": {
+                    "incidents": api.IncidentSerializer(incidents[:STUCK_LIMIT], many=True).data,
+                    "jobs": api.JobSerializer(jobs[:STUCK_LIMIT], many=True).data,
+                    "incidents_truncated": len(incidents) > STUCK_LIMIT,
+                    "jobs_truncated": len(jobs) > STUCK_LIMIT,
+                },
+            }
+        )
+
+    def allowed_query_params(self) -> frozenset[str]:
+        return PAGINATION_PARAMS
+
+
+# -- statistics ----------------------------------------------------------------------------------------
+
+
+class StatsViewSet(FleetflowViewSet):
+    """Dashboard figures in one response."""
+
+    serializer_class = api.StatsSerializer
+    pagination_class = None  # type: ignore[assignment]
+    queryset = selectors.cluster_list()
+
+    @extend_schema(responses=api.StatsSerializer)
+    def list(self, request: Request) -> Response:
+        context = cluster_context()
+        clusters = list(self.get_queryset())
+        by_state = selectors.instance_counts_by_state()
+        return Response(
+            {
+                "instances_by_state": [
+                    {"state": INSTANCE_STATE_API_NAME.get(state, state), "count": count}
+                    for state, count in sorted(by_state.items())
+                ],
+                "active_instances_by_process": selectors.active_instance_counts_by_process()[:GROUP_LIMIT],
+                "incidents_by_error": api.IncidentGroupSerializer(
+                    selectors.incidents_by_error()[:GROUP_LIMIT], many=True
+                ).data,
+                "active_incidents_by_process": selectors.active_incident_counts_by_process()[:GROUP_LIMIT],
+                "clusters": [
+                    {
+                        "id": cluster.id,
+                        "name": cluster.name,
+                        "state": cluster.state,
+                        "weight": cluster.weight,
+                        "health": context["health"].get(cluster.id, "unknown"),
+                    }
+                    for cluster in clusters
+                ],
+                "import_lag": api.ClusterLagSerializer(
+                    [lag for lags in context["import_lag"].values() for lag in lags], many=True
+                ).data,
+                "operations_by_state": self.operations_by_state(),
+            }
+        )
+
+    def operations_by_state(self) -> JsonRows:
+        return []
