@@ -15,6 +15,8 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from tests.requirements import missing
+
 ZBCTL_VERSION = "8.4.1"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOOLS_DIR = REPO_ROOT / "tools" / "zbctl"
@@ -23,6 +25,14 @@ BINARY = TOOLS_DIR / "package" / "bin" / "zbctl-cli.linux"
 
 class ZbctlUnavailable(RuntimeError):
     """npm is missing or the package could not be fetched."""
+
+
+def require_zbctl() -> Path:
+    """`zbctl_path()` for a fixture: if zbctl cannot be had, skip locally and fail in CI."""
+    try:
+        return zbctl_path()
+    except (ZbctlUnavailable, subprocess.SubprocessError, OSError, tarfile.TarError) as error:
+        missing(f"zbctl is not available: {error}")
 
 
 def zbctl_path() -> Path:

@@ -8,17 +8,15 @@ import time
 from pathlib import Path
 
 import grpc
-import pytest
 from pyzeebe.proto import gateway_pb2 as pb
 
 from engine.bpmn.parser import parse_bpmn
 from tests.engine.conftest import SHARED_DATA, EngineProcess
 from tests.engine.helpers import activate, complete, create, deploy, events, gateway
+from tests.requirements import requires
 
 BPMN_DIR = SHARED_DATA / "bpmn"
-pytestmark = pytest.mark.skipif(
-    not BPMN_DIR.is_dir(), reason="shared reference data (../shared/data/bpmn) is absent"
-)
+pytestmark = requires(BPMN_DIR.is_dir(), f"shared reference data not present at {BPMN_DIR}")
 
 # callees first, so that call activities find their process at run time
 DEPLOY_FIRST = [

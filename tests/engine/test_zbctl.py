@@ -9,15 +9,12 @@ import pytest
 
 from tests.engine.conftest import EngineProcess
 from tests.engine.helpers import events, flow, one_task_process, process_xml
-from tests.zbctl import ZbctlUnavailable, run_zbctl, zbctl_path
+from tests.zbctl import require_zbctl, run_zbctl
 
 
 @pytest.fixture(scope="module")
 def zbctl() -> Path:
-    try:
-        return zbctl_path()
-    except ZbctlUnavailable as exc:
-        pytest.skip(f"zbctl not available: {exc}")
+    return require_zbctl()
 
 
 def ok(address: str, *args: str) -> dict:

@@ -12,6 +12,7 @@ import pytest
 
 from engine.bpmn import BpmnValidationError, ElementType, parse_bpmn
 from engine.bpmn.expressions import feel_module
+from tests.requirements import requires
 
 DATA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "bpmn"
 
@@ -325,9 +326,7 @@ def _data_files() -> list[str]:
     return sorted(p.name for p in DATA_DIR.iterdir() if p.suffix in (".bpmn", ".dmn"))
 
 
-pytestmark = pytest.mark.skipif(
-    not DATA_DIR.is_dir(), reason=f"shared reference data not present at {DATA_DIR}"
-)
+pytestmark = requires(DATA_DIR.is_dir(), f"shared reference data not present at {DATA_DIR}")
 
 
 def test_every_data_file_has_an_expectation() -> None:

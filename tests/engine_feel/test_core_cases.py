@@ -9,15 +9,14 @@ from __future__ import annotations
 import pytest
 
 from tests.engine_feel.feel_cases import DATA_DIR, FeelCase, load_cases, run_case
+from tests.requirements import requires
 
 CORE_CASES = load_cases("cases.jsonl")
 
 # line number in cases.jsonl -> why it fails (none at the moment)
 KNOWN_CORE_FAILURES: dict[int, str] = {}
 
-pytestmark = pytest.mark.skipif(
-    not CORE_CASES, reason=f"FEEL test data not found in {DATA_DIR} (shared/data/feel)"
-)
+pytestmark = requires(CORE_CASES, f"FEEL test data not found in {DATA_DIR} (shared/data/feel)")
 
 
 def _params() -> list[object]:

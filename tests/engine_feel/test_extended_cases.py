@@ -7,12 +7,11 @@ import pytest
 
 from tests.engine_feel.extended_known_failures import KNOWN_EXTENDED_FAILURES
 from tests.engine_feel.feel_cases import DATA_DIR, FeelCase, load_cases, run_case
+from tests.requirements import requires
 
 EXTENDED_CASES = load_cases("cases_extended.jsonl")
 
-pytestmark = pytest.mark.skipif(
-    not EXTENDED_CASES, reason=f"FEEL test data not found in {DATA_DIR} (shared/data/feel)"
-)
+pytestmark = requires(EXTENDED_CASES, f"FEEL test data not found in {DATA_DIR} (shared/data/feel)")
 
 
 def _params() -> list[object]:

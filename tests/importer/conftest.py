@@ -12,13 +12,13 @@ import pytest
 from tests.engine.conftest import EngineProcess
 from tests.importer.scenario import log_records, run_fleet_scenario
 from tests.importer.truth import Truth, engine_truth
+from tests.requirements import require
 
 SHARED_RECORDS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "records"
 
 
 def shared_records_dir() -> Path:
-    if not SHARED_RECORDS.is_dir():
-        pytest.skip(f"shared reference data not present at {SHARED_RECORDS} (only in the team checkout)")
+    require(SHARED_RECORDS.is_dir(), f"shared reference data not present at {SHARED_RECORDS}")
     return SHARED_RECORDS
 
 

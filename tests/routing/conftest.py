@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,12 +45,9 @@ class ZbCtl:
 @pytest.fixture(scope="session")
 def zbctl_binary() -> Path:
     """npm zbctl@8.4.1, fetched into tools/zbctl/ by the shared helper (tests/zbctl.py)."""
-    from tests.zbctl import ZbctlUnavailable, zbctl_path
+    from tests.zbctl import require_zbctl
 
-    try:
-        return zbctl_path()
-    except (ZbctlUnavailable, subprocess.SubprocessError, OSError, tarfile.TarError) as error:
-        pytest.skip(f"zbctl is not available: {error}")
+    return require_zbctl()
 
 
 @dataclass
