@@ -1,0 +1,173 @@
+"""`python -m demo --gateway HOST:PORT`: the demo's workers and the flow starter, through the proxy.
+
+The starter keeps the fleet busy at a steady pace: a new flow every `--pace` seconds (server repairs
+mostly, some diagnoses alone, now and then a rack sweep) while fewer than `--max-active` root flows are
+active. Flows waiting for a person or an operator stay for `--max-age` minutes; then the "night shift"
+cancels them (through the proxy, as an operator would), so the demo runs for hours without the
+engines' state growing without bound. The counts come from the imported query models (Django).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import sys
+from datetime import timedelta
+from typing import Any
+
+import grpc
+from pyzeebe import ZeebeClient
+
+from demo.fleet import fleet, racks
+from demo.workers import Trouble, build_worker
+
+log = logging.getLogger("demo")
+
+INITIAL_BURST = 12
+SPECIAL_MODEL_SHARE = 0.05
+CANCEL_BATCH = 25
+
+
+def _active_roots() -> int:
+    from django.db import close_old_connections
+
+    from processes.choices import InstanceState
+    from processes.models import ProcessInstance
+
+    close_old_connections()
+    return ProcessInstance.objects.filter(parent__isnull=True, state=InstanceState.ACTIVE).count()
+
+
+def _stale_roots(max_age_minutes: float) -> list[int]:
+    from django.db import close_old_connections
+    from django.utils import timezone
+
+    from processes.choices import InstanceState
+    from processes.models import ProcessInstance
+
+    close_old_connections()
+    cutoff = timezone.now() - timedelta(minutes=max_age_minutes)
+    return list(
+        ProcessInstance.objects.filter(parent__isnull=True, state=InstanceState.ACTIVE, start_date__lt=cutoff)
+        .order_by("start_date")
+        .values_list("key", flat=True)[:CANCEL_BATCH]
+    )
+
+
+class Starter:
+    def __init__(self, client: ZeebeClient, *, rng: random.Random) -> None:
+        self.client = client
+        self.rng = rng
+        servers = fleet()
+        self.regular = [server for server in servers if not server.special_model]
+        self.special = [server for server in servers if server.special_model]
+        self.rack_names = sorted(racks())
+
+    async def start_one(self) -> None:
+        roll = self.rng.random()
+        if roll < 0.08:
+            rack = self.rng.choice(self.rack_names)
+            variables: dict[str, Any] = {"rack": rack, "dataCentre": rack.split("-")[0]}
+            process_id = "rack-sweep"
+        else:
+            pool = self.special if self.rng.random() < SPECIAL_MODEL_SHARE else self.regular
+            variables = self.rng.choice(pool).variables()
+            process_id = "hardware-diagnosis" if roll < 0.25 else "server-repair"
+        created = await self.client.run_process(process_id, variables=variables)
+        log.info(
+            "started %s %s for %s",
+            process_id,
+            created.process_instance_key,
+            variables.get("serverSn") or variables["rack"],
+        )
+
+
+async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
+    rng = random.Random(args.seed)
+    async with grpc.aio.insecure_channel(args.gateway) as channel:
+        worker = build_worker(channel, Trouble(seed=args.seed, speed=args.speed))
+        starter = Starter(ZeebeClient(channel), rng=rng)
+        work = asyncio.create_task(worker.work())
+
+        async def keep_starting() -> None:
+            started = 0
+            while not stop.is_set():
+                try:
+                    active = await asyncio.to_thread(_active_roots)
+                    if started < INITIAL_BURST or active < args.max_active:
+                        await starter.start_one()
+                        started += 1
+                except Exception as error:  # the proxy or the database may be restarting: try again later
+                    log.warning("could not start a flow: %s", error)
+                pace = 0.3 if started < INITIAL_BURST else args.pace * rng.uniform(0.5, 1.5)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pace)
+
+        async def night_shift() -> None:
+            while not stop.is_set():
+                try:
+                    await asyncio.wait_for(stop.wait(), 60)
+                    return
+                except TimeoutError:
+                    pass
+                try:
+                    stale = await asyncio.to_thread(_stale_roots, args.max_age)
+                except Exception as error:
+                    log.warning("could not list old flows: %s", error)
+                    continue
+                for key in stale:
+                    try:
+                        await starter.client.cancel_process_instance(key)
+                        log.info("night shift: canceled flow %s (older than %g min)", key, args.max_age)
+                    except Exception as error:  # already finished, or its cluster is away: next round
+                        log.info("night shift: could not cancel %s: %s", key, error)
+
+        helpers = [asyncio.create_task(keep_starting()), asyncio.create_task(night_shift())]
+        await stop.wait()
+        log.info("stopping the demo workers")
+        for helper in helpers:
+            helper.cancel()
+        await worker.stop()
+        work.cancel()
+        await asyncio.gather(work, *helpers, return_exceptions=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m demo", description="Fleetflow demo workers and flows")
+    parser.add_argument("--gateway", required=True, help="HOST:PORT of the gateway proxy")
+    parser.add_argument("--pace", type=float, default=4.0, help="seconds between new flows (default 4)")
+    parser.add_argument("--max-active", type=int, default=80, help="active root flows kept at most (80)")
+    parser.add_argument("--max-age", type=float, default=30.0, help="minutes before a stuck flow is canceled")
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="work speed factor (2 = steps twice as fast)"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="random seed (reproducible trouble)")
+    args = parser.parse_args(argv)
+    if args.pace <= 0 or args.speed <= 0 or args.max_active < 1 or args.max_age <= 0:
+        parser.error("--pace, --speed and --max-age must be positive, --max-active at least 1")
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+    import django
+
+    django.setup()
+
+    async def main_async() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await run(args, stop)
+
+    asyncio.run(main_async())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
