@@ -1,7 +1,10 @@
-"""Django admin for clusters; state changes go through the services so their rules apply."""
+"""Django admin for clusters; every cluster write goes through processes.services so its rules apply."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
@@ -11,8 +14,21 @@ from processes import services
 from processes.models import Cluster, ImportPosition, Incident, Job, ProcessInstance, RecordImportError
 
 
+class ClusterAdminForm(forms.ModelForm):
+    """Runs the services' own checks while the form validates, so a refusal is shown on its field
+    with the operator's input kept (the save itself goes through the services again)."""
+
+    class Meta:
+        model = Cluster
+        fields = ("id", "name", "gateway_address", "weight", "record_source", "record_source_config")
+
+    def clean_gateway_address(self) -> str:
+        return services.validate_gateway_address(self.cleaned_data["gateway_address"])
+
+
 @admin.register(Cluster)
 class ClusterAdmin(admin.ModelAdmin):
+    form = ClusterAdminForm
     list_display = ("id", "name", "gateway_address", "weight", "state", "record_source", "updated_at")
     list_filter = ("state", "record_source")
     search_fields = ("name", "gateway_address")
@@ -23,7 +39,38 @@ class ClusterAdmin(admin.ModelAdmin):
         # The id is encoded into global keys: it is fixed once the cluster exists.
         return (*self.readonly_fields, "id") if obj is not None else self.readonly_fields
 
-    def _apply(self, request: HttpRequest, queryset: QuerySet[Cluster], change) -> None:  # type: ignore[no-untyped-def]
+    def save_model(self, request: HttpRequest, obj: Cluster, form: forms.ModelForm, change: bool) -> None:
+        data: dict[str, Any] = form.cleaned_data
+        if change:
+            saved = services.cluster_update(
+                cluster=obj,
+                name=data["name"],
+                gateway_address=data["gateway_address"],
+                weight=data["weight"],
+                record_source=data["record_source"],
+                record_source_config=data["record_source_config"],
+            )
+        else:
+            saved = services.cluster_create(
+                cluster_id=data["id"],
+                name=data["name"],
+                gateway_address=data["gateway_address"],
+                weight=data["weight"],
+                record_source=data["record_source"],
+                record_source_config=data["record_source_config"],
+            )
+        # The admin goes on with `obj` (log entry, redirect): make it the row the service wrote.
+        for field in Cluster._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(saved, field.attname))
+        obj._state = saved._state
+
+    def has_delete_permission(self, request: HttpRequest, obj: Cluster | None = None) -> bool:
+        # No service deletes a cluster: its id lives on in global keys (reusing it would make them
+        # ambiguous) and deleting would cascade over every imported row of it in one request.
+        # Disable it instead (the "Disable" action).
+        return False
+
+    def _apply(self, request: HttpRequest, queryset: QuerySet[Cluster], change: Any) -> None:
         for cluster in queryset:
             try:
                 change(cluster=cluster)

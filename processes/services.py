@@ -116,6 +116,8 @@ def cluster_update(
     weight: int | None = None,
     gateway_address: str | None = None,
     name: str | None = None,
+    record_source: str | None = None,
+    record_source_config: dict[str, Any] | None = None,
 ) -> Cluster:
     locked = Cluster.objects.select_for_update().get(pk=cluster.pk)
     if weight is not None:
@@ -126,6 +128,10 @@ def cluster_update(
         locked.gateway_address = validate_gateway_address(gateway_address)
     if name is not None:
         locked.name = name
+    if record_source is not None:
+        locked.record_source = record_source
+    if record_source_config is not None:
+        locked.record_source_config = record_source_config
     locked.full_clean()
     locked.save()
     return locked
