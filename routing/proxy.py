@@ -46,6 +46,7 @@ import grpc
 from google.protobuf.message import Message
 from pyzeebe.proto import gateway_pb2, gateway_pb2_grpc
 
+from routing.activation import JobActivation
 from routing.clusters import Cluster, ClusterSet, ClusterState
 from routing.health import Health, HealthMonitor
 from routing.journal import DeploymentJournal, JournalEntry
@@ -123,10 +124,10 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
             deadline=health_deadline,
             on_up=self._on_cluster_up,
         )
-        self.long_poll_default_ms = long_poll_default_ms
+        self.activation = JobActivation(self)
+        self.activation.long_poll_default_ms = long_poll_default_ms
         self._deploy_locks: dict[int, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        self._hand_backs: set[asyncio.Task[Any]] = set()
         self._sync_wakeup: asyncio.Event | None = None
         self._started = time.time()
 
@@ -147,12 +148,9 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
         self.spawn(self._deployment_sync_loop())
 
     async def close(self, hand_back_grace: float = 5.0) -> None:
-        """Stop background work. Hand-backs still running (jobs owed to their clusters, leftover
-        long-poll slices) get ``hand_back_grace`` seconds first, so a shutdown leaves no job locked."""
-        deadline = time.monotonic() + hand_back_grace
-        while self._hand_backs and time.monotonic() < deadline:
-            # (a finishing leftover leg can start new hand-backs: wait for those too)
-            await asyncio.wait(list(self._hand_backs), timeout=max(0.0, deadline - time.monotonic()))
+        """Stop background work. Jobs held for callers are handed back, and leftover long-poll
+        slices get ``hand_back_grace`` seconds to end, so a shutdown leaves no job locked."""
+        await self.activation.close(hand_back_grace)
         for task in list(self._background):
             task.cancel()
         if self._background:
@@ -197,6 +195,7 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
             "startedAt": self._started,
             "clusters": clusters,
             "deployments": len(self.journal.entries),
+            "activation": self.activation.metrics(),
         }
 
     # ----------------------------------------------------------------- cluster choice
@@ -235,13 +234,27 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
         """Non-disabled clusters that are not known to be down."""
         return [c for c in self.clusters.routable() if not self.health.is_down(c.id)]
 
+    # The narrow interface job activation uses (routing.activation.ActivationHost).
+
+    def activation_targets(self) -> list[Cluster]:
+        return self.fan_out_targets()
+
+    def cluster(self, cluster_id: int) -> Cluster | None:
+        return self.clusters.get(cluster_id)
+
+    def gateway_stub(self, cluster: Cluster) -> gateway_pb2_grpc.GatewayStub:
+        return self.pool.get(cluster.address).stub
+
+    def report_unavailable(self, cluster: Cluster, details: str) -> None:
+        self.health.report_failure(cluster, details)
+
     def placement_candidates(self) -> list[Cluster]:
         """Active, weighted, healthy clusters, preferring those that have every deployment."""
         healthy = [c for c in self.clusters.active() if self.health.is_up(c.id)]
         in_sync = [c for c in healthy if self.journal.in_sync(c.id)]
         return in_sync or healthy
 
-    def _describe_clusters(self) -> str:
+    def describe_clusters(self) -> str:
         parts = []
         for cluster in self.clusters:
             parts.append(
@@ -359,7 +372,7 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
             if not order:
                 raise RoutingAbort(
                     grpc.StatusCode.UNAVAILABLE,
-                    f"no active healthy cluster to place the request on ({self._describe_clusters()})",
+                    f"no active healthy cluster to place the request on ({self.describe_clusters()})",
                 )
             last_error: grpc.aio.AioRpcError | None = None
             for cluster in order:
@@ -396,7 +409,7 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
             if not targets:
                 raise RoutingAbort(
                     grpc.StatusCode.UNAVAILABLE,
-                    f"no reachable cluster for {method} ({self._describe_clusters()})",
+                    f"no reachable cluster for {method} ({self.describe_clusters()})",
                 )
             timeout = self._remaining(context)
             results = await asyncio.gather(
@@ -520,7 +533,7 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
             if first_error is None:
                 raise RoutingAbort(
                     grpc.StatusCode.UNAVAILABLE,
-                    f"no reachable cluster to deploy to ({self._describe_clusters()})",
+                    f"no reachable cluster to deploy to ({self.describe_clusters()})",
                 )
             raise first_error
         # Clusters that refused what another accepted: recorded so they are not retried forever.
@@ -557,55 +570,6 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
                         await self.deliver_pending(cluster, None, timeout=10.0)
                     except Exception:  # keep syncing the others; logged
                         log.exception("deployment catch-up for cluster %s failed", cluster.label)
-
-    # ----------------------------------------------------------------- job give-back
-
-    async def give_back(self, cluster_id: int, job: gateway_pb2.ActivatedJob) -> None:
-        """Return an activated job that cannot be delivered: FailJob with retries unchanged.
-
-        ``job`` carries the cluster's own keys. Retries stay as they were and retryBackOff is 0,
-        so the job is activatable again at once and no incident can result (the same thing
-        Zeebe's gateway does for jobs it could not send).
-        """
-        cluster = self.clusters.get(cluster_id)
-        if cluster is None:
-            log.error("cannot give back job %s: cluster %s is gone", job.key, cluster_id)
-            return
-        request = gateway_pb2.FailJobRequest(
-            jobKey=job.key,
-            retries=job.retries,
-            retryBackOff=0,
-            errorMessage="Job was activated but the routing proxy could not deliver it "
-            "(client gone or maxJobsToActivate reached); handed back",
-        )
-        for attempt in range(5):
-            try:
-                await self.call(cluster, "FailJob", request, timeout=5.0)
-                self.metrics_store.counters(cluster_id).jobs_given_back += 1
-                log.info("gave back job %s to cluster %s", job.key, cluster.label)
-                return
-            except grpc.aio.AioRpcError as error:
-                if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
-                    log.info("job %s on cluster %s already gone: %s", job.key, cluster.label, error.details())
-                    return
-                log.warning("give back of job %s failed (%s), retrying", job.key, error.code().name)
-                await asyncio.sleep(0.2 * (attempt + 1))
-        log.error(
-            "could not give back job %s on cluster %s; it stays locked until its deadline",
-            job.key,
-            cluster.label,
-        )
-
-    def give_back_soon(self, cluster_id: int, jobs: Sequence[gateway_pb2.ActivatedJob]) -> None:
-        """Give back in background tasks that outlive a cancelled RPC."""
-        for job in jobs:
-            self.spawn_hand_back(self.give_back(cluster_id, job))
-
-    def spawn_hand_back(self, coroutine: Awaitable[Any]) -> None:
-        """A background task that owes jobs back to a cluster: waited for on shutdown."""
-        task = self.spawn(coroutine)
-        self._hand_backs.add(task)
-        task.add_done_callback(self._hand_backs.discard)
 
     # ----------------------------------------------------------------- topology
 
@@ -662,16 +626,12 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
     async def ActivateJobs(  # type: ignore[override]  # grpc.aio accepts a writing coroutine
         self, request: gateway_pb2.ActivateJobsRequest, context: grpc.aio.ServicerContext
     ) -> None:
-        from routing.activation import activate_jobs
-
-        await activate_jobs(self, request, context)
+        await self.activation.activate_jobs(request, context)
 
     async def StreamActivatedJobs(  # type: ignore[override]  # grpc.aio accepts a writing coroutine
         self, request: gateway_pb2.StreamActivatedJobsRequest, context: grpc.aio.ServicerContext
     ) -> None:
-        from routing.activation import stream_activated_jobs
-
-        await stream_activated_jobs(self, request, context)
+        await self.activation.stream_activated_jobs(request, context)
 
     async def CompleteJob(
         self, request: gateway_pb2.CompleteJobRequest, context: grpc.aio.ServicerContext

@@ -216,6 +216,24 @@ class ProxyProcess:
 
         return dict(wait_for(read, 5.0, interval=0.05, what="a fresh metrics.json"))
 
+    def parked_polls(self, job_type: str) -> dict[int, int]:
+        """Long-poll legs of ``job_type`` the proxy has parked per cluster (its metrics.json)."""
+        clusters = self.metrics()["activation"]["clusters"]
+        return {
+            int(cluster_id): entry["jobTypes"][job_type].get("parkedPolls", 0)
+            for cluster_id, entry in clusters.items()
+            if job_type in entry["jobTypes"]
+        }
+
+    def wait_parked(self, job_type: str, cluster_ids: set[int], timeout: float = 10.0) -> None:
+        """Until a long poll of ``job_type`` is parked on every cluster of ``cluster_ids``."""
+        wait_for(
+            lambda: {c for c, n in self.parked_polls(job_type).items() if n > 0} >= cluster_ids,
+            timeout,
+            interval=0.0,
+            what=f"a long poll of {job_type} parked on clusters {sorted(cluster_ids)}",
+        )
+
     def stop(self) -> int | None:
         if self.process is None:
             return None

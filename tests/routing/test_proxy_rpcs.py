@@ -6,7 +6,6 @@ engine recorded in its log (the command arrived there, with that cluster's own k
 
 import queue
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,11 @@ import pytest
 from pyzeebe.proto import gateway_pb2 as pb
 from pyzeebe.proto import gateway_pb2_grpc
 
+from routing.activation import is_hand_back
 from routing.keys import cluster_of, from_global, to_global
 from tests.routing.conftest import Fleet, ZbCtl
 from tests.routing.harness import iter_values, wait_for
 from tests.routing.models import empty_process, service_task_process, two_task_process
-
-GIVE_BACK_PREFIX = "Job was activated but the routing proxy could not deliver it"
 
 
 @pytest.fixture(scope="module")
@@ -364,7 +362,7 @@ def test_long_poll_answers_from_any_cluster_and_never_loses_a_job(shared_fleet: 
             target=lambda sink=answers: sink.put(activate(stub, "rt-poll", max_jobs=1, request_timeout=8000))
         )
         poller.start()
-        time.sleep(0.3)  # let the poll park on both clusters
+        shared_fleet.proxy.wait_parked("rt-poll", {1, 2})
         makers = [
             threading.Thread(target=lambda k=k: created.append(create_on(stub, k))) for k in keys.values()
         ]
@@ -383,7 +381,7 @@ def test_long_poll_answers_from_any_cluster_and_never_loses_a_job(shared_fleet: 
     given_back = 0
     for cluster_id in (1, 2):
         for record in iter_values(records(shared_fleet, cluster_id), "JOB", "FAILED"):
-            if record["value"]["errorMessage"].startswith(GIVE_BACK_PREFIX):
+            if is_hand_back(record["value"]["errorMessage"]):
                 given_back += 1
                 assert record["value"]["retries"] == 3 and record["value"]["retryBackoff"] == 0
     print(f"jobs handed back by the proxy in this test: {given_back}")
@@ -407,7 +405,12 @@ def test_stream_activated_jobs_merges_clusters_and_closes_legs(shared_fleet: Fle
 
     reader = threading.Thread(target=read)
     reader.start()
-    time.sleep(0.8)  # legs open on both clusters
+    wait_for(
+        lambda: {c for c, n in open_streams(shared_fleet, "rt-stream").items() if n} == {1, 2},
+        10,
+        interval=0.0,
+        what="stream legs open on both clusters",
+    )
     created = {create_on(stub, k) for k in keys.values() for _ in range(2)}
     jobs = [received.get(timeout=15) for _ in range(4)]
     assert {j.processInstanceKey for j in jobs} == created
@@ -417,7 +420,12 @@ def test_stream_activated_jobs_merges_clusters_and_closes_legs(shared_fleet: Fle
         stub.CompleteJob(pb.CompleteJobRequest(jobKey=job.key), timeout=10)
     stream.cancel()
     reader.join(timeout=10)
-    time.sleep(0.5)
+    wait_for(
+        lambda: not any(open_streams(shared_fleet, "rt-stream").values()),
+        10,
+        interval=0.0,
+        what="every stream leg closed",
+    )
     # With the client gone, no leg may still grab jobs: new ones are activatable by others.
     later = {create_on(stub, k) for k in keys.values()}
     polled = activate_all(stub, "rt-stream", 2)
@@ -439,17 +447,27 @@ def test_metrics_count_requests_per_cluster(shared_fleet: Fleet, stub: Any) -> N
     assert counts["1"] > 0 and counts["2"] > 0
 
 
+def open_streams(fleet: Fleet, job_type: str) -> dict[int, int]:
+    clusters = fleet.proxy.metrics()["activation"]["clusters"]
+    return {
+        int(c): entry["jobTypes"].get(job_type, {}).get("openStreams", 0) for c, entry in clusters.items()
+    }
+
+
 def _handed_back(fleet: Fleet, cluster_id: int, job_key: int) -> list[dict[str, Any]]:
     return [
         r
         for r in iter_values(records(fleet, cluster_id), "JOB", "FAILED")
-        if r["key"] == from_global(job_key)[1] and r["value"]["errorMessage"].startswith(GIVE_BACK_PREFIX)
+        if r["key"] == from_global(job_key)[1] and is_hand_back(r["value"]["errorMessage"])
     ]
 
 
-def test_job_of_a_leftover_leg_is_handed_back_at_once(shared_fleet: Fleet, stub: Any) -> None:
-    """The answer came from cluster 1; cluster 2's parked slice (2 s) then activates a new job.
-    The proxy cannot deliver it, so it hands it back: FailJob, retries unchanged, no backoff."""
+def test_job_of_a_leftover_leg_goes_to_the_next_call_of_the_same_worker(
+    shared_fleet: Fleet, stub: Any
+) -> None:
+    """The answer came from cluster 1; cluster 2's leg, parked for that call, then activates a new
+    job. The worker's next call gets it, with no FailJob in between (issue 18: before, every such
+    job was failed back with a message that read like the worker's failure)."""
     deploy(stub, "rt-left", service_task_process("rt-left", "rt-left"))
     keys = definition_keys(stub, "rt-left")
     activate_all(stub, "rt-left", 2)
@@ -458,21 +476,33 @@ def test_job_of_a_leftover_leg_is_handed_back_at_once(shared_fleet: Fleet, stub:
         target=lambda: answers.put(activate(stub, "rt-left", max_jobs=1, request_timeout=8000))
     )
     poller.start()
-    time.sleep(0.3)  # parked on both clusters
+    shared_fleet.proxy.wait_parked("rt-left", {1, 2})
     on_one = create_on(stub, keys[1])
     poller.join(timeout=15)
     assert [j.processInstanceKey for j in answers.get(timeout=1)] == [on_one]
     on_two = create_on(stub, keys[2])  # cluster 2's leftover slice is still parked
-    job = activate_all(stub, "rt-left", 1)[0]  # handed back, so activatable again at once
+    job = activate_all(stub, "rt-left", 1)[0]
     assert job.processInstanceKey == on_two
-    handed_back = _handed_back(shared_fleet, 2, job.key)
-    assert len(handed_back) == 1
-    assert handed_back[0]["value"]["retries"] == job.retries == 3
-    assert handed_back[0]["value"]["retryBackoff"] == 0
+    assert _handed_back(shared_fleet, 2, job.key) == []
+    failed = [
+        r
+        for r in iter_values(records(shared_fleet, 2), "JOB", "FAILED")
+        if r["key"] == from_global(job.key)[1]
+    ]
+    assert failed == []
+    activations = [
+        r
+        for r in iter_values(records(shared_fleet, 2), "JOB_BATCH", "ACTIVATED")
+        if from_global(job.key)[1] in r["value"]["jobKeys"]
+    ]
+    assert len(activations) == 1  # activated once, by the leftover leg, and delivered
     stub.CompleteJob(pb.CompleteJobRequest(jobKey=job.key), timeout=10)
 
 
 def test_job_activated_after_the_client_went_away_is_handed_back(shared_fleet: Fleet, stub: Any) -> None:
+    """A true hand-back: the caller left, its leg (still parked) activates a job, and no call of
+    the same worker comes for it. The proxy fails it back with retries unchanged, no backoff and
+    a message that says it is not the worker's failure."""
     deploy(stub, "rt-gone", service_task_process("rt-gone", "rt-gone"))
     keys = definition_keys(stub, "rt-gone")
     activate_all(stub, "rt-gone", 2)
@@ -482,14 +512,16 @@ def test_job_activated_after_the_client_went_away_is_handed_back(shared_fleet: F
         ),
         timeout=30,
     )
-    time.sleep(0.5)  # parked on both clusters
-    call.cancel()  # the client goes away
-    time.sleep(0.1)
-    created = create_on(stub, keys[1])  # the proxy's slice on cluster 1 is still parked
-    job = activate_all(stub, "rt-gone", 1)[0]
+    shared_fleet.proxy.wait_parked("rt-gone", {1, 2})
+    call.cancel()  # the client goes away; the proxy's slices stay parked
+    created = create_on(stub, keys[1])
+    job = activate_all(stub, "rt-gone", 1)[0]  # another worker name ("rt-test"): gets it once handed back
     assert job.processInstanceKey == created
     handed_back = _handed_back(shared_fleet, 1, job.key)
-    assert len(handed_back) == 1 and handed_back[0]["value"]["retries"] == 3
+    assert len(handed_back) == 1
+    value = handed_back[0]["value"]
+    assert value["retries"] == 3 and value["retryBackoff"] == 0
+    assert value["errorMessage"].startswith("routing-proxy hand-back: not a worker failure")
     stub.CompleteJob(pb.CompleteJobRequest(jobKey=job.key), timeout=10)
 
 

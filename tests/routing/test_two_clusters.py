@@ -17,6 +17,7 @@ from pyzeebe.job.job import JobController
 from pyzeebe.proto import gateway_pb2 as pb
 from pyzeebe.proto import gateway_pb2_grpc
 
+from routing.activation import is_hand_back
 from routing.keys import cluster_of, from_global, to_global
 from tests.routing.conftest import Fleet, ZbCtl
 from tests.routing.harness import iter_values
@@ -25,7 +26,6 @@ from tests.routing.models import service_task_process
 LOAD_INSTANCES = 1000
 HOLD_INSTANCES = 40
 ZBCTL_INSTANCES = 12
-GIVE_BACK_PREFIX = "Job was activated but the routing proxy could not deliver it"
 
 
 class RetryOnce(Exception):
@@ -217,9 +217,7 @@ def test_thousand_instances_jobs_delivered_once_and_commands_reach_owner(
             if batch["value"]["type"] == "rt-load":
                 activations.update(batch["value"]["jobKeys"])
         given_back: Counter[int] = Counter(
-            r["key"]
-            for r in iter_values(log, "JOB", "FAILED")
-            if r["value"]["errorMessage"].startswith(GIVE_BACK_PREFIX)
+            r["key"] for r in iter_values(log, "JOB", "FAILED") if is_hand_back(r["value"]["errorMessage"])
         )
         completed = Counter(
             r["key"] for r in iter_values(log, "JOB", "COMPLETED") if r["value"]["type"] == "rt-load"
