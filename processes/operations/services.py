@@ -31,6 +31,7 @@ from processes.choices import (
     INCIDENT_ACTIVE_STATES,
     INSTANCE_ACTIVE_STATES,
     JOB_ACTIVE_STATES,
+    JobState,
 )
 from processes.filters import IncidentFilterSet, ProcessInstanceFilterSet, filter_queryset
 from processes.models import (
@@ -321,7 +322,10 @@ def operation_reassign(
             "element_instance",
         )
     job = (
-        Job.objects.filter(element_instance_id=element_instance.key, state__in=JOB_ACTIVE_STATES)
+        # The job a worker could take (a failed job waits for an incident, not for a worker).
+        Job.objects.filter(
+            element_instance_id=element_instance.key, state__in=[JobState.CREATED, JobState.ACTIVATED]
+        )
         .order_by("-key")
         .first()
     )
