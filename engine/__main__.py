@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="auto")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics (engine/metrics.py)",
+    )
     args = parser.parse_args(argv)
     if args.partitions < 1:
         parser.error("--partitions must be at least 1")
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error("--event-loop uvloop: uvloop is not installed")
     logging.getLogger("engine").info("event loop: %s", loop_name)
     try:
-        asyncio.run(serve(args.data_dir, args.partitions, args.host, args.port))
+        asyncio.run(serve(args.data_dir, args.partitions, args.host, args.port, args.metrics_port))
     except (ValueError, OSError, LogCorruption) as exc:
         logging.getLogger("engine").error("cannot start: %s", exc)
         return 2

@@ -35,6 +35,7 @@ from typing import Any
 
 from engine.commands import CommandProcessor, Rejection
 from engine.log import LogCorruption, LogReader, LogWriter, partition_dir
+from engine.metrics import PartitionCounters
 from engine.records import COMMAND, COMMAND_REJECTION, INVALID_ARGUMENT, PROCESSING_ERROR, make_record
 from engine.state import PartitionState
 
@@ -83,6 +84,7 @@ class Partition(CommandProcessor):
         self.writer: LogWriter | None = None
         self.closed = False
         self.failure: BaseException | None = None
+        self.metrics = PartitionCounters()  # read by engine/metrics.py (--metrics-port)
 
     # ------------------------------------------------------------------ lifecycle
     def _load_snapshot(self) -> PartitionState | None:
@@ -347,6 +349,7 @@ class Partition(CommandProcessor):
             callbacks, self.after_command = self.after_command, []
             for callback in callbacks:
                 callback()
+            self.metrics.command_done(value_type, intent, result)
             return result
         finally:
             self._source_position = -1
@@ -372,6 +375,7 @@ class Partition(CommandProcessor):
         )
         self._append(record)
         self.state.apply(record)
+        self.metrics.command_rejected(value_type, rejection_type)
 
     # ------------------------------------------------------------------ group commit
     def _schedule_flush(self) -> None:

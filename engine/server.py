@@ -14,6 +14,7 @@ from pyzeebe.proto import gateway_pb2_grpc as pb_grpc
 
 from engine.broker import Broker
 from engine.gateway import GatewayServicer
+from engine.metrics import CallMetrics, serve_metrics
 
 log = logging.getLogger("engine.server")
 
@@ -29,6 +30,7 @@ class EngineServer:
         self.port = port
         self.server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+        self.call_metrics: CallMetrics | None = None  # set before start() to count calls (--metrics-port)
 
     async def start(self) -> int:
         await self.broker.start()
@@ -37,11 +39,12 @@ class EngineServer:
         gc.collect()
         gc.freeze()
         self.server = grpc.aio.server(
+            interceptors=[self.call_metrics] if self.call_metrics is not None else None,
             options=[
                 ("grpc.max_receive_message_length", 64 * 1024 * 1024),
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         servicer = GatewayServicer(self.broker, self.host, self.port)
         pb_grpc.add_GatewayServicer_to_server(servicer, self.server)
@@ -77,9 +80,15 @@ async def _set_status(servicer: object, service: str, status: int) -> None:
         await result
 
 
-async def serve(data_dir: str | Path, partitions: int, host: str, port: int) -> None:
+async def serve(
+    data_dir: str | Path, partitions: int, host: str, port: int, metrics_port: int | None = None
+) -> None:
     engine = EngineServer(data_dir, partitions, host, port)
+    if metrics_port is not None:
+        engine.call_metrics = CallMetrics()
     await engine.start()
+    if metrics_port is not None:
+        await serve_metrics(engine, port=metrics_port)  # on 127.0.0.1 whatever --host is
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -13,6 +13,7 @@ import logging
 import sys
 
 from routing.clusters import ClusterConfigError, file_source, parse_cluster_spec, static_source
+from routing.metrics import serve_metrics
 from routing.server import ProxyServer, serve
 
 
@@ -37,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.5,
         help="seconds between reads of the cluster source (max 1)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics (routing/metrics.py)",
     )
     parser.add_argument("--log-level", default="INFO")
     return parser
@@ -74,11 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
     try:
-        asyncio.run(serve(server))
+        asyncio.run(_serve(server, args.metrics_port))
     except OSError as error:
         print(f"python -m routing: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _serve(server: ProxyServer, metrics_port: int | None) -> None:
+    if metrics_port is not None:  # on 127.0.0.1 whatever --host is
+        await serve_metrics(server.proxy.metrics, port=metrics_port)
+    await serve(server)
 
 
 if __name__ == "__main__":
