@@ -286,7 +286,7 @@ def variable_value(request: HttpRequest, key: str) -> HttpResponse:
 @login_required
 def incident_groups(request: HttpRequest) -> HttpResponse:
     """Active incidents grouped by error type and message, with a bulk retry per group."""
-    groups = list(selectors.incidents_by_error()[:200])
+    groups: list[dict[str, Any]] = [dict(group) for group in selectors.incidents_by_error()[:200]]
     for group in groups:
         group["filter_query"] = urlencode(
             {"state": "active", "error_type": group["error_type"], "error_message": group["error_message"]}
