@@ -60,9 +60,28 @@ log = logging.getLogger(__name__)
 
 ResponseT = TypeVar("ResponseT", bound=Message)
 
+NOT_SENT_MARKER = "failed to connect to all addresses"
+"""gRPC's text when no connection to the cluster could be picked for a call: the request never
+left the proxy. (An UNAVAILABLE from a connection that broke after the call started reads
+"Socket closed", "Connection reset by peer"... and says nothing about whether it was executed.)"""
+
+
+def provably_not_taken(error: grpc.aio.AioRpcError) -> bool:
+    """True when ``error`` proves the cluster did not execute the command (issue 21).
+
+    RESOURCE_EXHAUSTED: the cluster refused it before processing (backpressure). UNAVAILABLE
+    with :data:`NOT_SENT_MARKER`: it was never sent. Anything else (a connection lost after
+    sending, a deadline, the cluster's own UNAVAILABLE) leaves the outcome unknown.
+    """
+    if error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return True
+    return error.code() is grpc.StatusCode.UNAVAILABLE and NOT_SENT_MARKER in (error.details() or "")
+
+
 RETRY_ON_NEXT_CLUSTER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
-"""Placement errors after which the command was certainly not executed: try the next cluster.
-NOT_FOUND, INVALID_ARGUMENT, FAILED_PRECONDITION... are the client's to see."""
+"""Placement errors after which an EvaluateDecision (no lasting effect) is tried on the next
+cluster. Creates are retried only when :func:`provably_not_taken`. NOT_FOUND, INVALID_ARGUMENT,
+FAILED_PRECONDITION... are the client's to see."""
 
 PERMANENT_DEPLOY_ERRORS = frozenset(
     {
@@ -384,6 +403,24 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
                 except grpc.aio.AioRpcError as error:
                     if error.code() not in RETRY_ON_NEXT_CLUSTER:
                         raise
+                    if counts_instance and not provably_not_taken(error):
+                        # The request reached the cluster and its answer was lost: it may have
+                        # started the instance. Another cluster would start a second one, so
+                        # the client hears that the outcome is unknown (as from Zeebe's gateway).
+                        log.warning(
+                            "%s on cluster %s failed after it was sent (%s: %s); not retried elsewhere",
+                            method,
+                            cluster.label,
+                            error.code().name,
+                            error.details(),
+                        )
+                        raise RoutingAbort(
+                            grpc.StatusCode.UNAVAILABLE,
+                            f"cluster {cluster.label} failed after the create was sent "
+                            f"({error.code().name}: {error.details()}); it may or may not have created "
+                            "the instance, so the proxy did not retry it on another cluster (that could "
+                            "start it twice)",
+                        ) from None
                     log.info(
                         "%s on cluster %s failed with %s, trying the next cluster",
                         method,

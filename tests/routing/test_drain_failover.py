@@ -159,7 +159,10 @@ def test_failover_kill_nine_then_return_with_missed_deployments(fleet: Fleet) ->
 
     outcome = asyncio.run(load_through_kill())
     print(f"failover placement gap: {outcome['gap'] * 1000:.1f} ms over {len(outcome['successes'])} creates")
-    assert outcome["failures"] == []
+    # A create the dying cluster may have taken is not retried elsewhere (issue 21): the one in
+    # flight at the kill, if any, fails with the documented unknown-outcome answer; no other.
+    assert len(outcome["failures"]) <= 1, outcome["failures"]
+    assert all("may or may not have created" in failure for failure in outcome["failures"])
     after_kill = [c for t, c in outcome["successes"] if t > outcome["killed_at"]]
     assert after_kill and set(after_kill) == {1}
     wait_for(
