@@ -19,6 +19,8 @@ from processes.models import (
     ProcessInstance,
     Variable,
 )
+from processes.operations.models import BatchOperation, Operation
+from processes.operations.selectors import batch_progress
 from servers.models import Server
 
 
@@ -319,3 +321,148 @@ class StatsSerializer(serializers.Serializer):
     clusters = ClusterStatsSerializer(many=True)
     import_lag = ClusterLagSerializer(many=True)
     operations_by_state = CountByStateSerializer(many=True)
+
+
+# -- operations and actions (issue 10's services) ------------------------------------------------------
+
+
+class OperationSerializer(serializers.ModelSerializer):
+    """An operator action from request to confirmation (DESIGN §6)."""
+
+    actor = serializers.CharField(source="actor_name", read_only=True)
+    batch = serializers.IntegerField(source="batch_id", read_only=True, allow_null=True)
+    target_key = KeyField(read_only=True, allow_null=True)
+    process_instance_key = KeyField(read_only=True, allow_null=True)
+    parameters = serializers.JSONField(read_only=True)
+
+    class Meta:
+        model = Operation
+        fields = [
+            "id",
+            "action",
+            "state",
+            "actor",
+            "batch",
+            "cluster_id",
+            "target_key",
+            "process_instance_key",
+            "parameters",
+            "result",
+            "error",
+            "error_code",
+            "already_done",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "confirmed_at",
+        ]
+
+
+class BatchProgressSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    planned = serializers.IntegerField()
+    done = serializers.IntegerField()
+    confirmed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    waiting = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+
+
+class BatchOperationSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_name", read_only=True)
+    filter = serializers.JSONField(read_only=True)
+    parameters = serializers.JSONField(read_only=True)
+
+    class Meta:
+        model = BatchOperation
+        fields = [
+            "id",
+            "action",
+            "state",
+            "actor",
+            "filter",
+            "parameters",
+            "dry_run_count",
+            "total",
+            "planning_done",
+            "rate_per_second",
+            "created_at",
+            "finished_at",
+            "cancelled_at",
+            "cancelled_by",
+        ]
+
+
+class BatchOperationDetailSerializer(BatchOperationSerializer):
+    progress = serializers.SerializerMethodField()
+
+    class Meta(BatchOperationSerializer.Meta):
+        fields = [*BatchOperationSerializer.Meta.fields, "progress"]
+
+    @extend_schema_field(BatchProgressSerializer)
+    def get_progress(self, batch: BatchOperation) -> dict[str, Any]:
+        return BatchProgressSerializer(batch_progress(batch=batch)).data
+
+
+VARIABLES_HELP = "A JSON object: variable name -> JSON value."
+
+
+class RetryInputSerializer(serializers.Serializer):
+    retries = serializers.IntegerField(default=1, min_value=1, max_value=2**31 - 1)
+
+
+class SkipInputSerializer(serializers.Serializer):
+    variables = serializers.DictField(default=dict, help_text=VARIABLES_HELP)
+
+
+class ReassignInputSerializer(serializers.Serializer):
+    assignee = serializers.CharField(required=False, allow_null=True, max_length=255)
+    candidate_groups = serializers.ListField(
+        child=serializers.CharField(max_length=255), required=False, allow_null=True, max_length=100
+    )
+
+
+class SetVariablesInputSerializer(serializers.Serializer):
+    variables = serializers.DictField(help_text=VARIABLES_HELP)
+    scope_key = KeyField(required=False, help_text="Default: the process instance itself.")
+    local = serializers.BooleanField(default=False)
+
+
+class JobRetriesInputSerializer(serializers.Serializer):
+    retries = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+
+
+class MessageInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255)
+    correlation_key = serializers.CharField(max_length=255, allow_blank=True, default="")
+    variables = serializers.DictField(default=dict, help_text=VARIABLES_HELP)
+    time_to_live_ms = serializers.IntegerField(default=0, min_value=0)
+
+
+class BatchInputSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(
+        choices=["retry", "resolve_incident", "cancel", "set_variables"],
+        help_text="retry/resolve_incident select incidents (incident filters); cancel/set_variables "
+        "select process instances (process instance filters).",
+    )
+    filter = serializers.DictField(
+        default=dict, help_text="Filter names and values as in the list endpoints."
+    )
+    parameters = serializers.DictField(
+        default=dict, help_text="retry: retries; set_variables: variables, local; any: rate_per_second."
+    )
+    dry_run = serializers.BooleanField(default=False, help_text="Answer the target count without starting.")
+
+
+class DryRunSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+
+
+class ClusterStateInputSerializer(serializers.Serializer):
+    allow_no_placement = serializers.BooleanField(
+        default=False,
+        help_text="Confirm taking the last active cluster out of placement (new instances then have "
+        "nowhere to go).",
+    )

@@ -15,6 +15,11 @@ router.register("process-definitions", views.ProcessDefinitionViewSet, basename=
 router.register("process-instances", views.ProcessInstanceViewSet, basename="process-instance")
 router.register("incidents", views.IncidentViewSet, basename="incident")
 router.register("servers", views.ServerViewSet, basename="server")
+router.register("element-instances", views.ElementInstanceViewSet, basename="element-instance")
+router.register("jobs", views.JobViewSet, basename="job")
+router.register("messages", views.MessageViewSet, basename="message")
+router.register("operations", views.OperationViewSet, basename="operation")
+router.register("batch-operations", views.BatchOperationViewSet, basename="batch-operation")
 router.register("stats", views.StatsViewSet, basename="stats")
 
 urlpatterns = [

@@ -12,16 +12,16 @@ from collections import defaultdict
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Model, QuerySet
+from django.db.models import Count, Model, QuerySet
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from processes import selectors
+from processes import selectors, services
 from processes.api import serializers as api
 from processes.api.pagination import KeysetPagination
 from processes.api.permissions import RolePermission, restrict
@@ -31,7 +31,11 @@ from processes.filters import (
     ProcessInstanceFilterSet,
     parse_global_key,
 )
-from processes.models import ProcessInstance
+from processes.models import Cluster, ElementInstance, Incident, Job, ProcessInstance
+from processes.operations import selectors as operation_selectors
+from processes.operations import services as operations
+from processes.operations.models import BatchOperation, Operation
+from processes.roles import Role
 from servers.models import Server
 from servers.selectors import server_list
 
@@ -41,6 +45,11 @@ PAGINATION_PARAMS = frozenset({"cursor", "page_size"})
 # Bounds of the unpaginated parts of a response (grouped counts, "stuck now").
 GROUP_LIMIT = 500
 STUCK_LIMIT = 100
+
+
+def accepted(operation: Operation) -> Response:
+    """Actions answer 202 with the operation: it runs after the request, through a Celery task."""
+    return Response(api.OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
 
 
 class FleetflowViewSet(viewsets.GenericViewSet):
@@ -78,15 +87,22 @@ class FleetflowViewSet(viewsets.GenericViewSet):
             raise serializers.ValidationError({self.lookup_field: error.messages}) from error
 
     def get_object(self) -> Any:
+        return self.find(self.get_queryset())
+
+    def find(self, queryset: QuerySet[Any]) -> Any:
         # No list filters on a detail lookup: ?state=... must not turn an existing key into a 404.
         value = self.lookup_value()
-        obj = self.get_queryset().filter(**{self.lookup_field: value}).first()
+        obj = queryset.filter(**{self.lookup_field: value}).first()
         if obj is None:
-            raise Http404(
-                f"No {self.get_queryset().model._meta.verbose_name} with {self.lookup_field} {value}."
-            )
+            raise Http404(f"No {queryset.model._meta.verbose_name} with {self.lookup_field} {value}.")
         self.check_object_permissions(self.request, obj)
         return obj
+
+    def input(self, serializer_class: type[serializers.Serializer]) -> dict[str, Any]:
+        """The request body, validated by ``serializer_class`` (400 naming the field otherwise)."""
+        serializer = serializer_class(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
 
     def paginated(
         self, queryset: QuerySet[Any], serializer_class: type[serializers.BaseSerializer], **context: Any
@@ -130,8 +146,40 @@ class ClusterViewSet(ListRetrieveViewSet):
     lookup_value_regex = r"[0-9]{1,5}"
     key_lookup = False
 
+    action_roles = {"drain": Role.ADMIN, "enable": Role.ADMIN, "disable": Role.ADMIN}
+
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), **cluster_context()}
+
+    def change_state(self, request: Request, change: str) -> Response:
+        cluster: Cluster = self.get_object()
+        allow = bool(self.input(api.ClusterStateInputSerializer)["allow_no_placement"])
+        if change == "drain":
+            services.cluster_drain(cluster=cluster, allow_no_placement=allow)
+        elif change == "disable":
+            services.cluster_disable(cluster=cluster, allow_no_placement=allow)
+        else:
+            services.cluster_activate(cluster=cluster)
+        cluster.refresh_from_db()
+        return Response(api.ClusterSerializer(cluster, context=self.get_serializer_context()).data)
+
+    @extend_schema(request=api.ClusterStateInputSerializer, responses=api.ClusterSerializer)
+    @action(detail=True, methods=["post"])
+    def drain(self, request: Request, id: str) -> Response:
+        """Admin: no new instances go to the cluster; it serves jobs and operations until its instances end."""
+        return self.change_state(request, "drain")
+
+    @extend_schema(request=None, responses=api.ClusterSerializer)
+    @action(detail=True, methods=["post"])
+    def enable(self, request: Request, id: str) -> Response:
+        """Admin: the cluster is active again (gets new instances)."""
+        return self.change_state(request, "enable")
+
+    @extend_schema(request=api.ClusterStateInputSerializer, responses=api.ClusterSerializer)
+    @action(detail=True, methods=["post"])
+    def disable(self, request: Request, id: str) -> Response:
+        """Admin: nothing is routed to the cluster."""
+        return self.change_state(request, "disable")
 
 
 # -- process definitions -------------------------------------------------------------------------------
@@ -156,14 +204,16 @@ class ProcessInstanceViewSet(ListRetrieveViewSet):
     detail_serializer_class = api.ProcessInstanceDetailSerializer
     filterset_class = ProcessInstanceFilterSet
 
+    def get_object(self) -> Any:
+        if self.action == "cancel":  # the service needs parent and state, not the detail annotation
+            return self.find(restrict(ProcessInstance.objects.defer("tree_path"), self.request))
+        return super().get_object()
+
     def instance(self) -> ProcessInstance:
-        value = self.lookup_value()
         # Sub-resources need only the tree path and the key; the detail annotation is not needed here.
-        instance = (
-            restrict(ProcessInstance.objects.only("key", "tree_path"), self.request).filter(key=value).first()
+        instance: ProcessInstance = self.find(
+            restrict(ProcessInstance.objects.only("key", "tree_path"), self.request)
         )
-        if instance is None:
-            raise Http404(f"No process instance with key {value}.")
         return instance
 
     @extend_schema(responses=api.ProcessInstanceSerializer(many=True))
@@ -182,10 +232,50 @@ class ProcessInstanceViewSet(ListRetrieveViewSet):
             selectors.instance_element_instances(instance=self.instance()), api.ElementInstanceSerializer
         )
 
-    @extend_schema(responses=api.VariableSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @extend_schema(methods=["GET"], responses=api.VariableSerializer(many=True))
+    @extend_schema(
+        methods=["POST"],
+        request=api.SetVariablesInputSerializer,
+        responses={202: api.OperationSerializer},
+        description="Set variables on the instance or one of its scopes (an operation, answered 202).",
+    )
+    @action(detail=True, methods=["get", "post"])
     def variables(self, request: Request, key: str) -> Response:
-        return self.paginated(selectors.instance_variables(instance=self.instance()), api.VariableSerializer)
+        instance = self.instance()
+        if request.method == "GET":
+            return self.paginated(selectors.instance_variables(instance=instance), api.VariableSerializer)
+        given = self.input(api.SetVariablesInputSerializer)
+        scope_key = given.get("scope_key", instance.key)
+        if (
+            scope_key != instance.key
+            and not selectors.instance_element_instances(instance=instance).filter(key=scope_key).exists()
+        ):
+            raise serializers.ValidationError(
+                {"scope_key": [f"{scope_key} is not a scope of instance {instance.key}."]}
+            )
+        operation = operations.operation_set_variables(
+            actor=request.user,
+            scope_key=scope_key,
+            variables=given["variables"],
+            local=given["local"],
+        )
+        return accepted(operation)
+
+    @extend_schema(request=None, responses={202: api.OperationSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, key: str) -> Response:
+        """Cancel a root instance (the instances it called end with it)."""
+        instance = self.get_object()
+        return accepted(operations.operation_cancel(actor=request.user, process_instance=instance))
+
+    @extend_schema(responses=api.OperationSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="operations")
+    def instance_operations(self, request: Request, key: str) -> Response:
+        instance = self.instance()
+        return self.paginated(
+            operation_selectors.operations_for_instance(process_instance_key=instance.key),
+            api.OperationSerializer,
+        )
 
     @extend_schema(responses=api.JobSerializer(many=True))
     @action(detail=True, methods=["get"])
@@ -212,6 +302,132 @@ class IncidentViewSet(ListRetrieveViewSet):
         """Active incidents counted per error type and message, largest groups first (at most 500)."""
         groups = restrict(selectors.incidents_by_error(), request)[:GROUP_LIMIT]
         return Response(api.IncidentGroupSerializer(groups, many=True).data)
+
+    @extend_schema(request=api.RetryInputSerializer, responses={202: api.OperationSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, key: str) -> Response:
+        """Retry: a job incident gets `retries` and is resolved; other incidents are resolved."""
+        incident: Incident = self.get_object()
+        given = self.input(api.RetryInputSerializer)
+        return accepted(
+            operations.operation_retry(actor=request.user, incident=incident, retries=given["retries"])
+        )
+
+
+# -- element instances and jobs (actions on one step) --------------------------------------------------
+
+
+class ElementInstanceViewSet(mixins.RetrieveModelMixin, FleetflowViewSet):
+    queryset = selectors.element_instance_detail()
+    serializer_class = api.ElementInstanceSerializer
+
+    @extend_schema(request=api.SkipInputSerializer, responses={202: api.OperationSerializer})
+    @action(detail=True, methods=["post"])
+    def skip(self, request: Request, key: str) -> Response:
+        """Skip a stuck step: it counts as done with `variables` and the flow takes its outgoing path."""
+        element: ElementInstance = self.get_object()
+        given = self.input(api.SkipInputSerializer)
+        return accepted(
+            operations.operation_skip(
+                actor=request.user, element_instance=element, variables=given["variables"]
+            )
+        )
+
+    @extend_schema(request=api.ReassignInputSerializer, responses={202: api.OperationSerializer})
+    @action(detail=True, methods=["post"])
+    def reassign(self, request: Request, key: str) -> Response:
+        """Hand a stuck manual step to another assignee and/or candidate groups."""
+        element: ElementInstance = self.get_object()
+        given = self.input(api.ReassignInputSerializer)
+        return accepted(
+            operations.operation_reassign(
+                actor=request.user,
+                element_instance=element,
+                assignee=given.get("assignee"),
+                candidate_groups=given.get("candidate_groups"),
+            )
+        )
+
+
+class JobViewSet(mixins.RetrieveModelMixin, FleetflowViewSet):
+    queryset = selectors.job_detail()
+    serializer_class = api.JobSerializer
+
+    @extend_schema(request=api.JobRetriesInputSerializer, responses={202: api.OperationSerializer})
+    @action(detail=True, methods=["post"])
+    def retries(self, request: Request, key: str) -> Response:
+        job: Job = self.get_object()
+        given = self.input(api.JobRetriesInputSerializer)
+        return accepted(
+            operations.operation_update_retries(actor=request.user, job=job, retries=given["retries"])
+        )
+
+
+class MessageViewSet(FleetflowViewSet):
+    """Publish a message to every cluster (a subscription may be on any)."""
+
+    serializer_class = api.MessageInputSerializer
+    queryset = Operation.objects.none()
+
+    @extend_schema(request=api.MessageInputSerializer, responses={202: api.OperationSerializer})
+    def create(self, request: Request) -> Response:
+        given = self.input(api.MessageInputSerializer)
+        return accepted(
+            operations.operation_publish_message(
+                actor=request.user,
+                name=given["name"],
+                correlation_key=given["correlation_key"],
+                variables=given["variables"],
+                time_to_live_ms=given["time_to_live_ms"],
+            )
+        )
+
+
+# -- operations and batches ----------------------------------------------------------------------------
+
+
+class OperationViewSet(ListRetrieveViewSet):
+    """The operations log, newest first."""
+
+    queryset = operation_selectors.operation_list()
+    serializer_class = api.OperationSerializer
+    lookup_field = "id"
+    lookup_value_regex = r"[0-9]{1,18}"
+    key_lookup = False
+
+
+class BatchOperationViewSet(mixins.CreateModelMixin, ListRetrieveViewSet):
+    queryset = operation_selectors.batch_list()
+    serializer_class = api.BatchOperationSerializer
+    detail_serializer_class = api.BatchOperationDetailSerializer
+    lookup_field = "id"
+    lookup_value_regex = r"[0-9]{1,18}"
+    key_lookup = False
+
+    @extend_schema(
+        request=api.BatchInputSerializer,
+        responses={200: api.DryRunSerializer, 202: api.BatchOperationDetailSerializer},
+        description="With dry_run the answer is the number of targets the filter selects now (200); "
+        "without, the batch starts (202).",
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        given = self.input(api.BatchInputSerializer)
+        if given["dry_run"]:
+            count = operations.batch_operation_dry_run(
+                actor=request.user, action=given["action"], filter=given["filter"]
+            )
+            return Response({"count": count})
+        batch = operations.batch_operation_start(
+            actor=request.user, action=given["action"], filter=given["filter"], parameters=given["parameters"]
+        )
+        return Response(api.BatchOperationDetailSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses=api.BatchOperationDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, id: str) -> Response:
+        batch: BatchOperation = self.get_object()
+        batch = operations.batch_operation_cancel(actor=request.user, batch=batch)
+        return Response(api.BatchOperationDetailSerializer(batch).data)
 
 
 # -- servers -------------------------------------------------------------------------------------------
@@ -303,4 +519,5 @@ class StatsViewSet(FleetflowViewSet):
         )
 
     def operations_by_state(self) -> JsonRows:
-        return []
+        rows = Operation.objects.order_by().values("state").annotate(count=Count("id")).order_by("state")
+        return [{"state": row["state"], "count": row["count"]} for row in rows]

@@ -46,8 +46,21 @@ def server(serial_number: str = "SN-1") -> Server:
     )[0]
 
 
+LINEAR_BPMN = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="t">
+  <bpmn:process id="provision" isExecutable="true">
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="task"/>
+    <bpmn:serviceTask id="task"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="task" targetRef="end"/>
+    <bpmn:endEvent id="end"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
 def definition(
-    *, cluster_id: int = 1, bpmn_process_id: str = "provision", version: int = 1
+    *, cluster_id: int = 1, bpmn_process_id: str = "provision", version: int = 1, bpmn_xml: str = LINEAR_BPMN
 ) -> ProcessDefinition:
     cluster(cluster_id)
     return ProcessDefinition.objects.create(
@@ -56,7 +69,7 @@ def definition(
         bpmn_process_id=bpmn_process_id,
         version=version,
         resource_name=f"{bpmn_process_id}.bpmn",
-        bpmn_xml=f'<definitions><process id="{bpmn_process_id}"/></definitions>',
+        bpmn_xml=bpmn_xml,
     )
 
 
@@ -104,12 +117,14 @@ def element(
     minutes: int = 0,
     state: str = InstanceState.ACTIVE,
     element_type: str = "SERVICE_TASK",
+    definition_key: int | None = None,
 ) -> ElementInstance:
     return ElementInstance.objects.create(
         key=next_key(process_instance.cluster_id),
         cluster_id=process_instance.cluster_id,
         partition_id=1,
         process_instance=process_instance,
+        process_definition_key=definition_key,
         bpmn_process_id=process_instance.bpmn_process_id,
         flow_scope_key=process_instance.key,
         element_id=element_id,
