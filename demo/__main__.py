@@ -88,9 +88,9 @@ class Starter:
 
 
 async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
-    rng = random.Random(args.seed)
+    rng = random.Random(args.random_seed)
     async with grpc.aio.insecure_channel(args.gateway) as channel:
-        worker = build_worker(channel, Trouble(seed=args.seed, speed=args.speed))
+        worker = build_worker(channel, Trouble(seed=args.random_seed, speed=args.speed))
         starter = Starter(ZeebeClient(channel), rng=rng)
         work = asyncio.create_task(worker.work())
 
@@ -137,7 +137,7 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
         await asyncio.gather(work, *helpers, return_exceptions=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m demo", description="Fleetflow demo workers and flows")
     parser.add_argument("--gateway", required=True, help="HOST:PORT of the gateway proxy")
     parser.add_argument("--pace", type=float, default=4.0, help="seconds between new flows (default 4)")
@@ -146,7 +146,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--speed", type=float, default=1.0, help="work speed factor (2 = steps twice as fast)"
     )
-    parser.add_argument("--seed", type=int, default=None, help="random seed (reproducible trouble)")
+    parser.add_argument("--random-seed", type=int, default=None, help="random seed (reproducible trouble)")
+    parser.add_argument(
+        "--seed",
+        action="store_true",
+        help="first create the demo logins and fleet and deploy the flows (run_stack --demo does this itself)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.pace <= 0 or args.speed <= 0 or args.max_active < 1 or args.max_age <= 0:
         parser.error("--pace, --speed and --max-age must be positive, --max-active at least 1")
@@ -157,6 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
+    if args.seed:
+        from demo.seed import deploy_models, seed_fleet, seed_logins
+
+        seed_logins()
+        log.info(
+            "seeded %d servers; deployed %s", seed_fleet(), ", ".join(deploy_models(gateway=args.gateway))
+        )
 
     async def main_async() -> None:
         stop = asyncio.Event()

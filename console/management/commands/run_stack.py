@@ -165,6 +165,8 @@ class Command(BaseCommand):
 
         env = dict(os.environ)
         env.update({"DJANGO_SETTINGS_MODULE": "console.settings", "PYTHONUNBUFFERED": "1"})
+        # The proxy writes metrics.json there; the console reads cluster health from it.
+        proxy_state_dir = Path(env.setdefault("FLEETFLOW_PROXY_STATE_DIR", str(data_dir / "routing")))
         notes: list[str] = []
         redis_url = os.environ.get("REDIS_URL")
         if redis_url is None:
@@ -211,7 +213,7 @@ class Command(BaseCommand):
             ChildSpec(
                 name="proxy",
                 argv=_manage(
-                    "run_gateway_proxy", "--port", str(proxy_port), "--state-dir", str(data_dir / "routing")
+                    "run_gateway_proxy", "--port", str(proxy_port), "--state-dir", str(proxy_state_dir)
                 ),
                 env=env,
                 ready_port=proxy_port,
