@@ -1,4 +1,4 @@
-"""`manage.py run_gateway_proxy`: the proxy follows the Cluster table, changes apply within 2 s.
+"""`manage.py run_gateway_proxy`: the proxy follows the Cluster table (documented: within 2 s).
 
 Two real engine processes, the real command as a subprocess reading the test database, and
 pyzeebe as the client through the proxy.
@@ -7,6 +7,7 @@ pyzeebe as the client through the proxy.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -19,8 +20,8 @@ from pyzeebe import ZeebeClient, create_insecure_channel
 
 from processes import services
 from routing.keys import cluster_of
-from tests.engine.conftest import REPO_ROOT, EngineProcess, free_port
-from tests.engine.helpers import one_task_process
+from tests.support import engine_process, free_port, sequence_process, wait_for
+from tests.support.processes import REPO_ROOT
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -72,30 +73,49 @@ async def deploy(address: str, bpmn_path: Path) -> None:
             await asyncio.sleep(0.2)
 
 
+def proxy_sees(state_dir: Path, **expected: tuple[str, int]) -> bool:
+    """The proxy's metrics.json (rewritten every second) shows each cluster id's (state, weight)."""
+    try:
+        clusters = json.loads((state_dir / "metrics.json").read_text())["clusters"]
+    except (FileNotFoundError, ValueError, KeyError):
+        return False
+    return all(
+        cluster_id in clusters and (clusters[cluster_id]["state"], clusters[cluster_id]["weight"]) == wanted
+        for cluster_id, wanted in ((key.removeprefix("c"), value) for key, value in expected.items())
+    )
+
+
 def test_placement_follows_the_cluster_table(tmp_path: Path):
-    engines = [EngineProcess(tmp_path / f"engine-{i}", partitions=1).start() for i in (1, 2)]
+    engines = [engine_process(tmp_path / f"engine-{i}") for i in (1, 2)]
     proxy = None
     try:
         first = services.cluster_create(cluster_id=1, name="blue", gateway_address=engines[0].address)
         second = services.cluster_create(cluster_id=2, name="green", gateway_address=engines[1].address)
         port = free_port()
-        proxy = start_proxy(port, tmp_path / "routing", tmp_path / "proxy.log")
+        state_dir = tmp_path / "routing"
+        proxy = start_proxy(port, state_dir, tmp_path / "proxy.log")
         address = f"127.0.0.1:{port}"
         bpmn = tmp_path / "probe.bpmn"
-        bpmn.write_bytes(one_task_process(PROCESS_ID, "probe-work"))
+        bpmn.write_bytes(sequence_process(PROCESS_ID, "probe-work"))
         asyncio.run(deploy(address, bpmn))
 
         placed = {cluster_of(key) for key in asyncio.run(create_instances(address, 20))}
         assert placed == {1, 2}, "equal weights must place instances on both clusters"
 
         services.cluster_drain(cluster=second)
-        time.sleep(2.0)  # the documented bound for a table change to take effect
+        wait_for(
+            lambda: proxy_sees(state_dir, c2=("draining", 1)), timeout=15, what="the proxy to see the drain"
+        )
         placed_after_drain = [cluster_of(key) for key in asyncio.run(create_instances(address, 20))]
         assert set(placed_after_drain) == {1}
 
         services.cluster_activate(cluster=second)
         services.cluster_update(cluster=first, weight=0)
-        time.sleep(2.0)
+        wait_for(
+            lambda: proxy_sees(state_dir, c1=("active", 0), c2=("active", 1)),
+            timeout=15,
+            what="the proxy to see the new weights",
+        )
         placed_after_weights = [cluster_of(key) for key in asyncio.run(create_instances(address, 10))]
         assert set(placed_after_weights) == {2}
         assert proxy.poll() is None, "the proxy must still be running"
