@@ -48,9 +48,20 @@ class NoStock(Exception):
 class Trouble:
     """What the workers share: the randomness (seedable for tests) and the exhausted job keys."""
 
-    def __init__(self, *, seed: int | None = None, speed: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int | None = None,
+        speed: float = 1.0,
+        bmc_timeout_share: float = BMC_TIMEOUT_SHARE,
+        vendor_api_error_share: float = VENDOR_API_ERROR_SHARE,
+        no_stock_share: float = NO_STOCK_SHARE,
+    ) -> None:
         self.rng = random.Random(seed)
         self.speed = speed
+        self.bmc_timeout_share = bmc_timeout_share
+        self.vendor_api_error_share = vendor_api_error_share
+        self.no_stock_share = no_stock_share
         self.exhausted: OrderedDict[int, None] = OrderedDict()
 
     async def work(self, low: float, high: float) -> None:
@@ -69,7 +80,7 @@ def _backoff_handler(trouble: Trouble) -> Any:
             return
         # Zeebe's retry backoff (FailJob retryBackOff): 2 s, 4 s, 8 s ... as attempts go by.
         attempt = max(0, 4 - job.retries)
-        backoff_ms = BACKOFF_BASE_MS * 2**attempt if job.retries > 1 else 0
+        backoff_ms = int(BACKOFF_BASE_MS * 2**attempt / trouble.speed) if job.retries > 1 else 0
         if job.retries <= 1:
             trouble.remember_exhausted(job.key)
         log.info("job %s (%s) failed: %s; retries left %d", job.key, job.type, exception, job.retries - 1)
@@ -93,7 +104,7 @@ def build_worker(channel: grpc.aio.Channel, trouble: Trouble) -> ZeebeWorker:
         await trouble.work(1.0, 3.0)
         if server is not None and server.unreachable and job.key not in trouble.exhausted:
             raise DemoTrouble(f"BMC {host}-bmc unreachable: no route to host (ICMP and IPMI timed out)")
-        if trouble.rng.random() < BMC_TIMEOUT_SHARE and job.retries > 1:
+        if trouble.rng.random() < trouble.bmc_timeout_share and job.retries > 1:
             raise DemoTrouble(f"BMC {host}-bmc timed out after 30 s reading the SEL")
         lines = trouble.rng.randrange(2_000, 90_000)
         return {"logBundle": f"s3://fleet-logs/{serial}/sel-{job.key}.tar.zst", "logLines": lines}
@@ -117,7 +128,7 @@ def build_worker(channel: grpc.aio.Channel, trouble: Trouble) -> ZeebeWorker:
     @task(task_type="vendor-diagnosis", exception_handler=on_failure, max_running_jobs=20)
     async def vendor_diagnosis(job: Job) -> dict[str, Any]:
         await trouble.work(3.0, 8.0)
-        if trouble.rng.random() < VENDOR_API_ERROR_SHARE and job.retries > 1:
+        if trouble.rng.random() < trouble.vendor_api_error_share and job.retries > 1:
             raise DemoTrouble("vendor support API answered 503 Service Unavailable")
         return {
             "verdict": "fault",
@@ -129,7 +140,7 @@ def build_worker(channel: grpc.aio.Channel, trouble: Trouble) -> ZeebeWorker:
     async def replace_part(job: Job) -> dict[str, Any]:
         await trouble.work(2.0, 5.0)
         part = job.variables.get("part") or "DIMM"
-        if trouble.rng.random() < NO_STOCK_SHARE:
+        if trouble.rng.random() < trouble.no_stock_share:
             raise NoStock(f"no {part} in stock at {job.variables.get('dataCentre', 'the site')}")
         return {"replacedPart": part}
 
