@@ -10,8 +10,20 @@ Prints one JSON object per figure (JSON lines), then a summary line:
   engine, a full round trip with no log write), p50/p99 direct and through the proxy; the proxy's
   added p99 is ``p99_proxy - p99_direct`` (goal < 3 ms), median over runs;
 * ``failover_gap``: two engines behind the proxy, a client creating instances in a loop, kill -9
-  of one engine: the longest pause between two successful creates around the kill (no create may
-  fail), median over runs.
+  of one engine: the longest pause between two successful creates around the kill, median over
+  runs;
+* ``handbacks``: two engines behind the proxy, jobs handed back (JOB FAILED records in the
+  engines' logs: the bench's workers never fail a job, so each is the proxy's) per 1,000 jobs, for
+  the issue-18 trickle (40 one-task instances at 4/s, one ActivateJobs worker, maxJobsToActivate
+  16, requestTimeout 1000 ms) and for a loaded run (``--instances`` created by 16 creators, 4
+  workers polling 32 at a time);
+* ``hung_activation``: one of two engines SIGSTOPped: how long the first ActivateJobs after the
+  hang takes to return the healthy cluster's job, then the delay from create to delivery for
+  jobs created on the healthy cluster while a worker polls (requestTimeout 1000 ms, gRPC deadline
+  2 s as pyzeebe sets it), and how many of the worker's calls failed;
+* ``failover_creates``: six creators (each request tagged with a unique variable) while the
+  engines are killed -9 and restarted in turn: failed creates and duplicate instances (a tag
+  with two instances in the engines' logs) per failover, and acknowledged creates missing.
 
 Run: ``.venv/bin/python bench/routing.py [--runs 3] [--instances 400]``.
 Everything runs on 127.0.0.1 in subprocesses (engine, proxy) plus the client in this process.
@@ -42,6 +54,8 @@ sys.path.insert(0, str(REPO_ROOT))
 from pyzeebe.proto import gateway_pb2 as pb  # noqa: E402
 from pyzeebe.proto import gateway_pb2_grpc  # noqa: E402
 
+from engine.log import LogReader, partition_ids  # noqa: E402
+from routing.keys import ZEEBE_PARTITION_SHIFT, cluster_of, to_global  # noqa: E402
 from tests.services import free_port  # noqa: E402
 
 PROCESS_ID = "bench-routing"
@@ -237,7 +251,7 @@ async def failover_gap(work: Path) -> dict[str, Any]:
                     response = await stub.CreateProcessInstance(
                         pb.CreateProcessInstanceRequest(bpmnProcessId=PROCESS_ID, version=-1), timeout=10
                     )
-                    successes.append((time.perf_counter(), response.processInstanceKey >> 58))
+                    successes.append((time.perf_counter(), cluster_of(response.processInstanceKey)))
                 except grpc.aio.AioRpcError:
                     failures += 1
             around = [t for t, _ in successes if kill_at - 0.5 <= t]
@@ -255,95 +269,390 @@ async def failover_gap(work: Path) -> dict[str, Any]:
             stop(engine)
 
 
+def log_records(data_dir: Path) -> list[dict[str, Any]]:
+    """Every record of an engine's log (its truth), read with engine.log's reader."""
+    found: list[dict[str, Any]] = []
+    for partition_id in partition_ids(data_dir):
+        found.extend(LogReader(data_dir, partition_id).iter_records(1))
+    return found
+
+
+def count_records(data_dirs: list[Path], value_type: str, intent: str) -> int:
+    return sum(
+        1
+        for data_dir in data_dirs
+        for record in log_records(data_dir)
+        if record.get("valueType") == value_type and record.get("intent") == intent
+    )
+
+
+class TwoClusters:
+    """Two engines and a proxy in front of them, in ``work``."""
+
+    def __init__(self, work: Path, name: str) -> None:
+        self.work = work
+        self.name = name
+        self.ports = [free_port(), free_port()]
+        self.data_dirs = [work / f"{name}-{i + 1}" for i in range(2)]
+        self.engines = [self.start_engine(i) for i in range(2)]
+        self.proxy_port = free_port()
+        self.proxy = start_proxy(
+            self.proxy_port,
+            [f"{i + 1}=127.0.0.1:{self.ports[i]}" for i in range(2)],
+            work / f"{name}-proxy.log",
+        )
+        self.address = f"127.0.0.1:{self.proxy_port}"
+
+    def start_engine(self, index: int) -> subprocess.Popen[bytes]:
+        return start_engine(
+            self.data_dirs[index], self.ports[index], self.work / f"{self.name}-{index + 1}.log"
+        )
+
+    def stop(self) -> None:
+        stop(self.proxy)
+        for engine in self.engines:
+            if engine.poll() is None:
+                engine.send_signal(signal.SIGCONT)
+            stop(engine)
+
+
+async def trickle(address: str, instances: int = 40, interval: float = 0.25) -> int:
+    """The issue-18 reproduction: one plain ActivateJobs worker, instances created at 4/s."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        completed = 0
+        done = asyncio.Event()
+
+        async def worker() -> None:
+            nonlocal completed
+            request = pb.ActivateJobsRequest(
+                type=JOB_TYPE,
+                worker="bench-trickle",
+                timeout=60_000,
+                maxJobsToActivate=16,
+                requestTimeout=1000,
+            )
+            while not done.is_set():
+                async for response in stub.ActivateJobs(request, timeout=10):
+                    for job in response.jobs:
+                        await stub.CompleteJob(pb.CompleteJobRequest(jobKey=job.key), timeout=10)
+                        completed += 1
+                if completed >= instances:
+                    done.set()
+
+        task = asyncio.ensure_future(worker())
+        for _ in range(instances):
+            await stub.CreateProcessInstance(
+                pb.CreateProcessInstanceRequest(bpmnProcessId=PROCESS_ID, version=-1), timeout=10
+            )
+            await asyncio.sleep(interval)
+        await asyncio.wait_for(done.wait(), timeout=60)
+        await asyncio.wait_for(task, timeout=15)
+        return completed
+
+
+async def handbacks(work: Path, instances: int, run: int) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for mode in ("trickle", "loaded"):
+        fleet = TwoClusters(work, f"hb-{mode}-{run}")
+        try:
+            await deploy(fleet.address)
+            if mode == "trickle":
+                jobs = await trickle(fleet.address)
+            else:
+                await workload(fleet.address, instances)
+                jobs = instances
+            await asyncio.sleep(1.5)  # a hand-back happens within 1 s of the activation
+        finally:
+            fleet.stop()
+        failed = count_records(fleet.data_dirs, "JOB", "FAILED")
+        result[mode] = {"jobs": jobs, "handed_back": failed, "per_1000_jobs": round(failed * 1000 / jobs, 1)}
+    return result
+
+
+async def hung_activation(work: Path, run: int, jobs: int = 20) -> dict[str, Any]:
+    fleet = TwoClusters(work, f"hung-{run}")
+    try:
+        await deploy(fleet.address)
+        async with grpc.aio.insecure_channel(fleet.address) as channel:
+            stub = gateway_pb2_grpc.GatewayStub(channel)
+            create = pb.CreateProcessInstanceRequest(bpmnProcessId=PROCESS_ID, version=-1)
+            definition_on_one = 0
+            for _ in range(10):
+                response = await stub.CreateProcessInstance(create, timeout=10)
+                if cluster_of(response.processDefinitionKey) == 1:
+                    definition_on_one = response.processDefinitionKey
+                    break
+            # drain what placement put on either cluster
+            drain = pb.ActivateJobsRequest(
+                type=JOB_TYPE, worker="drain", timeout=60_000, maxJobsToActivate=100, requestTimeout=-1
+            )
+            async for response in stub.ActivateJobs(drain, timeout=10):
+                for job in response.jobs:
+                    await stub.CompleteJob(pb.CompleteJobRequest(jobKey=job.key), timeout=10)
+            on_one = pb.CreateProcessInstanceRequest(processDefinitionKey=definition_on_one)
+            await stub.CreateProcessInstance(on_one, timeout=10)
+
+            fleet.engines[1].send_signal(signal.SIGSTOP)
+            request = pb.ActivateJobsRequest(
+                type=JOB_TYPE, worker="bench-hung", timeout=60_000, maxJobsToActivate=16, requestTimeout=1000
+            )
+            started = time.perf_counter()
+            first: list[Any] = []
+            async for response in stub.ActivateJobs(request, timeout=2.0):
+                first.extend(response.jobs)
+            first_call_ms = (time.perf_counter() - started) * 1000
+            for job in first:
+                await stub.CompleteJob(pb.CompleteJobRequest(jobKey=job.key), timeout=10)
+
+            created_at: dict[int, float] = {}
+            delays: list[float] = []
+            errors: list[str] = []
+            done = asyncio.Event()
+
+            async def worker() -> None:
+                while not done.is_set():
+                    try:
+                        # pyzeebe's deadline: twice the requestTimeout
+                        async for response in stub.ActivateJobs(request, timeout=2.0):
+                            for job in response.jobs:
+                                received = time.perf_counter()
+                                await stub.CompleteJob(pb.CompleteJobRequest(jobKey=job.key), timeout=10)
+                                delays.append(
+                                    (received - created_at.get(job.processInstanceKey, received)) * 1000
+                                )
+                    except grpc.aio.AioRpcError as error:
+                        errors.append(error.code().name)
+                    if len(delays) >= jobs:
+                        done.set()
+
+            task = asyncio.ensure_future(worker())
+            for _ in range(jobs):
+                before = time.perf_counter()
+                response = await stub.CreateProcessInstance(on_one, timeout=10)
+                created_at[response.processInstanceKey] = before
+                await asyncio.sleep(0.2)
+            try:
+                await asyncio.wait_for(done.wait(), timeout=30)
+            finally:
+                done.set()
+                await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), timeout=15)
+    finally:
+        fleet.stop()
+    return {
+        "first_call_ms": round(first_call_ms, 1),
+        "first_call_jobs": len(first),
+        "delivery_p50_ms": round(pct(delays, 0.5), 1) if delays else None,
+        "delivery_max_ms": round(max(delays), 1) if delays else None,
+        "jobs": len(delays),
+        "worker_call_errors": len(errors),
+    }
+
+
+async def failover_creates(work: Path, run: int, creators: int = 6, kills: int = 4) -> dict[str, Any]:
+    fleet = TwoClusters(work, f"fc-{run}")
+    acks: dict[str, Any] = {}
+    try:
+        await deploy(fleet.address)
+        stop_event = asyncio.Event()
+
+        async def creator(index: int) -> None:
+            async with grpc.aio.insecure_channel(fleet.address) as channel:
+                stub = gateway_pb2_grpc.GatewayStub(channel)
+                for n in range(1_000_000):
+                    if stop_event.is_set():
+                        return
+                    tag = f"c{index}-{n}"
+                    request = pb.CreateProcessInstanceRequest(
+                        bpmnProcessId=PROCESS_ID, version=-1, variables=json.dumps({"tag": tag})
+                    )
+                    try:
+                        acks[tag] = (await stub.CreateProcessInstance(request, timeout=10)).processInstanceKey
+                    except grpc.aio.AioRpcError as error:
+                        acks[tag] = error.code().name
+                        await asyncio.sleep(0.05)
+
+        tasks = [asyncio.ensure_future(creator(i)) for i in range(creators)]
+        try:
+            for round_number in range(kills):
+                await asyncio.sleep(1.0)
+                index = round_number % 2
+                fleet.engines[index].send_signal(signal.SIGKILL)
+                fleet.engines[index].wait()
+                await asyncio.sleep(0.5)
+                fleet.engines[index] = await asyncio.to_thread(fleet.start_engine, index)
+                await asyncio.sleep(1.0)  # the proxy sees it up again (health every 250 ms)
+        finally:
+            stop_event.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+    finally:
+        fleet.stop()
+    instances: dict[str, list[int]] = {}
+    for cluster_id, data_dir in enumerate(fleet.data_dirs, start=1):
+        for record in log_records(data_dir):
+            if record.get("valueType") == "PROCESS_INSTANCE_CREATION" and record.get("intent") == "CREATED":
+                variables = record["value"].get("variables") or {}
+                if isinstance(variables, str):
+                    variables = json.loads(variables or "{}")
+                if "tag" in variables:
+                    key = to_global(cluster_id, record["value"]["processInstanceKey"])
+                    instances.setdefault(variables["tag"], []).append(key)
+    acknowledged = {tag: key for tag, key in acks.items() if isinstance(key, int)}
+    failed = [tag for tag, key in acks.items() if not isinstance(key, int)]
+    duplicates = sum(1 for keys in instances.values() if len(keys) > 1)
+    missing = sum(1 for tag, key in acknowledged.items() if key not in instances.get(tag, []))
+    return {
+        "kills": kills,
+        "acknowledged": len(acknowledged),
+        "failed_creates": len(failed),
+        "failed_but_created": sum(1 for tag in failed if tag in instances),
+        "duplicates": duplicates,
+        "acknowledged_missing": missing,
+        "failed_per_failover": round(len(failed) / kills, 2),
+        "duplicates_per_failover": round(duplicates / kills, 2),
+    }
+
+
+async def throughput_and_latency(work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    engine_port, proxy_port = free_port(), free_port()
+    engine = start_engine(work / "engine", engine_port, work / "engine.log")
+    proxy = start_proxy(proxy_port, [f"1=127.0.0.1:{engine_port}"], work / "proxy.log")
+    direct, via_proxy = f"127.0.0.1:{engine_port}", f"127.0.0.1:{proxy_port}"
+    try:
+        await deploy(via_proxy)
+        await workload(direct, 50)  # warm-up of both paths
+        await workload(via_proxy, 50)
+        ratios, direct_rates, proxy_rates = [], [], []
+        for run in range(args.runs):
+            order = [(direct, direct_rates), (via_proxy, proxy_rates)]
+            if run % 2:
+                order.reverse()
+            results = {}
+            for address, sink in order:
+                rate = await workload(address, args.instances)
+                sink.append(rate)
+                results[address] = rate
+            ratios.append(results[via_proxy] / results[direct])
+        throughput = {
+            "figure": "routing_throughput",
+            "unit": "instances/s (create+activate+complete)",
+            "instances_per_run": args.instances,
+            "runs": args.runs,
+            "direct": round(statistics.median(direct_rates), 1),
+            "proxy": round(statistics.median(proxy_rates), 1),
+            "ratio": round(statistics.median(ratios), 3),
+            "ratios": [round(r, 3) for r in ratios],
+            "goal": ">= 0.9 (never < 0.8)",
+        }
+        print(json.dumps(throughput), flush=True)
+        unknown_job = (1 << ZEEBE_PARTITION_SHIFT) + 999_999_999  # partition 1
+        added_p99, added_p50, p99s, cpu_per_call = [], [], [], []
+        for _ in range(args.runs):
+            direct_samples = await unary_latencies(direct, args.latency_calls, unknown_job)
+            cpu_before = cpu_seconds(proxy.pid)
+            proxy_samples = await unary_latencies(via_proxy, args.latency_calls, to_global(1, unknown_job))
+            cpu_after = cpu_seconds(proxy.pid)
+            if cpu_before is not None and cpu_after is not None:
+                cpu_per_call.append((cpu_after - cpu_before) / (args.latency_calls + 50) * 1e6)
+            added_p99.append(pct(proxy_samples, 0.99) - pct(direct_samples, 0.99))
+            added_p50.append(pct(proxy_samples, 0.5) - pct(direct_samples, 0.5))
+            p99s.append((pct(direct_samples, 0.99), pct(proxy_samples, 0.99)))
+        latency = {
+            "figure": "routing_unary_latency",
+            "call": "CompleteJob (unknown job, NOT_FOUND round trip)",
+            "calls_per_run": args.latency_calls,
+            "p99_direct_ms": round(statistics.median(p[0] for p in p99s), 3),
+            "p99_proxy_ms": round(statistics.median(p[1] for p in p99s), 3),
+            "added_p50_ms": round(statistics.median(added_p50), 3),
+            "added_p99_ms": round(statistics.median(added_p99), 3),
+            "proxy_cpu_us_per_call": round(statistics.median(cpu_per_call)) if cpu_per_call else None,
+            "goal": "added p99 < 3 ms",
+        }
+        print(json.dumps(latency), flush=True)
+    finally:
+        stop(proxy)
+        stop(engine)
+    return {"throughput_ratio": throughput["ratio"], "added_p99_ms": latency["added_p99_ms"]}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--instances", type=int, default=400)
     parser.add_argument("--latency-calls", type=int, default=1000)
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=["throughput", "failover", "handbacks", "hung", "creates"],
+        help="run only these figures (repeatable); default all",
+    )
     args = parser.parse_args()
+    only = set(args.only or ["throughput", "failover", "handbacks", "hung", "creates"])
     work = Path(tempfile.mkdtemp(prefix="fleetflow-bench-routing-"))
+    summary: dict[str, Any] = {"figure": "routing_summary"}
     try:
-        engine_port, proxy_port = free_port(), free_port()
-        engine = start_engine(work / "engine", engine_port, work / "engine.log")
-        proxy = start_proxy(proxy_port, [f"1=127.0.0.1:{engine_port}"], work / "proxy.log")
-        direct, via_proxy = f"127.0.0.1:{engine_port}", f"127.0.0.1:{proxy_port}"
-        try:
-            await deploy(via_proxy)
-            await workload(direct, 50)  # warm-up of both paths
-            await workload(via_proxy, 50)
-            ratios, direct_rates, proxy_rates = [], [], []
-            for run in range(args.runs):
-                order = [(direct, direct_rates), (via_proxy, proxy_rates)]
-                if run % 2:
-                    order.reverse()
-                results = {}
-                for address, sink in order:
-                    rate = await workload(address, args.instances)
-                    sink.append(rate)
-                    results[address] = rate
-                ratios.append(results[via_proxy] / results[direct])
-            throughput = {
-                "figure": "routing_throughput",
-                "unit": "instances/s (create+activate+complete)",
-                "instances_per_run": args.instances,
-                "runs": args.runs,
-                "direct": round(statistics.median(direct_rates), 1),
-                "proxy": round(statistics.median(proxy_rates), 1),
-                "ratio": round(statistics.median(ratios), 3),
-                "ratios": [round(r, 3) for r in ratios],
-                "goal": ">= 0.9 (never < 0.8)",
+        if "throughput" in only:
+            summary.update(await throughput_and_latency(work, args))
+        if "failover" in only:
+            gaps = [await failover_gap(work) for _ in range(args.runs)]
+            failover = {
+                "figure": "routing_failover_gap",
+                "what": "longest pause between successful creates around kill -9 of one of two clusters",
+                "gap_ms": statistics.median(g["gap_ms"] for g in gaps if g["gap_ms"] is not None),
+                "runs": gaps,
+                "goal": "< 3000 ms",
             }
-            print(json.dumps(throughput), flush=True)
-            unknown_job = (1 << 51) + 999_999_999
-            added_p99, added_p50, p99s, cpu_per_call = [], [], [], []
-            for _ in range(args.runs):
-                direct_samples = await unary_latencies(direct, args.latency_calls, unknown_job)
-                cpu_before = cpu_seconds(proxy.pid)
-                proxy_samples = await unary_latencies(via_proxy, args.latency_calls, (1 << 58) | unknown_job)
-                cpu_after = cpu_seconds(proxy.pid)
-                if cpu_before is not None and cpu_after is not None:
-                    cpu_per_call.append((cpu_after - cpu_before) / (args.latency_calls + 50) * 1e6)
-                added_p99.append(pct(proxy_samples, 0.99) - pct(direct_samples, 0.99))
-                added_p50.append(pct(proxy_samples, 0.5) - pct(direct_samples, 0.5))
-                p99s.append((pct(direct_samples, 0.99), pct(proxy_samples, 0.99)))
-            latency = {
-                "figure": "routing_unary_latency",
-                "call": "CompleteJob (unknown job, NOT_FOUND round trip)",
-                "calls_per_run": args.latency_calls,
-                "p99_direct_ms": round(statistics.median(p[0] for p in p99s), 3),
-                "p99_proxy_ms": round(statistics.median(p[1] for p in p99s), 3),
-                "added_p50_ms": round(statistics.median(added_p50), 3),
-                "added_p99_ms": round(statistics.median(added_p99), 3),
-                "proxy_cpu_us_per_call": round(statistics.median(cpu_per_call)) if cpu_per_call else None,
-                "goal": "added p99 < 3 ms",
+            print(json.dumps(failover), flush=True)
+            summary["failover_gap_ms"] = failover["gap_ms"]
+            summary["failover_gap_failed_creates"] = sum(g["failed_creates"] for g in gaps)
+        if "handbacks" in only:
+            runs = [await handbacks(work, args.instances, run) for run in range(args.runs)]
+            figure = {
+                "figure": "routing_handbacks",
+                "what": "jobs handed back by the proxy per 1,000 jobs (JOB FAILED records in the engines' logs)",
+                "trickle_per_1000": statistics.median(r["trickle"]["per_1000_jobs"] for r in runs),
+                "loaded_per_1000": statistics.median(r["loaded"]["per_1000_jobs"] for r in runs),
+                "runs": runs,
+                "goal": "trickle <= 1 of 40 (25 per 1000); soak < 1 % (10 per 1000)",
             }
-            print(json.dumps(latency), flush=True)
-        finally:
-            stop(proxy)
-            stop(engine)
-        gaps = []
-        for _ in range(args.runs):
-            gaps.append(await failover_gap(work))
-        failover = {
-            "figure": "routing_failover_gap",
-            "what": "longest pause between successful creates around kill -9 of one of two clusters",
-            "gap_ms": statistics.median(g["gap_ms"] for g in gaps if g["gap_ms"] is not None),
-            "runs": gaps,
-            "goal": "< 3000 ms, no failed create",
-        }
-        print(json.dumps(failover), flush=True)
-        print(
-            json.dumps(
-                {
-                    "figure": "routing_summary",
-                    "throughput_ratio": throughput["ratio"],
-                    "added_p99_ms": latency["added_p99_ms"],
-                    "failover_gap_ms": failover["gap_ms"],
-                    "failed_creates": sum(g["failed_creates"] for g in gaps),
-                }
-            ),
-            flush=True,
-        )
+            print(json.dumps(figure), flush=True)
+            summary["handbacks_per_1000_trickle"] = figure["trickle_per_1000"]
+            summary["handbacks_per_1000_loaded"] = figure["loaded_per_1000"]
+        if "hung" in only:
+            runs = [await hung_activation(work, run) for run in range(args.runs)]
+            figure = {
+                "figure": "routing_hung_cluster_activation",
+                "what": "one of two clusters SIGSTOPped: first ActivateJobs after the hang, then create-to-delivery",
+                "first_call_ms": statistics.median(r["first_call_ms"] for r in runs),
+                "delivery_p50_ms": statistics.median(
+                    r["delivery_p50_ms"] for r in runs if r["delivery_p50_ms"] is not None
+                ),
+                "delivery_max_ms": max(
+                    r["delivery_max_ms"] for r in runs if r["delivery_max_ms"] is not None
+                ),
+                "worker_call_errors": sum(r["worker_call_errors"] for r in runs),
+                "runs": runs,
+                "goal": "healthy cluster's jobs within 500 ms of asking; no deadline errors",
+            }
+            print(json.dumps(figure), flush=True)
+            summary["hung_first_call_ms"] = figure["first_call_ms"]
+            summary["hung_delivery_max_ms"] = figure["delivery_max_ms"]
+        if "creates" in only:
+            runs = [await failover_creates(work, run) for run in range(args.runs)]
+            kills = sum(r["kills"] for r in runs)
+            figure = {
+                "figure": "routing_failover_creates",
+                "what": "6 creators, engines killed -9 and restarted in turn; per failover",
+                "failed_creates_per_failover": round(sum(r["failed_creates"] for r in runs) / kills, 2),
+                "duplicates_per_failover": round(sum(r["duplicates"] for r in runs) / kills, 2),
+                "acknowledged_missing": sum(r["acknowledged_missing"] for r in runs),
+                "runs": runs,
+                "goal": "0 duplicates, 0 acknowledged missing",
+            }
+            print(json.dumps(figure), flush=True)
+            summary["failed_creates_per_failover"] = figure["failed_creates_per_failover"]
+            summary["duplicates_per_failover"] = figure["duplicates_per_failover"]
+        print(json.dumps(summary), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -38,7 +38,7 @@ from pyzeebe.proto import gateway_pb2_grpc
 
 from routing.clusters import Cluster, ClusterSet, ClusterState, validate_cluster_list
 from routing.keymap import KeyRewriteError, globalize_response, localize_request
-from routing.keys import InvalidKeyError, UnknownClusterError, cluster_of, to_global
+from routing.keys import InvalidKeyError, UnknownClusterError, from_global, to_global
 from routing.upstream import CHANNEL_OPTIONS
 
 __all__ = [
@@ -185,9 +185,9 @@ class Router:
 
     def gateway_for(self, global_key: int) -> tuple[gateway_pb2_grpc.GatewayStub, int]:
         """The owning cluster's stub and the key as that cluster knows it."""
-        cluster_id = cluster_of(global_key)
+        cluster_id, local_key = from_global(global_key)
         cluster = self.cluster(cluster_id)
-        return _stub_for(cluster.address), global_key & ((1 << 58) - 1)
+        return _stub_for(cluster.address), local_key
 
     # ------------------------------------------------------------------ calls
 

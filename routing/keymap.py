@@ -35,6 +35,7 @@ from routing.keys import (
     CLUSTER_SHIFT,
     INT64_MAX,
     NONE_VALUES,
+    ZEEBE_KEY_LIMIT,
     InvalidKeyError,
     UnknownClusterError,
     from_global,
@@ -239,7 +240,7 @@ _SINGLE_ROUTING_FIELD: dict[str, str] = {
 """Requests whose only key is one required top-level field: translated without the general walk
 (invalid values fall through to it, which produces the descriptive error)."""
 
-_ZEEBE_MASK = (1 << CLUSTER_SHIFT) - 1
+_ZEEBE_MASK = ZEEBE_KEY_LIMIT - 1
 
 
 def _build_response_plan() -> dict[str, tuple[tuple[str, ...], tuple[tuple[str, bool], ...]]]:
@@ -309,12 +310,12 @@ def globalize_response(cluster_id: int, response: Message) -> Message:
 
 def globalize_job(cluster_id: int, job: Any) -> Any:
     """Fast path for the hottest message (ActivatedJob): same effect as globalize_response."""
-    shifted = cluster_id << 58
+    shifted = cluster_id << CLUSTER_SHIFT
     for name in ("key", "processInstanceKey", "processDefinitionKey", "elementInstanceKey"):
         value = getattr(job, name)
         if value in NONE_VALUES:
             continue
-        if not 0 < value < (1 << 58):
+        if not 0 < value < ZEEBE_KEY_LIMIT:
             to_global(cluster_id, value)  # raises the descriptive InvalidKeyError
         setattr(job, name, shifted | value)
     return job

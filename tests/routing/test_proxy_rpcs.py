@@ -16,7 +16,7 @@ from pyzeebe.proto import gateway_pb2 as pb
 from pyzeebe.proto import gateway_pb2_grpc
 
 from routing.activation import is_hand_back
-from routing.keys import cluster_of, from_global, to_global
+from routing.keys import ZEEBE_PARTITION_SHIFT, cluster_of, from_global, to_global
 from tests.routing.conftest import Fleet, ZbCtl
 from tests.routing.harness import iter_values, wait_for
 from tests.routing.models import empty_process, service_task_process, two_task_process
@@ -111,8 +111,12 @@ def test_topology_is_synthesized_from_both_clusters(shared_fleet: Fleet, stub: A
         ("127.0.0.1", e.port) for e in shared_fleet.engines
     }
     partition_ids = {p.partitionId for b in topology.brokers for p in b.partitions}
-    # (cluster_id << 7) | partition: what key >> 51 gives for the global keys clients hold.
-    assert partition_ids == {(1 << 7) | 1, (1 << 7) | 2, (2 << 7) | 1, (2 << 7) | 2}
+    # What Zeebe's decodePartitionId (key >> 51) gives for the global keys clients hold.
+    assert partition_ids == {
+        to_global(cluster_id, (partition << ZEEBE_PARTITION_SHIFT) + 1) >> ZEEBE_PARTITION_SHIFT
+        for cluster_id in (1, 2)
+        for partition in (1, 2)
+    }
 
 
 def test_deploy_reaches_every_cluster_and_answers_with_the_first_clusters_keys(
