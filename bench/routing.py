@@ -399,8 +399,12 @@ async def hung_activation(work: Path, run: int, jobs: int = 20) -> dict[str, Any
             )
             started = time.perf_counter()
             first: list[Any] = []
-            async for response in stub.ActivateJobs(request, timeout=2.0):
-                first.extend(response.jobs)
+            first_error = None
+            try:
+                async for response in stub.ActivateJobs(request, timeout=2.0):
+                    first.extend(response.jobs)
+            except grpc.aio.AioRpcError as error:
+                first_error = error.code().name
             first_call_ms = (time.perf_counter() - started) * 1000
             for job in first:
                 await stub.CompleteJob(pb.CompleteJobRequest(jobKey=job.key), timeout=10)
@@ -442,6 +446,7 @@ async def hung_activation(work: Path, run: int, jobs: int = 20) -> dict[str, Any
     return {
         "first_call_ms": round(first_call_ms, 1),
         "first_call_jobs": len(first),
+        "first_call_error": first_error,
         "delivery_p50_ms": round(pct(delays, 0.5), 1) if delays else None,
         "delivery_max_ms": round(max(delays), 1) if delays else None,
         "jobs": len(delays),
