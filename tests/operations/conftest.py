@@ -21,6 +21,8 @@ def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         gateway.deploy("e2e-leaf.bpmn", linear_process("e2e-leaf", "wait"))
         gateway.deploy("e2e-middle.bpmn", calling_process("e2e-middle", "e2e-leaf"))
         gateway.deploy("e2e-root.bpmn", calling_process("e2e-root", "e2e-middle"))
+        for process_id in ("e2e-race", "e2e-twice", "e2e-batch-kill", "e2e-batch-down"):
+            gateway.deploy(f"{process_id}.bpmn", linear_process(process_id, "diagnose", "repair"))
         yield stack
     finally:
         gateway.close()

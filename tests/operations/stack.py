@@ -339,16 +339,65 @@ def count_records(
     intent: str,
     *,
     record_type: str = "EVENT",
+    key: int | None = None,
     **match: Any,
 ) -> int:
-    """How many records of a type and intent the engine wrote whose value matches ``match``."""
+    """How many records of a type and intent the engine wrote (with record ``key`` if given)
+    whose value matches ``match``. Keys are the cluster's own (local) keys."""
     total = 0
     for record in records:
         if (
             record.get("valueType") == value_type
             and record.get("intent") == intent
             and record.get("recordType") == record_type
+            and (key is None or record.get("key") == key)
             and all(record.get("value", {}).get(name) == value for name, value in match.items())
         ):
             total += 1
     return total
+
+
+class WorkerThread:
+    """A pyzeebe ZeebeWorker on its own event loop in a thread (``setup`` registers its tasks)."""
+
+    def __init__(self, address: str, name: str, setup: Any) -> None:
+        import threading
+
+        self.address, self.name, self.setup = address, name, setup
+        self.started = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"zeebe-worker-{name}", daemon=True)
+        self.loop: Any = None
+        self.worker: Any = None
+        self.error: BaseException | None = None
+
+    def start(self) -> WorkerThread:
+        self.thread.start()
+        assert self.started.wait(10), f"worker {self.name} did not start"
+        return self
+
+    def _run(self) -> None:
+        import asyncio
+
+        try:
+            asyncio.run(self._main())
+        except BaseException as error:  # reported by stop()
+            self.error = error
+
+    async def _main(self) -> None:
+        import asyncio
+
+        from pyzeebe import ZeebeWorker, create_insecure_channel
+
+        channel = create_insecure_channel(grpc_address=self.address)
+        self.worker = ZeebeWorker(channel, name=self.name, poll_retry_delay=1)
+        self.setup(self.worker)
+        self.loop = asyncio.get_running_loop()
+        self.started.set()
+        await self.worker.work()
+
+    def stop(self) -> None:
+        import asyncio
+
+        if self.loop is not None and self.worker is not None:
+            asyncio.run_coroutine_threadsafe(self.worker.stop(), self.loop)
+        self.thread.join(20)

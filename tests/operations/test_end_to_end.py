@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from processes.models import Incident, ProcessInstance
+from processes.models import ElementInstance, Incident, ProcessInstance
 from processes.operations import services
 from processes.operations.models import AuditEntry, Operation
 from processes.roles import Role
@@ -94,3 +94,219 @@ def test_retry_an_incident_on_cluster_two_continues_and_is_confirmed(stack: Stac
     records = stack.records(2)
     assert count_records(records, "INCIDENT", "RESOLVED", processInstanceKey=local(instance_key)) == 1
     assert count_records(records, "INCIDENT", "RESOLVE", record_type="COMMAND") >= 1
+
+
+def test_skip_while_a_worker_races_moves_on_exactly_once(stack: Stack) -> None:
+    """The worker holding the step's job completes it at about the moment the skip runs, at
+    different offsets; in every case the flow moves on once: 'repair' is activated once per
+    instance and 'diagnose' either completed or was terminated, never both."""
+    import random
+    import threading
+
+    import grpc
+
+    operator = f.user("otto", Role.OPERATOR)
+    gateway = stack.gateway()
+    instances: list[int] = []
+    operations: list[Operation] = []
+    completions: list[str] = []
+    try:
+        for _ in range(8):
+            instances.append(gateway.create("e2e-race", {"serverSn": "SN-RACE"}))
+        jobs = {
+            job.processInstanceKey: job for job in gateway.activate_all("e2e-race-diagnose", len(instances))
+        }
+        for index, instance_key in enumerate(instances):
+            step = imported(ElementInstance, process_instance_id=instance_key, element_id="diagnose")
+            delay = random.uniform(0.0, 0.4) if index % 2 else 0.0
+
+            def complete(job_key: int = jobs[instance_key].key, delay: float = delay) -> None:
+                threading.Event().wait(delay)
+                try:
+                    gateway.complete(job_key, {"by": "worker"})
+                    completions.append("completed")
+                except grpc.RpcError as error:
+                    completions.append(error.code().name)
+
+            racer = threading.Thread(target=complete)
+            racer.start()
+            operations.append(
+                services.operation_skip(actor=operator, element_instance=step, variables={"skipped": True})
+            )
+            racer.join(10)
+    finally:
+        gateway.close()
+    settled_operations = [settled(operation) for operation in operations]
+    # Keys are per cluster (DESIGN §2): each instance is looked up in its own cluster's log.
+    logs = {cluster_id: stack.records(cluster_id) for cluster_id in (1, 2)}
+    for instance_key, operation in zip(instances, settled_operations, strict=True):
+        key = local(instance_key)
+        records = logs[cluster_of(instance_key)]
+        activations = count_records(
+            records, "PROCESS_INSTANCE", "ELEMENT_ACTIVATED", processInstanceKey=key, elementId="repair"
+        )
+        completed = count_records(
+            records, "PROCESS_INSTANCE", "ELEMENT_COMPLETED", processInstanceKey=key, elementId="diagnose"
+        )
+        terminated = count_records(
+            records, "PROCESS_INSTANCE", "ELEMENT_TERMINATED", processInstanceKey=key, elementId="diagnose"
+        )
+        assert activations == 1, f"instance {instance_key}: repair activated {activations} times"
+        assert completed + terminated == 1, (instance_key, completed, terminated)
+        # The operation says what happened: applied (the step was terminated) or already done.
+        assert operation.already_done == bool(completed), (operation.result, completed)
+    assert len(completions) == len(instances)
+
+
+def test_reassign_delivers_the_step_to_the_new_assignee_only(stack: Stack) -> None:
+    import threading
+    import time
+
+    from processes.operations.workers import assigned_task
+    from tests.operations.stack import WorkerThread
+
+    assert stack.proxy is not None
+    operator = f.user("otto", Role.OPERATOR)
+    calls: dict[str, list[int]] = {"alice": [], "bob": []}
+    released: dict[str, list[int]] = {"alice": [], "bob": []}
+    alice_may_finish = threading.Event()
+
+    def alice(worker: Any) -> None:
+        @assigned_task(
+            worker,
+            "io.camunda.zeebe:userTask",
+            assignee="alice",
+            on_release=lambda job: released["alice"].append(job.element_instance_key),
+        )
+        async def analyse(job: Any) -> dict[str, Any]:
+            import asyncio
+
+            calls["alice"].append(job.element_instance_key)
+            for _ in range(600):  # alice went home with the job: held until the test ends
+                if alice_may_finish.is_set():
+                    break
+                await asyncio.sleep(0.1)
+            return {"analysedBy": "alice"}
+
+    def bob(worker: Any) -> None:
+        @assigned_task(
+            worker,
+            "io.camunda.zeebe:userTask",
+            assignee="bob",
+            on_release=lambda job: released["bob"].append(job.element_instance_key),
+        )
+        async def analyse(job: Any) -> dict[str, Any]:
+            calls["bob"].append(job.element_instance_key)
+            return {"analysedBy": "bob"}
+
+    alice_worker = WorkerThread(stack.proxy.address, "alice-worker", alice).start()
+    bob_worker = None
+    try:
+        gateway = stack.gateway()
+        try:
+            instance_key = gateway.create("e2e-manual", {"serverSn": "SN-MANUAL"})
+        finally:
+            gateway.close()
+        step = imported(ElementInstance, process_instance_id=instance_key, element_id="analyse")
+        wait_for(lambda: step.key in calls["alice"], 30, what="alice's worker to hold the step")
+        bob_worker = WorkerThread(stack.proxy.address, "bob-worker", bob).start()
+        time.sleep(1.0)
+        assert calls["bob"] == [], "bob's worker must not get alice's step"
+
+        operation = services.operation_reassign(
+            actor=operator, element_instance=step, assignee="bob", candidate_groups=None
+        )
+        operation = settled(operation)
+        assert "released" in operation.result, operation.result
+        wait_for(lambda: step.key in calls["bob"], 30, what="bob's worker to get the reassigned step")
+        wait_for(
+            lambda: ProcessInstance.objects.filter(key=instance_key, state="completed").exists(),
+            30,
+            what="the instance to complete",
+        )
+    finally:
+        alice_may_finish.set()
+        for worker in (alice_worker, bob_worker):
+            if worker is not None:
+                worker.stop()
+    assert calls["alice"] == [step.key], "alice's worker never took the step again after the reassign"
+    assert calls["bob"] == [step.key]
+    records = stack.records(cluster_of(instance_key))
+    completed = [
+        r
+        for r in records
+        if r.get("valueType") == "JOB"
+        and r.get("intent") == "COMPLETED"
+        and r["value"].get("elementInstanceKey") == local(step.key)
+    ]
+    assert len(completed) == 1 and completed[0]["value"]["variables"] == {"analysedBy": "bob"}
+
+
+def test_cancel_of_a_root_cancels_every_descendant(stack: Stack) -> None:
+    operator = f.user("otto", Role.OPERATOR)
+    gateway = stack.gateway()
+    try:
+        root_key = gateway.create("e2e-root", {"serverSn": "SN-TREE"})
+    finally:
+        gateway.close()
+    leaf = imported(ProcessInstance, root_id=root_key, bpmn_process_id="e2e-leaf")
+    assert leaf.depth == 2
+    tree = list(ProcessInstance.objects.filter(root_id=root_key).values_list("key", flat=True))
+    assert len(tree) == 3
+
+    operation = settled(
+        services.operation_cancel(actor=operator, process_instance=ProcessInstance.objects.get(key=root_key))
+    )
+    assert not operation.already_done
+    wait_for(
+        lambda: (
+            set(ProcessInstance.objects.filter(root_id=root_key).values_list("state", flat=True))
+            == {"terminated"}
+        ),
+        30,
+        what="every instance of the tree terminated",
+    )
+    records = stack.records(cluster_of(root_key))
+    for key in tree:
+        terminated = [
+            r
+            for r in records
+            if r.get("intent") == "ELEMENT_TERMINATED"
+            and r.get("key") == local(key)
+            and r["value"]["bpmnElementType"] == "PROCESS"
+        ]
+        assert len(terminated) == 1, key
+
+
+def test_the_same_task_delivered_twice_applies_once(stack: Stack) -> None:
+    from processes.operations import tasks
+
+    operator = f.user("otto", Role.OPERATOR)
+    gateway = stack.gateway()
+    try:
+        instance_key = gateway.create("e2e-twice", {"serverSn": "SN-TWICE"})
+        job = next(
+            j for j in gateway.activate_all("e2e-twice-diagnose", 1) if j.processInstanceKey == instance_key
+        )
+        gateway.fail(job.key, retries=0, message="twice")
+    finally:
+        gateway.close()
+    incident = imported(Incident, process_instance_id=instance_key, state="active")
+    operation = services.operation_retry(actor=operator, incident=incident)
+    # The broker delivers the message again (twice more), as after a redelivery or a duplicate.
+    tasks.run_operations.delay([operation.id])
+    tasks.run_operations.delay([operation.id])
+    operation = settled(operation)
+    assert stack.worker is not None
+    wait_for(
+        lambda: stack.worker.log(10**7).count("operations.run_operations[") >= 6,  # type: ignore[union-attr]
+        30,
+        what="all three deliveries received and finished by the worker",
+    )
+    records = stack.records(cluster_of(instance_key))
+    assert operation.attempts == 1
+    # One ResolveIncident command and one UpdateJobRetries command reached the engine in all.
+    assert count_records(records, "INCIDENT", "RESOLVE", record_type="COMMAND", key=local(incident.key)) == 1
+    assert count_records(records, "JOB", "UPDATE_RETRIES", record_type="COMMAND", key=local(job.key)) == 1
+    assert count_records(records, "INCIDENT", "RESOLVED", key=local(incident.key)) == 1
+    assert AuditEntry.objects.filter(operation=operation, event="succeeded").count() == 1
