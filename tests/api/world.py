@@ -63,7 +63,7 @@ def build_world(*, fan_out: int = 0) -> World:
     assign_role(user=actor, role=Role.OPERATOR)
     operation = operations.operation_cancel(actor=actor, process_instance=root)
     for _ in range(fan_out):
-        operations.operation_publish_message(actor=actor, name="bulk", correlation_key="k", variables={})
+        operations.operation_set_variables(actor=actor, scope_key=root.key, variables={"bulk": True})
     batch = operations.batch_operation_start(
         actor=actor, action="cancel", filter={"roots_only": True}, parameters={}
     )
