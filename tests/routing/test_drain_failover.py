@@ -19,6 +19,17 @@ from tests.routing.models import service_task_process
 CONFIG_CONTRACT_SECONDS = 2.0  # a change to the clusters file takes effect within 2 s
 
 
+def _applied(fleet: Fleet, cluster_id: int, **expected: Any) -> None:
+    """Until the proxy routes with the changed entry (its metrics.json shows it; rewritten every
+    second, hence the extra second over the 2 s contract)."""
+    wait_for(
+        lambda: all(fleet.proxy.metrics()["clusters"][str(cluster_id)][k] == v for k, v in expected.items()),
+        CONFIG_CONTRACT_SECONDS + 1.0,
+        interval=0.0,
+        what=f"cluster {cluster_id} configured with {expected}",
+    )
+
+
 def _completed(fleet: Fleet, cluster_id: int, process_id: str) -> set[int]:
     return {
         r["key"]
@@ -69,7 +80,7 @@ def test_draining_cluster_gets_no_new_instances_but_finishes_its_own(fleet: Flee
         assert on_two_before, "placement never chose cluster 2"
 
         fleet.proxy.write_clusters(fleet.entries(c2={"state": "draining"}))
-        time.sleep(CONFIG_CONTRACT_SECONDS)
+        _applied(fleet, 2, state="draining")
         after = [_create(stub, "rt-drain") for _ in range(100)]
         assert {cluster_of(k) for k in after} == {1}
 
@@ -96,7 +107,7 @@ def test_disabled_cluster_routes_nothing_and_names_itself(fleet: Fleet) -> None:
         on_two = [k for k in keys if cluster_of(k) == 2]
         assert on_two
         fleet.proxy.write_clusters(fleet.entries(c2={"state": "disabled"}))
-        time.sleep(CONFIG_CONTRACT_SECONDS)
+        _applied(fleet, 2, state="disabled")
         try:
             stub.CancelProcessInstance(
                 pb.CancelProcessInstanceRequest(processInstanceKey=on_two[0]), timeout=5
@@ -229,7 +240,11 @@ def test_failover_kill_nine_then_return_with_missed_deployments(fleet: Fleet) ->
 
 def test_cluster_file_errors_keep_the_previous_list(fleet: Fleet, tmp_path: Path) -> None:
     fleet.proxy.clusters_file.write_text('[{"id": 0, "address": "nowhere"}]', encoding="utf-8")
-    time.sleep(CONFIG_CONTRACT_SECONDS)
+    wait_for(
+        lambda: "cluster list rejected" in fleet.proxy.log_path.read_text(encoding="utf-8"),
+        CONFIG_CONTRACT_SECONDS,
+        what="the bad cluster file read and rejected",
+    )
     assert fleet.proxy.serving()
     with grpc.insecure_channel(fleet.proxy.address) as channel:
         topology = gateway_pb2_grpc.GatewayStub(channel).Topology(pb.TopologyRequest(), timeout=5)
@@ -240,7 +255,7 @@ def test_cluster_file_errors_keep_the_previous_list(fleet: Fleet, tmp_path: Path
 
 def test_placement_follows_weights_changed_at_runtime(fleet: Fleet) -> None:
     fleet.proxy.write_clusters(fleet.entries(c1={"weight": 3}, c2={"weight": 1}))
-    time.sleep(CONFIG_CONTRACT_SECONDS)
+    _applied(fleet, 1, weight=3)
     with grpc.insecure_channel(fleet.proxy.address) as channel:
         stub = gateway_pb2_grpc.GatewayStub(channel)
         _deploy(stub, "rt-w.bpmn", service_task_process("rt-w", "rt-w"))

@@ -549,7 +549,13 @@ def test_pyzeebe_streaming_worker_gets_jobs_of_both_clusters(shared_fleet: Fleet
 
         task = asyncio.ensure_future(worker.work())
         try:
-            await asyncio.sleep(1.0)
+            await asyncio.to_thread(
+                wait_for,
+                lambda: {c for c, n in open_streams(shared_fleet, "rt-pzs").items() if n} == {1, 2},
+                10,
+                0.0,
+                "the worker's stream open on both clusters",
+            )
             for definition_key in keys.values():
                 for _ in range(3):
                     await asyncio.to_thread(create_on, stub, definition_key)
