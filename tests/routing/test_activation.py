@@ -23,7 +23,7 @@ from pyzeebe.proto import gateway_pb2 as pb
 from pyzeebe.proto import gateway_pb2_grpc
 
 from routing.activation import is_hand_back
-from routing.keys import cluster_of
+from routing.keys import cluster_of, from_global
 from tests.routing.conftest import Fleet
 from tests.routing.harness import iter_values, wait_for
 from tests.routing.models import service_task_process
@@ -233,3 +233,49 @@ def test_hung_cluster_does_not_hold_up_activation_from_the_healthy_one(fleet: Fl
     assert sorted(completed) == sorted(created)
     assert [m for m in warnings.messages if "Failed to activate jobs" in m] == []
     wait_for(lambda: fleet.proxy.metrics()["clusters"]["2"]["health"] == "up", 15, what="cluster 2 back up")
+
+
+def test_jobs_held_for_a_departed_worker_are_handed_back_when_the_proxy_stops(fleet: Fleet) -> None:
+    """Hostile timing: the worker left, its parked leg activated a job, and the proxy is told to
+    stop while that job is held for a worker that will not come. The job must not stay locked:
+    it is handed back (FailJob, hand-back message) before the proxy exits."""
+    with grpc.insecure_channel(fleet.proxy.address) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        _deploy(stub, "rt-stop", "rt-stop")
+        on_one = _definition_key_on(stub, "rt-stop", 1)
+        for response in stub.ActivateJobs(  # the instance placement made: out of the way
+            pb.ActivateJobsRequest(
+                type="rt-stop", worker="drain", timeout=60_000, maxJobsToActivate=50, requestTimeout=-1
+            ),
+            timeout=10,
+        ):
+            for job in response.jobs:
+                stub.CompleteJob(pb.CompleteJobRequest(jobKey=job.key), timeout=10)
+        call = stub.ActivateJobs(
+            pb.ActivateJobsRequest(
+                type="rt-stop", worker="gone", timeout=300_000, maxJobsToActivate=5, requestTimeout=8000
+            ),
+            timeout=30,
+        )
+        fleet.proxy.wait_parked("rt-stop", {1, 2})
+        call.cancel()
+        instance = int(
+            stub.CreateProcessInstance(
+                pb.CreateProcessInstanceRequest(processDefinitionKey=on_one), timeout=10
+            ).processInstanceKey
+        )
+    assert fleet.proxy.stop() == 0
+    records = fleet.engine(1).records()
+    job_keys = {
+        r["key"]
+        for r in iter_values(records, "JOB", "CREATED")
+        if r["value"]["processInstanceKey"] == from_global(instance)[1]
+    }
+    activated = [
+        r for r in iter_values(records, "JOB_BATCH", "ACTIVATED") if set(r["value"]["jobKeys"]) & job_keys
+    ]
+    handed_back = [r for r in iter_values(records, "JOB", "FAILED") if r["key"] in job_keys]
+    # Activated once, for the departed worker (its leg's 2 s slice was still parked), and handed
+    # back rather than left locked for 5 minutes.
+    assert len(activated) == len(handed_back) == 1
+    assert all(is_hand_back(r["value"]["errorMessage"]) for r in handed_back)
