@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,34 +17,21 @@ from pyzeebe import ZeebeClient, create_insecure_channel
 
 from processes import services
 from routing.keys import cluster_of
-from tests.support import engine_process, free_port, sequence_process, wait_for
-from tests.support.processes import REPO_ROOT
+from tests.support import ServiceProcess, engine_process, free_port, sequence_process, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 PROCESS_ID = "proxy-table-probe"
 
 
-def start_proxy(port: int, state_dir: Path, log_path: Path) -> subprocess.Popen[bytes]:
+def start_proxy(work_dir: Path) -> ServiceProcess:
+    """`manage.py run_gateway_proxy` on the test database; started once its gRPC health is SERVING."""
     settings = connection.settings_dict
     database_url = f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
-    env = dict(os.environ, DATABASE_URL=database_url, DEBUG="0", SECRET_KEY="test-only")
-    with open(log_path, "wb") as log:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "manage.py",
-                "run_gateway_proxy",
-                "--port",
-                str(port),
-                "--state-dir",
-                str(state_dir),
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    port = free_port()
+    args = ["run_gateway_proxy", "--port", str(port), "--state-dir", str(work_dir / "state")]
+    env = {"DATABASE_URL": database_url, "DEBUG": "0", "SECRET_KEY": "test-only"}
+    return ServiceProcess("proxy", "manage", args, port=port, work_dir=work_dir, env=env).start()
 
 
 async def create_instances(address: str, count: int) -> list[int]:
@@ -91,10 +75,8 @@ def test_placement_follows_the_cluster_table(tmp_path: Path):
     try:
         first = services.cluster_create(cluster_id=1, name="blue", gateway_address=engines[0].address)
         second = services.cluster_create(cluster_id=2, name="green", gateway_address=engines[1].address)
-        port = free_port()
-        state_dir = tmp_path / "routing"
-        proxy = start_proxy(port, state_dir, tmp_path / "proxy.log")
-        address = f"127.0.0.1:{port}"
+        proxy = start_proxy(tmp_path / "routing")
+        state_dir, address = tmp_path / "routing" / "state", proxy.address
         bpmn = tmp_path / "probe.bpmn"
         bpmn.write_bytes(sequence_process(PROCESS_ID, "probe-work"))
         asyncio.run(deploy(address, bpmn))
@@ -118,11 +100,9 @@ def test_placement_follows_the_cluster_table(tmp_path: Path):
         )
         placed_after_weights = [cluster_of(key) for key in asyncio.run(create_instances(address, 10))]
         assert set(placed_after_weights) == {2}
-        assert proxy.poll() is None, "the proxy must still be running"
+        assert proxy.serving(), "the proxy must still be running"
     finally:
-        if proxy is not None:
-            proxy.terminate()
-            proxy.wait(timeout=15)
+        returncode = proxy.stop() if proxy is not None else None
         for engine in engines:
             engine.stop()
-    assert proxy.returncode == 0, (tmp_path / "proxy.log").read_text()
+    assert returncode == 0, proxy.log_tail()

@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +37,25 @@ def python_env() -> dict[str, str]:
 
 
 class ServiceProcess:
-    """One `python -m MODULE ARGS...` child process that serves gRPC on 127.0.0.1:port."""
+    """One `python -m MODULE ARGS...` child process (`env` added to this one's environment) that
+    serves gRPC with the health service on 127.0.0.1:port."""
 
-    def __init__(self, name: str, module: str, args: Sequence[str], *, port: int, work_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        module: str,
+        args: Sequence[str],
+        *,
+        port: int,
+        work_dir: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.module = module
         self.args = list(args)
         self.port = port
         self.work_dir = work_dir
+        self.env = dict(env or {})
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -61,7 +72,7 @@ class ServiceProcess:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.module, *self.args],
                 cwd=REPO_ROOT,
-                env=python_env(),
+                env={**python_env(), **self.env},
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
