@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from typing import Any
 
 from engine import records
@@ -24,12 +25,17 @@ from engine.records import (
     variable_document_value,
 )
 from engine.state import ACTIVATABLE, ACTIVATED, remember_models
+from engine.values import MAX_MESSAGE_BYTES
 
 UNSUPPORTED_MODIFICATION_TYPES = {"UNSPECIFIED", "START_EVENT", "SEQUENCE_FLOW", "BOUNDARY_EVENT"}
 UNSUPPORTED_START_INSTRUCTION_TYPES = {"PROCESS", "UNSPECIFIED", "SEQUENCE_FLOW", "BOUNDARY_EVENT"}
 #: Job deadlines are int64 milliseconds on the wire: `now + timeout` is clamped to fit, so a
 #: client asking for "forever" (timeout 2^63-1) gets the latest representable deadline.
 MAX_DEADLINE_MS = 2**63 - 1
+#: A job whose activated form would exceed this is never offered (see `_fail_too_large_job`);
+#: JOB_FIELDS_BYTES is generous room for its fields besides variables and headers.
+JOB_FIELDS_BYTES = 2 * 1024
+MAX_JOB_BYTES = MAX_MESSAGE_BYTES - 32 * 1024
 
 
 class Rejection(Exception):
@@ -397,26 +403,58 @@ class CommandProcessor(BpmnExecution):
                 break
         deadline = min(self.now() + timeout, MAX_DEADLINE_MS)
         jobs = []
+        texts = []
+        fitting = []
+        too_large = []
         for job_key in keys:
             job = self.state.jobs[job_key]
             value = dict(job["value"])
             variables = self.state.visible_variables(value["elementInstanceKey"])
             if fetch_variables:
                 variables = {name: variables[name] for name in fetch_variables if name in variables}
+            text = json.dumps(variables)  # exactly what the gateway sends (ActivatedJob.variables)
+            size = len(text) + len(json.dumps(value["customHeaders"])) + JOB_FIELDS_BYTES
+            if size > MAX_JOB_BYTES:
+                too_large.append((job_key, size))
+                continue
             value.update(worker=worker, deadline=deadline, timeout=timeout, variables=variables)
             jobs.append(value)
-        batch = {
-            "type": job_type,
-            "worker": worker,
-            "timeout": timeout,
-            "maxJobsToActivate": max_jobs,
-            "jobKeys": keys,
-            "jobs": jobs,
-            "truncated": False,
-            "tenantIds": [records.DEFAULT_TENANT],
-        }
-        self.emit("JOB_BATCH", "ACTIVATED", self.state.new_key(), batch)
-        return [dict(job, key=job_key) for job_key, job in zip(keys, jobs, strict=True)]
+            texts.append(text)
+            fitting.append(job_key)
+        if fitting:
+            batch = {
+                "type": job_type,
+                "worker": worker,
+                "timeout": timeout,
+                "maxJobsToActivate": max_jobs,
+                "jobKeys": fitting,
+                "jobs": jobs,
+                "truncated": False,
+                "tenantIds": [records.DEFAULT_TENANT],
+            }
+            self.emit("JOB_BATCH", "ACTIVATED", self.state.new_key(), batch)
+        for job_key, size in too_large:
+            self._fail_too_large_job(job_key, size)
+        return [
+            dict(job, key=job_key, variablesJson=text)
+            for job_key, job, text in zip(fitting, jobs, texts, strict=True)
+        ]
+
+    def _fail_too_large_job(self, job_key: int, size: int) -> None:
+        """A job no client could receive (Zeebe: MESSAGE_SIZE_EXCEEDED): out of the activatable
+        queue, with an incident instead of being offered, and refused, for ever."""
+        job = self.state.jobs[job_key]
+        message = (
+            f"The job with key '{job_key}' cannot be activated: with its variables it needs about {size} bytes, "
+            f"more than the maximum message size of {MAX_MESSAGE_BYTES} bytes. Reduce the variables (or use "
+            f"fetchVariables), update the job's retries and resolve this incident."
+        )
+        value = dict(job["value"])
+        value.update(retries=0, errorMessage=message, retryBackoff=0, recurringTime=-1, deadline=-1)
+        self.emit("JOB", "FAILED", job_key, value)
+        instance = self.state.element_instances.get(value["elementInstanceKey"])
+        if instance is not None:
+            self.raise_incident(instance, "MESSAGE_SIZE_EXCEEDED", message, job_key=job_key)
 
     # ------------------------------------------------------------------ incidents
     def cmd_resolve_incident(self, incident_key: int) -> None:

@@ -23,7 +23,7 @@ from engine.broker import Broker
 from engine.commands import Rejection
 from engine.partition import PartitionUnavailable
 from engine.records import BROKER_VERSION, DEFAULT_TENANT
-from engine.values import parse_variables_document
+from engine.values import MAX_MESSAGE_BYTES, parse_variables_document
 
 log = logging.getLogger("engine.gateway")
 # DEBUG: one line per message of activated jobs grpc accepted, and per job yielded back, so a
@@ -33,6 +33,13 @@ delivery_log = logging.getLogger("engine.gateway.delivery")
 LONG_POLLING_TIMEOUT_MS = 10_000  # ConfigurationDefaults.DEFAULT_LONG_POLLING_TIMEOUT (§1.4)
 DEFAULT_REQUEST_TIMEOUT_MS = 15_000  # ConfigurationDefaults.DEFAULT_REQUEST_TIMEOUT
 STREAM_BATCH = 32
+#: gRPC sends a status message as a (percent-encoded) header, and headers over ~8 KB make the
+#: client see RESOURCE_EXHAUSTED instead of the status: messages are cut to this many bytes
+#: encoded, keeping the status.
+MAX_STATUS_MESSAGE_BYTES = 4_000
+#: Activated jobs are split over several ActivateJobsResponse messages so that none exceeds
+#: MAX_MESSAGE_BYTES (Zeebe truncates its batches likewise); this much is left for framing.
+MESSAGE_HEADROOM_BYTES = 16 * 1024
 _TENANT_PATTERN = re.compile(r"^[\w.-]{1,31}$")
 
 _STATUS_OF_REJECTION = {
@@ -53,6 +60,17 @@ class GatewayError(Exception):
         self.message = message
 
 
+def short_status_message(message: str, limit: int = MAX_STATUS_MESSAGE_BYTES) -> str:
+    """`message` cut so that its percent-encoded form (as gRPC sends it) fits in `limit` bytes."""
+    size = 0
+    for index, char in enumerate(message):
+        size += 1 if " " <= char <= "~" and char != "%" else 3 * len(char.encode("utf-8", "replace"))
+        if size > limit:
+            rest = len(message) - index
+            return message[:index] + f" ... ({rest} more characters)"
+    return message
+
+
 def _unary(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     @functools.wraps(method)
     async def wrapper(self: GatewayServicer, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -61,12 +79,12 @@ def _unary(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any
         except Rejection as rejection:
             await context.abort(
                 _STATUS_OF_REJECTION.get(rejection.rejection_type, grpc.StatusCode.UNKNOWN),
-                rejection.client_message(),
+                short_status_message(rejection.client_message()),
             )
         except GatewayError as error:
-            await context.abort(error.code, error.message)
+            await context.abort(error.code, short_status_message(error.message))
         except PartitionUnavailable as error:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
+            await context.abort(grpc.StatusCode.UNAVAILABLE, short_status_message(str(error)))
         except asyncio.CancelledError:
             raise
         except grpc.aio.AbortError:
@@ -74,7 +92,8 @@ def _unary(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any
         except Exception as exc:
             log.exception("unexpected error in %s", method.__name__)
             await context.abort(
-                grpc.StatusCode.INTERNAL, f"Unexpected error occurred during the request processing: {exc}"
+                grpc.StatusCode.INTERNAL,
+                short_status_message(f"Unexpected error occurred during the request processing: {exc}"),
             )
 
     return wrapper
@@ -127,9 +146,24 @@ def _activated_job(job: dict[str, Any]) -> pb.ActivatedJob:
         worker=job["worker"],
         retries=job["retries"],
         deadline=job["deadline"],
-        variables=json.dumps(job["variables"]),
+        variables=job.get("variablesJson") or json.dumps(job["variables"]),
         tenantId=DEFAULT_TENANT,
     )
+
+
+def _jobs_message(jobs: list[dict[str, Any]]) -> tuple[pb.ActivateJobsResponse, int]:
+    """The first jobs of `jobs` that fit in one message under MAX_MESSAGE_BYTES (at least one:
+    the partition never activates a job that alone exceeds it), and how many they are."""
+    budget = MAX_MESSAGE_BYTES - MESSAGE_HEADROOM_BYTES
+    activated: list[pb.ActivatedJob] = []
+    for job in jobs:
+        message = _activated_job(job)
+        size = message.ByteSize() + 8  # field tag and length prefix
+        if activated and size > budget:
+            break
+        budget -= size
+        activated.append(message)
+    return pb.ActivateJobsResponse(jobs=activated), len(activated)
 
 
 class GatewayServicer(pb_grpc.GatewayServicer):
@@ -548,10 +582,14 @@ class GatewayServicer(pb_grpc.GatewayServicer):
                             delivery_log.debug("handed over jobs [%d]", jobs[0]["key"])
                         jobs.pop(0)
                 else:
-                    await context.write(pb.ActivateJobsResponse(jobs=[_activated_job(job) for job in jobs]))
-                    if trace:
-                        delivery_log.debug("handed over jobs [%s]", ",".join(str(job["key"]) for job in jobs))
-                    jobs.clear()
+                    while jobs:
+                        message, count = _jobs_message(jobs)
+                        await context.write(message)
+                        if trace:
+                            delivery_log.debug(
+                                "handed over jobs [%s]", ",".join(str(job["key"]) for job in jobs[:count])
+                            )
+                        del jobs[:count]
         finally:
             self._yield_back(undelivered)
 
@@ -560,7 +598,7 @@ class GatewayServicer(pb_grpc.GatewayServicer):
         for partition, jobs in undelivered:
             for job in jobs:
                 try:
-                    value = {name: job[name] for name in job if name != "key"}
+                    value = {name: job[name] for name in job if name not in ("key", "variablesJson")}
                     partition.execute(
                         "JOB", "YIELD", value, partition.cmd_yield_job, job["key"], key=job["key"]
                     )

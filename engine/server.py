@@ -15,6 +15,7 @@ from pyzeebe.proto import gateway_pb2_grpc as pb_grpc
 from engine.broker import Broker
 from engine.gateway import GatewayServicer
 from engine.metrics import CallMetrics, serve_metrics
+from engine.values import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("engine.server")
 
@@ -41,8 +42,10 @@ class EngineServer:
         self.server = grpc.aio.server(
             interceptors=[self.call_metrics] if self.call_metrics is not None else None,
             options=[
-                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                # One request may be at most MAX_MESSAGE_BYTES (4 MiB, Zeebe's maxMessageSize):
+                # larger ones are refused by grpc with RESOURCE_EXHAUSTED before they cost anything.
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
             ],
         )

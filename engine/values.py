@@ -73,6 +73,10 @@ def put_path(document: dict[str, Any], target: str, value: Any, base: dict[str, 
     document[head] = root
 
 
+#: The largest gRPC message the engine accepts or sends: Zeebe's default maxMessageSize, which is
+#: also the default receive limit of grpc clients such as pyzeebe.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
 #: Deepest nesting of objects/arrays accepted in a variable document or FEEL result. Deeper
 #: values cannot be encoded (Python's JSON encoder recurses) and no process needs them.
 MAX_NESTING_DEPTH = 100

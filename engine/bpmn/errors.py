@@ -76,13 +76,37 @@ class BpmnValidationError(ValueError):
 
     def zeebe_message(self) -> str:
         """The full DEPLOYMENT rejection reason for this resource alone (without the gateway's
-        `Command 'CREATE' rejected with code 'INVALID_ARGUMENT': ` prefix)."""
-        return zeebe_rejection_reason([self])
+        `Command 'CREATE' rejected with code 'INVALID_ARGUMENT': ` prefix), every problem spelled out."""
+        return zeebe_rejection_reason([self], max_problems=None)
 
 
-def zeebe_rejection_reason(errors: Iterable[BpmnValidationError]) -> str:
-    """The rejection reason for a deployment in which several resources failed."""
-    return DEPLOYMENT_REJECTION_PREFIX + "".join("\n" + e.resource_message() for e in errors)
+#: At most this many problems are spelled out in a rejection reason; the rest are counted
+#: ("... and K more problems"). The reason travels in a gRPC status message (a header): ~19 KB
+#: of problems exceeded gRPC's metadata limit and clients saw RESOURCE_EXHAUSTED instead of
+#: INVALID_ARGUMENT.
+MAX_PROBLEMS_IN_REASON = 20
+
+
+def zeebe_rejection_reason(
+    errors: Iterable[BpmnValidationError], max_problems: int | None = MAX_PROBLEMS_IN_REASON
+) -> str:
+    """The rejection reason for a deployment in which several resources failed (the first
+    `max_problems` problems, then how many more there are; None: all of them)."""
+    errors = list(errors)
+    parts = []
+    budget = max_problems if max_problems is not None else sum(len(error.problems) for error in errors)
+    omitted = 0
+    for error in errors:
+        if budget <= 0:
+            omitted += len(error.problems)
+            continue
+        shown = error.problems[:budget]
+        omitted += len(error.problems) - len(shown)
+        budget -= len(shown)
+        parts.append("\n" + BpmnValidationError(error.resource_name, shown).resource_message())
+    if omitted:
+        parts.append(f"\n... and {omitted} more problem{'s' if omitted != 1 else ''}")
+    return DEPLOYMENT_REJECTION_PREFIX + "".join(parts)
 
 
 def _format_element_problems(problems: list[Problem]) -> str:
