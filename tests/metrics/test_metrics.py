@@ -4,6 +4,8 @@ calls through pyzeebe, then GET /metrics over HTTP and the series and values the
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -178,3 +180,20 @@ def test_the_endpoint_answers_only_get_metrics(
         with pytest.raises(urllib.error.HTTPError) as error:
             urllib.request.urlopen(request, timeout=10)  # noqa: S310 - a fixed http:// URL
         assert error.value.code == 404
+
+
+def test_garbage_and_oversized_requests_are_dropped_and_the_endpoint_stays_up(
+    stack: tuple[ServiceProcess, int, ServiceProcess, int],
+) -> None:
+    _, engine_port, _, proxy_port = stack
+    for port in (engine_port, proxy_port):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"\x00\xffnot http\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.0 404")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            # 256 KiB of header without an end: the server closes instead of buffering it.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 256 * 1024)
+            with contextlib.suppress(ConnectionResetError):
+                assert sock.recv(100) == b""
+        assert scrape(port)[1]  # and it still answers
