@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import logging
 import os
 import signal
@@ -29,6 +30,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 log = logging.getLogger("console.stack")
 
@@ -71,6 +73,30 @@ def port_accepts(port: int, host: str = "127.0.0.1") -> bool:
             return True
     except OSError:
         return False
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """Hold `<data dir>/run_stack.lock` for this process's lifetime (the returned file must stay open).
+
+    Two stacks on one data directory would run two engines on the same logs and corrupt them; the
+    second one is refused with the first one's pid. flock is released by the kernel when the holder
+    dies, so a stack killed with SIGKILL leaves no stale lock behind.
+    """
+    lock_file = (data_dir / "run_stack.lock").open("a+")
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock_file.seek(0)
+        holder = lock_file.read().strip() or "unknown"
+        lock_file.close()
+        raise StackError(
+            f"another run_stack (pid {holder}) is using {data_dir}; stop it or use another --data-dir"
+        ) from None
+    lock_file.seek(0)
+    lock_file.truncate()
+    lock_file.write(str(os.getpid()))
+    lock_file.flush()
+    return lock_file
 
 
 def _die_with_parent() -> None:

@@ -27,7 +27,15 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
-from console.stack import ChildSpec, Stack, StackError, free_port, install_stop_handlers, port_is_free
+from console.stack import (
+    ChildSpec,
+    Stack,
+    StackError,
+    free_port,
+    install_stop_handlers,
+    lock_data_dir,
+    port_is_free,
+)
 from processes.choices import ClusterState, RecordSource
 from processes.models import CLUSTER_ID_MAX, CLUSTER_ID_MIN
 from processes.selectors import cluster_list
@@ -122,6 +130,10 @@ class Command(BaseCommand):
             raise CommandError(f"--data-dir {data_dir}: {error}") from None
 
         if "DATABASE_URL" not in os.environ:
+            if sys.argv[1:2] != ["run_stack"]:
+                raise CommandError(
+                    "run_stack needs DATABASE_URL when it is not started from the command line"
+                )
             # Settings are already loaded with the repository's default SQLite file; start again with
             # the data directory's own, so the supervisor and every child share one database.
             os.environ["DATABASE_URL"] = f"sqlite:///{data_dir / 'fleetflow.sqlite3'}"
@@ -135,6 +147,10 @@ class Command(BaseCommand):
                     f"{HOST}:{options[name]} is already in use; choose another --{name.replace('_', '-')}"
                 )
 
+        try:
+            data_dir_lock = lock_data_dir(data_dir)
+        except StackError as error:
+            raise CommandError(str(error)) from None
         stack = Stack(log_dir=data_dir / "logs", say=lambda message: self.stderr.write(message))
         install_stop_handlers(stack)
         try:
@@ -152,6 +168,7 @@ class Command(BaseCommand):
             stack.stop()
             raise
         stack.stop()
+        data_dir_lock.close()
         self.stderr.write("run_stack: every child stopped")
 
     def _start(self, stack: Stack, *, data_dir: Path, options: dict[str, Any]) -> str:
