@@ -134,6 +134,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=10)
 }
 CELERY_TASK_REJECT_ON_WORKER_LOST = True  # a task whose worker died is re-queued, not dropped
+# Periodic tasks (run the worker with --beat, or a separate `celery beat`): the operations sweeper
+# re-queues operations whose worker died or whose message was lost (processes.operations.tasks).
+CELERY_BEAT_SCHEDULE = {
+    "operations-sweep": {
+        "task": "operations.sweep",
+        "schedule": float(env_int("FLEETFLOW_OPERATION_SWEEP_SECONDS", 15, minimum=1)),
+    },
+}
 
 if REDIS_URL:
     CHANNEL_LAYERS = {

@@ -587,37 +587,48 @@ def cluster_router() -> Router:
 
 
 def operations_run(*, operation_ids: Sequence[int], owner: str) -> RunReport:
-    """Claim, execute against the owning clusters, record; the body of the run task."""
+    """Claim, execute against the owning clusters, record; the body of the run task.
+
+    ``waiting`` in the report lists every operation of ``operation_ids`` that waits for its
+    cluster, including those not yet due this time (each has its own backoff), and ``retry_in``
+    when the earliest is due: the task queues itself again for them.
+    """
     report = RunReport()
     claimed = operations_claim(operation_ids=operation_ids, owner=owner)
     report.claimed = len(claimed)
-    if not claimed:
-        return report
-    snapshots = [
-        OperationSnapshot(
-            id=op.id,
-            action=op.action,
-            target_key=op.target_key,
-            cluster_id=op.cluster_id,
-            parameters=op.parameters,
-            attempts=op.attempts,
+    if claimed:
+        snapshots = [
+            OperationSnapshot(
+                id=op.id,
+                action=op.action,
+                target_key=op.target_key,
+                cluster_id=op.cluster_id,
+                parameters=op.parameters,
+                attempts=op.attempts,
+            )
+            for op in claimed
+        ]
+        outcomes = execute_many(
+            cluster_router(), snapshots, max_backoff=float(settings.FLEETFLOW_OPERATION_RETRY_MAX_SECONDS)
         )
-        for op in claimed
-    ]
-    outcomes = execute_many(
-        cluster_router(), snapshots, max_backoff=float(settings.FLEETFLOW_OPERATION_RETRY_MAX_SECONDS)
+        operations_record_outcomes(outcomes=outcomes, owner=owner)
+        for outcome in outcomes:
+            report.outcomes[str(outcome.state)] = report.outcomes.get(str(outcome.state), 0) + 1
+        confirm_visible(
+            operation_ids=[o.operation_id for o in outcomes if o.state == OperationState.SUCCEEDED]
+        )
+        for batch_id in sorted({op.batch_id for op in claimed if op.batch_id is not None}):
+            batch_finish_if_done(batch_id=batch_id)
+    now = timezone.now()
+    waiting = list(
+        Operation.objects.filter(id__in=list(operation_ids), state=OperationState.WAITING).values_list(
+            "id", "next_attempt_at"
+        )
     )
-    operations_record_outcomes(outcomes=outcomes, owner=owner)
-    for outcome in outcomes:
-        report.outcomes[str(outcome.state)] = report.outcomes.get(str(outcome.state), 0) + 1
-        if outcome.state == OperationState.WAITING:
-            report.waiting.append(outcome.operation_id)
-            retry_in = outcome.retry_in or 1.0
-            report.retry_in = retry_in if report.retry_in is None else min(report.retry_in, retry_in)
-    confirm_visible(operation_ids=[o.operation_id for o in outcomes if o.state == OperationState.SUCCEEDED])
-    batch_ids = {op.batch_id for op in claimed if op.batch_id is not None}
-    for batch_id in sorted(batch_ids):
-        batch_finish_if_done(batch_id=batch_id)
+    if waiting:
+        report.waiting = [operation_id for operation_id, _ in waiting]
+        due = min(next_attempt or now for _, next_attempt in waiting)
+        report.retry_in = max(0.1, (due - now).total_seconds())
     return report
 
 

@@ -46,16 +46,16 @@ def plan_batch(self, batch_id: int) -> dict[str, object]:  # type: ignore[no-unt
 
 
 @shared_task(bind=True, acks_late=True, name="operations.sweep")
-def sweep_operations(self, reschedule: bool = True) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """Queue stalled operations and planners again; repeats while operations are open, so a
-    worker that restarts after a crash finishes what its predecessor held."""
+def sweep_operations(self) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Queue stalled operations and planners again (services.operations_sweep). Runs on Celery
+    beat every FLEETFLOW_OPERATION_SWEEP_SECONDS (settings.CELERY_BEAT_SCHEDULE: run the worker
+    with --beat, or a beat process) and once when a worker starts."""
     report = services.operations_sweep()
-    if reschedule and report.open_operations:
-        sweep_operations.apply_async(countdown=max(2.0, settings.FLEETFLOW_OPERATION_LEASE_SECONDS / 2))
     return {"enqueued": report.enqueued, "batches_resumed": report.batches_resumed}
 
 
 @worker_ready.connect
 def _sweep_when_a_worker_starts(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped-def]
-    # A worker (re)started: operations a killed predecessor held are found once their lease ends.
-    sweep_operations.apply_async(countdown=1.0)
+    # A worker (re)started, perhaps after a crash: what its predecessor held is claimable once
+    # the lease runs out, so look just after that.
+    sweep_operations.apply_async(countdown=settings.FLEETFLOW_OPERATION_LEASE_SECONDS + 1.0)

@@ -274,6 +274,7 @@ class Stack:
             FLEETFLOW_OPERATION_LEASE_SECONDS=str(self.lease_seconds),
             FLEETFLOW_OPERATION_RETRY_MAX_SECONDS="3",
             CELERY_VISIBILITY_TIMEOUT="10",
+            FLEETFLOW_OPERATION_SWEEP_SECONDS="3",
             LOG_LEVEL="INFO",
         )
         return env
@@ -306,6 +307,9 @@ class Stack:
                 str(self.worker_concurrency),
                 "--hostname",
                 f"ops{self.worker_starts}@%h",
+                "--beat",  # the operations sweeper (settings.CELERY_BEAT_SCHEDULE)
+                "--schedule",
+                str(self.root / f"beat-{self.worker_starts}"),
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
