@@ -67,8 +67,21 @@ class Starter:
         self.regular = [server for server in servers if not server.special_model]
         self.special = [server for server in servers if server.special_model]
         self.rack_names = sorted(racks())
+        # The first flows make sure there is something to act on within the first minute: a diagnosis
+        # of an unreachable machine (an incident an operator's retry resolves; a diagnosis alone, so
+        # after the retry it always finishes) and one of a special model (waits for a person).
+        lost = next(server for server in servers if server.unreachable and not server.special_model)
+        self.opening: list[tuple[str, dict[str, Any]]] = [
+            ("hardware-diagnosis", lost.variables()),
+            ("hardware-diagnosis", self.special[0].variables()),
+        ]
 
     async def start_one(self) -> None:
+        if self.opening:
+            opening_process, opening_variables = self.opening[0]
+            await self.start(opening_process, opening_variables)
+            self.opening.pop(0)
+            return
         roll = self.rng.random()
         if roll < 0.08:
             rack = self.rng.choice(self.rack_names)
@@ -78,6 +91,9 @@ class Starter:
             pool = self.special if self.rng.random() < SPECIAL_MODEL_SHARE else self.regular
             variables = self.rng.choice(pool).variables()
             process_id = "hardware-diagnosis" if roll < 0.25 else "server-repair"
+        await self.start(process_id, variables)
+
+    async def start(self, process_id: str, variables: dict[str, Any]) -> None:
         created = await self.client.run_process(process_id, variables=variables)
         log.info(
             "started %s %s for %s",
