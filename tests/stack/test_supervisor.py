@@ -5,6 +5,8 @@ that ignores SIGTERM, and whatever it started in its session."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from console.stack import CRASH_LOOP_COUNT, ChildSpec, Stack, StackError
-from tests.stack.helpers import alive, wait_until
+from tests.stack.helpers import REPO, alive, wait_until
 
 
 def spec(name: str, code: str) -> ChildSpec:
@@ -87,3 +89,29 @@ def test_stop_ends_every_child_even_one_ignoring_sigterm(tmp_path: Path) -> None
     for child in (polite, stubborn):
         assert child.pid is not None and not alive(child.pid)
     wait_until("the grandchild to be gone", lambda: not any(alive(pid) for pid in grandchildren), timeout=10)
+
+
+def test_children_die_with_a_supervisor_killed_by_sigkill(tmp_path: Path) -> None:
+    script = (
+        "import os, sys, time\n"
+        "from pathlib import Path\n"
+        "from console.stack import ChildSpec, Stack\n"
+        f"stack = Stack(log_dir=Path({str(tmp_path)!r}), say=print)\n"
+        "child = stack.start(ChildSpec(name='sleeper', argv=[sys.executable, '-c', 'import time; time.sleep(120)'],"
+        " env=dict(os.environ)))\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+    )
+    try:
+        assert supervisor.stdout is not None
+        child_pid = int(supervisor.stdout.readline())
+        assert alive(child_pid)
+        supervisor.send_signal(signal.SIGKILL)
+        supervisor.wait(timeout=10)
+        wait_until("the orphaned child to be gone", lambda: not alive(child_pid), timeout=20)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
