@@ -16,6 +16,7 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
+from drf_spectacular.utils import extend_schema_field
 
 from processes.choices import INCIDENT_ACTIVE_STATES, IncidentState, InstanceState
 from processes.models import Cluster, Incident, ProcessInstance, Variable
@@ -84,8 +85,10 @@ class GlobalKeyFormField(forms.CharField):
 class StrictBooleanFormField(forms.Field):
     """true/false (or 1/0); anything else is an error (Django's NullBooleanField reads it as "no filter")."""
 
-    TRUE_VALUES = frozenset({"true", "1"})
-    FALSE_VALUES = frozenset({"false", "0"})
+    TRUE_VALUES = frozenset({"true"})
+    FALSE_VALUES = frozenset({"false"})
+    # What django-filter's NullBooleanSelect submits for "either" (console forms render that widget).
+    EITHER_VALUES = frozenset({"unknown"})
 
     def clean(self, value: Any) -> bool | None:
         if value is None or value == "":
@@ -93,6 +96,8 @@ class StrictBooleanFormField(forms.Field):
         if isinstance(value, bool):
             return value
         text = str(value).strip().lower()
+        if text in self.EITHER_VALUES:
+            return None
         if text in self.TRUE_VALUES:
             return True
         if text in self.FALSE_VALUES:
@@ -108,6 +113,7 @@ class IntegerFilter(django_filters.NumberFilter):
     field_class = forms.IntegerField
 
 
+@extend_schema_field({"type": "string", "pattern": "^[0-9]{1,20}$", "description": "A global key (string)."})
 class GlobalKeyFilter(django_filters.Filter):
     """Exact match on a global-key column, the key validated by :func:`parse_global_key`."""
 

@@ -66,6 +66,11 @@ class FleetflowViewSet(viewsets.GenericViewSet):
             unknown = sorted(set(request.query_params) - self.allowed_query_params())
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown query parameter."] for name in unknown})
+            # An empty value is not "no filter" here (it is for the console's forms): a script that sends
+            # ?state= has a bug, and answering with everything would hide it.
+            empty = sorted(name for name, values in request.query_params.lists() if "" in values)
+            if empty:
+                raise serializers.ValidationError({name: ["Empty value."] for name in empty})
 
     def allowed_query_params(self) -> frozenset[str]:
         allowed = set(PAGINATION_PARAMS)
@@ -79,6 +84,12 @@ class FleetflowViewSet(viewsets.GenericViewSet):
 
     def lookup_value(self) -> Any:
         raw = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        if self.lookup_field == "id":
+            if not (isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 18):
+                raise serializers.ValidationError(
+                    {"id": [f"{str(raw)[:40]!r} is not an id (a whole number)."]}
+                )
+            return int(raw)
         if not self.key_lookup:
             return raw
         try:
@@ -143,7 +154,7 @@ class ClusterViewSet(ListRetrieveViewSet):
     queryset = selectors.cluster_list()
     serializer_class = api.ClusterSerializer
     lookup_field = "id"
-    lookup_value_regex = r"[0-9]{1,5}"
+    lookup_value_regex = KEY_PATTERN
     key_lookup = False
 
     action_roles = {"drain": Role.ADMIN, "enable": Role.ADMIN, "disable": Role.ADMIN}
@@ -392,7 +403,7 @@ class OperationViewSet(ListRetrieveViewSet):
     queryset = operation_selectors.operation_list()
     serializer_class = api.OperationSerializer
     lookup_field = "id"
-    lookup_value_regex = r"[0-9]{1,18}"
+    lookup_value_regex = KEY_PATTERN
     key_lookup = False
 
 
@@ -401,7 +412,7 @@ class BatchOperationViewSet(mixins.CreateModelMixin, ListRetrieveViewSet):
     serializer_class = api.BatchOperationSerializer
     detail_serializer_class = api.BatchOperationDetailSerializer
     lookup_field = "id"
-    lookup_value_regex = r"[0-9]{1,18}"
+    lookup_value_regex = KEY_PATTERN
     key_lookup = False
 
     @extend_schema(
@@ -486,7 +497,7 @@ class StatsViewSet(FleetflowViewSet):
     queryset = selectors.cluster_list()
 
     @extend_schema(responses=api.StatsSerializer)
-    def list(self, request: Request) -> Response:
+    def summary(self, request: Request) -> Response:
         context = cluster_context()
         clusters = list(self.get_queryset())
         by_state = selectors.instance_counts_by_state()

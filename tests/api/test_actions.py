@@ -169,3 +169,20 @@ def test_cluster_state_changes_for_admins(admin, world):
     assert confirmed.status_code == 200 and confirmed.json()["state"] == "disabled"
     assert admin.post(f"{V1}/clusters/1/enable/").json()["state"] == "active"
     assert_error(admin.post(f"{V1}/clusters/99/enable/"), 404, "not_found")
+
+
+def test_post_to_unknown_path_and_bad_ids_answer_json(operator, world):
+    assert_error(operator.post(f"{V1}/batch-operations/x!/cancel/"), 400, "invalid", "id")
+    assert_error(operator.post(f"{V1}/no-such/thing/", {}, format="json"), 404, "not_found")
+    assert_error(operator.get(f"{V1}/operations/12345678901234567890123/"), 400, "invalid", "id")
+    assert_error(operator.get(f"{V1}/clusters/one/"), 400, "invalid", "id")
+
+
+def test_huge_body_is_413_and_writes_nothing(operator, world, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    payload = '{"variables": {"blob": "' + "x" * (2 * 1024 * 1024) + '"}}'
+    response = operator.post(
+        f"{V1}/process-instances/{world.root.key}/variables/", payload, content_type="application/json"
+    )
+    assert_error(response, 413, "too_large")
+    assert not Operation.objects.filter(action="set_variables", actor_name="operator").exists()

@@ -68,6 +68,8 @@ def test_each_instance_filter(fleet):
     assert keys({"parent_key": str(f["child"])}) == {f["grandchild"]}
     assert keys({"roots_only": "true"}) == {f["root"], f["done"], f["canceled"]}
     assert keys({"roots_only": "false"}) == set(f.values())
+    assert keys({"roots_only": "unknown"}) == set(f.values())  # the console's "either" choice
+    assert keys({"roots_only": "TRUE"}) == {f["root"], f["done"], f["canceled"]}
     after = (data.BASE_TIME + timedelta(minutes=10)).isoformat()
     assert keys({"started_after": after}) == {f["done"], f["canceled"]}
     assert keys({"started_before": after}) == {f["root"], f["child"], f["grandchild"]}
@@ -96,6 +98,7 @@ def test_each_instance_filter(fleet):
         ({"state": "terminated"}, "state", "valid choice"),
         ({"incident": "maybe"}, "incident", "not a boolean"),
         ({"roots_only": "yes"}, "roots_only", "not a boolean"),
+        ({"roots_only": "1"}, "roots_only", "not a boolean"),
         ({"version": "two"}, "version", "whole number"),
         ({"version": "1.5"}, "version", "whole number"),
         ({"cluster": "9"}, "cluster", "valid choice"),

@@ -141,6 +141,8 @@ def test_instances_with_equal_or_missing_start_dates_page_without_loss(viewer):
         ({"page_size": "0"}, "page_size"),
         ({"page_size": "501"}, "page_size"),
         ({"stat": "active"}, "stat"),
+        ({"state": ""}, "state"),
+        ({"cursor": ""}, "cursor"),
     ],
 )
 def test_bad_list_input_is_400_naming_the_field(viewer, tree, params, field):
