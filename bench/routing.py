@@ -21,9 +21,10 @@ Prints one JSON object per figure (JSON lines), then a summary line:
   hang takes to return the healthy cluster's job, then the delay from create to delivery for
   jobs created on the healthy cluster while a worker polls (requestTimeout 1000 ms, gRPC deadline
   2 s as pyzeebe sets it), and how many of the worker's calls failed;
-* ``failover_creates``: six creators (each request tagged with a unique variable) while the
-  engines are killed -9 and restarted in turn: failed creates and duplicate instances (a tag
-  with two instances in the engines' logs) per failover, and acknowledged creates missing.
+* ``failover_creates``: six creators (each request tagged with a unique variable) and two
+  workers while the engines are killed -9 and restarted in turn: failed creates and duplicate
+  instances (a tag with two instances in the engines' logs) per failover, acknowledged creates
+  missing, and hand-backs per 1,000 jobs completed through the kills.
 
 Run: ``.venv/bin/python bench/routing.py [--runs 3] [--instances 400]``.
 Everything runs on 127.0.0.1 in subprocesses (engine, proxy) plus the client in this process.
@@ -477,7 +478,31 @@ async def failover_creates(work: Path, run: int, creators: int = 6, kills: int =
                         acks[tag] = error.code().name
                         await asyncio.sleep(0.05)
 
+        completed = 0
+
+        async def worker(index: int) -> None:
+            # Completes jobs through the kills: the hand-backs of a chaos run are counted too.
+            nonlocal completed
+            async with grpc.aio.insecure_channel(fleet.address) as channel:
+                stub = gateway_pb2_grpc.GatewayStub(channel)
+                request = pb.ActivateJobsRequest(
+                    type=JOB_TYPE,
+                    worker=f"chaos-{index}",
+                    timeout=30_000,
+                    maxJobsToActivate=32,
+                    requestTimeout=1000,
+                )
+                while not stop_event.is_set():
+                    try:
+                        async for response in stub.ActivateJobs(request, timeout=2.0):
+                            for job in response.jobs:
+                                await stub.CompleteJob(pb.CompleteJobRequest(jobKey=job.key), timeout=5)
+                                completed += 1
+                    except grpc.aio.AioRpcError:
+                        await asyncio.sleep(0.1)
+
         tasks = [asyncio.ensure_future(creator(i)) for i in range(creators)]
+        tasks += [asyncio.ensure_future(worker(i)) for i in range(2)]
         try:
             for round_number in range(kills):
                 await asyncio.sleep(1.0)
@@ -506,7 +531,11 @@ async def failover_creates(work: Path, run: int, creators: int = 6, kills: int =
     failed = [tag for tag, key in acks.items() if not isinstance(key, int)]
     duplicates = sum(1 for keys in instances.values() if len(keys) > 1)
     missing = sum(1 for tag, key in acknowledged.items() if key not in instances.get(tag, []))
+    handed_back = count_records(fleet.data_dirs, "JOB", "FAILED")
     return {
+        "jobs_completed": completed,
+        "handed_back": handed_back,
+        "handbacks_per_1000_jobs": round(handed_back * 1000 / completed, 1) if completed else None,
         "kills": kills,
         "acknowledged": len(acknowledged),
         "failed_creates": len(failed),
@@ -651,6 +680,12 @@ async def main() -> None:
                 "failed_creates_per_failover": round(sum(r["failed_creates"] for r in runs) / kills, 2),
                 "duplicates_per_failover": round(sum(r["duplicates"] for r in runs) / kills, 2),
                 "acknowledged_missing": sum(r["acknowledged_missing"] for r in runs),
+                "handbacks_per_1000_jobs": round(
+                    sum(r["handed_back"] for r in runs)
+                    * 1000
+                    / max(1, sum(r["jobs_completed"] for r in runs)),
+                    1,
+                ),
                 "runs": runs,
                 "goal": "0 duplicates, 0 acknowledged missing",
             }
