@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.feel import ast, temporal
+from engine.feel.budget import ITEM_BYTES, size_of
 from engine.feel.builtins.registry import (
     BUILTINS,
     InvalidArgument,
@@ -106,8 +107,19 @@ def invoke_function(function: Any, arguments: list[Any], scope: Scope) -> Any:
 
 
 def _run_builtin(name: str, implementation: Callable[..., Any], arguments: list[Any], scope: Scope) -> Any:
+    # A built-in's work grows with its list and string arguments; what it returns is produced.
+    work = 1
+    for argument in arguments:
+        kind = type(argument)
+        if kind is list:
+            work += len(argument)
+        elif kind is str:
+            work += len(argument) >> 6
+    scope.budget.charge(work)
     try:
-        return implementation(*arguments)
+        result = implementation(*arguments)
+        scope.budget.charge(0, size_of(result))
+        return result
     except FeelEvaluationError:
         raise
     except (
@@ -262,6 +274,7 @@ class Compiler:
                 return list_item_at(items, constant_index)
             if not items:
                 return []
+            scope.budget.charge(len(items), ITEM_BYTES * len(items))
             if not always_boolean:
                 probe = condition(_item_scope(scope, items[0]))
                 if type(probe) is Decimal:
@@ -419,6 +432,8 @@ class Compiler:
                 result = operation(first, second)
                 if result is None and first is not None and second is not None:
                     arithmetic_failure(scope, operator, first, second)
+                elif type(result) is str:
+                    scope.budget.charge(1, len(result))
                 return result
 
             return evaluate_arithmetic
@@ -613,6 +628,8 @@ class Compiler:
         if abs(last - first) >= MAX_ITERATION_RANGE:
             scope.warnings.append("[INVALID_TYPE] Iteration range too large")
             return None
+        # Charged before the range is materialised: a huge range fails before it allocates.
+        scope.budget.charge(abs(last - first) + 1, ITEM_BYTES * (abs(last - first) + 1))
         step = 1 if last >= first else -1
         return [Decimal(number) for number in range(first, last + step, step)]
 
@@ -635,6 +652,7 @@ class Compiler:
             nested = self._iterate(scope, iterations, index + 1, {**bindings, name: value})
             if nested is None:
                 return None
+            scope.budget.charge(len(nested), ITEM_BYTES * len(nested))
             combinations.extend(nested)
         return combinations
 
@@ -653,8 +671,11 @@ class Compiler:
             if combinations is None:
                 return None
             results: list[Any] = []
+            budget = scope.budget
             for bindings in combinations:
+                budget.charge(1, ITEM_BYTES)
                 if uses_partial:
+                    budget.charge(len(results), ITEM_BYTES * len(results))
                     bindings["partial"] = list(results)
                 results.append(body(scope.child(bindings)))
             return results
@@ -674,7 +695,9 @@ class Compiler:
             # feel-scala atLeastOne / all: a decisive true (some) or false (every) wins;
             # otherwise any non-boolean result makes the answer null
             unknown = False
+            budget = scope.budget
             for bindings in combinations:
+                budget.charge(1)
                 result = body(scope.child(bindings))
                 if result is is_some:
                     return is_some
@@ -692,6 +715,7 @@ class Compiler:
 
         def evaluate(scope: Scope) -> Any:
             def invoke(arguments: list[Any]) -> Any:
+                scope.budget.charge(1)  # recursion through a context entry is a loop, too
                 bindings = dict(itertools.zip_longest(parameters, arguments[: len(parameters)]))
                 return body(scope.child(bindings))
 

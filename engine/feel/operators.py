@@ -133,6 +133,7 @@ def get_path(value: Any, key: str, scope: Scope) -> Any:
             return None
         return result
     if value_type is list:
+        scope.budget.charge(len(value), 16 * len(value))
         return [get_path(item, key, scope) for item in value]
     if value is None:
         return None

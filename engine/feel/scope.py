@@ -9,18 +9,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from engine.feel.budget import Budget
 from engine.feel.values import MISSING, from_python
 
 
 class Scope:
     """Variables visible to an expression: a chain of dicts ending at the input variables."""
 
-    __slots__ = ("bindings", "parent", "warnings")
+    __slots__ = ("bindings", "budget", "parent", "warnings")
 
-    def __init__(self, bindings: Any, parent: Scope | None, warnings: list[str]) -> None:
+    def __init__(self, bindings: Any, parent: Scope | None, warnings: list[str], budget: Budget) -> None:
         self.bindings = bindings
         self.parent = parent
         self.warnings = warnings
+        # One budget per evaluation, shared by every scope of it (engine.feel.budget).
+        self.budget = budget
 
     def lookup(self, name: str) -> Any:
         scope: Scope | None = self
@@ -46,7 +49,7 @@ class Scope:
         return MISSING
 
     def child(self, bindings: dict[str, Any]) -> Scope:
-        return Scope(bindings, self, self.warnings)
+        return Scope(bindings, self, self.warnings, self.budget)
 
 
 class InputVariables:
@@ -76,5 +79,5 @@ class InputVariables:
         return value
 
 
-def root_scope(variables: Mapping[str, Any]) -> Scope:
-    return Scope(InputVariables(variables), None, [])
+def root_scope(variables: Mapping[str, Any], budget: Budget | None = None) -> Scope:
+    return Scope(InputVariables(variables), None, [], budget if budget is not None else Budget())

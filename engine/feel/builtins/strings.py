@@ -1,6 +1,6 @@
 """String built-ins (feel-scala BuiltinStringFunctions).
 
-Regular expressions are XML-Schema/Java flavoured in FEEL; Python's `re` covers the
+Regular expressions are XML-Schema/Java flavoured in FEEL and run on RE2 (linear time); it covers the
 common subset. `$1` group references in replacements are translated to Python's form.
 Lengths and positions count code points.
 """
@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import uuid as uuid_module
 from decimal import Decimal
 from typing import Any
+
+try:
+    import re2 as _re2
+
+    _RE2_OPTIONS = _re2.Options()
+    _RE2_OPTIONS.log_errors = False  # an invalid pattern is the expression's problem, not a log line
+except ImportError:  # pragma: no cover - pinned in pyproject.toml
+    _re2 = None
 
 from engine.feel.builtins.registry import (
     InvalidArgument,
@@ -22,29 +31,68 @@ from engine.feel.builtins.registry import (
     string,
 )
 
-_FLAG_MAP = {"i": re.IGNORECASE, "s": re.DOTALL, "m": re.MULTILINE, "x": re.VERBOSE}
+_INLINE_FLAGS = {"i", "s", "m"}
 
 
-def _pattern(pattern: Any, flags: Any = None) -> re.Pattern[str]:
+def _pattern(pattern: Any, flags: Any = None) -> Any:
+    """The compiled regular expression: RE2 (linear time in the input, whatever the pattern)
+    when available. FEEL's XML-Schema regexes have no backreferences or lookaround, so RE2
+    loses nothing, and a pattern like `(a+)+$` can no longer freeze the engine."""
     text = string(pattern)
-    compiled_flags = 0
+    inline = ""
     if flags is not None:
         for flag in string(flags):
             if flag == "q":
                 text = re.escape(text)
-                continue
-            if flag not in _FLAG_MAP:
+            elif flag == "x":
+                text = _strip_whitespace(text)
+            elif flag in _INLINE_FLAGS:
+                inline += flag
+            else:
                 raise InvalidArgument(f"unknown regex flag '{flag}'")
-            compiled_flags |= _FLAG_MAP[flag]
-    try:
-        return re.compile(_java_to_python_regex(text), compiled_flags)
-    except (re.error, OverflowError) as error:
+    return _compiled(text, "".join(sorted(set(inline))))
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(text: str, inline: str) -> Any:
+    prefix = f"(?{inline})" if inline else ""
+    if _re2 is not None:
+        try:
+            return _re2.compile(prefix + text, _RE2_OPTIONS)
+        except _re2.error as error:
+            raise InvalidArgument(f"invalid regular expression '{text}': {error}") from None
+    try:  # pragma: no cover - google-re2 is a pinned dependency; this is its absence
+        return re.compile(prefix + _java_to_python_regex(text))
+    except (re.error, OverflowError) as error:  # pragma: no cover
         raise InvalidArgument(f"invalid regular expression '{text}': {error}") from None
+
+
+def _strip_whitespace(text: str) -> str:
+    """XSD flag `x`: whitespace outside character classes is removed."""
+    result = []
+    in_class = False
+    escaped = False
+    for char in text:
+        if escaped:
+            result.append(char)
+            escaped = False
+        elif char == "\\":
+            result.append(char)
+            escaped = True
+        elif char == "[":
+            in_class = True
+            result.append(char)
+        elif char == "]":
+            in_class = False
+            result.append(char)
+        elif in_class or char not in " \t\n\r":
+            result.append(char)
+    return "".join(result)
 
 
 def _java_to_python_regex(text: str) -> str:
     # Java/XSD class subtraction and possessive quantifiers are rare in FEEL; the
-    # common difference is \p{L} style classes, which Python's re lacks.
+    # common difference is \p{L} style classes, which Python's re lacks (RE2 has them).
     return text.replace(r"\p{L}", r"[^\W\d_]").replace(r"\p{N}", r"\d")
 
 
@@ -135,7 +183,7 @@ def replace_flags(text: Any, pattern: Any, replacement: Any, flags: Any) -> str:
     compiled = _pattern(pattern, flags)
     try:
         return compiled.sub(_replacement(string(replacement)), string(text))
-    except (re.error, IndexError) as error:
+    except (re.error, IndexError, ValueError) as error:
         raise InvalidArgument(str(error)) from None
 
 
