@@ -1,7 +1,7 @@
 """The broker: all partitions of one embedded cluster and the work that spans them.
 
 - deployment on partition 1 (keys from partition 1), distributed to every other partition;
-- round-robin instance creation; key-addressed commands go to `key >> 51`;
+- round-robin instance creation; key-addressed commands go to `decode_partition(key)`;
 - job activation over all partitions, long-poll waiters per job type (reference §1.4),
   woken whenever a job becomes activatable (created, failed with retries, timed out, recurred);
 - a timer loop for job deadlines (JOB TIMED_OUT) and retry backoffs (RECURRED_AFTER_BACKOFF);

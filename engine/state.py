@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from engine.records import decode_local_key, decode_partition
+from engine.records import decode_local_key, decode_partition, encode_key
 
 ACTIVATABLE = "ACTIVATABLE"
 ACTIVATED = "ACTIVATED"
@@ -119,7 +119,7 @@ class PartitionState:
             applier(record)
 
     def new_key(self) -> int:
-        key = (self.partition_id << 51) + self.next_local_key
+        key = encode_key(self.partition_id, self.next_local_key)
         self.next_local_key += 1
         return key
 

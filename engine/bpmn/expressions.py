@@ -5,9 +5,7 @@ cannot be parsed, when a FEEL expression is required but a static value was give
 variable-mapping target is not a plain path. The messages below are Zeebe's, so a client sees
 the same rejection text from the embedded engine as from a real broker.
 
-FEEL itself lives in `engine.feel` (written alongside this package). It is imported lazily:
-when it is not importable, expressions are only checked for shape and compiled on first
-evaluation instead (`Expression.evaluate`).
+FEEL itself lives in `engine.feel`; every FEEL expression is compiled here, at deploy time.
 """
 
 from __future__ import annotations
@@ -15,8 +13,8 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime
-from types import ModuleType
 
+from engine import feel
 from engine.bpmn.model import Expression
 
 logger = logging.getLogger(__name__)
@@ -38,33 +36,9 @@ PATH_RESERVED_WORDS = (
     "of",
 )
 
-_feel_module: ModuleType | None = None
-_feel_import_failed = False
-
-
-def feel_module() -> ModuleType | None:
-    """`engine.feel` when it offers `compile_expression`, else None (checked once)."""
-    global _feel_module, _feel_import_failed
-    if _feel_module is not None or _feel_import_failed:
-        return _feel_module
-    try:
-        from engine import feel
-
-        if not hasattr(feel, "compile_expression"):
-            raise ImportError("engine.feel has no compile_expression yet")
-    except ImportError as error:
-        logger.warning("FEEL is not available, expressions are not compiled at deploy: %s", error)
-        _feel_import_failed = True
-        return None
-    _feel_module = feel
-    return _feel_module
-
 
 def compile_feel(text: str) -> tuple[object | None, str | None]:
     """Compile FEEL source; returns (compiled, None) or (None, Zeebe-style failure message)."""
-    feel = feel_module()
-    if feel is None:
-        return None, None
     try:
         return feel.compile_expression(text), None
     except feel.FeelSyntaxError as error:

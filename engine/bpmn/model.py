@@ -167,9 +167,9 @@ class Expression:
 
     `raw` is the attribute text exactly as written. `text` is what gets evaluated: the FEEL
     source without the leading `=` for FEEL, or the literal itself for a static value.
-    `compiled` holds the compiled FEEL expression (an `engine.feel` CompiledExpression) once
-    the parser validated it; it is None for static values and when `engine.feel` is not
-    available (then `evaluate` compiles on first use).
+    `compiled` holds the compiled FEEL expression (an `engine.feel` CompiledExpression) the
+    parser made; it is None for static values and for expressions built by hand (then
+    `evaluate` uses the cached compilation of `text`).
     """
 
     raw: str
@@ -207,10 +207,11 @@ class Expression:
             return self.raw
         compiled = self.compiled
         if compiled is None:
-            from engine import feel  # lazily: engine.feel is written concurrently
+            # Built by hand, not by the parser: compile_expression caches by text, so the
+            # frozen Expression itself never changes.
+            from engine.feel import compile_expression
 
-            compiled = feel.compile_expression(self.text)
-            object.__setattr__(self, "compiled", compiled)
+            compiled = compile_expression(self.text)
         return compiled.evaluate(dict(variables))
 
     @classmethod

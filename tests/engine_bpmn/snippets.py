@@ -5,15 +5,9 @@ from __future__ import annotations
 import pytest
 
 from engine.bpmn import BpmnValidationError, ProcessModel, parse_bpmn
-from engine.bpmn.expressions import feel_module
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
-
-#: Skip marker for tests that need `engine.feel` (written concurrently by another helper).
-needs_feel = pytest.mark.skipif(
-    feel_module() is None, reason="engine.feel.compile_expression is not available yet"
-)
 
 
 def document(body: str, *, process_id: str = "p", extra: str = "", executable: str = "true") -> bytes:

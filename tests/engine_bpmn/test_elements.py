@@ -19,7 +19,6 @@ from tests.engine_bpmn.snippets import (
     around,
     document,
     flow,
-    needs_feel,
     parse_one,
     service_task,
 )
@@ -130,7 +129,6 @@ def test_service_task_definition_headers_and_defaults() -> None:
     assert element.job_custom_headers({}) == {"b": "2", "a": "1"}
 
 
-@needs_feel
 def test_service_task_feel_type_and_retries() -> None:
     task = service_task("task", job_type="=&quot;check-&quot; + part").replace(
         "/>", ' retries="=retryCount + 1" />', 1
@@ -166,7 +164,6 @@ def test_job_based_user_task() -> None:
     assert element.user_task_header_expressions == {}
 
 
-@needs_feel
 def test_user_task_feel_assignment_is_evaluated_per_job() -> None:
     task = (
         '<bpmn:userTask id="verify"><bpmn:extensionElements>'
@@ -192,7 +189,6 @@ def test_manual_and_plain_tasks_pass_through() -> None:
     assert model.element("plain").job_type is None
 
 
-@needs_feel
 def test_exclusive_gateway_conditions_and_default_in_document_order() -> None:
     body = (
         '<bpmn:exclusiveGateway id="gw" default="f-default" />'
@@ -340,7 +336,6 @@ def test_terminate_and_error_end_events() -> None:
     )
 
 
-@needs_feel
 def test_error_end_event_with_feel_error_code() -> None:
     body = (
         '<bpmn:startEvent id="start" /><bpmn:endEvent id="fail"><bpmn:errorEventDefinition errorRef="err" />'

@@ -12,7 +12,6 @@ import pytest
 
 from engine.bpmn import ElementType, EventType, ProcessModel, parse_bpmn, resource_checksum
 from engine.bpmn.model import USER_TASK_ASSIGNEE_HEADER, USER_TASK_CANDIDATE_GROUPS_HEADER
-from tests.engine_bpmn.snippets import needs_feel
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bpmn"
 
@@ -109,7 +108,6 @@ def test_diagnosis() -> None:
     assert [m.target for m in summarize.outputs] == ["diagnosis"]
 
 
-@needs_feel
 def test_fixture_expressions_evaluate() -> None:
     server_repair = load("server-repair")
     condition = server_repair.flow("flow-healthy").condition

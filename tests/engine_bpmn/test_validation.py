@@ -9,7 +9,6 @@ from tests.engine_bpmn.snippets import (
     around,
     document,
     flow,
-    needs_feel,
     problems_of,
     rejection,
     service_task,
@@ -213,7 +212,6 @@ def test_empty_condition_is_rejected() -> None:
     ]
 
 
-@needs_feel
 def test_unparsable_condition_is_rejected() -> None:
     body = gateway("b", flow("a", "gw", "e1", "= x &gt;&gt; ") + flow("b", "gw", "e2"))
     ((identifier, message),) = problems_of(body)
@@ -251,7 +249,6 @@ def test_empty_retries() -> None:
     ]
 
 
-@needs_feel
 def test_unparsable_job_type_expression() -> None:
     task = service_task("t", job_type="=1 +")
     ((identifier, message),) = problems_of(linear(task, "t"))
@@ -320,7 +317,6 @@ def test_missing_mapping_source() -> None:
     ]
 
 
-@needs_feel
 def test_unparsable_mapping_source() -> None:
     ((identifier, message),) = problems_of(mapping_task('<zeebe:output source="=iban: 1" target="x" />'))
     assert identifier == "t > extensionElements > ioMapping > output"
@@ -328,7 +324,6 @@ def test_unparsable_mapping_source() -> None:
     assert message.endswith(" (attribute 'source')")
 
 
-@needs_feel
 def test_unparsable_retries_and_assignee_name_their_attribute() -> None:
     task = service_task("t").replace("/>", ' retries="=(" />', 1)
     ((identifier, message),) = problems_of(linear(task, "t"))
