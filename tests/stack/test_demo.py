@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,29 @@ def test_make_demo_serves_data_within_90_s_and_stops_cleanly_on_sigint(tmp_path:
     gone = [pid for pid in children if alive(pid)]
     assert not gone, {pid: children[pid] for pid in gone}
     assert "every child stopped" in stack.output()
+
+    # A second `make demo` on the same folder carries on: same database, same engine logs, new flows.
+    (tmp_path / "second").mkdir()
+    second_started = datetime.now(UTC)
+    again = StackProcess([python(), "-m", "console.demo"], env=env, log_dir=tmp_path / "second")
+    try:
+        again.wait_started(timeout=120)
+        browser = Browser(f"http://127.0.0.1:{web_port}")
+        browser.login("viewer", "viewer")
+        first_key = instances[0]["key"]
+        assert browser.get_json(f"/api/v1/process-instances/{first_key}/")["key"] == first_key
+
+        def new_instances() -> bool:
+            results = browser.get_json("/api/v1/process-instances/?page_size=200")["results"]
+            return any(
+                row["start_date"] and datetime.fromisoformat(row["start_date"]) > second_started
+                for row in results
+            )
+
+        wait_until("flows started by the second run", new_instances, timeout=120)
+        assert browser.get_json("/api/v1/clusters/")["results"][0]["state"] == "active"
+    except BaseException:
+        again.kill_all()
+        print(again.output())
+        raise
+    assert again.stop(signal.SIGINT) == 0, again.output()
