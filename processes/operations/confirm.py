@@ -67,6 +67,10 @@ def confirm_imported(
 ) -> int:
     """Confirm operations whose effect the given (just written) rows may show; rows are dicts of
     model attribute names, as the importer's fold holds them."""
+    # Usually nothing awaits confirmation: one probe of the (then empty) partial index, and the
+    # importer's batch pays nothing more.
+    if not _awaiting().exists():
+        return 0
     resolved = {row["key"] for row in incidents if row.get("state") == IncidentState.RESOLVED.value}
     ended_instances = {
         row["key"] for row in instances if row.get("state") in {s.value for s in INSTANCE_TERMINAL_STATES}
@@ -95,12 +99,13 @@ def confirm_imported(
         )
     if not query:
         return 0
-    candidates = list(
-        Operation.objects.filter(query, state__in=OPERATION_CONFIRMABLE_STATES)
-        .exclude(confirm_kind="")
-        .values(*_FIELDS)
-    )
+    candidates = list(_awaiting().filter(query).values(*_FIELDS))
     return _confirm(candidates, states=OPERATION_CONFIRMABLE_STATES)
+
+
+def _awaiting() -> Any:
+    """Operations that wait for their effect to be imported (exactly op_awaiting_confirm_idx)."""
+    return Operation.objects.filter(state__in=OPERATION_CONFIRMABLE_STATES).exclude(confirm_kind="")
 
 
 def confirm_visible(*, operation_ids: Iterable[int]) -> int:
@@ -131,6 +136,8 @@ def _confirm(candidates: list[dict[str, Any]], *, states: frozenset[OperationSta
         if not locked:
             return 0
         ids = [row[0] for row in locked]
+        # finished_at stays empty for an operation confirmed while its task is still running (or
+        # was killed after its calls applied): the task's outcome, if it comes, fills it in.
         Operation.objects.filter(id__in=ids).update(state=OperationState.CONFIRMED, confirmed_at=now)
         AuditEntry.objects.bulk_create(
             [

@@ -231,7 +231,7 @@ class Stack:
         self.proxy = ProxyProcess(self.root / "proxy")
         self.proxy.start([cluster_entry(cluster_id, engine) for cluster_id, engine in self.engines.items()])
         wait_for(
-            lambda: all(self.proxy.metrics()["clusters"][str(i)]["health"] == "up" for i in self.engines),  # type: ignore[union-attr]
+            lambda: all(self.proxy.metrics()["clusters"][str(i)]["health"] == "up" for i in self.engines),
             30,
             what="both clusters healthy behind the proxy",
         )
@@ -321,7 +321,7 @@ class Stack:
             lambda: "ready." in self.worker.log(200_000) or (not self.worker.alive() and _raise(self.worker)),
             60,
             what="celery worker ready",
-        )  # type: ignore[union-attr]
+        )
         return self.worker
 
     def records(self, cluster_id: int) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ Outcomes are checked in the engines' own logs (their truth) and in the confirmed
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -160,7 +161,6 @@ def test_skip_while_a_worker_races_moves_on_exactly_once(stack: Stack) -> None:
 
 def test_reassign_delivers_the_step_to_the_new_assignee_only(stack: Stack) -> None:
     import threading
-    import time
 
     from processes.operations.workers import assigned_task
     from tests.operations.stack import WorkerThread
@@ -383,26 +383,32 @@ def test_worker_killed_mid_batch_restarts_and_finishes_nothing_lost_or_doubled(s
         parameters={"rate_per_second": 60},
     )
     assert batch.dry_run_count == 300
+    # Kill while a chunk's calls are in flight: operations claimed, none of their outcomes written.
     wait_for(
-        lambda: sum(n for s, n in batch_counts(batch.id).items() if s in ("succeeded", "confirmed")) >= 40,
-        60,
-        what="the batch under way",
+        lambda: batch_counts(batch.id).get("running", 0) > 0, 60, what="operations running", interval=0.01
     )
+    time.sleep(0.3)
     assert stack.worker is not None
     stack.worker.kill9()
     at_kill = batch_counts(batch.id)
-    open_at_kill = sum(n for s, n in at_kill.items() if s in ("queued", "running", "waiting"))
+    running_at_kill = set(Operation.objects.filter(batch=batch, state="running").values_list("id", flat=True))
     not_planned = 300 - sum(at_kill.values())
-    assert open_at_kill + not_planned > 0, f"killed too late to prove anything: {at_kill}"
+    assert running_at_kill, f"nothing was running at the kill: {at_kill}"
     stack.start_worker()
     assert_batch_applied_once(stack, batch.id, keys)
-    rerun = Operation.objects.filter(batch=batch, attempts__gt=1).count()
-    print(f"at kill: {at_kill}, not planned {not_planned}; operations run again after the kill: {rerun}")
+    # What the killed worker held was either run again once its lease expired (the engine then
+    # answers "already done" for what had applied) or confirmed from the imported records.
+    held = list(Operation.objects.filter(id__in=running_at_kill))
+    rerun = [op for op in held if op.attempts > 1]
+    assert all(op.attempts > 1 or op.state == "confirmed" for op in held)
+    already = sum(1 for op in rerun if op.already_done)
+    print(
+        f"at kill: {at_kill}, not planned {not_planned}; of {len(held)} held by the killed worker "
+        f"{len(rerun)} ran again ({already} found already done), {len(held) - len(rerun)} confirmed from records"
+    )
 
 
 def test_a_cluster_killed_mid_batch_delays_its_targets_until_it_returns(stack: Stack) -> None:
-    import time
-
     operator = f.user("otto", Role.OPERATOR)
     keys = make_incidents(stack, "e2e-batch-down", 200)
     batch = services.batch_operation_start(
