@@ -1,5 +1,8 @@
 """A child of `run_stack` that keeps dying is a crash loop: the whole stack stops, says which child and
-shows its last log lines, exits with code 1 and leaves no child behind."""
+shows its last log lines, exits with code 1 and leaves no child behind.
+
+The stack here also runs without REDIS_URL and without a redis-server on PATH: no local Redis, no Celery
+worker, and the banner says that operator actions run in-process."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ pytestmark = pytest.mark.slow
 def test_an_importer_that_keeps_dying_stops_the_stack_with_its_last_lines(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL"}}
     env["DEBUG"] = "1"
+    env["PATH"] = str(tmp_path / "empty-path")  # no redis-server to be found
     stack = StackProcess(
         [
             python(),
@@ -39,8 +43,10 @@ def test_an_importer_that_keeps_dying_stops_the_stack_with_its_last_lines(tmp_pa
         log_dir=tmp_path,
     )
     try:
-        stack.wait_started(timeout=120)
+        banner = stack.wait_started(timeout=120)
+        assert "no REDIS_URL and no redis-server binary: operator actions run in-process" in banner
         children = stack.children()
+        assert not any("celery" in command or "redis-server" in command for command in children.values())
         killed: list[int] = []
         for _ in range(CRASH_LOOP_COUNT):
             importer = wait_until(
