@@ -116,6 +116,8 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns at start-up i
 WHITENOISE_USE_FINDERS = True  # serve app and project static files without a collectstatic step
 
 LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"  # the dashboard
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 REDIS_URL = redis_url()
 
@@ -145,7 +147,13 @@ CELERY_BEAT_SCHEDULE = {
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # redis-py 8 reads with a 5 s socket timeout by default, the same 5 s channels_redis blocks
+            # in BZPOPMIN waiting for a message: a quiet websocket then died with "Timeout reading"
+            # every few seconds (tests/console/test_live.py). Reads may take longer than the pop.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
+        }
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

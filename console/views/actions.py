@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.apps import apps
@@ -21,6 +22,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from processes import services as cluster_services
@@ -271,7 +273,9 @@ def action(request: HttpRequest, name: str, key: str) -> HttpResponse:
             context["error"] = "Operator actions are not installed on this console."
             return render(request, "console/partials/action_dialog.html", context, status=503)
         return render(
-            request, "console/partials/operation_status.html", {"operation": operation, "dialog": True}
+            request,
+            "console/partials/operation_status.html",
+            {"operation": operation, "dialog": True, "poll": _poll(operation)},
         )
     return render(request, "console/partials/action_dialog.html", context)
 
@@ -282,9 +286,25 @@ def operation_status(request: HttpRequest, operation_id: int) -> HttpResponse:
 
     operation = get_object_or_404(Operation, pk=operation_id)
     return render(
-        request,
-        "console/partials/operation_status.html",
-        {"operation": operation, "dialog": request.GET.get("dialog") == "1"},
+        request, "console/partials/operation_status.html", {"operation": operation, "poll": _poll(operation)}
+    )
+
+
+# How long a page keeps asking for the importer's confirmation of a succeeded operation.
+CONFIRMATION_WAIT = timedelta(minutes=2)
+
+
+def _poll(operation: Any) -> bool:
+    """Whether the status on screen asks again in a second: while the operation is open, and
+    while a succeeded one waits for the importer to show its effect (bounded)."""
+    from processes.operations.choices import OPERATION_OPEN_STATES, OperationState
+
+    if operation.state in OPERATION_OPEN_STATES:
+        return True
+    return bool(
+        operation.state == OperationState.SUCCEEDED
+        and operation.confirm_kind
+        and timezone.now() - operation.created_at < CONFIRMATION_WAIT
     )
 
 
@@ -351,11 +371,7 @@ def batch_status(request: HttpRequest, batch_id: int) -> HttpResponse:
             batch = _services().batch_operation_cancel(actor=request.user, batch=batch)
         except ValidationError as error:
             return HttpResponse(_error_text(error), status=422)
-    return render(
-        request,
-        "console/partials/batch_status.html",
-        {"batch": batch, "dialog": request.GET.get("dialog") == "1"},
-    )
+    return render(request, "console/partials/batch_progress.html", {"batch": batch})
 
 
 # -- clusters (admins) ----------------------------------------------------------------------------------
