@@ -8,6 +8,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from processes.api.fast import FastRepresentationMixin
 from processes.api.fields import KeyField
 from processes.filters import INSTANCE_STATE_API_NAME
 from processes.models import (
@@ -94,7 +95,7 @@ class InstanceStateField(serializers.Field):
         return INSTANCE_STATE_API_NAME.get(value, value)
 
 
-class ProcessInstanceSerializer(serializers.ModelSerializer):
+class ProcessInstanceSerializer(FastRepresentationMixin, serializers.ModelSerializer):
     key = KeyField(read_only=True)
     cluster = serializers.IntegerField(source="cluster_id", read_only=True)
     process_definition_key = KeyField(source="process_definition_id", read_only=True, allow_null=True)
@@ -134,7 +135,7 @@ class ProcessInstanceDetailSerializer(ProcessInstanceSerializer):
         fields = [*ProcessInstanceSerializer.Meta.fields, "children_count"]
 
 
-class ElementInstanceSerializer(serializers.ModelSerializer):
+class ElementInstanceSerializer(FastRepresentationMixin, serializers.ModelSerializer):
     key = KeyField(read_only=True)
     process_instance_key = KeyField(source="process_instance_id", read_only=True, allow_null=True)
     process_definition_key = KeyField(read_only=True, allow_null=True)
@@ -157,7 +158,7 @@ class ElementInstanceSerializer(serializers.ModelSerializer):
         ]
 
 
-class VariableSerializer(serializers.ModelSerializer):
+class VariableSerializer(FastRepresentationMixin, serializers.ModelSerializer):
     """``value`` is null and ``truncated`` true for values above the preview size; ``preview`` then
     holds the beginning of the JSON text."""
 
@@ -181,7 +182,7 @@ class VariableSerializer(serializers.ModelSerializer):
         ]
 
 
-class JobSerializer(serializers.ModelSerializer):
+class JobSerializer(FastRepresentationMixin, serializers.ModelSerializer):
     key = KeyField(read_only=True)
     process_instance_key = KeyField(source="process_instance_id", read_only=True, allow_null=True)
     element_instance_key = KeyField(source="element_instance_id", read_only=True, allow_null=True)
@@ -209,7 +210,7 @@ class JobSerializer(serializers.ModelSerializer):
         ]
 
 
-class IncidentSerializer(serializers.ModelSerializer):
+class IncidentSerializer(FastRepresentationMixin, serializers.ModelSerializer):
     key = KeyField(read_only=True)
     cluster = serializers.IntegerField(source="cluster_id", read_only=True)
     process_instance_key = KeyField(source="process_instance_id", read_only=True, allow_null=True)
@@ -244,7 +245,7 @@ class IncidentGroupSerializer(serializers.Serializer):
     count = serializers.IntegerField()
 
 
-class ServerSerializer(serializers.ModelSerializer):
+class ServerSerializer(FastRepresentationMixin, serializers.ModelSerializer):
     model = serializers.CharField(source="hardware_model", read_only=True)
 
     class Meta:
@@ -326,7 +327,7 @@ class StatsSerializer(serializers.Serializer):
 # -- operations and actions (issue 10's services) ------------------------------------------------------
 
 
-class OperationSerializer(serializers.ModelSerializer):
+class OperationSerializer(FastRepresentationMixin, serializers.ModelSerializer):
     """An operator action from request to confirmation (DESIGN §6)."""
 
     actor = serializers.CharField(source="actor_name", read_only=True)
