@@ -1,7 +1,8 @@
 """Models of the processes app: clusters, and the query models the importer fills (DESIGN §5).
 
-Every Zeebe key is stored as a *global* key (DESIGN §2: ``(cluster_id << 58) | zeebe_key``) in a
-bigint column, so the console, the API, the proxy and zbctl share one key space. Zeebe's "no key"
+Every Zeebe key is stored as a *global* key (DESIGN §2, routing/keys.py:
+``(cluster_id << CLUSTER_SHIFT) | zeebe_key``) in a bigint column, so the console, the API, the
+proxy and zbctl share one key space. Zeebe's "no key"
 (-1) is stored as NULL. Relations between query models are foreign keys without database
 constraints: records of one instance arrive from several partitions and streams in no guaranteed
 order (a definition on partition 1, its instances on partition 2), so a row may name a row that is
@@ -15,10 +16,11 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from processes.choices import ClusterState, IncidentState, InstanceState, JobState, RecordSource
+from routing.keys import MAX_CLUSTER_ID, MIN_CLUSTER_ID
 
-# Cluster ids live in bits 58..62 of a global key (DESIGN §2): 1..31, 0 is never a cluster.
-CLUSTER_ID_MIN = 1
-CLUSTER_ID_MAX = 31
+# Cluster ids live in the top bits of a global key (DESIGN §2, routing/keys.py); 0 is never a cluster.
+CLUSTER_ID_MIN = MIN_CLUSTER_ID
+CLUSTER_ID_MAX = MAX_CLUSTER_ID
 CLUSTER_WEIGHT_MAX = 10_000
 
 
@@ -475,3 +477,33 @@ class RecordImportError(models.Model):
 
     def __str__(self) -> str:
         return f"cluster {self.cluster_id} partition {self.partition_id} position {self.position}: {self.message}"
+
+
+class SkippedRecordSample(models.Model):
+    """One sample per kind (value type, intent) of record the importer skipped as unknown.
+
+    Records of a value type or intent the projection does not know are counted in
+    ImportPosition.skipped_count; this keeps the first one of each kind (and how many were seen),
+    so an operator can see what a newer broker sends that the console does not show yet.
+    """
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="skipped_samples")
+    value_type = models.CharField(max_length=64)
+    intent = models.CharField(max_length=64)
+    partition_id = models.PositiveSmallIntegerField(default=0)
+    position = models.BigIntegerField(null=True, blank=True, help_text="Position of the sampled record.")
+    raw_excerpt = models.TextField(blank=True, default="")
+    count = models.BigIntegerField(default=0, help_text="Records of this kind skipped so far.")
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["cluster", "value_type", "intent"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster", "value_type", "intent"], name="skipped_sample_kind_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"cluster {self.cluster_id}: {self.count} x {self.value_type} {self.intent}"

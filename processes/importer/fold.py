@@ -606,6 +606,11 @@ class BatchFold:
                 raise MalformedRecord(f"VARIABLE value is not JSON text: {error}") from None
             truncated, preview = False, ""
             self.large_values.pop(key, None)
+            if "\\u0000" in json_text:
+                # PostgreSQL's jsonb cannot hold a NUL character: the value is kept exactly, as its
+                # JSON text in VariableValue (like a large one), with `value` NULL.
+                parsed, truncated, preview = None, True, json_text
+                self.large_values[key] = json_text
         else:
             parsed, truncated = None, True
             preview = json_text.encode("utf-8")[: self.preview_bytes].decode("utf-8", errors="ignore")

@@ -17,26 +17,31 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, models, transaction
-from django.db.models import Exists, OuterRef
+from django.db import DataError, IntegrityError, connection, models, transaction
+from django.db.models import Exists, F, OuterRef
 
 from processes.choices import IncidentState
 from processes.importer import fold as fields
 from processes.importer.events import send_instance_events_on_commit
 from processes.importer.fold import BatchFold, Row
 from processes.importer.records import (
+    MESSAGE_CHARS,
+    PARTITION_ID_MAX,
+    POSITION_MAX,
+    STREAM_MAX_CHARS,
     MalformedRecord,
     Record,
     SourceRecord,
     decode_record,
     global_key,
     payload_excerpt,
+    storable_text,
 )
 from processes.importer.vocabulary import KNOWN_VALUE_TYPES
 from processes.models import (
@@ -48,6 +53,7 @@ from processes.models import (
     ProcessDefinition,
     ProcessInstance,
     RecordImportError,
+    SkippedRecordSample,
     Variable,
     VariableValue,
 )
@@ -61,6 +67,7 @@ WRITE_CHUNK = 1000
 READ_CHUNK = 2000
 
 StreamKey = tuple[int, str]  # (partition id, stream)
+SOURCE_REF_MAX_CHARS = 128  # RecordImportError.source_ref
 
 
 @dataclass
@@ -81,6 +88,20 @@ class BatchResult:
     def fresh(self) -> int:
         return self.imported + self.skipped + self.errors
 
+    def merge(self, later: BatchResult) -> BatchResult:
+        """This result followed by `later` (a batch applied in parts, see apply_batch)."""
+        merged = BatchResult(
+            received=self.received + later.received,
+            imported=self.imported + later.imported,
+            duplicates=self.duplicates + later.duplicates,
+            skipped=self.skipped + later.skipped,
+            errors=self.errors + later.errors,
+            changed_instances=self.changed_instances + later.changed_instances,
+            timestamps_ms=self.timestamps_ms + later.timestamps_ms,
+            positions={**self.positions, **later.positions},
+        )
+        return merged
+
 
 @dataclass
 class _StreamTally:
@@ -99,6 +120,77 @@ class _Failure:
     source_ref: str
     message: str
     raw_excerpt: str
+    # The position is the record's place in the source (see SourceRecord.position_trusted): only
+    # then does the failed record move its stream's position (else the log would stall on it).
+    position_trusted: bool = False
+
+
+@dataclass
+class AppliedBatch:
+    """What a committed-to-be batch applied; handed to the AFTER_APPLY hooks inside its transaction."""
+
+    cluster: Cluster
+    records: list[Record]
+    fold: BatchFold
+
+
+# Called with each batch's AppliedBatch inside the batch's transaction, after the query-model rows
+# and before the positions are written: a hook's writes commit or roll back with the batch, and a
+# hook that raises fails the batch (it is then retried, or isolated record by record on a data
+# error). The single place for work that must follow the imported records, e.g. confirming
+# operations from the records that carry them out. Register with `register_after_apply`.
+AFTER_APPLY: list[Callable[[AppliedBatch], None]] = []
+
+
+def register_after_apply(hook: Callable[[AppliedBatch], None]) -> None:
+    if hook not in AFTER_APPLY:
+        AFTER_APPLY.append(hook)
+
+
+def _failure_for(source_record: SourceRecord, message: str) -> _Failure:
+    partition_id = source_record.partition_hint
+    return _Failure(
+        # Partition 0 collects what has no readable partition (a claimed -1 or 40000 included).
+        partition_id=partition_id
+        if partition_id is not None and 1 <= partition_id <= PARTITION_ID_MAX
+        else 0,
+        position=source_record.position_hint
+        if source_record.position_hint is not None and 1 <= source_record.position_hint <= POSITION_MAX
+        else None,
+        stream=storable_text(source_record.stream, STREAM_MAX_CHARS),
+        source_ref=storable_text(source_record.source_ref, SOURCE_REF_MAX_CHARS),
+        message=message,
+        raw_excerpt=payload_excerpt(source_record.payload),
+        position_trusted=source_record.position_trusted and source_record.position_hint is not None,
+    )
+
+
+def data_errors() -> tuple[type[BaseException], ...]:
+    """Errors that say the batch's data cannot be stored (isolate the record), not that the
+    database is unavailable (retry). Raw psycopg errors (COPY is not wrapped by Django) included."""
+    driver = db_driver()
+    return (DataError, IntegrityError, driver.DataError, driver.IntegrityError)
+
+
+def db_driver() -> Any:
+    """The DB-API module under Django's connection (psycopg, sqlite3): its own error classes."""
+    return connection.Database  # type: ignore[attr-defined]  # set by every backend
+
+
+def _column(meta: Any, name: str) -> str:
+    return str(meta.get_field(name).column)
+
+
+def _advance(tally: _StreamTally, record: Record) -> None:
+    if record.position > tally.position:
+        tally.position = record.position
+    if tally.newest_timestamp_ms is None or record.timestamp_ms > tally.newest_timestamp_ms:
+        tally.newest_timestamp_ms = record.timestamp_ms
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return f"{type(error).__name__}: {text}"[:500]
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -106,7 +198,7 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def _load(model: type[models.Model], names: Sequence[str], keys: Iterable[int]) -> dict[int, Row]:
+def _load(model: type[models.Model], names: Sequence[str], keys: Iterable[int | None]) -> dict[int, Row]:
     wanted = sorted({key for key in keys if key is not None})
     rows: dict[int, Row] = {}
     if not wanted:
@@ -114,7 +206,7 @@ def _load(model: type[models.Model], names: Sequence[str], keys: Iterable[int]) 
     if connection.vendor == "postgresql":
         # One array parameter instead of thousands of IN (...) parameters for Django to compile.
         meta = model._meta
-        columns = ", ".join(f'"{meta.get_field(name).column}"' for name in names)
+        columns = ", ".join(f'"{_column(meta, name)}"' for name in names)
         json_fields = [name for name in names if isinstance(meta.get_field(name), models.JSONField)]
         with connection.cursor() as cursor:
             cursor.execute(
@@ -130,7 +222,7 @@ def _load(model: type[models.Model], names: Sequence[str], keys: Iterable[int]) 
                 rows[row["key"]] = row
         return rows
     for chunk in _chunks(wanted, READ_CHUNK):
-        for row in model.objects.filter(pk__in=chunk).values(*names):
+        for row in model._default_manager.filter(pk__in=chunk).values(*names):
             rows[row["key"]] = row
     return rows
 
@@ -167,7 +259,7 @@ def _copy_rows(
 ) -> None:
     """COPY `rows` into `table`; JSON fields as text, None as SQL NULL (as the ORM writes them)."""
     meta = model._meta
-    quoted = ", ".join(f'"{meta.get_field(name).column}"' for name in names)
+    quoted = ", ".join(f'"{_column(meta, name)}"' for name in names)
     json_columns = [
         index for index, name in enumerate(names) if isinstance(meta.get_field(name), models.JSONField)
     ]
@@ -197,7 +289,7 @@ def _insert_new(model: type[models.Model], names: Sequence[str], rows: list[Row]
     primary key, is rolled back to its savepoint, and the caller upserts the rows instead.
     """
     meta = model._meta
-    written = {meta.get_field(name).column for name in names}
+    written = {_column(meta, name) for name in names}
     # Columns the importer does not write (flags kept by SQL): their model default, as on insert.
     extra = [field for field in meta.concrete_fields if field.column not in written]
     defaults = {field.attname: field.get_default() for field in extra}
@@ -207,7 +299,7 @@ def _insert_new(model: type[models.Model], names: Sequence[str], rows: list[Row]
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             _copy_rows(cursor.cursor, meta.db_table, model, all_names, rows)
-    except (IntegrityError, connection.Database.IntegrityError):  # raw psycopg COPY: not wrapped
+    except (IntegrityError, db_driver().IntegrityError):  # raw psycopg COPY: not wrapped
         logger.info("%s: some new rows exist already; upserting them", meta.db_table)
         return False
     return True
@@ -235,7 +327,7 @@ def _upsert_postgresql(model: type[models.Model], names: Sequence[str], rows: li
     """
     meta = model._meta
     table = meta.db_table
-    columns = [meta.get_field(name).column for name in names]
+    columns = [_column(meta, name) for name in names]
     # Columns the importer does not write (flags kept by SQL): their model default on insert only.
     written = set(columns)
     extra = [field for field in meta.concrete_fields if field.column not in written]
@@ -244,6 +336,9 @@ def _upsert_postgresql(model: type[models.Model], names: Sequence[str], rows: li
     insert_columns = quoted + "".join(f', "{field.column}"' for field in extra)
     select_columns = quoted + "".join(", %s" for _ in extra)
     updates = ", ".join(f'"{column}" = EXCLUDED."{column}"' for column in columns if column != "key")
+    # A row keeps the position of its last record (fold.py): never let an older record's state
+    # overwrite a newer one, should another writer have got there first.
+    guard = f' WHERE "{table}"."position" <= EXCLUDED."position"' if "position" in columns else ""
     with connection.cursor() as cursor:
         # One CREATE per database session once it is committed (a rolled-back CREATE leaves no
         # table; a reconnect gets a new connection object and so an empty set).
@@ -257,12 +352,72 @@ def _upsert_postgresql(model: type[models.Model], names: Sequence[str], rows: li
         _copy_rows(cursor.cursor, staging, model, names, rows)
         cursor.execute(
             f'INSERT INTO "{table}" ({insert_columns}) SELECT {select_columns} FROM "{staging}" '  # noqa: S608
-            f'ON CONFLICT ("key") DO UPDATE SET {updates}',
+            f'ON CONFLICT ("key") DO UPDATE SET {updates}{guard}',
             [field.get_default() for field in extra],
         )
         # Empty it now too: inside an outer transaction (tests) the commit is not ours. DELETE,
         # not TRUNCATE, which would create a new file per batch.
         cursor.execute(f'DELETE FROM "{staging}"')  # noqa: S608
+
+
+TRUNCATION_MARKER = "…"
+
+
+def _storable_json(value: Any) -> tuple[Any, bool]:
+    """`value` with NUL characters in its texts (keys included) escaped; jsonb cannot hold them."""
+    if isinstance(value, str):
+        return (value.replace("\x00", "\\u0000"), True) if "\x00" in value else (value, False)
+    if isinstance(value, list):
+        items = [_storable_json(item) for item in value]
+        return [item for item, _ in items], any(changed for _, changed in items)
+    if isinstance(value, dict):
+        changed = False
+        result = {}
+        for name, item in value.items():
+            new_name, name_changed = _storable_json(name)
+            new_item, item_changed = _storable_json(item)
+            result[new_name] = new_item
+            changed = changed or name_changed or item_changed
+        return result, changed
+    return value, False
+
+
+def _sanitize_row(
+    model: type[models.Model], names: Sequence[str], row: Row, failures: list[_Failure]
+) -> None:
+    """Make `row` storable in place: NUL escaped as \\u0000, texts cut to their column's length
+    with a marker. Every change is reported (an import error naming the row and the field)."""
+    meta = model._meta
+    changes: list[str] = []
+    for name in names:
+        value = row[name]
+        if value is None:
+            continue
+        model_field = meta.get_field(name)
+        if isinstance(model_field, models.JSONField):
+            row[name], changed = _storable_json(value)
+            if changed:
+                changes.append(f"{name}: NUL characters stored as \\u0000")
+        elif isinstance(value, str):
+            if "\x00" in value:
+                value = storable_text(value)
+                changes.append(f"{name}: NUL characters stored as \\u0000")
+            limit = getattr(model_field, "max_length", None)
+            if limit is not None and len(value) > limit:
+                changes.append(f"{name}: {len(value)} characters cut to {limit}")
+                value = value[: limit - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
+            row[name] = value
+    if changes:
+        failures.append(
+            _Failure(
+                partition_id=row.get("partition_id") or 0,
+                position=row.get("position") or None,
+                stream="",
+                source_ref="",
+                message=f"{model.__name__} {row.get('key')} stored with changes: " + "; ".join(changes),
+                raw_excerpt=payload_excerpt({name: row[name] for name in names}),
+            )
+        )
 
 
 class Projection:
@@ -276,7 +431,7 @@ class Projection:
         preview_bytes: int | None = None,
     ) -> None:
         self.cluster = cluster
-        self.server_variable = server_variable or settings.FLEETFLOW_SERVER_VARIABLE
+        self.server_variable = str(server_variable or settings.FLEETFLOW_SERVER_VARIABLE)
         self.preview_bytes = preview_bytes or settings.FLEETFLOW_VARIABLE_PREVIEW_BYTES
         # Serial numbers known to have a Server row (stub or real); rows are never deleted by the
         # importer, so a hit saves the stub INSERT. Bounded: cleared when it grows too large.
@@ -290,6 +445,78 @@ class Projection:
     # -- entry point -----------------------------------------------------------------------------
 
     def apply_batch(self, source_records: Sequence[SourceRecord]) -> BatchResult:
+        """Apply a batch in one transaction; a record PostgreSQL cannot hold costs one error row.
+
+        A data error (psycopg's DataError or IntegrityError family: NUL characters, a value too
+        long or out of range for its column) rolls the batch back, and it is applied again with
+        every written value made storable (sanitize); if that fails too, the batch is split in
+        halves, each applied (and committed) on its own, down to the single record, which becomes
+        a RecordImportError. Any other error (the database down, a connection lost) propagates:
+        the runner retries the batch.
+        """
+        try:
+            return self._apply(source_records, sanitize=False)
+        except data_errors() as error:
+            logger.warning(
+                "cluster %s: a batch of %d records cannot be stored as it is (%s); "
+                "storing what can be stored, record by record if need be",
+                self.cluster.id,
+                len(source_records),
+                _one_line(error),
+            )
+        self.forget_caches()
+        return self._apply_isolating(source_records)
+
+    def _apply_isolating(self, source_records: Sequence[SourceRecord]) -> BatchResult:
+        try:
+            return self._apply(source_records, sanitize=True)
+        except data_errors() as error:
+            if len(source_records) == 1:
+                self.forget_caches()
+                return self._apply_unstorable(source_records[0], error)
+        self.forget_caches()
+        middle = len(source_records) // 2
+        first = self._apply_isolating(source_records[:middle])
+        second = self._apply_isolating(source_records[middle:])
+        return first.merge(second)
+
+    def _apply_unstorable(self, source_record: SourceRecord, error: BaseException) -> BatchResult:
+        failure = _failure_for(source_record, f"record cannot be stored: {_one_line(error)}")
+        try:
+            decoded = decode_record(source_record)
+        except MalformedRecord:
+            pass
+        else:
+            failure.partition_id = decoded.partition_id
+            failure.position = decoded.position
+            failure.stream = decoded.stream
+            failure.raw_excerpt = payload_excerpt(
+                {
+                    "position": decoded.position,
+                    "valueType": decoded.value_type,
+                    "intent": decoded.intent,
+                    "key": decoded.key,
+                    "value": decoded.value,
+                }
+            )
+        result = BatchResult(received=1)
+        with transaction.atomic():
+            positions = self._lock_positions()
+            tallies: dict[StreamKey, _StreamTally] = {}
+            failures = [failure]
+            self._fresh_records([], failures, positions, tallies, result)
+            self._write_positions(positions, tallies)
+            self._write_failures(failures)
+        result.positions = self._positions_written
+        return result
+
+    def _lock_positions(self) -> dict[StreamKey, ImportPosition]:
+        return {
+            (row.partition_id, row.stream): row
+            for row in ImportPosition.objects.select_for_update().filter(cluster=self.cluster)
+        }
+
+    def _apply(self, source_records: Sequence[SourceRecord], *, sanitize: bool) -> BatchResult:
         result = BatchResult(received=len(source_records))
         decoded: list[Record] = []
         failures: list[_Failure] = []
@@ -297,29 +524,20 @@ class Projection:
             try:
                 decoded.append(decode_record(source_record))
             except MalformedRecord as error:
-                failures.append(
-                    _Failure(
-                        partition_id=source_record.partition_hint or 0,
-                        position=source_record.position_hint,
-                        stream=source_record.stream,
-                        source_ref=source_record.source_ref,
-                        message=str(error),
-                        raw_excerpt=payload_excerpt(source_record.payload),
-                    )
-                )
-        # Within a partition, log order; streams of one partition (Redis) interleave by position.
-        decoded.sort(key=lambda record: (record.partition_id, record.position))
+                failures.append(_failure_for(source_record, str(error)))
         with transaction.atomic():
-            positions = {
-                (row.partition_id, row.stream): row
-                for row in ImportPosition.objects.select_for_update().filter(cluster=self.cluster)
-            }
+            positions = self._lock_positions()
             tallies: dict[StreamKey, _StreamTally] = {}
             fresh = self._fresh_records(decoded, failures, positions, tallies, result)
-            fold = self._fold(fresh, tallies, failures, result)
-            self._write(fold)
+            fold, applied = self._fold(fresh, tallies, failures, result)
+            self._write(fold, sanitize, failures)
+            if AFTER_APPLY:
+                batch = AppliedBatch(cluster=self.cluster, records=applied, fold=fold)
+                for hook in AFTER_APPLY:
+                    hook(batch)
             self._write_positions(positions, tallies)
             self._write_failures(failures)
+            self._write_skipped_samples()
             send_instance_events_on_commit(self._instance_events(fold))
         result.changed_instances = len(fold.changed_instances)
         result.positions = self._positions_written
@@ -335,41 +553,66 @@ class Projection:
         tallies: dict[StreamKey, _StreamTally],
         result: BatchResult,
     ) -> list[Record]:
+        """Drop what is at or below its stream's position (delivered again); keep the rest in order.
+
+        Records and failures whose position is the source's own (the engine log) are taken in
+        one (partition, position) order, so a failure is judged against the records before it,
+        never after. A failure whose position came from its own bad payload is not ordered at
+        all and moves nothing: it is recognised as delivered again by its source_ref instead.
+        Positions move in `_fold`, only over records that were applied (or knowingly skipped).
+        """
         watermarks = {stream_key: row.position for stream_key, row in positions.items()}
+        ordered: list[tuple[int, int, int, Record | _Failure]] = [
+            (record.partition_id, record.position, 1, record) for record in decoded
+        ]
+        untrusted: list[_Failure] = []
+        for failure in failures:
+            if failure.position_trusted and failure.position is not None:
+                ordered.append((failure.partition_id, failure.position, 0, failure))
+            else:
+                untrusted.append(failure)
+        # Within a partition, log order; streams of one partition (Redis) interleave by position.
+        ordered.sort(key=lambda item: (item[0], item[1], item[2]))
         fresh: list[Record] = []
-        for record in decoded:
-            stream_key = (record.partition_id, record.stream)
-            watermark = watermarks.get(stream_key, 0)
-            if record.position <= watermark:
+        kept: list[_Failure] = []
+        for partition_id, position, _, item in ordered:
+            stream_key = (partition_id, item.stream)
+            if position <= watermarks.get(stream_key, 0):
                 result.duplicates += 1
                 continue
-            watermarks[stream_key] = record.position
+            watermarks[stream_key] = position
             tally = tallies.get(stream_key)
             if tally is None:
                 tally = tallies[stream_key] = _StreamTally()
-            tally.position = record.position
-            if tally.newest_timestamp_ms is None or record.timestamp_ms > tally.newest_timestamp_ms:
-                tally.newest_timestamp_ms = record.timestamp_ms
-            result.timestamps_ms.append(record.timestamp_ms)
-            fresh.append(record)
-        # An undecodable record whose position the source knows (the engine log) is consumed like
-        # any other, so the stream moves past it instead of stalling on it.
-        kept: list[_Failure] = []
-        for failure in failures:
-            stream_key = (failure.partition_id, failure.stream)
-            if failure.position is not None:
-                if failure.position <= watermarks.get(stream_key, 0):
+            if isinstance(item, Record):
+                fresh.append(item)
+            else:
+                tally.position = max(tally.position, position)
+                tally.errors += 1
+                result.errors += 1
+                kept.append(item)
+        if untrusted:
+            seen = self._errors_already_stored(untrusted)
+            for failure in untrusted:
+                if failure.source_ref and (failure.stream[:STREAM_MAX_CHARS], failure.source_ref) in seen:
                     result.duplicates += 1
                     continue
-                watermarks[stream_key] = failure.position
-            tally = tallies.setdefault(stream_key, _StreamTally())
-            if failure.position is not None:
-                tally.position = max(tally.position, failure.position)
-            tally.errors += 1
-            result.errors += 1
-            kept.append(failure)
+                tally = tallies.setdefault((failure.partition_id, failure.stream), _StreamTally())
+                tally.errors += 1
+                result.errors += 1
+                kept.append(failure)
         failures[:] = kept
         return fresh
+
+    def _errors_already_stored(self, failures: list[_Failure]) -> set[tuple[str, str]]:
+        refs = sorted({failure.source_ref for failure in failures if failure.source_ref})
+        if not refs:
+            return set()
+        return set(
+            RecordImportError.objects.filter(cluster=self.cluster, source_ref__in=refs).values_list(
+                "stream", "source_ref"
+            )
+        )
 
     def _fold(
         self,
@@ -377,7 +620,13 @@ class Projection:
         tallies: dict[StreamKey, _StreamTally],
         failures: list[_Failure],
         result: BatchResult,
-    ) -> BatchFold:
+    ) -> tuple[BatchFold, list[Record]]:
+        """Fold the fresh records; returns the fold and the records it applied.
+
+        A record moves its stream's position (and its newest timestamp) once it is accounted
+        for: applied, known and ignored, or skipped as unknown (with a sample kept). A record the
+        fold rejects moves it only when its position is the source's own (see _Failure).
+        """
         cluster_id = self.cluster.id
         to_apply: list[Record] = []
         keys: dict[str, set[int | None]] = {
@@ -394,20 +643,27 @@ class Projection:
             incidents={},
             variables={},
         )
+        self._skipped: dict[tuple[str, str], tuple[Record, int]] = {}
+        timestamps = result.timestamps_ms
         for record in fresh:
             tally = tallies[(record.partition_id, record.stream)]
-            if record.value_type not in KNOWN_VALUE_TYPES:
+            if record.value_type not in KNOWN_VALUE_TYPES or (
+                probe.wants(record) and not probe.intent_known(record)
+            ):
                 tally.skipped += 1
                 result.skipped += 1
+                kind = (record.value_type, record.intent)
+                sample = self._skipped.get(kind)
+                self._skipped[kind] = (record, 1) if sample is None else (sample[0], sample[1] + 1)
             elif not probe.wants(record):
                 tally.imported += 1
                 result.imported += 1
-            elif not probe.intent_known(record):
-                tally.skipped += 1
-                result.skipped += 1
             else:
                 to_apply.append(record)
                 self._collect_keys(record, keys)
+                continue
+            _advance(tally, record)
+            timestamps.append(record.timestamp_ms)
         fold = BatchFold(
             cluster_id=cluster_id,
             server_variable=self.server_variable,
@@ -424,6 +680,7 @@ class Projection:
             name: set(getattr(fold, name))
             for name in ("definitions", "instances", "elements", "jobs", "incidents", "variables")
         }
+        applied: list[Record] = []
         for record in to_apply:
             tally = tallies[(record.partition_id, record.stream)]
             try:
@@ -431,22 +688,28 @@ class Projection:
             except MalformedRecord as error:
                 tally.errors += 1
                 result.errors += 1
+                if record.position_trusted:
+                    tally.position = max(tally.position, record.position)
                 failures.append(
                     _Failure(
                         partition_id=record.partition_id,
                         position=record.position,
                         stream=record.stream,
-                        source_ref="",
+                        source_ref=record.source_ref,
                         message=f"{record.value_type} {record.intent}: {error}",
                         raw_excerpt=payload_excerpt(
                             {"position": record.position, "key": record.key, "value": record.value}
                         ),
+                        position_trusted=record.position_trusted,
                     )
                 )
             else:
                 tally.imported += 1
                 result.imported += 1
-        return fold
+                _advance(tally, record)
+                timestamps.append(record.timestamp_ms)
+                applied.append(record)
+        return fold, applied
 
     def _collect_keys(self, record: Record, keys: dict[str, set[int | None]]) -> None:
         """Keys of the rows a record reads or writes, for the one load query per model."""
@@ -552,7 +815,9 @@ class Projection:
                 row["tree_path"] = instance["tree_path"]
                 fold.dirty_incidents.add(row["key"])
 
-    def _write(self, fold: BatchFold) -> None:
+    def _write(self, fold: BatchFold, sanitize: bool, failures: list[_Failure]) -> None:
+        """Write the fold's rows; with `sanitize`, every value made storable first (see apply_batch),
+        each change reported as an import error of the row's record."""
         changed_servers = self._link_servers(fold)
         self._resolve_incident_trees(fold)
         existing = self._existing
@@ -565,10 +830,18 @@ class Projection:
             (Variable, fields.VARIABLE_FIELDS, "variables"),
         ):
             found = getattr(fold, name)
-            _upsert(model, names, [found[key] for key in getattr(fold, f"dirty_{name}")], existing[name])
+            rows = [found[key] for key in getattr(fold, f"dirty_{name}")]
+            if sanitize:
+                for row in rows:
+                    _sanitize_row(model, names, row, failures)
+            _upsert(model, names, rows, existing[name])
         if fold.large_values:
+            large_values = fold.large_values
+            if sanitize:
+                # The full JSON text of a value: a raw NUL in it is written as JSON's own escape.
+                large_values = {key: storable_text(text) for key, text in large_values.items()}
             VariableValue.objects.bulk_create(
-                [VariableValue(variable_id=key, json_text=text) for key, text in fold.large_values.items()],
+                [VariableValue(variable_id=key, json_text=text) for key, text in large_values.items()],
                 batch_size=WRITE_CHUNK,
                 update_conflicts=True,
                 unique_fields=["variable"],
@@ -653,13 +926,50 @@ class Projection:
                     position=failure.position,
                     stream=failure.stream,
                     source_ref=failure.source_ref,
-                    message=failure.message[:10_000],
+                    message=storable_text(failure.message, MESSAGE_CHARS),
                     raw_excerpt=failure.raw_excerpt,
                 )
                 for failure in failures
             ],
             ignore_conflicts=True,
         )
+
+    def _write_skipped_samples(self) -> None:
+        """One SkippedRecordSample per kind skipped (the first record seen), with a running count."""
+        for (value_type, intent), (record, count) in sorted(self._skipped.items()):
+            kind = {
+                "cluster": self.cluster,
+                "value_type": storable_text(value_type, 64),
+                "intent": storable_text(intent, 64),
+            }
+            updated = SkippedRecordSample.objects.filter(**kind).update(count=F("count") + count)
+            if not updated:
+                logger.warning(
+                    "cluster %s: skipping records of unknown kind %s %s (first at partition %s "
+                    "position %s; a sample is kept)",
+                    self.cluster.id,
+                    kind["value_type"],
+                    kind["intent"],
+                    record.partition_id,
+                    record.position,
+                )
+                SkippedRecordSample.objects.create(
+                    **kind,
+                    partition_id=record.partition_id,
+                    position=record.position,
+                    count=count,
+                    raw_excerpt=payload_excerpt(
+                        {
+                            "partitionId": record.partition_id,
+                            "position": record.position,
+                            "recordType": record.record_type,
+                            "valueType": record.value_type,
+                            "intent": record.intent,
+                            "key": record.key,
+                            "value": record.value,
+                        }
+                    ),
+                )
 
     @staticmethod
     def _instance_events(fold: BatchFold) -> list[tuple[int, int]]:

@@ -17,6 +17,14 @@ from processes.importer import jsontext
 from routing.keys import CLUSTER_SHIFT, ZEEBE_KEY_LIMIT, KeyCodecError, to_global
 
 RAW_EXCERPT_CHARS = 2000
+MESSAGE_CHARS = 10_000
+# What the query models can hold (bigint positions, timestamps Python and PostgreSQL both read,
+# ImportPosition.stream's 64 characters): a record outside these is malformed, not a crash.
+POSITION_MAX = (1 << 63) - 1
+TIMESTAMP_MS_MIN = -62_135_596_800_000  # 0001-01-01T00:00:00Z
+TIMESTAMP_MS_MAX = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+PARTITION_ID_MAX = 8192
+STREAM_MAX_CHARS = 64
 
 
 class MalformedRecord(ValueError):
@@ -31,6 +39,12 @@ class SourceRecord:
     Redis. `partition_hint` and `position_hint` are what the source knows without decoding (the
     log reader knows both), used to report a record that cannot be decoded. `source_ref`
     identifies the record in its source (Redis entry id, ES document id).
+
+    `position_trusted` says the position hint comes from the source itself, not from the payload
+    (the log's framing: the record IS at that position). Only then may a record that fails move
+    its stream's position past it; a position read from a bad payload never moves anything.
+    `problem` marks an entry the source could not deliver at all (a gap in the log, an entry
+    trimmed away): it becomes an import error with that message and moves no position.
     """
 
     payload: dict[str, Any] | str | bytes
@@ -39,6 +53,8 @@ class SourceRecord:
     position_hint: int | None = None
     source_ref: str = ""
     ack: Any = field(default=None, repr=False)
+    position_trusted: bool = False
+    problem: str | None = None
 
 
 @dataclass(slots=True)
@@ -54,24 +70,38 @@ class Record:
     key: int
     value: dict[str, Any]
     stream: str
+    source_ref: str = ""
+    position_trusted: bool = False
 
 
 _REQUIRED_INT = ("partitionId", "position", "timestamp", "key")
 _REQUIRED_STR = ("valueType", "intent", "recordType")
 
 
+def storable_text(text: str, limit: int | None = None) -> str:
+    """`text` as a PostgreSQL text column holds it: NUL (which it cannot) shown as the escape \\u0000."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\u0000")
+    return text if limit is None else text[:limit]
+
+
 def payload_excerpt(payload: dict[str, Any] | str | bytes) -> str:
+    """The beginning of a payload, storable as text (NUL escaped, undecodable bytes replaced)."""
     if isinstance(payload, bytes):
-        return payload[:RAW_EXCERPT_CHARS].decode("utf-8", errors="replace")
-    if isinstance(payload, str):
-        return payload[:RAW_EXCERPT_CHARS]
-    try:
-        return json.dumps(payload, default=str)[:RAW_EXCERPT_CHARS]
-    except (TypeError, ValueError):
-        return repr(payload)[:RAW_EXCERPT_CHARS]
+        text = payload[:RAW_EXCERPT_CHARS].decode("utf-8", errors="replace")
+    elif isinstance(payload, str):
+        text = payload[:RAW_EXCERPT_CHARS]
+    else:
+        try:
+            text = json.dumps(payload, default=str)[:RAW_EXCERPT_CHARS]
+        except (TypeError, ValueError):
+            text = repr(payload)[:RAW_EXCERPT_CHARS]
+    return storable_text(text, RAW_EXCERPT_CHARS)
 
 
 def decode_record(source_record: SourceRecord) -> Record:
+    if source_record.problem is not None:
+        raise MalformedRecord(source_record.problem)
     payload = source_record.payload
     if isinstance(payload, (str, bytes)):
         try:
@@ -107,8 +137,11 @@ def decode_record(source_record: SourceRecord) -> Record:
             and value_type
             and intent
             and record_type
-            and 1 <= partition_id <= 8192
-            and position >= 1
+            and 1 <= partition_id <= PARTITION_ID_MAX
+            and 1 <= position <= POSITION_MAX
+            and TIMESTAMP_MS_MIN <= timestamp_ms <= TIMESTAMP_MS_MAX
+            and len(source_record.stream) <= STREAM_MAX_CHARS
+            and (not source_record.position_trusted or position == source_record.position_hint)
         ):
             return Record(
                 partition_id,
@@ -120,6 +153,8 @@ def decode_record(source_record: SourceRecord) -> Record:
                 key,
                 value,
                 source_record.stream,
+                source_record.source_ref,
+                source_record.position_trusted,
             )
     for name in _REQUIRED_INT:
         value = data.get(name)
@@ -141,10 +176,24 @@ def decode_record(source_record: SourceRecord) -> Record:
             "field 'value' is missing" if value is None else "field 'value' is not an object"
         )
     partition_id = data["partitionId"]
-    if not 1 <= partition_id <= 8192:
-        raise MalformedRecord(f"partitionId {partition_id} is outside 1..8192")
-    if data["position"] < 1:
-        raise MalformedRecord(f"position {data['position']} is not positive")
+    if not 1 <= partition_id <= PARTITION_ID_MAX:
+        raise MalformedRecord(f"partitionId {partition_id} is outside 1..{PARTITION_ID_MAX}")
+    position = data["position"]
+    if not 1 <= position <= POSITION_MAX:
+        raise MalformedRecord(f"position {position} is outside 1..{POSITION_MAX} (a bigint)")
+    if not TIMESTAMP_MS_MIN <= data["timestamp"] <= TIMESTAMP_MS_MAX:
+        raise MalformedRecord(
+            f"timestamp {data['timestamp']} is outside the years 1..9999 (epoch milliseconds)"
+        )
+    if len(source_record.stream) > STREAM_MAX_CHARS:
+        raise MalformedRecord(
+            f"stream name of {len(source_record.stream)} characters is longer than {STREAM_MAX_CHARS}"
+        )
+    if source_record.position_trusted and position != source_record.position_hint:
+        raise MalformedRecord(
+            f"position field {position} does not match the record's place in the log "
+            f"({source_record.position_hint})"
+        )
     return Record(
         partition_id=partition_id,
         position=data["position"],
@@ -155,6 +204,8 @@ def decode_record(source_record: SourceRecord) -> Record:
         key=data["key"],
         value=value,
         stream=source_record.stream,
+        source_ref=source_record.source_ref,
+        position_trusted=source_record.position_trusted,
     )
 
 

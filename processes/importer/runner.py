@@ -7,17 +7,19 @@ flight commits or rolls back as a whole, and the next start resumes from the com
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
 
 from processes.choices import RecordSource
 from processes.importer.events import flush_instance_events
-from processes.importer.projection import BatchResult, Projection
+from processes.importer.lock import ClusterImportLock
+from processes.importer.projection import BatchResult, Projection, db_driver
 from processes.importer.sources import RecordSourceReader, open_source
 from processes.importer.sources.readahead import ReadAheadSource
 from processes.models import Cluster, ImportPosition
@@ -27,7 +29,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 10_000
 GC_PAUSE_BATCHES = 10  # see Importer._pause_collector
 SUMMARY_EVERY_SECONDS = 10.0
-MAX_ERROR_BACKOFF_SECONDS = 30.0
+# A cluster whose batch failed waits before its next try, doubling from 0.5 s up to this: low,
+# so an importer notices within seconds that PostgreSQL (or a source) is back.
+MAX_ERROR_BACKOFF_SECONDS = 4.0
+# How long run_once sleeps while another importer holds the cluster's lock (at most).
+LOCK_WAIT_SECONDS = 1.0
 
 
 class Importer:
@@ -58,6 +64,10 @@ class Importer:
         self._collector_paused = False
         self._collector_was_enabled = True
         self._paused_batches = 0
+        self.lock = ClusterImportLock(cluster.id)
+        # After a failed batch: not before this monotonic time (see run_importers).
+        self.retry_at = 0.0
+        self.backoff = 0.0
         self.reload_positions()
 
     def reload_positions(self) -> None:
@@ -69,7 +79,17 @@ class Importer:
         }
 
     def run_once(self, wait_seconds: float = 0.0) -> BatchResult | None:
-        """Import at most one batch; None when the source had nothing within `wait_seconds`."""
+        """Import at most one batch; None when the source had nothing within `wait_seconds`, or
+        another importer holds this cluster's import lock (see lock.py)."""
+        if not self.lock.held():
+            time.sleep(min(wait_seconds, LOCK_WAIT_SECONDS))
+            return None
+        if self.lock.acquired_again:
+            # Taken over (or taken back after a lost connection): the other importer may have
+            # moved the positions, and a Redis group must re-read its pending entries.
+            self.lock.acquired_again = False
+            self.reload_positions_later = True
+            self.source.rewind()
         if self.reload_positions_later:
             self.reload_positions()
             self.reload_positions_later = False
@@ -126,8 +146,21 @@ class Importer:
 
     def close(self) -> None:
         self._resume_collector()
-        flush_instance_events()
-        self.source.close()
+        try:
+            flush_instance_events()
+            self.source.close()
+        finally:
+            # A lost connection has taken the lock with it.
+            with contextlib.suppress(DatabaseError):
+                self.lock.release()
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """The database is down or the connection was lost (retry), as opposed to anything else."""
+    driver = db_driver()
+    return isinstance(
+        error, (OperationalError, InterfaceError, driver.OperationalError, driver.InterfaceError)
+    )
 
 
 def run_importers(
@@ -137,41 +170,50 @@ def run_importers(
     stop: threading.Event,
     idle_wait_seconds: float = 1.0,
     on_batch: Callable[[Importer, BatchResult], None] | None = None,
-) -> None:
-    """Round-robin over the importers until they are idle (or, with `follow`, until `stop`)."""
-    if not importers:
-        return
-    per_cluster_wait = idle_wait_seconds / len(importers)
+) -> list[tuple[Importer, BaseException]]:
+    """Round-robin over the importers until they are idle (or, with `follow`, until `stop`).
+
+    A batch that fails costs only its own cluster: with `follow` that cluster waits (backing off
+    from 0.5 s to MAX_ERROR_BACKOFF_SECONDS) while the others go on, and then retries from its
+    committed positions; without `follow` it is left out of the run. Records PostgreSQL cannot
+    hold never get here (the projection isolates them). Returns the clusters given up on.
+    """
+    failed: list[tuple[Importer, BaseException]] = []
+    active = list(importers)
+    if not active:
+        return failed
+    per_cluster_wait = idle_wait_seconds / len(active)
     totals = BatchResult()
     summary_at = time.monotonic() + SUMMARY_EVERY_SECONDS
-    backoff = 0.0
-    while not stop.is_set():
+    while not stop.is_set() and active:
         any_records = False
-        try:
-            for importer in importers:
-                if stop.is_set():
-                    break
-                result = importer.run_once(wait_seconds=per_cluster_wait if follow else 0.0)
-                if result is None:
-                    continue
-                any_records = True
-                for name in ("received", "imported", "duplicates", "skipped", "errors"):
-                    setattr(totals, name, getattr(totals, name) + getattr(result, name))
-                logger.debug("cluster %s: %s", importer.cluster.id, result)
-                if on_batch is not None:
-                    on_batch(importer, result)
-            backoff = 0.0
-        except DatabaseError:
-            if not follow:
-                raise
-            backoff = min(MAX_ERROR_BACKOFF_SECONDS, max(0.5, backoff * 2))
-            logger.exception("database error; retrying in %.1f s", backoff)
-            for importer in importers:
-                importer.projection.forget_caches()
-                importer.reload_positions_later = True
-            close_old_connections()
-            stop.wait(backoff)
+        now = time.monotonic()
+        ready = [importer for importer in active if importer.retry_at <= now]
+        if not ready:
+            stop.wait(max(0.0, min(importer.retry_at for importer in active) - now))
             continue
+        for importer in ready:
+            if stop.is_set():
+                break
+            try:
+                result = importer.run_once(wait_seconds=per_cluster_wait if follow else 0.0)
+            except Exception as error:
+                if not follow:
+                    logger.error("cluster %s: import failed: %s", importer.cluster.id, error)
+                    failed.append((importer, error))
+                    active.remove(importer)
+                    continue
+                _back_off(importer, error)
+                continue
+            importer.backoff = 0.0
+            if result is None:
+                continue
+            any_records = True
+            for name in ("received", "imported", "duplicates", "skipped", "errors"):
+                setattr(totals, name, getattr(totals, name) + getattr(result, name))
+            logger.debug("cluster %s: %s", importer.cluster.id, result)
+            if on_batch is not None:
+                on_batch(importer, result)
         if time.monotonic() >= summary_at:
             summary_at = time.monotonic() + SUMMARY_EVERY_SECONDS
             logger.info(
@@ -191,3 +233,24 @@ def run_importers(
         totals.skipped,
         totals.errors,
     )
+    return failed
+
+
+def _back_off(importer: Importer, error: BaseException) -> None:
+    importer.backoff = min(MAX_ERROR_BACKOFF_SECONDS, max(0.5, importer.backoff * 2))
+    importer.retry_at = time.monotonic() + importer.backoff
+    if database_unavailable(error):
+        logger.error(
+            "cluster %s: database unavailable (%s); retrying in %.1f s",
+            importer.cluster.id,
+            " ".join(str(error).split())[:300],
+            importer.backoff,
+        )
+    else:
+        logger.exception(
+            "cluster %s: batch failed; retrying in %.1f s", importer.cluster.id, importer.backoff
+        )
+    importer.projection.forget_caches()
+    importer.reload_positions_later = True
+    with contextlib.suppress(DatabaseError):
+        close_old_connections()

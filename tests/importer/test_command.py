@@ -17,7 +17,14 @@ from django.db.models import Sum
 
 from processes.models import ImportPosition
 from tests.importer.conftest import Fleet
-from tests.importer.helpers import import_all, log_cluster, snapshot, snapshot_diff, wipe_query_models
+from tests.importer.helpers import (
+    import_all,
+    log_cluster,
+    release_session_locks,
+    snapshot,
+    snapshot_diff,
+    wipe_query_models,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -36,6 +43,7 @@ def _command_env() -> dict[str, str]:
 
 
 def _start(batch_size: int, stderr_path: Path) -> subprocess.Popen[bytes]:
+    release_session_locks()
     with open(stderr_path, "ab") as stderr:
         return subprocess.Popen(
             [

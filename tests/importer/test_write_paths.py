@@ -84,7 +84,7 @@ class ListSource:
 
     def __init__(self, count: int) -> None:
         self.records = [
-            SourceRecord(payload={}, partition_hint=1, position_hint=position)
+            SourceRecord(payload={}, partition_hint=1, position_hint=position, position_trusted=True)
             for position in range(1, count + 1)
         ]
         self.fetches: list[int] = []
@@ -98,6 +98,9 @@ class ListSource:
         return self.records[start : start + max_records]
 
     def acknowledge(self, records: Sequence[SourceRecord]) -> None:
+        pass
+
+    def rewind(self) -> None:
         pass
 
     def close(self) -> None:

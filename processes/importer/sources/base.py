@@ -1,4 +1,4 @@
-"""The interface every record source implements, and the factory that opens a cluster's source.
+"""The interface every record source implements (the registry that opens one is in __init__).
 
 The runner drives a source like this::
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from processes.choices import RecordSource
 from processes.importer.records import SourceRecord
 from processes.models import Cluster
 
@@ -49,7 +48,7 @@ class RecordSourceReader(Protocol):
     def close(self) -> None: ...
 
 
-def _required(config: Mapping[str, object], name: str, cluster: Cluster) -> str:
+def required_config(config: Mapping[str, object], name: str, cluster: Cluster) -> str:
     value = config.get(name)
     if not isinstance(value, str) or not value:
         raise SourceConfigError(
@@ -57,31 +56,6 @@ def _required(config: Mapping[str, object], name: str, cluster: Cluster) -> str:
             f"record_source_config[{name!r}] (a non-empty text)"
         )
     return value
-
-
-def open_source(cluster: Cluster) -> RecordSourceReader:
-    config = cluster.record_source_config or {}
-    if cluster.record_source == RecordSource.ENGINE_LOG:
-        from processes.importer.sources.engine_log import EngineLogSource
-
-        return EngineLogSource(data_dir=_required(config, "data_dir", cluster))
-    if cluster.record_source == RecordSource.REDIS:
-        from processes.importer.sources.redis_streams import RedisStreamSource
-
-        return RedisStreamSource(
-            url=_required(config, "url", cluster),
-            stream_prefix=str(config.get("stream_prefix") or "zeebe"),
-            group=str(config.get("group") or "fleetflow-importer"),
-            consumer=str(config.get("consumer") or f"importer-cluster-{cluster.id}"),
-        )
-    if cluster.record_source == RecordSource.ELASTICSEARCH:
-        from processes.importer.sources.elasticsearch import ElasticsearchSource
-
-        return ElasticsearchSource(
-            url=_required(config, "url", cluster),
-            index_prefix=str(config.get("index_prefix") or "zeebe-record"),
-        )
-    raise SourceConfigError(f"cluster {cluster.id}: unknown record_source {cluster.record_source!r}")
 
 
 def sleep_budget(wait_seconds: float) -> float:

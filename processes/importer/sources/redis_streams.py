@@ -71,6 +71,27 @@ class RedisStreamSource:
                 self._pending_cursor[stream] = "0"
         self._streams = found
 
+    def _recreate_groups(self, error: redis.ResponseError) -> None:
+        """The consumer group (or a stream) was destroyed under us: create it again at the start of
+        each stream, so nothing is missed; what was imported already is skipped by position."""
+        logger.warning(
+            "Redis consumer group %r is gone (%s): recreating it at the start of every %s:* stream; "
+            "entries are read again and those already imported are skipped by position",
+            self.group,
+            error,
+            self.stream_prefix,
+        )
+        for stream in self._streams:
+            try:
+                self.client.xgroup_create(stream, self.group, id="0")
+            except redis.ResponseError as create_error:
+                if "BUSYGROUP" not in str(create_error):
+                    logger.warning("stream %r: cannot create group %r: %s", stream, self.group, create_error)
+        # Rescan (a stream may be gone) and restart from the pending entries, as after a start.
+        self._streams = []
+        self._scanned_at = 0.0
+        self.rewind()
+
     def _value_type(self, stream: bytes) -> str:
         return stream.decode("utf-8", errors="replace")[len(self.stream_prefix) + 1 :]
 
@@ -100,9 +121,15 @@ class RedisStreamSource:
         ids: dict[Any, Any] = {stream: self._pending_cursor.get(stream, ">") for stream in self._streams}
         in_pending_phase = any(stream_id != ">" for stream_id in ids.values())
         # redis-py types a reply as any RESP value; XREADGROUP's is [(stream, [(id, fields)])].
-        response: Any = self.client.xreadgroup(
-            self.group, self.consumer, ids, count=count, block=None if in_pending_phase else block_ms
-        )
+        try:
+            response: Any = self.client.xreadgroup(
+                self.group, self.consumer, ids, count=count, block=None if in_pending_phase else block_ms
+            )
+        except redis.ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            self._recreate_groups(error)
+            return [], 1
         saturated: set[bytes] = set()
         immediate: list[SourceRecord] = []
         returned: dict[bytes, int] = {}
@@ -112,6 +139,8 @@ class RedisStreamSource:
                 saturated.add(stream)
             value_type = self._value_type(stream)
             for entry_id, fields in entries:
+                if entry_id is None:
+                    continue  # a hole redis-py reports for some replies: nothing to read or ack
                 if stream in self._pending_cursor:
                     self._pending_cursor[stream] = entry_id
                 record = self._source_record(stream, value_type, entry_id, fields)
@@ -159,8 +188,21 @@ class RedisStreamSource:
     def _source_record(
         self, stream: bytes, value_type: str, entry_id: bytes, fields: dict[bytes, bytes]
     ) -> SourceRecord:
+        if not fields:
+            # A pending entry whose content is gone: XTRIM (or MAXLEN) removed it from the stream
+            # after it was delivered and before its batch committed. Its record is lost.
+            return SourceRecord(
+                payload="",
+                stream=value_type,
+                source_ref=entry_id.decode(),
+                ack=(stream, entry_id),
+                problem=(
+                    f"stream entry {entry_id.decode()} was trimmed from the stream (XTRIM/MAXLEN) "
+                    "before it was imported; its record is lost"
+                ),
+            )
         # A single field: export time in ms -> record JSON (reference §3.9).
-        raw = next(iter(fields.values()), b"") if fields else b""
+        raw = next(iter(fields.values()), b"")
         payload: dict[str, Any] | bytes = raw
         partition_id = position = None
         try:
