@@ -105,14 +105,15 @@ def dashboard_counts() -> dict[str, int]:
     }
 
 
-def incidents_by_process() -> QuerySet[Incident, dict[str, Any]]:
+def incidents_by_process(*, limit: int = 20) -> list[dict[str, Any]]:
     """Active incidents per process id (incident_state_process_idx)."""
-    return (
+    rows = (
         Incident.objects.filter(state__in=INCIDENT_ACTIVE_STATES)
         .values("bpmn_process_id")
         .annotate(count=Count("key"))
-        .order_by("-count", "bpmn_process_id")
+        .order_by("-count", "bpmn_process_id")[:limit]
     )
+    return [dict(row) for row in rows]
 
 
 @dataclass
@@ -269,11 +270,11 @@ def element_statistics(*, instance: ProcessInstance) -> dict[str, dict[str, int]
         .values("element_id")
         .annotate(count=Count("key"))
     )
-    for row in incidents:
+    for incident_row in incidents:
         entry = stats.setdefault(
-            row["element_id"], {"active": 0, "completed": 0, "terminated": 0, "incidents": 0}
+            incident_row["element_id"], {"active": 0, "completed": 0, "terminated": 0, "incidents": 0}
         )
-        entry["incidents"] += row["count"]
+        entry["incidents"] += incident_row["count"]
     return stats
 
 
@@ -299,7 +300,7 @@ def tree_children(
     rows = list(queryset[: size + 1])
     more = len(rows) > size
     rows = rows[:size]
-    nodes = [TreeNode(instance=row, child_count=row.child_count) for row in rows]  # type: ignore[attr-defined]
+    nodes = [TreeNode(instance=row, child_count=row.child_count) for row in rows]
     return nodes, (encode_cursor(rows[-1].start_date, rows[-1].key) if more and rows else None)
 
 
@@ -475,29 +476,29 @@ def why_stuck(
     seen_incidents: set[int] = set()
     for element in elements:
         step = element.element_id
-        incident = incidents.get(element.key)
-        job = jobs.get(element.key)
-        base = {
+        step_incident = incidents.get(element.key)
+        step_job = jobs.get(element.key)
+        base: dict[str, Any] = {
             "element_id": step,
             "element_instance_key": element.key,
             "process_instance_key": element.process_instance_id or 0,
         }
-        if incident is not None:
-            seen_incidents.add(incident.key)
-            message = incident.error_message.strip() or "no message"
+        if step_incident is not None:
+            seen_incidents.add(step_incident.key)
+            message = step_incident.error_message.strip() or "no message"
             reasons.append(
                 StuckReason(
                     **base,
                     kind="incident",
-                    incident=incident,
-                    job=job,
-                    sentence=f"Step {step} has an incident ({incident.error_type}) since "
-                    f"{_stamp(incident.created_at)}: {message}",
+                    incident=step_incident,
+                    job=step_job,
+                    sentence=f"Step {step} has an incident ({step_incident.error_type}) since "
+                    f"{_stamp(step_incident.created_at)}: {message}",
                 )
             )
             continue
-        if job is not None:
-            reasons.append(_job_sentence(base, job, element, now, polls, polls_known, local_assignees))
+        if step_job is not None:
+            reasons.append(_job_sentence(base, step_job, element, now, polls, polls_known, local_assignees))
             continue
         if element.element_type == "CALL_ACTIVITY":
             child = called.get(element.key)

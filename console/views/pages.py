@@ -77,7 +77,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     context = {
         "counts": console_selectors.dashboard_counts(),
         "incidents_by_error": list(selectors.incidents_by_error()[:20]),
-        "incidents_by_process": list(console_selectors.incidents_by_process()[:20]),
+        "incidents_by_process": console_selectors.incidents_by_process(limit=20),
         "clusters": clusters,
         "proxy_published": bool(health),
         "import_lag": selectors.import_lag(),
@@ -131,7 +131,7 @@ def instance_list(request: HttpRequest) -> HttpResponse:
             )
         except BadCursor as bad:
             return HttpResponseBadRequest(str(bad))
-    filter_query = urlencode([(name, value) for name, value in params.lists() for value in value])
+    filter_query = urlencode([(name, value) for name, values in params.lists() for value in values])
     # "N new since you opened the list": the page remembers when it was rendered and asks for the
     # count of matching instances started after that (counted on pi_start_key_idx + the filters).
     context = {
@@ -161,7 +161,7 @@ def instance_list_new_count(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest("since must be an ISO 8601 time")
     filterset = ProcessInstanceFilterSet(data=params or None, queryset=ProcessInstance.objects.all())
     count = filterset.qs.filter(start_date__gt=since).count() if filterset.is_valid() else 0
-    query = urlencode([(name, value) for name, value in params.lists() for value in value])
+    query = urlencode([(name, value) for name, values in params.lists() for value in values])
     return render(request, "console/partials/new_rows.html", {"count": count, "filter_query": query})
 
 
@@ -347,19 +347,19 @@ def _timeline(instances: list[ProcessInstance]) -> dict[str, Any]:
     """A Gantt chart of the server's instances as SVG geometry (server-rendered, no script needed):
     one bar per instance from start to end (or now), ordered by tree so a child sits under its parent."""
     now = datetime.now(tz=UTC)
-    dated = [instance for instance in instances if instance.start_date is not None]
+    dated = [(instance, instance.start_date) for instance in instances if instance.start_date is not None]
     if not dated:
         return {"bars": [], "width": 900, "height": 40, "ticks": []}
-    start = min(instance.start_date for instance in dated)  # type: ignore[type-var]
-    end = max((instance.end_date or now) for instance in dated)
+    start = min(started for _, started in dated)
+    end = max((instance.end_date or now) for instance, _ in dated)
     span = max((end - start).total_seconds(), 1.0)
     label_width, chart_width, row_height = 260, 640, 22
-    ordered = sorted(dated, key=lambda instance: (instance.root_id or instance.key, instance.tree_path))
+    ordered = sorted(dated, key=lambda pair: (pair[0].root_id or pair[0].key, pair[0].tree_path))
     bars = []
-    for row, instance in enumerate(ordered):
+    for row, (instance, started) in enumerate(ordered):
         finish = instance.end_date or now
-        x = label_width + (instance.start_date - start).total_seconds() / span * chart_width  # type: ignore[operator]
-        width = max(2.0, (finish - instance.start_date).total_seconds() / span * chart_width)  # type: ignore[operator]
+        x = label_width + (started - start).total_seconds() / span * chart_width
+        width = max(2.0, (finish - started).total_seconds() / span * chart_width)
         state = "incident" if instance.incident else instance.state
         bars.append(
             {
@@ -396,8 +396,8 @@ def operation_list(request: HttpRequest) -> HttpResponse:
         return render(request, "console/operations.html", {"installed": False})
     from processes.operations.models import BatchOperation, Operation
 
-    operations = list(Operation.objects.select_related("actor").order_by("-created_at")[:200])  # type: ignore[misc]
-    batches = list(BatchOperation.objects.select_related("actor").order_by("-created_at")[:50])  # type: ignore[misc]
+    operations = list(Operation.objects.order_by("-created_at")[:200])
+    batches = list(BatchOperation.objects.order_by("-created_at")[:50])
     template = "console/partials/operations_body.html" if request.htmx else "console/operations.html"  # type: ignore[attr-defined]
     return render(request, template, {"installed": True, "operations": operations, "batches": batches})
 
