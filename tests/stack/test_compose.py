@@ -37,6 +37,7 @@ EXPECTED_SERVICES = {
     "importer",
     "web",
     "worker",
+    "beat",
     "demo-workers",
 }
 
@@ -70,7 +71,7 @@ def option(service_name: str, name: str) -> str:
 
 def test_every_service_is_there_and_depends_only_on_services_that_exist() -> None:
     assert set(SERVICES) == EXPECTED_SERVICES
-    assert {"migrate", "register-blue", "register-green", "proxy", "importer", "web", "worker"} <= (
+    assert {"migrate", "register-blue", "register-green", "proxy", "importer", "web", "worker", "beat"} <= (
         FLEETFLOW_SERVICES
     )
     for name, service in SERVICES.items():
@@ -112,6 +113,7 @@ def test_every_fleetflow_command_parses_with_the_real_parser() -> None:
             assert (REPO / "console" / "asgi.py").exists()
         elif argv[0] == "celery":
             assert argv[1:3] == ["-A", "console"]
+            assert argv[3] in {"worker", "beat"}
             assert (REPO / "console" / "celery.py").exists()
         else:
             pytest.fail(f"{name}: unexpected command {argv}")

@@ -252,6 +252,11 @@ class Command(BaseCommand):
                         "INFO",
                         "--pool",
                         "solo",
+                        # The operations sweeper (settings.CELERY_BEAT_SCHEDULE) runs inside this worker:
+                        # one worker, so one beat.
+                        "--beat",
+                        "--schedule",
+                        str(data_dir / "celerybeat-schedule"),
                         "--without-gossip",
                         "--without-mingle",
                     ],
