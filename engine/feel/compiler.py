@@ -22,6 +22,7 @@ from engine.feel.budget import ITEM_BYTES, size_of
 from engine.feel.builtins.registry import (
     BUILTINS,
     InvalidArgument,
+    register_constant_evaluator,
     resolve_named,
     resolve_positional,
 )
@@ -758,3 +759,6 @@ class Compiler:
         """A unary test on its own (`parse_unary_tests`) tests the input value `?`."""
         test = self._compile_unary_test(node)
         return lambda scope: test(scope, scope.lookup("?"))
+
+
+register_constant_evaluator(lambda tree: Compiler().compile(tree)(root_scope({})))

@@ -8,7 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from engine.feel import ast
-from engine.feel.builtins.registry import InvalidArgument, builtin, string
+from engine.feel.builtins.registry import InvalidArgument, builtin, evaluate_constant, string
 from engine.feel.errors import AssertionFailed
 from engine.feel.values import FeelRange, kind_of, values_equal
 
@@ -95,10 +95,8 @@ def _is_constant_endpoint(node: ast.Node) -> bool:
 @builtin("range", "from")
 def range_(text: Any) -> FeelRange:
     """DMN 1.5 `range("[1..3]")`: a range literal with literal end points."""
-    from engine.feel.compiler import Compiler
     from engine.feel.errors import FeelSyntaxError
     from engine.feel.parser import parse
-    from engine.feel.scope import root_scope
 
     try:
         tree = parse(string(text).strip())
@@ -108,7 +106,7 @@ def range_(text: Any) -> FeelRange:
         raise InvalidArgument("not a range literal")
     if not (_is_constant_endpoint(tree.start) and _is_constant_endpoint(tree.end)):
         raise InvalidArgument("range end points must be literals")
-    value = Compiler().compile(tree)(root_scope({}))
+    value = evaluate_constant(tree)
     if value.start is None or value.end is None:
         raise InvalidArgument("range end points must not be null")
     if kind_of(value.start) != kind_of(value.end):

@@ -60,6 +60,23 @@ def builtin(name: str, parameters: str = "") -> Callable[[Callable[..., Any]], C
     return register
 
 
+# Evaluates a parsed expression that needs no variables. The compiler registers it when it is
+# imported: built-ins that read FEEL text (range("[1..3]")) call it instead of importing the
+# compiler, which imports this registry (no import cycle).
+_constant_evaluator: Callable[[Any], Any] | None = None
+
+
+def register_constant_evaluator(evaluate: Callable[[Any], Any]) -> None:
+    global _constant_evaluator
+    _constant_evaluator = evaluate
+
+
+def evaluate_constant(tree: Any) -> Any:
+    if _constant_evaluator is None:  # pragma: no cover - engine.feel.compiler registers it on import
+        raise InvalidArgument("the FEEL compiler is not loaded")
+    return _constant_evaluator(tree)
+
+
 def resolve_positional(name: str, count: int) -> Signature | None:
     for signature in BUILTINS.get(name, ()):
         if signature.accepts_count(count):
