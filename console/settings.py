@@ -184,6 +184,20 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models name their choice field "state" or "action": one schema enum per choice class.
+    "ENUM_NAME_OVERRIDES": {
+        "InstanceStateEnum": "processes.choices.InstanceState",
+        "ApiInstanceStateEnum": ["active", "completed", "canceled"],
+        "IncidentStateEnum": "processes.choices.IncidentState",
+        "JobStateEnum": "processes.choices.JobState",
+        "ClusterStateEnum": "processes.choices.ClusterState",
+        "ServerStateEnum": "servers.choices.ServerState",
+        "OperationStateEnum": "processes.operations.choices.OperationState",
+        "OperationActionEnum": "processes.operations.choices.OperationAction",
+        "BatchStateEnum": "processes.operations.choices.BatchState",
+        "BatchActionEnum": ["retry", "resolve_incident", "cancel", "set_variables"],
+        "HealthEnum": ["up", "down", "unknown"],
+    },
 }
 
 # Fleetflow's own settings.
