@@ -146,16 +146,35 @@ class LiveStack:
 
     def start_console_side(self) -> None:
         """Importer, Celery worker and daphne: they need the Cluster row to exist first."""
-        python = sys.executable
-        self._start("importer", [python, "manage.py", "import_records", "--follow", "--idle-wait", "0.1"])
+        self.start_importer()
+        self.start_celery()
+        self.start_web()
+
+    def start_importer(self) -> None:
+        self._start(
+            "importer", [sys.executable, "manage.py", "import_records", "--follow", "--idle-wait", "0.1"]
+        )
+
+    def start_celery(self) -> None:
         self._start(
             "celery",
-            [python, "-m", "celery", "-A", "console", "worker", "--pool", "solo", "--concurrency", "1",
+            [sys.executable, "-m", "celery", "-A", "console", "worker", "--pool", "solo", "--concurrency", "1",
              "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
         )  # fmt: skip
+
+    def start_web(self) -> None:
         web = self._start(
             "web",
-            [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.web_port), "console.asgi:application"],
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.web_port),
+                "console.asgi:application",
+            ],
         )
         wait_for_port(self.web_port, "daphne", web)
 
