@@ -286,3 +286,11 @@ def test_started_filters_accept_timezones(viewer, tree):
     after = (data.BASE_TIME + timedelta(minutes=3)).isoformat()
     rows = viewer.get(f"{V1}/process-instances/", {"started_after": after}).json()["results"]
     assert len(rows) == 2
+
+
+def test_schema_is_valid_openapi_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    target = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+    assert "/api/v1/process-instances/{key}/tree/" in target.read_text()
