@@ -89,10 +89,6 @@ def backoff_seconds(attempts: int, *, maximum: float) -> float:
     return float(base * random.uniform(0.8, 1.2))
 
 
-def _gateway_already_done(error: GatewayError, *codes: grpc.StatusCode) -> bool:
-    return error.code in codes
-
-
 def _run_retry(router: Router, op: OperationSnapshot) -> str:
     params = op.parameters
     notes = []
@@ -101,13 +97,13 @@ def _run_retry(router: Router, op: OperationSnapshot) -> str:
         # Idempotent: setting the same retries again changes nothing that matters.
         try:
             router.update_job_retries(int(job_key), int(params.get("retries", 1)))
-            notes.append(f"job {job_key} retries set to {params.get('retries', 1)}")
+            notes.append(f"job retries set to {params.get('retries', 1)}")
         except GatewayError as error:
             if error.code is not grpc.StatusCode.NOT_FOUND:
                 raise
             # The job is gone (its step ended or was cancelled); the resolve below tells whether
             # the incident is gone too.
-            notes.append(f"job {job_key} no longer exists ({error.details})")
+            notes.append("the job no longer exists")
     assert op.target_key is not None
     try:
         router.resolve_incident(op.target_key)
@@ -115,7 +111,7 @@ def _run_retry(router: Router, op: OperationSnapshot) -> str:
         if error.code is grpc.StatusCode.NOT_FOUND:
             raise _AlreadyDone(f"incident already resolved: {error.details}") from None
         raise
-    notes.append(f"incident {op.target_key} resolved")
+    notes.append("incident resolved")
     return "; ".join(notes)
 
 
@@ -127,7 +123,7 @@ def _run_resolve(router: Router, op: OperationSnapshot) -> str:
         if error.code is grpc.StatusCode.NOT_FOUND:
             raise _AlreadyDone(f"incident already resolved: {error.details}") from None
         raise
-    return f"incident {op.target_key} resolved"
+    return "incident resolved"
 
 
 def _run_skip(router: Router, op: OperationSnapshot) -> str:
@@ -159,7 +155,7 @@ def _run_skip(router: Router, op: OperationSnapshot) -> str:
         if error.code is grpc.StatusCode.INVALID_ARGUMENT and _TERMINATE_GONE in error.details:
             raise _AlreadyDone(f"step already ended: {error.details}") from None
         raise
-    return f"element {op.target_key} terminated, '{params['successor_id']}' activated"
+    return f"step terminated, '{params['successor_id']}' activated"
 
 
 def _run_reassign(router: Router, op: OperationSnapshot) -> str:
@@ -180,7 +176,7 @@ def _run_reassign(router: Router, op: OperationSnapshot) -> str:
                 error_message=f"released by operator {params.get('actor', '')}: reassigned",
                 retry_backoff_ms=0,
             )
-            notes.append(f"job {job_key} released")
+            notes.append("job released")
         except GatewayError as error:
             if error.code not in (
                 grpc.StatusCode.NOT_FOUND,
@@ -188,7 +184,7 @@ def _run_reassign(router: Router, op: OperationSnapshot) -> str:
                 grpc.StatusCode.INVALID_ARGUMENT,
             ):
                 raise
-            notes.append(f"job {job_key} not released: {error.details}")
+            notes.append(f"job not released: {error.details}")
     return "; ".join(notes)
 
 
@@ -200,7 +196,7 @@ def _run_cancel(router: Router, op: OperationSnapshot) -> str:
         if error.code is grpc.StatusCode.NOT_FOUND:
             raise _AlreadyDone(f"process instance already ended: {error.details}") from None
         raise
-    return f"process instance {op.target_key} cancelled"
+    return "process instance cancelled"
 
 
 def _run_set_variables(router: Router, op: OperationSnapshot) -> str:
@@ -214,7 +210,7 @@ def _run_update_retries(router: Router, op: OperationSnapshot) -> str:
     assert op.target_key is not None
     retries = int(op.parameters["retries"])
     router.update_job_retries(op.target_key, retries)
-    return f"job {op.target_key} retries set to {retries}"
+    return f"job retries set to {retries}"
 
 
 def _run_publish(router: Router, op: OperationSnapshot) -> str:

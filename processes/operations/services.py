@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from processes.choices import (
@@ -69,7 +70,7 @@ MAX_MESSAGE_TTL_MS = 30 * 24 * 3600 * 1000  # 30 days
 MAX_BATCH_RATE = 10_000.0
 
 # Operations per Celery task message, and targets per planning step of a batch.
-RUN_CHUNK = 50
+RUN_CHUNK = 100
 PLAN_PAGE = 500
 
 # Actions a batch can apply, and what their filter selects.
@@ -471,6 +472,7 @@ class RunReport:
     outcomes: dict[str, int] = field(default_factory=dict)
     waiting: list[int] = field(default_factory=list)
     retry_in: float | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)  # per phase, logged by the task
 
 
 def new_lease_owner(task_id: str | None = None) -> str:
@@ -532,48 +534,59 @@ def operations_record_outcomes(*, outcomes: Iterable[Outcome], owner: str) -> No
             Operation.objects.select_for_update()
             .filter(id__in=sorted(by_id), lease_owner=owner)
             .order_by("id")
+            .values_list("id", "attempts", "batch_id")
         )
-        lost = set(by_id) - {row.id for row in rows}
+        lost = set(by_id) - {row[0] for row in rows}
         if lost:
             logger.warning(
                 "operations %s: lease lost before the outcome was written; not recorded", sorted(lost)
             )
+        # One UPDATE per distinct outcome (a healthy chunk has one or two), not one per row.
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        retry_in: dict[tuple[Any, ...], float] = {}
         audits = []
-        for row in rows:
-            outcome = by_id[row.id]
-            if row.state != OperationState.CONFIRMED:
-                row.state = outcome.state
-            row.result, row.error, row.error_code = outcome.result, outcome.error[:10_000], outcome.error_code
-            row.already_done = outcome.already_done
-            row.lease_owner, row.lease_expires_at = "", None
+        for operation_id, attempts, batch_id in rows:
+            outcome = by_id[operation_id]
+            group = (
+                outcome.state,
+                outcome.result,
+                outcome.error[:10_000],
+                outcome.error_code,
+                outcome.already_done,
+            )
+            groups.setdefault(group, []).append(operation_id)
             if outcome.state == OperationState.WAITING:
-                row.next_attempt_at = now + timedelta(seconds=outcome.retry_in or 1.0)
-            else:
-                row.finished_at = now
+                retry_in[group] = max(retry_in.get(group, 0.0), outcome.retry_in or 1.0)
             audits.append(
                 AuditEntry(
                     event=str(outcome.state),
-                    operation_id=row.id,
-                    batch_id=row.batch_id,
+                    operation_id=operation_id,
+                    batch_id=batch_id,
                     message=(outcome.error or outcome.result)[:2000],
-                    detail={"attempt": row.attempts, "already_done": outcome.already_done}
+                    detail={"attempt": attempts, "already_done": outcome.already_done}
                     | ({"code": outcome.error_code} if outcome.error_code else {}),
                 )
             )
-        Operation.objects.bulk_update(
-            rows,
-            [
-                "state",
-                "result",
-                "error",
-                "error_code",
-                "already_done",
-                "lease_owner",
-                "lease_expires_at",
-                "next_attempt_at",
-                "finished_at",
-            ],
-        )
+        for (state, result, error, error_code, already_done), ids in groups.items():
+            waiting = state == OperationState.WAITING
+            Operation.objects.filter(id__in=ids).update(
+                # The importer may have confirmed it meanwhile: confirmed stays confirmed.
+                state=Case(
+                    When(state=OperationState.CONFIRMED, then=Value(OperationState.CONFIRMED.value)),
+                    default=Value(str(state)),
+                ),
+                result=result,
+                error=error,
+                error_code=error_code,
+                already_done=already_done,
+                lease_owner="",
+                lease_expires_at=None,
+                next_attempt_at=now
+                + timedelta(seconds=retry_in[(state, result, error, error_code, already_done)])
+                if waiting
+                else None,
+                finished_at=None if waiting else now,
+            )
         AuditEntry.objects.bulk_create(audits)
 
 
@@ -594,8 +607,10 @@ def operations_run(*, operation_ids: Sequence[int], owner: str) -> RunReport:
     when the earliest is due: the task queues itself again for them.
     """
     report = RunReport()
+    clock = time.perf_counter()
     claimed = operations_claim(operation_ids=operation_ids, owner=owner)
     report.claimed = len(claimed)
+    report.timings_ms["claim"] = round((time.perf_counter() - clock) * 1000, 1)
     if claimed:
         snapshots = [
             OperationSnapshot(
@@ -608,17 +623,23 @@ def operations_run(*, operation_ids: Sequence[int], owner: str) -> RunReport:
             )
             for op in claimed
         ]
+        clock = time.perf_counter()
         outcomes = execute_many(
             cluster_router(), snapshots, max_backoff=float(settings.FLEETFLOW_OPERATION_RETRY_MAX_SECONDS)
         )
+        report.timings_ms["execute"] = round((time.perf_counter() - clock) * 1000, 1)
+        clock = time.perf_counter()
         operations_record_outcomes(outcomes=outcomes, owner=owner)
         for outcome in outcomes:
             report.outcomes[str(outcome.state)] = report.outcomes.get(str(outcome.state), 0) + 1
+        report.timings_ms["record"] = round((time.perf_counter() - clock) * 1000, 1)
+        clock = time.perf_counter()
         confirm_visible(
             operation_ids=[o.operation_id for o in outcomes if o.state == OperationState.SUCCEEDED]
         )
         for batch_id in sorted({op.batch_id for op in claimed if op.batch_id is not None}):
             batch_finish_if_done(batch_id=batch_id)
+        report.timings_ms["confirm_and_batch"] = round((time.perf_counter() - clock) * 1000, 1)
     now = timezone.now()
     waiting = list(
         Operation.objects.filter(id__in=list(operation_ids), state=OperationState.WAITING).values_list(

@@ -26,7 +26,12 @@ def run_operations(self, operation_ids: list[int]) -> dict[str, object]:  # type
     )
     if report.waiting:
         run_operations.apply_async((report.waiting,), countdown=report.retry_in)
-    return {"claimed": report.claimed, "outcomes": report.outcomes, "waiting": len(report.waiting)}
+    return {
+        "claimed": report.claimed,
+        "outcomes": report.outcomes,
+        "waiting": len(report.waiting),
+        "ms": report.timings_ms,
+    }
 
 
 @shared_task(bind=True, acks_late=True, name="operations.plan_batch")

@@ -612,7 +612,7 @@ def test_batch_plans_in_pages_without_doubles(django_capture_on_commit_callbacks
             if step.done:
                 break
     assert steps == [500, 500, 201]
-    assert len(callbacks) == 10 + 10 + 5  # one task per 50 operations of each page
+    assert len(callbacks) == 5 + 5 + 3  # one task per 100 operations of each page
     assert services.batch_plan_step(batch_id=batch.id).planned == 0  # a second planner: nothing more
     batch.refresh_from_db()
     assert (batch.total, batch.planning_done, batch.state) == (1201, True, "running")
