@@ -123,6 +123,10 @@ MIN_SLICE_MS = 50
 CLIENT_DEADLINE_MARGIN = 0.2
 """Seconds kept in hand before the client's own gRPC deadline to answer it in time."""
 
+QUICK_ROUNDS = 2
+"""Rounds of the quick pass: the split share first, then what is missing from clusters that gave
+all they were asked for (and those whose share was 0)."""
+
 RECHECK_INTERVAL = 0.25
 """A parked call looks this often for clusters that came back (up again, no longer slow)."""
 
@@ -226,6 +230,7 @@ class QuickAsk:
     stopped waiting for it, to the held jobs."""
 
     cluster: Cluster
+    share: int  # maxJobsToActivate asked of this cluster
     done: asyncio.Event = field(default_factory=asyncio.Event)
     batches: list[list[gateway_pb2.ActivatedJob]] = field(default_factory=list)
     error: grpc.aio.AioRpcError | None = None
@@ -333,7 +338,7 @@ class JobActivation:
         self.long_poll_default_ms = 10_000
         self._pools: dict[Signature, SignaturePool] = {}
         self._slow_since: dict[int, float] = {}  # cluster id -> wall time it stopped answering
-        self._probing: set[int] = set()
+        self._asking: Counter[int] = Counter()  # quick-pass calls in flight per cluster id
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._polls: dict[tuple[int, str], PollRecord] = {}
@@ -547,7 +552,7 @@ class JobActivation:
                 ask.cluster.id, "ActivateJobs", time.perf_counter() - started, None
             )
         finally:
-            self._probing.discard(ask.cluster.id)
+            self._asking[ask.cluster.id] -= 1
             if ask.error is None or ask.error.code() is not grpc.StatusCode.DEADLINE_EXCEEDED:
                 self._answered(ask.cluster)
             if ask.abandoned:
@@ -557,10 +562,10 @@ class JobActivation:
             ask.done.set()
 
     def _ask(
-        self, cluster: Cluster, request: gateway_pb2.ActivateJobsRequest, signature: Signature
+        self, cluster: Cluster, request: gateway_pb2.ActivateJobsRequest, signature: Signature, share: int = 1
     ) -> QuickAsk:
-        ask = QuickAsk(cluster)
-        self._probing.add(cluster.id)
+        ask = QuickAsk(cluster, share)
+        self._asking[cluster.id] += 1
         self._record_poll(cluster, signature)
         ask.task = self._spawn(self._read_quick(ask, request, signature))
         return ask
@@ -666,50 +671,7 @@ class JobActivation:
             return
 
         # ---- 2. quick pass: every cluster at once, bounded wait
-        start = next(_rotation) % len(targets)
-        targets = targets[start:] + targets[:start]
-        asks: list[QuickAsk] = []
-        quick = _leg_request(request, request.maxJobsToActivate, -1)
-        for cluster in targets:
-            if self._has_orphan(signature, cluster.id):
-                continue  # a leg of this signature is parked there: nothing to activate
-            if self.is_slow(cluster.id):
-                if cluster.id not in self._probing:
-                    probe = self._ask(cluster, quick, signature)
-                    probe.abandoned = True  # nobody waits: its answer is held
-                continue
-            asks.append(self._ask(cluster, quick, signature))
-        bound_passed = False
-        try:
-            if asks:
-                bound = QUICK_ANSWER_BOUND
-                left = context.time_remaining()
-                if left is not None:
-                    bound = max(0.0, min(bound, left - CLIENT_DEADLINE_MARGIN))
-                readers = [ask.task for ask in asks if ask.task is not None]
-                _done, not_done = await asyncio.wait(readers, timeout=bound)
-                bound_passed = bool(not_done)
-            for ask in list(asks):
-                if not ask.done.is_set():
-                    continue
-                asks.remove(ask)
-                if ask.error is not None:
-                    if ask.error.code() in CLIENT_ERRORS:
-                        await context.abort(ask.error.code(), ask.error.details() or "")
-                    outcome.failed(ask.error)
-                else:
-                    outcome.ok = True
-                while ask.batches:
-                    await delivery.write(ask.cluster.id, ask.batches.pop(0))
-        finally:
-            for ask in asks:  # not answered within the bound (or the client left meanwhile)
-                ask.abandoned = True
-                if ask.done.is_set():
-                    for jobs in ask.batches:
-                        self.hold(signature, ask.cluster.id, jobs)
-                    ask.batches.clear()
-                elif bound_passed:
-                    self._mark_slow(ask.cluster)
+        await self._quick_pass(request, context, signature, targets, delivery, outcome)
         if delivery.delivered:
             return
         if request.requestTimeout >= 0:
@@ -717,6 +679,73 @@ class JobActivation:
         if not delivery.delivered and outcome.should_fail():
             chosen = _pick_error(outcome.errors)
             await context.abort(chosen.code(), chosen.details() or "")
+
+    async def _quick_pass(
+        self,
+        request: gateway_pb2.ActivateJobsRequest,
+        context: grpc.aio.ServicerContext,
+        signature: Signature,
+        targets: list[Cluster],
+        delivery: _Delivery,
+        outcome: _Outcome,
+    ) -> None:
+        """Ask the clusters at once, ``maxJobsToActivate`` split between them so that a backlog
+        on every cluster is not over-activated; a second round asks for what is still missing
+        from the clusters that gave their full share (they may have more) and those not asked."""
+        start = next(_rotation) % len(targets)
+        candidates: list[Cluster] = []
+        for cluster in targets[start:] + targets[:start]:
+            if self._has_orphan(signature, cluster.id):
+                continue  # a leg of this signature is parked there: nothing to activate
+            if self.is_slow(cluster.id):
+                if self._asking[cluster.id] <= 0:  # one probe at a time
+                    # Nobody waits for it: its answer (at most one job) is held for a caller.
+                    self._ask(cluster, _leg_request(request, 1, -1), signature).abandoned = True
+                continue
+            candidates.append(cluster)
+        for _round in range(QUICK_ROUNDS):
+            if delivery.remaining <= 0 or not candidates:
+                return
+            base, extra = divmod(delivery.remaining, len(candidates))
+            shares = [base + (1 if i < extra else 0) for i in range(len(candidates))]
+            asks = [
+                self._ask(cluster, _leg_request(request, share, -1), signature, share)
+                for cluster, share in zip(candidates, shares, strict=True)
+                if share > 0
+            ]
+            candidates = [cluster for cluster, share in zip(candidates, shares, strict=True) if share == 0]
+            bound_passed = False
+            try:
+                bound = QUICK_ANSWER_BOUND
+                left = context.time_remaining()
+                if left is not None:
+                    bound = max(0.0, min(bound, left - CLIENT_DEADLINE_MARGIN))
+                readers = [ask.task for ask in asks if ask.task is not None]
+                _done, not_done = await asyncio.wait(readers, timeout=bound)
+                bound_passed = bool(not_done)
+                for ask in list(asks):
+                    if not ask.done.is_set():
+                        continue
+                    asks.remove(ask)
+                    if ask.error is not None:
+                        if ask.error.code() in CLIENT_ERRORS:
+                            await context.abort(ask.error.code(), ask.error.details() or "")
+                        outcome.failed(ask.error)
+                        continue
+                    outcome.ok = True
+                    if sum(len(jobs) for jobs in ask.batches) >= ask.share:
+                        candidates.append(ask.cluster)  # gave all it was asked for: may have more
+                    while ask.batches:
+                        await delivery.write(ask.cluster.id, ask.batches.pop(0))
+            finally:
+                for ask in asks:  # not answered within the bound (or the client left meanwhile)
+                    ask.abandoned = True
+                    if ask.done.is_set():
+                        for jobs in ask.batches:
+                            self.hold(signature, ask.cluster.id, jobs)
+                        ask.batches.clear()
+                    elif bound_passed:
+                        self._mark_slow(ask.cluster)
 
     async def _pass_through_invalid(
         self, request: gateway_pb2.ActivateJobsRequest, context: grpc.aio.ServicerContext, cluster: Cluster
