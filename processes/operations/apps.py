@@ -17,11 +17,7 @@ class OperationsConfig(AppConfig):
         from processes.roles import ensure_role_groups
 
         # Confirmation inside the importer's transaction, after each batch's rows are written.
-        # (getattr: the importer's hook API lands in parallel with this app; without it nothing
-        # is confirmed, which the end-to-end tests would show.)
-        register = getattr(projection, "register_after_apply", None)
-        if register is not None:
-            register(confirm_applied_batch)
+        projection.register_after_apply(confirm_applied_batch)
 
         # After every migrate (including the test database's), so the role groups always exist
         # and carry the permissions of every installed app.

@@ -25,7 +25,15 @@ def run_operations(self, operation_ids: list[int]) -> dict[str, object]:  # type
         operation_ids=operation_ids, owner=services.new_lease_owner(self.request.id)
     )
     if report.waiting:
-        run_operations.apply_async((report.waiting,), countdown=report.retry_in)
+        if self.request.is_eager:
+            # No broker (CELERY_TASK_ALWAYS_EAGER): a countdown is ignored, so queueing again would
+            # run again at once, for ever while the cluster is down. The operations stay waiting
+            # (visible as such) until a sweep or a new request runs them.
+            logger.warning(
+                "operations %s wait for their cluster; no broker to retry them later", report.waiting
+            )
+        else:
+            run_operations.apply_async((report.waiting,), countdown=report.retry_in)
     return {
         "claimed": report.claimed,
         "outcomes": report.outcomes,
@@ -44,7 +52,7 @@ def plan_batch(self, batch_id: int) -> dict[str, object]:  # type: ignore[no-unt
         planned += step.planned
         if step.done:
             break
-        if step.rate_per_second:
+        if step.rate_per_second and not self.request.is_eager:  # eager: no countdown, plan on
             plan_batch.apply_async((batch_id,), countdown=step.planned / step.rate_per_second)
             break
     return {"batch": batch_id, "planned": planned}

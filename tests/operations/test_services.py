@@ -662,3 +662,31 @@ def test_sweeper_requeues_expired_leases(world, django_capture_on_commit_callbac
     with django_capture_on_commit_callbacks() as callbacks:
         report = services.operations_sweep()
     assert report.enqueued == 1 and report.open_operations and len(callbacks) == 1
+
+
+def test_an_unreachable_cluster_makes_the_operation_wait_without_a_broker(world):
+    """Eager mode (no broker, the demo without Redis): a waiting operation is not re-run in a
+    loop; it stays waiting with the routing client's reason."""
+    from processes.models import Cluster
+    from processes.operations import tasks
+    from tests.services import free_port
+
+    Cluster.objects.filter(pk=1).update(gateway_address=f"127.0.0.1:{free_port()}")  # nobody listens
+    operation = make_operation(world)
+    result = tasks.run_operations.apply(args=([operation.id],)).get()
+    assert result["claimed"] == 1 and result["waiting"] == 1
+    operation.refresh_from_db()
+    assert operation.state == "waiting" and operation.error_code == "unreachable"
+    assert operation.result.startswith("waiting: cluster") and operation.next_attempt_at is not None
+    assert AuditEntry.objects.filter(operation=operation, event="waiting").count() == 1
+
+
+def test_a_disabled_cluster_makes_operations_wait(world):
+    from processes.models import Cluster
+    from processes.operations import tasks
+
+    operation = make_operation(world)
+    Cluster.objects.filter(pk=1).update(state="disabled")
+    tasks.run_operations.apply(args=([operation.id],)).get()
+    operation.refresh_from_db()
+    assert operation.state == "waiting" and operation.error_code == "disabled"
