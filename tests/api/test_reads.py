@@ -294,3 +294,17 @@ def test_schema_is_valid_openapi_without_warnings(tmp_path):
     target = tmp_path / "schema.yaml"
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
     assert "/api/v1/process-instances/{key}/tree/" in target.read_text()
+
+
+def test_cluster_health_comes_from_the_proxy_metrics_file(viewer, tree, tmp_path, settings):
+    import json
+
+    data.cluster(2)
+    (tmp_path / "metrics.json").write_text(
+        json.dumps({"clusters": {"1": {"health": "up"}, "2": {"health": "down"}, "x": {"health": "up"}}})
+    )
+    settings.FLEETFLOW_PROXY_STATE_DIR = str(tmp_path)
+    clusters = viewer.get(f"{V1}/clusters/").json()["results"]
+    assert [(c["id"], c["health"]) for c in clusters] == [(1, "up"), (2, "down")]
+    (tmp_path / "metrics.json").write_text("{torn")
+    assert [c["health"] for c in viewer.get(f"{V1}/clusters/").json()["results"]] == ["unknown", "unknown"]
