@@ -183,26 +183,28 @@ def instance_detail(request: HttpRequest, key: str) -> HttpResponse:
     return render(request, "console/instance.html", context)
 
 
-def _instance_parts(instance: ProcessInstance) -> dict[str, Any]:
-    metrics = console_selectors.proxy_metrics()
-    polls = console_selectors.job_type_polls(metrics)
-    return {
-        "reasons": console_selectors.why_stuck(
+def _instance_parts(instance: ProcessInstance, *, why: bool = True, details: bool = True) -> dict[str, Any]:
+    parts: dict[str, Any] = {}
+    if why:
+        polls = console_selectors.job_type_polls(console_selectors.proxy_metrics())
+        parts["reasons"] = console_selectors.why_stuck(
             instances=[instance], polls=polls, polls_known=polls is not None
-        ),
-        "polls_known": polls is not None,
-        "incidents": console_selectors.instance_incidents(instance=instance),
-        "deeper_incidents": console_selectors.subtree_active_incident_count(instance=instance),
-        "jobs": console_selectors.instance_jobs(instance=instance),
-        "scopes": console_selectors.variables_by_scope(instance=instance),
-        "history": console_selectors.instance_history(instance=instance),
-        "history_limit": console_selectors.HISTORY_LIMIT,
-        "active_steps": [
-            element
-            for element in console_selectors.instance_history(instance=instance)
-            if element.state == "active"
-        ],
-    }
+        )
+        parts["polls_known"] = polls is not None
+        parts["deeper_incidents"] = console_selectors.subtree_active_incident_count(instance=instance)
+    if details:
+        history = console_selectors.instance_history(instance=instance)
+        parts.update(
+            {
+                "incidents": console_selectors.instance_incidents(instance=instance),
+                "jobs": console_selectors.instance_jobs(instance=instance),
+                "scopes": console_selectors.variables_by_scope(instance=instance),
+                "history": history,
+                "history_limit": console_selectors.HISTORY_LIMIT,
+                "active_steps": [element for element in history if element.state == "active"],
+            }
+        )
+    return parts
 
 
 @login_required
@@ -210,9 +212,15 @@ def _instance_parts(instance: ProcessInstance) -> dict[str, Any]:
 def instance_live(request: HttpRequest, key: str) -> HttpResponse:
     """The parts of the instance page that change, re-rendered after an instance.changed event."""
     instance = _instance_or_404(key)
-    return render(
-        request, "console/partials/instance_live.html", {"instance": instance, **_instance_parts(instance)}
-    )
+    template = {
+        "why": "console/partials/instance_why.html",
+        "details": "console/partials/instance_details.html",
+    }
+    part = request.GET.get("part", "why")
+    if part not in template:
+        return HttpResponseBadRequest("part must be why or details")
+    parts = _instance_parts(instance, why=part == "why", details=part == "details")
+    return render(request, template[part], {"instance": instance, **parts})
 
 
 @login_required

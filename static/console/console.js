@@ -187,7 +187,14 @@
       var series = [{}].concat(names.map(function (label) {
         return { label: label.replace("_", " "), stroke: COLOURS[label] || "#333", width: 2, points: { show: false } };
       }));
-      plots[name] = new window.uPlot({ width: Math.max(280, target.clientWidth || 360), height: 180, series: series }, columns, target);
+      var options = {
+        width: Math.max(280, target.clientWidth || 360),
+        height: 180,
+        series: series,
+        // One sample (the lag chart right after the page opened) would span years otherwise.
+        scales: { x: { time: true, range: function (plot, min, max) { return min === max ? [min - 300, max + 10] : [min, max]; } } }
+      };
+      plots[name] = new window.uPlot(options, columns, target);
     }
     function load() {
       fetch(root.dataset.seriesUrl, { credentials: "same-origin" })

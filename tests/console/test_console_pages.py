@@ -66,6 +66,7 @@ def test_every_page_renders_for_every_role(client, tree, role):
         "/instances/?state=active&bpmn_process_id=diagnosis",
         f"/instances/{grandchild.key}/",
         f"/instances/{grandchild.key}/live",
+        f"/instances/{grandchild.key}/live?part=details",
         f"/instances/{tree['root'].key}/children",
         "/incidents/",
         "/incidents/list?state=active",
