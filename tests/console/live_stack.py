@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,25 +26,11 @@ from pyzeebe.proto import gateway_pb2 as pb
 from pyzeebe.proto import gateway_pb2_grpc as pb_grpc
 
 from tests.services import free_port, wait_for_port
+from tests.support import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "bpmn"
 LIVE_APPLICATION_NAME = "fleetflow-live"
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except Exception as error:  # a probe failing is "not yet"
-            last_error = error
-            value = None
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error})")
 
 
 def database_url(settings_dict: dict[str, Any]) -> str:
@@ -138,7 +123,12 @@ class LiveStack:
              f"1={self.engine_address},name=c1", "--state-dir", str(self.proxy_state_dir), "--poll-interval", "0.5"],
         )  # fmt: skip
         wait_for_port(self.proxy_port, "proxy", proxy)
-        wait_until(lambda: self.proxy_health(1) == "up", 30, "the proxy to see cluster 1 up")
+        wait_for(
+            lambda: self.proxy_health(1) == "up",
+            timeout=30,
+            interval=0.1,
+            what="the proxy to see cluster 1 up",
+        )
 
     def proxy_health(self, cluster_id: int) -> str | None:
         metrics = json.loads((self.proxy_state_dir / "metrics.json").read_text())
@@ -217,7 +207,7 @@ class LiveStack:
                     raise
             return True
 
-        wait_until(deployed, 60, f"the deployment of {name}", interval=0.5)
+        wait_for(deployed, timeout=60, interval=0.5, what=f"the deployment of {name}")
 
     def create(self, process_id: str, variables: dict[str, Any] | None = None) -> int:
         channel, stub = self.gateway()

@@ -25,8 +25,8 @@ from tests.console.live_stack import (
     one_step_model,
     service_step,
     user_step,
-    wait_until,
 )
+from tests.support import wait_for
 
 # django_db: each test runs in a transaction of its own that is rolled back, which the live processes
 # never see (they commit on their own connections, and READ COMMITTED shows their rows to the test);
@@ -92,8 +92,11 @@ def stack(django_db_setup, django_db_blocker, redis_url, tmp_path_factory) -> It
         live.stop()
         with django_db_blocker.unblock():
             call_command("flush", interactive=False, verbosity=0)
-            wait_until(
-                lambda: _other_sessions(connection) == 0, 15, "the live processes' database sessions to end"
+            wait_for(
+                lambda: _other_sessions(connection) == 0,
+                timeout=15,
+                interval=0.1,
+                what="the live processes' database sessions to end",
             )
         connections.close_all()
 
@@ -146,7 +149,7 @@ def seed(live: LiveStack, blocker: Any) -> dict[str, Any]:
                 and Incident.objects.filter(state="active").count() == 1 + len(disks)
             )
 
-    wait_until(imported, 60, "the seeded instances to be imported")
+    wait_for(imported, timeout=60, interval=0.1, what="the seeded instances to be imported")
     return {
         "root": root,
         "incident_instance": incident_instance,
