@@ -107,6 +107,14 @@ class Partition(CommandProcessor):
             return None
         return state
 
+    def _snapshot_age(self) -> float:
+        """Seconds since snapshot.json was written (as if very old when there is none)."""
+        try:
+            modified = (self.directory / "snapshot.json").stat().st_mtime
+        except OSError:
+            return SNAPSHOT_EVERY_SECONDS
+        return min(max(0.0, time.time() - modified), SNAPSHOT_EVERY_SECONDS)
+
     def _state_from_disk(self, log_end: int) -> tuple[PartitionState, int]:
         """(state, records replayed): the snapshot, if usable, plus the log up to `log_end`."""
         assert self.writer is not None
@@ -147,9 +155,10 @@ class Partition(CommandProcessor):
         took = time.monotonic() - started
         from_position = self.state.last_position - replayed + 1
         self._next_position = self.writer.next_position
-        # Replayed records count towards the next snapshot (issue 21): a crash loop must not
-        # grow the replay without bound.
+        # Replayed records and the snapshot's age count towards the next snapshot (issue 21):
+        # a crash loop must not grow the replay without bound.
         self._records_since_snapshot = replayed
+        self._last_snapshot_time = time.monotonic() - self._snapshot_age()
         snapshotted = ""
         if replayed >= SNAPSHOT_AFTER_REPLAY_RECORDS or (replayed and took >= SNAPSHOT_AFTER_REPLAY_SECONDS):
             self.writer.sync()  # the snapshot must never cover records the log could still lose
