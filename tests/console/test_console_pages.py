@@ -306,3 +306,60 @@ def test_dashboard_series(client, tree):
     assert client.get("/dashboard/series.json?hours=x").status_code == 400
     page = client.get("/").content.decode()
     assert "Incidents by error" in page and "CPU sensor" in page
+
+
+def test_operator_retry_creates_an_operation_and_shows_its_state(client, tree):
+    from processes.operations.models import AuditEntry, Operation
+
+    user = login(client, "olga", Role.OPERATOR)
+    response = client.post(
+        f"/actions/retry/{tree['incident'].key}/", {"retries": "2"}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 200
+    operation = Operation.objects.get()
+    assert (operation.action, operation.target_key, operation.actor_id) == (
+        "retry",
+        tree["incident"].key,
+        user.pk,
+    )
+    assert operation.parameters["retries"] == 2
+    assert AuditEntry.objects.filter(operation=operation).exists()
+    body = response.content.decode()
+    assert f'id="operation-{operation.pk}"' in body and "Queued" in body
+    status = client.get(f"/operations/{operation.pk}/status").content.decode()
+    assert 'hx-trigger="every 1s"' in status  # still open: the page asks again
+    Operation.objects.filter(pk=operation.pk).update(state="failed", error="NOT_FOUND: no such job")
+    status = client.get(f"/operations/{operation.pk}/status").content.decode()
+    assert "every 1s" not in status and "NOT_FOUND: no such job" in status
+    assert "olga" in client.get("/operations/").content.decode()
+
+
+def test_batch_dry_run_start_and_cancel(client, tree):
+    from processes.operations.models import BatchOperation
+
+    login(client, "olga", Role.OPERATOR)
+    query = {"action": "retry", "state": "active", "error_message": "CPU sensor"}
+    dialog = client.get("/batches/new", query).content.decode()
+    assert "data-dry-run-count>1<" in dialog and "Start batch on 1" in dialog
+    assert BatchOperation.objects.count() == 0  # a dry run writes nothing
+    started = client.post("/batches/new", query)
+    assert started.status_code == 200
+    batch = BatchOperation.objects.get()
+    assert batch.filter == {"state": "active", "error_message": "CPU sensor"} and batch.dry_run_count == 1
+    cancelled = client.post(f"/batches/{batch.pk}/")
+    assert cancelled.status_code == 200
+    batch.refresh_from_db()
+    assert batch.state == "cancelled"
+    assert "Cancelled" in cancelled.content.decode()
+
+
+def test_batch_with_a_bad_filter_is_refused_with_a_reason(client, tree):
+    from processes.operations.models import BatchOperation
+
+    login(client, "olga", Role.OPERATOR)
+    response = client.get("/batches/new", {"action": "retry", "colour": "red"})
+    assert response.status_code == 422 and "Unknown filter" in response.content.decode()
+    response = client.post("/batches/new", {"action": "retry", "root_key": "12x"})
+    assert response.status_code == 422
+    assert BatchOperation.objects.count() == 0
+    assert client.get("/batches/new", {"action": "explode"}).status_code == 404
