@@ -164,12 +164,17 @@ def bench_import_to_screen(stack: Any, changes: int) -> dict[str, Any]:
     from pyzeebe.proto import gateway_pb2 as pb
 
     from processes.models import ImportPosition, ProcessInstance
-    from tests.console.live_stack import one_step_model, service_step, wait_until
+    from tests.console.live_stack import one_step_model, service_step
+    from tests.support import wait_for
 
     stack.start_importer()
     stack.deploy("watched.bpmn", one_step_model("watched", service_step("nobody-polls")))
     instance_key = stack.create("watched", {"tick": -1})
-    wait_until(lambda: ProcessInstance.objects.filter(key=instance_key).exists(), 60, "the instance import")
+    wait_for(
+        lambda: ProcessInstance.objects.filter(key=instance_key).exists(),
+        timeout=60,
+        what="the instance import",
+    )
     after_commit: list[float] = []
     after_call: list[float] = []
     with sync_playwright() as playwright:
