@@ -244,7 +244,15 @@ async def serve_metrics(
             request_line = head.split(b"\r\n", 1)[0].decode("latin-1").split()
             path = request_line[1].split("?", 1)[0] if len(request_line) >= 2 else ""
             if request_line[:1] == ["GET"] and path == "/metrics":
-                status, body, content_type = "200 OK", generate_latest(registry), CONTENT_TYPE
+                try:
+                    status, body, content_type = "200 OK", generate_latest(registry), CONTENT_TYPE
+                except Exception as error:  # a collector bug answers 500 and is logged, never hangs up
+                    log.exception("collecting metrics failed")
+                    status, body, content_type = (
+                        "500 Internal Server Error",
+                        f"{error!r}\n".encode(),
+                        "text/plain",
+                    )
             else:
                 status, body, content_type = "404 Not Found", b"only GET /metrics\n", "text/plain"
             writer.write(
