@@ -172,14 +172,10 @@ class Command(BaseCommand):
         self.stderr.write("run_stack: every child stopped")
 
     def _start(self, stack: Stack, *, data_dir: Path, options: dict[str, Any]) -> str:
+        """Start everything, overlapping what does not depend on each other (Python start-up of each
+        child is most of the time on a busy machine): the engines boot while the database migrates
+        and the demo fleet is seeded; the proxy, importer, worker and web start together."""
         say = self.stderr.write
-        call_command("migrate", interactive=False, verbosity=0)
-        if connection.vendor == "sqlite":
-            # Several processes write the file (importer, web, demo): WAL lets readers and one writer
-            # overlap instead of failing with "database is locked". The mode is stored in the file.
-            with connection.cursor() as cursor:
-                cursor.execute("PRAGMA journal_mode=WAL")
-
         env = dict(os.environ)
         env.update({"DJANGO_SETTINGS_MODULE": "console.settings", "PYTHONUNBUFFERED": "1"})
         # The proxy writes metrics.json there; the console reads cluster health from it.
@@ -219,9 +215,22 @@ class Command(BaseCommand):
                     "no REDIS_URL and no redis-server binary: operator actions run in-process in the web "
                     "server and live updates reach only that process (install redis-server for the full stack)"
                 )
-        say(f"run_stack: database {connection.vendor} ({connection.settings_dict['NAME']})")
-
         engine_ports = self._start_engines(stack, env=env, data_dir=data_dir, options=options)
+
+        say(f"run_stack: database {connection.vendor} ({connection.settings_dict['NAME']})")
+        call_command("migrate", interactive=False, verbosity=0)
+        if connection.vendor == "sqlite":
+            # Several processes write the file (importer, web, demo): WAL lets readers and one writer
+            # overlap instead of failing with "database is locked". The mode is stored in the file.
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA journal_mode=WAL")
+        demo_lines: list[str] = []
+        if options["demo"]:
+            demo_lines = self._seed_demo()
+
+        for child in stack.children:
+            if child.spec.name.startswith("engine-"):
+                stack.wait_ready(child)
         self._register_clusters(engine_ports, data_dir=data_dir)
 
         proxy_port: int = options["proxy_port"]
@@ -234,7 +243,8 @@ class Command(BaseCommand):
                 ),
                 env=env,
                 ready_port=proxy_port,
-            )
+            ),
+            wait_ready=False,
         )
         stack.start(ChildSpec(name="importer", argv=_manage("import_records", "--follow"), env=env))
         if redis_url is not None:
@@ -279,8 +289,13 @@ class Command(BaseCommand):
                 env=env,
                 ready_port=web_port,
                 cwd=Path(settings.BASE_DIR),
-            )
+            ),
+            wait_ready=False,
         )
+        self._wait_ready(stack, "proxy")
+        if options["demo"]:
+            demo_lines += self._start_demo(stack, env=env, proxy_port=proxy_port)
+        self._wait_ready(stack, "web")
 
         lines = [
             "",
@@ -291,9 +306,7 @@ class Command(BaseCommand):
             f"Logs:               {data_dir / 'logs'}",
             *(f"Note:               {note}" for note in notes),
         ]
-        if options["demo"]:
-            lines += self._start_demo(stack, env=env, proxy_port=proxy_port)
-        lines += ["Stop with Ctrl-C.", ""]
+        lines += [*demo_lines, "Stop with Ctrl-C.", ""]
         return "\n".join(lines)
 
     def _start_engines(
@@ -328,10 +341,10 @@ class Command(BaseCommand):
                 ),
                 wait_ready=False,
             )
-        for child in stack.children:
-            if child.spec.name.startswith("engine-"):
-                stack.wait_ready(child)
         return ports
+
+    def _wait_ready(self, stack: Stack, name: str) -> None:
+        stack.wait_ready(next(child for child in stack.children if child.spec.name == name))
 
     def _register_clusters(self, engine_ports: dict[int, int], *, data_dir: Path) -> None:
         try:
@@ -344,11 +357,20 @@ class Command(BaseCommand):
         except ValidationError as error:
             raise StackError("; ".join(error.messages)) from None
 
-    def _start_demo(self, stack: Stack, *, env: dict[str, str], proxy_port: int) -> list[str]:
-        from demo.seed import DEMO_LOGINS, deploy_models, seed_fleet, seed_logins
+    def _seed_demo(self) -> list[str]:
+        from demo.seed import DEMO_LOGINS, seed_fleet, seed_logins
 
         seed_logins()
         servers = seed_fleet()
+        return [
+            f"Demo:               {servers} servers",
+            "Logins:             "
+            + ", ".join(f"{username} / {password} ({role})" for username, password, role in DEMO_LOGINS),
+        ]
+
+    def _start_demo(self, stack: Stack, *, env: dict[str, str], proxy_port: int) -> list[str]:
+        from demo.seed import deploy_models
+
         deployed = deploy_models(gateway=f"{HOST}:{proxy_port}")
         stack.start(
             ChildSpec(
@@ -358,8 +380,4 @@ class Command(BaseCommand):
                 cwd=Path(settings.BASE_DIR),
             )
         )
-        return [
-            f"Demo:               {servers} servers, flows {', '.join(deployed)}; workers running",
-            "Logins:             "
-            + ", ".join(f"{username} / {password} ({role})" for username, password, role in DEMO_LOGINS),
-        ]
+        return [f"Demo flows:         {', '.join(deployed)}; demo workers running (log: demo-workers.log)"]
