@@ -402,12 +402,15 @@ def _timeline(instances: list[ProcessInstance]) -> dict[str, Any]:
 def operation_list(request: HttpRequest) -> HttpResponse:
     if not operations_installed():
         return render(request, "console/operations.html", {"installed": False})
-    from processes.operations.models import BatchOperation, Operation
+    from processes.operations.models import AuditEntry, BatchOperation, Operation
 
-    operations = list(Operation.objects.order_by("-created_at")[:200])
-    batches = list(BatchOperation.objects.order_by("-created_at")[:50])
+    operations = list(Operation.objects.order_by("-created_at", "-id")[:200])
+    batches = list(BatchOperation.objects.order_by("-created_at", "-id")[:50])
+    audit = list(AuditEntry.objects.order_by("-created_at", "-id")[:200])  # audit_created_idx
     template = "console/partials/operations_body.html" if request.htmx else "console/operations.html"  # type: ignore[attr-defined]
-    return render(request, template, {"installed": True, "operations": operations, "batches": batches})
+    return render(
+        request, template, {"installed": True, "operations": operations, "batches": batches, "audit": audit}
+    )
 
 
 @login_required

@@ -331,7 +331,8 @@ def test_operator_retry_creates_an_operation_and_shows_its_state(client, tree):
     Operation.objects.filter(pk=operation.pk).update(state="failed", error="NOT_FOUND: no such job")
     status = client.get(f"/operations/{operation.pk}/status").content.decode()
     assert "every 1s" not in status and "NOT_FOUND: no such job" in status
-    assert "olga" in client.get("/operations/").content.decode()
+    log = client.get("/operations/").content.decode()
+    assert "olga" in log and "Audit log" in log and "requested" in log
 
 
 def test_batch_dry_run_start_and_cancel(client, tree):
