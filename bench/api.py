@@ -437,6 +437,31 @@ def timed(session: Any, url: str, *, repeat: int, warmup: int = 3) -> list[float
     return samples
 
 
+def sql_milliseconds(client: Any, path: str, *, repeat: int) -> list[float]:
+    """The same request in-process, timing only the SQL it runs (execute_wrapper): separates the
+    database's share from the Python/HTTP stack's on a busy machine."""
+    from django.db import connection
+
+    samples = []
+    spent = [0.0]
+
+    def timer(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            spent[0] += time.perf_counter() - began
+
+    for _ in range(repeat):
+        spent[0] = 0.0
+        with connection.execute_wrapper(timer):
+            response = client.get(path)
+        if response.status_code != 200:
+            raise SystemExit(f"{path}: HTTP {response.status_code} in-process")
+        samples.append(spent[0] * 1000)
+    return samples
+
+
 def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
@@ -490,6 +515,7 @@ def main() -> None:
     import requests
     from django.core.management import call_command
     from django.db import connection
+    from rest_framework.test import APIClient
 
     from processes.api.services import api_token_issue
     from processes.roles import Role
@@ -523,14 +549,19 @@ def main() -> None:
         session = requests.Session()
         session.headers["Authorization"] = f"Token {token}"
         base = f"http://127.0.0.1:{port}/api/v1"
+        in_process = APIClient(SERVER_NAME="127.0.0.1")
+        in_process.credentials(HTTP_AUTHORIZATION=f"Token {token}")
         for name, url in requests_to_time(facts, base):
             samples = timed(session, url, repeat=args.repeat)
+            sql = sql_milliseconds(in_process, url.removeprefix(f"http://127.0.0.1:{port}"), repeat=10)
             emit(
                 {
                     "request": name,
                     "p50_ms": round(statistics.median(samples), 1),
                     "p95_ms": round(percentile(samples, 0.95), 1),
                     "max_ms": round(max(samples), 1),
+                    "sql_p50_ms": round(statistics.median(sql), 1),
+                    "load_1m": round(os.getloadavg()[0], 1),  # a shared machine: say how busy it was
                     "n": len(samples),
                     "instances": facts["instances"],
                     "goal_p95_ms": 100,
