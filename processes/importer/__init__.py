@@ -3,7 +3,8 @@
     source (engine log | Redis streams | Elasticsearch)  ->  SourceRecord batches
     projection.apply_batch(): decode -> fold into per-entity final states -> bulk upserts
                               -> derived flags -> positions -> one commit -> Channels events
-    runner.Importer: the batching loop behind `manage.py import_records`.
+    runner.Importer: the batching loop behind `manage.py import_records`, one importer per
+                     cluster at a time (lock.py: a PostgreSQL advisory lock).
 
 Every source feeds the same projection; see sources/base.py for the source interface.
 """

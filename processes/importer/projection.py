@@ -5,8 +5,15 @@
     load the rows the batch touches (one query per model) -> BatchFold (in memory)
     derived fields: server links, incident tree paths
     bulk upserts (INSERT ... ON CONFLICT DO UPDATE) -> subtree incident flags (one UPDATE)
+    AFTER_APPLY hooks (same transaction; see AppliedBatch)
     ImportPosition rows (position, newest timestamp, counters) + RecordImportError rows
+    + SkippedRecordSample rows (one per unknown kind)
     commit -> Channels "instance.changed" events (transaction.on_commit)
+
+A record that fails validation or the fold is one RecordImportError; a batch PostgreSQL refuses
+as data (NUL, too long, out of range) is stored sanitized or split down to the record at fault
+(apply_batch). A position only moves over records accounted for, and over a failed record only
+when the source vouches for its position (the engine log's framing).
 
 Positions are written in the same transaction as the rows, so a crash loses both or neither, and
 records at or below a stored position are skipped when a source delivers them again. Rows keep the

@@ -16,6 +16,7 @@ from typing import Any
 from pyzeebe.proto import gateway_pb2 as pb
 
 from engine.log import LogReader, partition_ids
+from routing.keys import CLUSTER_SHIFT
 from tests.engine.helpers import activate, complete, create, deploy, gateway, one_task_process
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bpmn"
@@ -40,9 +41,6 @@ def activate_n(stub: Any, job_type: str, count: int, timeout_s: float = 20.0) ->
 
 def _variables(job: pb.ActivatedJob) -> dict[str, Any]:
     return json.loads(job.variables or "{}")
-
-
-CLUSTER_SHIFT = 58
 
 
 def _incident_keys(data_dirs: Path | dict[int, Path], job_key: int) -> list[int]:

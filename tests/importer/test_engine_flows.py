@@ -22,6 +22,7 @@ from processes.models import (
     Variable,
     VariableValue,
 )
+from routing.keys import ZEEBE_KEY_LIMIT
 from servers.models import Server
 from tests.importer.conftest import Fleet
 from tests.importer.helpers import import_all, log_cluster, snapshot, wipe_query_models
@@ -121,7 +122,7 @@ def test_import_matches_engine_truth_over_two_clusters(fleet: Fleet) -> None:
     # Both engines handed out the same Zeebe keys; global keys keep the clusters apart.
     local = {
         cluster_id: {
-            key & ((1 << 58) - 1)
+            key & (ZEEBE_KEY_LIMIT - 1)
             for key, row in fleet.truth.instances.items()
             if row["cluster"] == cluster_id
         }

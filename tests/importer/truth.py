@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-CLUSTER_SHIFT = 58
+from routing.keys import CLUSTER_SHIFT
 
 INSTANCE_END_STATES = {"ELEMENT_COMPLETED": "completed", "ELEMENT_TERMINATED": "terminated"}
 JOB_STATE_BY_INTENT = {
