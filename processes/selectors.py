@@ -318,23 +318,41 @@ def server_instance_steps(*, instance_keys: list[int]) -> QuerySet[ElementInstan
     )
 
 
-def server_open_incidents(*, server_id: str) -> QuerySet[Incident]:
-    """What is stuck now: active incidents of the server's instances."""
+# A server's active instances considered for "what is stuck now" (a server runs a handful at a time).
+SERVER_ACTIVE_INSTANCES_LIMIT = 10_000
+
+
+def server_active_instance_keys(*, server_id: str) -> list[int]:
+    """Keys of the server's active instances (pi_server_start_idx). Open incidents and jobs only exist
+    on active instances; asking by these keys (incident_instance_idx, job_instance_idx) keeps the
+    planner from walking every open job of the fleet for a semi-join (bench/api.py, 1M instances)."""
+    return list(
+        ProcessInstance.objects.filter(server_id=server_id, state__in=INSTANCE_ACTIVE_STATES).values_list(
+            "key", flat=True
+        )[:SERVER_ACTIVE_INSTANCES_LIMIT]
+    )
+
+
+def server_open_incidents(*, server_id: str, active_keys: list[int] | None = None) -> QuerySet[Incident]:
+    """What is stuck now: active incidents of the server's instances (``active_keys`` from
+    server_active_instance_keys when the caller has them, else one query for them)."""
+    if active_keys is None:
+        active_keys = server_active_instance_keys(server_id=server_id)
     return (
         Incident.objects.defer("tree_path")
         .filter(
             state__in=INCIDENT_ACTIVE_STATES,
-            process_instance_id__in=ProcessInstance.objects.filter(server_id=server_id).values("key"),
+            process_instance_id__in=active_keys,
         )
         .order_by("-created_at", "-key")
     )
 
 
-def server_open_jobs(*, server_id: str) -> QuerySet[Job]:
-    """Open jobs (activatable, activated, failed) of the server's active instances."""
+def server_open_jobs(*, server_id: str, active_keys: list[int] | None = None) -> QuerySet[Job]:
+    """Open jobs (activatable, activated, failed) of the server's active instances (see above)."""
+    if active_keys is None:
+        active_keys = server_active_instance_keys(server_id=server_id)
     return Job.objects.filter(
         state__in=JOB_ACTIVE_STATES,
-        process_instance_id__in=ProcessInstance.objects.filter(
-            server_id=server_id, state__in=INSTANCE_ACTIVE_STATES
-        ).values("key"),
+        process_instance_id__in=active_keys,
     ).order_by("-created_at", "-key")

@@ -465,8 +465,17 @@ class ServerViewSet(ListRetrieveViewSet):
         for step in selectors.server_instance_steps(instance_keys=[instance.key for instance in instances]):
             if step.process_instance_id is not None:
                 steps[step.process_instance_id].append(step)
-        incidents = list(selectors.server_open_incidents(server_id=server.serial_number)[: STUCK_LIMIT + 1])
-        jobs = list(selectors.server_open_jobs(server_id=server.serial_number)[: STUCK_LIMIT + 1])
+        active_keys = selectors.server_active_instance_keys(server_id=server.serial_number)
+        incidents = list(
+            selectors.server_open_incidents(server_id=server.serial_number, active_keys=active_keys)[
+                : STUCK_LIMIT + 1
+            ]
+        )
+        jobs = list(
+            selectors.server_open_jobs(server_id=server.serial_number, active_keys=active_keys)[
+                : STUCK_LIMIT + 1
+            ]
+        )
         context = {**self.get_serializer_context(), "steps": steps}
         return Response(
             {
