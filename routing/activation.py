@@ -372,6 +372,10 @@ class JobActivation:
     def _answered(self, cluster: Cluster) -> None:
         if self._slow_since.pop(cluster.id, None) is not None:
             log.info("cluster %s answers job activation again", cluster.label)
+            # Parked calls park a leg there at once rather than at their next periodic check.
+            for pool in self._pools.values():
+                for waiter in pool.waiters:
+                    waiter.queue.put_nowait(("recheck", None, cluster.id, None))
 
     def _mark_slow(self, cluster: Cluster) -> None:
         if cluster.id not in self._slow_since:
@@ -835,6 +839,10 @@ class JobActivation:
                     elif answering is None:
                         answering = leg
                     continue
+                if kind == "recheck":
+                    if answering is None:
+                        cover_all()  # a slow cluster answered again: park a leg there now
+                    continue
                 assert leg is not None
                 if legs.get(cluster_id) is leg:
                     del legs[cluster_id]
@@ -962,6 +970,8 @@ class JobActivation:
                         leg_error.code().name,
                     )
                     restart_at[cluster_id] = time.monotonic() + STREAM_RESTART_DELAY
+                elif kind == "recheck":
+                    continue  # streams follow the cluster list in their supervisor
                 else:
                     restart_at[cluster_id] = time.monotonic() + STREAM_RESTART_DELAY / 2
         finally:
