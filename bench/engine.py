@@ -5,9 +5,15 @@
 2. delivery latency: from CreateProcessInstance to the job arriving at an already parked
    long poll (p50/p99).
 
+With `--hostile N`, N clients meanwhile create instances of a process whose input mapping is a
+hostile expression (`--hostile-kind loop`: a 150,000-iteration loop; `regex`: a catastrophic
+backtracking regex on 22 characters), so the latency figure shows how much one bad instance
+delays the others (issue 8: the FEEL budget and RE2 bound it).
+
 Each figure is measured over several runs against a fresh `python -m engine` subprocess and
 the median is printed. Usage:
-`python bench/engine.py [--runs 3] [--seconds 10] [--partitions 1] [--event-loop auto|asyncio|uvloop]`.
+`python bench/engine.py [--runs 3] [--seconds 10] [--partitions 1] [--event-loop auto|asyncio|uvloop]
+[--hostile N --hostile-kind loop|regex]`.
 """
 
 from __future__ import annotations
@@ -143,6 +149,54 @@ async def throughput(address: str, seconds: float, workers: int, creators: int) 
     return {"instances_per_second": rate, "created": created, "completed": completed}
 
 
+HOSTILE_EXPRESSIONS = {
+    # within the step budget, so it runs until its CPU time is used up (about 1 s unbounded)
+    "loop": "=count(for x in 1..150000 return x + 1)",
+    "regex": '=matches(s, "(a+)+$")',
+}
+
+
+def hostile_process(kind: str) -> bytes:
+    mapping = (
+        f'<zeebe:ioMapping><zeebe:input source="{HOSTILE_EXPRESSIONS[kind].replace(chr(34), "&quot;")}" '
+        'target="r"/></zeebe:ioMapping>'
+    )
+    return (
+        PROCESS.replace(b"bench-work", b"hostile-work")
+        .replace(b'"bench"', b'"hostile"')
+        .replace(b'type="hostile-work"/>', b'type="hostile-work"/>' + mapping.encode())
+    )
+
+
+async def hostile_load(address: str, clients: int, kind: str, stop: asyncio.Event) -> int:
+    """Instances whose input mapping is hostile, created back to back until `stop`."""
+    channel = grpc.aio.insecure_channel(address)
+    stub = pb_grpc.GatewayStub(channel)
+    await stub.DeployResource(
+        pb.DeployResourceRequest(resources=[pb.Resource(name="hostile.bpmn", content=hostile_process(kind))])
+    )
+    created = 0
+
+    async def client() -> None:
+        nonlocal created
+        while not stop.is_set():
+            await stub.CreateProcessInstance(
+                pb.CreateProcessInstanceRequest(
+                    bpmnProcessId="hostile", version=-1, variables=json.dumps({"s": "a" * 22 + "!"})
+                ),
+                timeout=120,
+            )
+            created += 1
+
+    tasks = [asyncio.create_task(client()) for _ in range(clients)]
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await channel.close()
+    return created
+
+
 async def delivery_latency(address: str, samples: int) -> dict[str, float]:
     channel = grpc.aio.insecure_channel(address)
     stub = pb_grpc.GatewayStub(channel)
@@ -190,7 +244,15 @@ async def one_run(args: argparse.Namespace) -> tuple[dict[str, float], dict[str,
     try:
         await engine.ready()
         rate = await throughput(engine.address, args.seconds, args.workers, args.creators)
+        stop = asyncio.Event()
+        hostile = None
+        if args.hostile:
+            hostile = asyncio.create_task(hostile_load(engine.address, args.hostile, args.hostile_kind, stop))
+            await asyncio.sleep(0.5)
         latency = await delivery_latency(engine.address, args.samples)
+        if hostile is not None:
+            stop.set()
+            latency["hostile_created"] = await hostile
         return rate, latency
     finally:
         engine.close()
@@ -205,6 +267,8 @@ def main() -> None:
     parser.add_argument("--creators", type=int, default=16)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="auto")
+    parser.add_argument("--hostile", type=int, default=0, help="clients creating hostile instances")
+    parser.add_argument("--hostile-kind", choices=sorted(HOSTILE_EXPRESSIONS), default="loop")
     args = parser.parse_args()
     rates, p50s, p99s = [], [], []
     for run in range(args.runs):
@@ -220,6 +284,7 @@ def main() -> None:
         "workers": args.workers,
         "creators": args.creators,
         "event_loop": args.event_loop,
+        **({"hostile": args.hostile, "hostile_kind": args.hostile_kind} if args.hostile else {}),
     }
     print(
         json.dumps(

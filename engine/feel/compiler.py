@@ -13,7 +13,7 @@ raise. Operators live in `engine.feel.operators`, scopes in `engine.feel.scope`.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -607,7 +607,7 @@ class Compiler:
         return compiled
 
     @staticmethod
-    def _domain(scope: Scope, domain: Evaluator, end: Evaluator | None) -> list[Any] | None:
+    def _domain(scope: Scope, domain: Evaluator, end: Evaluator | None) -> Iterable[Any] | None:
         start_value = domain(scope)
         if end is None:
             if type(start_value) is list:
@@ -632,7 +632,8 @@ class Compiler:
         # Charged before the range is materialised: a huge range fails before it allocates.
         scope.budget.charge(abs(last - first) + 1, ITEM_BYTES * (abs(last - first) + 1))
         step = 1 if last >= first else -1
-        return [Decimal(number) for number in range(first, last + step, step)]
+        # Lazily: the loop charges each item, so the CPU check interrupts a long range early.
+        return map(Decimal, range(first, last + step, step))
 
     def _iterate(
         self,
@@ -647,12 +648,13 @@ class Compiler:
         if values is None:
             return None
         if index == len(iterations) - 1:
-            return [{**bindings, name: value} for value in values]
+            return ({**bindings, name: value} for value in values)
         combinations: list[dict[str, Any]] = []
         for value in values:
             nested = self._iterate(scope, iterations, index + 1, {**bindings, name: value})
             if nested is None:
                 return None
+            nested = list(nested)
             scope.budget.charge(len(nested), ITEM_BYTES * len(nested))
             combinations.extend(nested)
         return combinations
