@@ -9,6 +9,7 @@ urlpatterns = [
     path("dashboard/body", pages.dashboard, name="dashboard-body"),
     path("instances/", pages.instance_list, name="instances"),
     path("instances/new-count", pages.instance_list_new_count, name="instances-new-count"),
+    path("instances/tree-states.json", pages.instance_tree_states, name="instance-tree-states"),
     path("instances/<str:key>/", pages.instance_detail, name="instance"),
     path("instances/<str:key>/live", pages.instance_live, name="instance-live"),
     path("instances/<str:key>/diagram.bpmn", pages.instance_diagram, name="instance-diagram"),

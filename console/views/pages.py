@@ -276,6 +276,33 @@ def instance_children(request: HttpRequest, key: str) -> HttpResponse:
     )
 
 
+TREE_STATES_LIMIT = 500
+
+
+@login_required
+@require_GET
+def instance_tree_states(request: HttpRequest) -> JsonResponse:
+    """States of the tree nodes on screen, so an open tree follows live changes without being
+    rebuilt (and without losing what the operator expanded). One pk lookup for up to 500 keys."""
+    keys = [
+        int(part) for part in request.GET.get("keys", "").split(",") if part.isdigit() and len(part) <= 19
+    ]
+    if len(keys) > TREE_STATES_LIMIT:
+        return JsonResponse({"error": f"at most {TREE_STATES_LIMIT} keys"}, status=400)
+    rows = ProcessInstance.objects.filter(pk__in=keys).only("key", "state", "incident", "subtree_incident")
+    return JsonResponse(
+        {
+            str(row.key): {
+                "state": row.state,
+                "label": row.get_state_display(),
+                "incident": row.incident,
+                "subtreeIncident": row.subtree_incident,
+            }
+            for row in rows
+        }
+    )
+
+
 @login_required
 @require_GET
 def variable_value(request: HttpRequest, key: str) -> HttpResponse:

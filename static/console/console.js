@@ -43,6 +43,39 @@
     }
   });
 
+  // The tree keeps what the operator expanded; on a change only the state labels of the nodes on
+  // screen are fetched again.
+  function refreshTreeStates() {
+    var tree = byId("tree");
+    if (!tree || !tree.dataset.statesUrl) { return; }
+    var nodes = Array.prototype.slice.call(tree.querySelectorAll("li.node[data-key]"), 0, 500);
+    if (!nodes.length) { return; }
+    var keys = nodes.map(function (node) { return node.dataset.key; });
+    fetch(tree.dataset.statesUrl + "?keys=" + keys.join(","), { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : {}; })
+      .then(function (states) {
+        nodes.forEach(function (node) {
+          var state = states[node.dataset.key];
+          if (!state) { return; }
+          var label = node.querySelector(":scope > [data-tree-state]");
+          if (label) { label.textContent = state.label; label.className = "state-" + state.state; }
+          var badgeHolder = node.querySelector(":scope > [data-tree-badge]");
+          if (badgeHolder) {
+            badgeHolder.textContent = "";
+            if (state.incident || state.subtreeIncident) {
+              var badge = document.createElement("span");
+              badge.className = state.incident ? "badge bad" : "badge warn";
+              badge.textContent = state.incident ? "incident" : "incident below";
+              badgeHolder.appendChild(badge);
+            }
+          }
+        });
+        tree.dataset.statesRefreshed = String(Date.now());
+      })
+      .catch(function () { /* the next change retries */ });
+  }
+  document.addEventListener("fleetflow:instance-changed", refreshTreeStates);
+
   // -- live updates ----------------------------------------------------------------------------
   function connectLive(indicator) {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";

@@ -333,6 +333,10 @@ def test_why_stuck_names_a_job_type_no_worker_polls_then_skip(walk: Walk, stack)
     page.click("[data-confirm-button]")
     page.wait_for_selector(".operation[data-operation-state='confirmed']", timeout=30_000)
     page.wait_for_selector("#instance-state.state-completed", timeout=15_000)
+    # The tree follows too, without being rebuilt.
+    expect(page.locator(f"#tree li.node[data-key='{stack['ship']}'] > [data-tree-state]")).to_have_text(
+        "Completed"
+    )
 
 
 def test_reassign_manual_step(walk: Walk, stack) -> None:  # type: ignore[no-untyped-def]

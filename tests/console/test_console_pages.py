@@ -364,3 +364,18 @@ def test_batch_with_a_bad_filter_is_refused_with_a_reason(client, tree):
     assert response.status_code == 422
     assert BatchOperation.objects.count() == 0
     assert client.get("/batches/new", {"action": "explode"}).status_code == 404
+
+
+def test_tree_states_for_live_labels(client, tree):
+    login(client, "vera", Role.VIEWER)
+    keys = [tree["root"].key, tree["grandchild"].key]
+    states = client.get("/instances/tree-states.json", {"keys": ",".join(map(str, keys)) + ",junk"}).json()
+    assert states[str(tree["grandchild"].key)] == {
+        "state": "active",
+        "label": "Active",
+        "incident": True,
+        "subtreeIncident": True,
+    }
+    assert states[str(tree["root"].key)]["incident"] is False
+    too_many = ",".join(str(n) for n in range(1, 600))
+    assert client.get("/instances/tree-states.json", {"keys": too_many}).status_code == 400
