@@ -658,13 +658,19 @@ class SweepReport:
     enqueued: int = 0
     batches_resumed: list[int] = field(default_factory=list)
     open_operations: bool = False
+    confirmed: int = 0
 
 
 def operations_sweep(*, limit: int = 5000) -> SweepReport:
     """Queue again what nobody is working on: operations whose lease expired (their worker died),
     waiting operations well past their retry time, queued ones never picked up (the broker lost
     or never got the message), and batches whose planner stopped. Idempotent: leases make a
-    duplicate message harmless."""
+    duplicate message harmless.
+
+    Also confirms succeeded operations whose effect the query models show by now: an effect that
+    was already there ("already done") can have been imported while the operation was still
+    queued, so the importer did not match it, and committed just after the task looked.
+    """
     now = timezone.now()
     overdue = now - timedelta(seconds=2 * settings.FLEETFLOW_OPERATION_RETRY_MAX_SECONDS + 30)
     forgotten = now - timedelta(seconds=settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"])
@@ -686,6 +692,13 @@ def operations_sweep(*, limit: int = 5000) -> SweepReport:
             report.batches_resumed.append(batch.id)
             _enqueue_planner_on_commit(batch.id)
     report.open_operations = Operation.objects.filter(state__in=OPERATION_OPEN_STATES).exists()
+    unconfirmed = (
+        Operation.objects.filter(state=OperationState.SUCCEEDED, finished_at__lt=now - timedelta(seconds=2))
+        .exclude(confirm_kind="")
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )
+    report.confirmed = confirm_visible(operation_ids=list(unconfirmed))
     return report
 
 

@@ -64,7 +64,11 @@ def sweep_operations(self) -> dict[str, object]:  # type: ignore[no-untyped-def]
     beat every FLEETFLOW_OPERATION_SWEEP_SECONDS (settings.CELERY_BEAT_SCHEDULE: run the worker
     with --beat, or a beat process) and once when a worker starts."""
     report = services.operations_sweep()
-    return {"enqueued": report.enqueued, "batches_resumed": report.batches_resumed}
+    return {
+        "enqueued": report.enqueued,
+        "batches_resumed": report.batches_resumed,
+        "confirmed": report.confirmed,
+    }
 
 
 @worker_ready.connect

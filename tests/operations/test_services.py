@@ -690,3 +690,19 @@ def test_a_disabled_cluster_makes_operations_wait(world):
     tasks.run_operations.apply(args=([operation.id],)).get()
     operation.refresh_from_db()
     assert operation.state == "waiting" and operation.error_code == "disabled"
+
+
+def test_sweeper_confirms_an_effect_imported_before_the_operation_ran(world):
+    """The incident was resolved by someone else and imported while the retry was still queued:
+    the task answers "already done", the importer's hook had nothing to match; the sweep
+    confirms it."""
+    operation = make_operation(world)
+    Operation.objects.filter(id=operation.id).update(
+        state=OperationState.SUCCEEDED, already_done=True, finished_at=timezone.now() - timedelta(seconds=5)
+    )
+    assert services.operations_sweep().confirmed == 0  # not visible yet
+    world["incident"].state = "resolved"
+    world["incident"].save()
+    assert services.operations_sweep().confirmed == 1
+    operation.refresh_from_db()
+    assert operation.state == "confirmed"
