@@ -311,6 +311,17 @@ class _Delivery:
         self.remaining = maximum
         self.delivered = 0
 
+    async def write_all(self, groups: list[tuple[int, list[gateway_pb2.ActivatedJob]]]) -> None:
+        """Write (cluster id, jobs) groups in order; if the client leaves mid-way, the groups not
+        yet written are held too, not dropped."""
+        for index, (cluster_id, jobs) in enumerate(groups):
+            try:
+                await self.write(cluster_id, jobs)
+            except BaseException:
+                for later_cluster_id, later_jobs in groups[index + 1 :]:
+                    self.activation.hold(self.signature, later_cluster_id, later_jobs)
+                raise
+
     async def write(self, cluster_id: int, jobs: Sequence[gateway_pb2.ActivatedJob]) -> None:
         fitting, extra = list(jobs[: self.remaining]), list(jobs[self.remaining :])
         if extra:
@@ -669,8 +680,7 @@ class JobActivation:
         outcome = _Outcome()
 
         # ---- 1. jobs held for this signature answer at once
-        for cluster_id, jobs in self._take_held(signature, request.maxJobsToActivate):
-            await delivery.write(cluster_id, jobs)
+        await delivery.write_all(self._take_held(signature, request.maxJobsToActivate))
         if delivery.delivered:
             return
 
@@ -730,17 +740,19 @@ class JobActivation:
                 for ask in list(asks):
                     if not ask.done.is_set():
                         continue
-                    asks.remove(ask)
                     if ask.error is not None:
                         if ask.error.code() in CLIENT_ERRORS:
                             await context.abort(ask.error.code(), ask.error.details() or "")
                         outcome.failed(ask.error)
-                        continue
-                    outcome.ok = True
-                    if sum(len(jobs) for jobs in ask.batches) >= ask.share:
-                        candidates.append(ask.cluster)  # gave all it was asked for: may have more
+                    else:
+                        outcome.ok = True
+                        if sum(len(jobs) for jobs in ask.batches) >= ask.share:
+                            candidates.append(ask.cluster)  # gave all it was asked for: may have more
+                    # Still in `asks` while written: if the client leaves mid-way, the batches
+                    # not yet written are held below (a cluster may answer in several messages).
                     while ask.batches:
                         await delivery.write(ask.cluster.id, ask.batches.pop(0))
+                    asks.remove(ask)
             finally:
                 for ask in asks:  # not answered within the bound (or the client left meanwhile)
                     ask.abandoned = True
@@ -815,9 +827,9 @@ class JobActivation:
         try:
             cover_all()
             # Held jobs that arrived since step 1 (a late quick answer) are this call's.
-            for cluster_id, jobs in self._take_held(signature, delivery.remaining):
-                await delivery.write(cluster_id, jobs)
-                answered_from_hold = True
+            taken = self._take_held(signature, delivery.remaining)
+            await delivery.write_all(taken)
+            answered_from_hold = bool(taken)
             next_check = loop.time() + RECHECK_INTERVAL
             while delivery.remaining > 0 and not answered_from_hold:
                 timeout = min(poll_end - time.monotonic(), next_check - loop.time())
