@@ -21,6 +21,7 @@ import asyncio
 import logging
 import sys
 
+from engine.auth import AuthConfigError, BearerAuthInterceptor, server_credentials, verifier_from_options
 from engine.log import LogCorruption
 from engine.server import serve
 
@@ -65,9 +66,19 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics (engine/metrics.py)",
     )
+    security = parser.add_argument_group("security (engine/auth.py)")
+    security.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this PEM certificate chain")
+    security.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
+    security.add_argument(
+        "--oauth-issuer", metavar="URL", help="require bearer JWTs from this issuer (its JWKS is fetched)"
+    )
+    security.add_argument("--oauth-audience", metavar="NAME", help="the audience tokens must name")
+    security.add_argument("--oauth-jwks", metavar="FILE", help="verify token signatures with this JWKS file")
     args = parser.parse_args(argv)
     if args.partitions < 1:
         parser.error("--partitions must be at least 1")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
     logging.basicConfig(
         stream=sys.stderr,
         level=args.log_level.upper(),
@@ -85,7 +96,25 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error("--event-loop uvloop: uvloop is not installed")
     logging.getLogger("engine").info("event loop: %s", loop_name)
     try:
-        asyncio.run(serve(args.data_dir, args.partitions, args.host, args.port, args.metrics_port))
+        tls = server_credentials(args.tls_cert, args.tls_key) if args.tls_cert else None
+        verifier = verifier_from_options(
+            issuer=args.oauth_issuer, audience=args.oauth_audience, jwks_file=args.oauth_jwks
+        )
+    except AuthConfigError as exc:
+        parser.error(str(exc))
+    auth = BearerAuthInterceptor(verifier) if verifier is not None else None
+    try:
+        asyncio.run(
+            serve(
+                args.data_dir,
+                args.partitions,
+                args.host,
+                args.port,
+                args.metrics_port,
+                tls=tls,
+                auth=auth,
+            )
+        )
     except (ValueError, OSError, LogCorruption) as exc:
         logging.getLogger("engine").error("cannot start: %s", exc)
         return 2

@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pyzeebe.proto import gateway_pb2_grpc as pb_grpc
 
+from engine.auth import BearerAuthInterceptor
 from engine.broker import Broker
 from engine.gateway import GatewayServicer
 from engine.metrics import CallMetrics, serve_metrics
@@ -25,8 +26,19 @@ GATEWAY_SERVICE = "gateway_protocol.Gateway"
 class EngineServer:
     """A running engine: `await start()`, then `await stop()` (also on SIGTERM/SIGINT)."""
 
-    def __init__(self, data_dir: str | Path, partitions: int = 1, host: str = "127.0.0.1", port: int = 26500):
+    def __init__(
+        self,
+        data_dir: str | Path,
+        partitions: int = 1,
+        host: str = "127.0.0.1",
+        port: int = 26500,
+        *,
+        tls: grpc.ServerCredentials | None = None,
+        auth: BearerAuthInterceptor | None = None,
+    ):
         self.broker = Broker(data_dir, partitions)
+        self.tls = tls  # None: plaintext (--tls-cert/--tls-key; engine/auth.py)
+        self.auth = auth  # None: no token required (--oauth-*)
         self.host = host
         self.port = port
         self.server: grpc.aio.Server | None = None
@@ -39,8 +51,10 @@ class EngineServer:
         # full collections (latency spikes) only scan what changes afterwards.
         gc.collect()
         gc.freeze()
+        # Auth first: a refused call is counted by nobody and reaches no handler.
+        interceptors = [i for i in (self.auth, self.call_metrics) if i is not None]
         self.server = grpc.aio.server(
-            interceptors=[self.call_metrics] if self.call_metrics is not None else None,
+            interceptors=interceptors or None,
             options=[
                 # One request may be at most MAX_MESSAGE_BYTES (4 MiB, Zeebe's maxMessageSize):
                 # larger ones are refused by grpc with RESOURCE_EXHAUSTED before they cost anything.
@@ -52,7 +66,10 @@ class EngineServer:
         servicer = GatewayServicer(self.broker, self.host, self.port)
         pb_grpc.add_GatewayServicer_to_server(servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        bound = self.server.add_insecure_port(f"{self.host}:{self.port}")
+        if self.tls is not None:
+            bound = self.server.add_secure_port(f"{self.host}:{self.port}", self.tls)
+        else:
+            bound = self.server.add_insecure_port(f"{self.host}:{self.port}")
         if bound == 0:
             raise OSError(f"cannot bind {self.host}:{self.port}")
         self.port = bound
@@ -84,9 +101,16 @@ async def _set_status(servicer: object, service: str, status: int) -> None:
 
 
 async def serve(
-    data_dir: str | Path, partitions: int, host: str, port: int, metrics_port: int | None = None
+    data_dir: str | Path,
+    partitions: int,
+    host: str,
+    port: int,
+    metrics_port: int | None = None,
+    *,
+    tls: grpc.ServerCredentials | None = None,
+    auth: BearerAuthInterceptor | None = None,
 ) -> None:
-    engine = EngineServer(data_dir, partitions, host, port)
+    engine = EngineServer(data_dir, partitions, host, port, tls=tls, auth=auth)
     if metrics_port is not None:
         engine.call_metrics = CallMetrics()
     await engine.start()
