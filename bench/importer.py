@@ -1,5 +1,7 @@
 """Importer benchmark: records/s from the engine log and from Redis into PostgreSQL, and import lag
-at a sustained 2,000 records/s. Prints one JSON object per figure (median of several runs).
+at a sustained 2,000 records/s, and records/s from a log with poison records (one VARIABLE event
+in --poison-every with a name PostgreSQL refuses). Prints one JSON object per figure (median of
+several runs).
 
 Run it against a throwaway PostgreSQL + Redis started by the test services helper:
 
@@ -161,6 +163,52 @@ def bench_log(
     }
 
 
+def poisoned(
+    corpus: dict[int, list[dict[str, Any]]], every: int
+) -> tuple[dict[int, list[dict[str, Any]]], int]:
+    """The corpus with every `every`-th VARIABLE event given a 300-character name (PostgreSQL's
+    varchar(255) refuses it: the batch holding it goes through the importer's data-error path)."""
+    changed = 0
+    seen = 0
+    result: dict[int, list[dict[str, Any]]] = {}
+    for partition_id, found in corpus.items():
+        result[partition_id] = []
+        for record in found:
+            if record["valueType"] == "VARIABLE" and record["recordType"] == "EVENT":
+                seen += 1
+                if seen % every == 0:
+                    record = {**record, "value": {**record["value"], "name": "v" * 300}}
+                    changed += 1
+            result[partition_id].append(record)
+    return result, changed
+
+
+def bench_poison(
+    corpus: dict[int, list[dict[str, Any]]], runs: int, batch_size: int, work_dir: Path, every: int
+) -> dict[str, Any]:
+    """Like bench_log, with poison records: what isolating them costs."""
+    from processes.models import RecordImportError
+
+    poisoned_corpus, changed = poisoned(corpus, every)
+    data_dir = work_dir / f"poison-{uuid.uuid4().hex[:6]}"
+    total = write_log(data_dir, poisoned_corpus)
+    rates = []
+    for _ in range(runs):
+        reset_database()
+        received, elapsed = drain_timed(make_cluster("engine_log", {"data_dir": str(data_dir)}), batch_size)
+        assert received == total, (received, total)
+        assert RecordImportError.objects.count() == changed, (RecordImportError.objects.count(), changed)
+        rates.append(received / elapsed)
+    return {
+        "bench": "importer.log_with_poison",
+        "records": total,
+        "poison_records": changed,
+        "batch_size": batch_size,
+        "records_per_s_median": round(statistics.median(rates)),
+        "records_per_s_runs": [round(rate) for rate in rates],
+    }
+
+
 def bench_redis(corpus: dict[int, list[dict[str, Any]]], runs: int, batch_size: int) -> dict[str, Any]:
     import redis
 
@@ -278,7 +326,10 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=150, help="copies of the scenario's records")
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--lag-seconds", type=float, default=15.0)
-    parser.add_argument("--only", choices=["log", "redis", "lag"], action="append")
+    parser.add_argument("--only", choices=["log", "redis", "lag", "poison"], action="append")
+    parser.add_argument(
+        "--poison-every", type=int, default=300, help="poison: one bad VARIABLE event in this many"
+    )
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         raise SystemExit(
@@ -291,7 +342,7 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    only = set(args.only or ["log", "redis", "lag"])
+    only = set(args.only or ["log", "redis", "lag", "poison"])
     with tempfile.TemporaryDirectory(prefix="bench-importer-") as tmp:
         work_dir = Path(tmp)
         records = scenario_records(work_dir)
@@ -300,6 +351,9 @@ def main() -> None:
             print(json.dumps(bench_log(corpus, args.runs, args.batch_size, work_dir)), flush=True)
         if "redis" in only:
             print(json.dumps(bench_redis(corpus, args.runs, args.batch_size)), flush=True)
+        if "poison" in only:
+            figure = bench_poison(corpus, args.runs, args.batch_size, work_dir, args.poison_every)
+            print(json.dumps(figure), flush=True)
         if "lag" in only:
             per_copy = sum(1 for found in replicate(records, 2, start_copy=0).values() for _ in found) // 2
             copies = int(2000 * args.lag_seconds * 1.2 / max(1, per_copy)) + 2

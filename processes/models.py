@@ -450,7 +450,10 @@ class ImportPosition(models.Model):
 class RecordImportError(models.Model):
     """A record the importer could not read (bad JSON, missing or mistyped fields), kept for operators.
 
-    The record is skipped, never retried: ``raw_excerpt`` holds its beginning for diagnosis.
+    The record is skipped, never retried: ``raw_excerpt`` holds its beginning for diagnosis. A row
+    whose message says "stored with changes" is a record that was imported with a value
+    PostgreSQL cannot hold made storable (NUL escaped as \u0000, a text cut to its column).
+    A gap in an engine log is one row too (``source_ref`` "log-gap:<partition>:<position>").
     ``source_ref`` identifies the record in its source (log position, Redis entry id, ES document id)
     so that a redelivered copy is not stored twice.
     """

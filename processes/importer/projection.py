@@ -130,6 +130,8 @@ class _Failure:
     # The position is the record's place in the source (see SourceRecord.position_trusted): only
     # then does the failed record move its stream's position (else the log would stall on it).
     position_trusted: bool = False
+    # Not a failure: the record's row was stored, with the changes the message names (sanitize).
+    stored: bool = False
 
 
 @dataclass
@@ -423,6 +425,7 @@ def _sanitize_row(
                 source_ref="",
                 message=f"{model.__name__} {row.get('key')} stored with changes: " + "; ".join(changes),
                 raw_excerpt=payload_excerpt({name: row[name] for name in names}),
+                stored=True,
             )
         )
 
@@ -918,11 +921,12 @@ class Projection:
             return
         for failure in failures:
             logger.warning(
-                "cluster %s partition %s position %s%s: record skipped: %s",
+                "cluster %s partition %s position %s%s: %s: %s",
                 self.cluster.id,
                 failure.partition_id or "?",
                 failure.position if failure.position is not None else "?",
                 f" ({failure.stream} {failure.source_ref})" if failure.stream or failure.source_ref else "",
+                "record stored with changes" if failure.stored else "record skipped",
                 failure.message,
             )
         RecordImportError.objects.bulk_create(

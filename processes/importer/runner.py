@@ -247,8 +247,14 @@ def _back_off(importer: Importer, error: BaseException) -> None:
             importer.backoff,
         )
     else:
-        logger.exception(
-            "cluster %s: batch failed; retrying in %.1f s", importer.cluster.id, importer.backoff
+        # The traceback once per trouble, then one line per retry.
+        logger.error(
+            "cluster %s: batch failed (%s: %s); retrying in %.1f s",
+            importer.cluster.id,
+            type(error).__name__,
+            " ".join(str(error).split())[:300],
+            importer.backoff,
+            exc_info=importer.backoff <= 0.5,
         )
     importer.projection.forget_caches()
     importer.reload_positions_later = True

@@ -74,6 +74,9 @@ class ElasticsearchSource:
                         partition_hint=partition_id,
                         position_hint=position if isinstance(position, int) else None,
                         source_ref=str(hit.get("_id", "")),
+                        # Paging is by this very field (search_after), so a bad document must move
+                        # the position past it, or every fetch would return it again.
+                        position_trusted=isinstance(position, int),
                     )
                 )
         return records

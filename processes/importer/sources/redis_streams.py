@@ -30,12 +30,20 @@ from typing import Any
 import redis
 
 from processes.importer import jsontext
-from processes.importer.records import SourceRecord
+from processes.importer.records import MalformedRecord, SourceRecord, decode_record
 
 logger = logging.getLogger(__name__)
 
 STREAM_RESCAN_SECONDS = 1.0
 MAX_BLOCK_MS = 1000
+
+
+def _valid(record: SourceRecord) -> bool:
+    try:
+        decode_record(record)
+    except MalformedRecord:
+        return False
+    return True
 
 
 class RedisStreamSource:
@@ -145,8 +153,10 @@ class RedisStreamSource:
                     self._pending_cursor[stream] = entry_id
                 record = self._source_record(stream, value_type, entry_id, fields)
                 partition_id, position = record.partition_hint, record.position_hint
-                if partition_id is None or position is None:
-                    immediate.append(record)  # undecodable: the projection reports it now
+                if partition_id is None or position is None or not _valid(record):
+                    # Undecodable or invalid: the projection reports it now. Its position (read
+                    # from the bad payload) must not raise the frontier either.
+                    immediate.append(record)
                     continue
                 delivered_key = (stream, partition_id)
                 if position > self._delivered.get(delivered_key, 0):
