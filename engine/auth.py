@@ -9,8 +9,9 @@ it. Otherwise the call ends with UNAUTHENTICATED before any handler runs (the Ze
 code; its messages too). The gRPC health service stays open: it says only SERVING or not, and
 load balancers and the proxy's health checker probe it without credentials.
 
-Shared by the engine and the proxy (routing imports nothing of engine, so the proxy has its own
-copy of the wiring in routing/security.py and this module stays importable without Django).
+The proxy's server side is the same: routing/gateway_auth.py is this module's code verbatim
+below the docstring (engine and routing are separate programs that share no code);
+tests/security/test_proxy_security.py fails when the two drift apart.
 """
 
 from __future__ import annotations

@@ -12,11 +12,13 @@ re-applying an older record a no-op (at-least-once sources, reference §3.9).
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from processes.choices import ClusterState, IncidentState, InstanceState, JobState, RecordSource
 from routing.keys import MAX_CLUSTER_ID, MIN_CLUSTER_ID
+from routing.security import SecurityConfigError, UpstreamSecurity
 
 # Cluster ids live in the top bits of a global key (DESIGN §2, routing/keys.py); 0 is never a cluster.
 CLUSTER_ID_MIN = MIN_CLUSTER_ID
@@ -49,6 +51,16 @@ class Cluster(models.Model):
     )
     # Source settings: engine_log {"data_dir"}, redis {"url", "stream_prefix"}, elasticsearch {"url", "index_prefix"}.
     record_source_config = models.JSONField(default=dict, blank=True)
+    # How the proxy and the actions reach the gateway: {"tls", "ca", "server_name", "token_url",
+    # "client_id", "client_secret_env" | "client_secret_file", "audience", "scope"}
+    # (routing/security.py). Only references to the secret, never the secret: clean() refuses it.
+    gateway_security = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='TLS/OAuth to the gateway, e.g. {"tls": true, "ca": "/etc/zeebe/ca.pem", '
+        '"token_url": "https://...", "client_id": "...", "client_secret_env": "ZEEBE_SECRET", '
+        '"audience": "zeebe-api"}. The secret itself is never stored here.',
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -70,6 +82,13 @@ class Cluster(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (#{self.id})"
+
+    def clean(self) -> None:
+        super().clean()
+        try:
+            UpstreamSecurity.from_mapping(self.gateway_security or None)
+        except SecurityConfigError as error:
+            raise ValidationError({"gateway_security": str(error)}) from None
 
 
 def _no_constraint_fk(to: str, *, db_column: str, related_name: str, **extra) -> models.ForeignKey:  # type: ignore[no-untyped-def]

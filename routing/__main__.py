@@ -1,5 +1,9 @@
 """Command line: ``python -m routing --port PORT --cluster ID=HOST:PORT[,weight=W][,state=S] ...``.
 
+A cluster spec may add its TLS/OAuth settings (routing/security.py): ``tls=1,ca=FILE,
+server_name=NAME,token_url=URL,client_id=ID,client_secret_env=VAR|client_secret_file=FILE,
+audience=AUD``. ``--tls-cert/--tls-key`` and ``--oauth-*`` secure the proxy's own port.
+
 Or ``--clusters FILE`` (a JSON list of ``{"id", "name", "address", "weight", "state"}``, re-read
 within a second of a change, no restart). Logs to stderr; SIGTERM/SIGINT stop it cleanly;
 serves gRPC health (``gateway_protocol.Gateway`` SERVING). ``--state-dir`` keeps the deployment
@@ -13,6 +17,12 @@ import logging
 import sys
 
 from routing.clusters import ClusterConfigError, file_source, parse_cluster_spec, static_source
+from routing.gateway_auth import (
+    AuthConfigError,
+    BearerAuthInterceptor,
+    server_credentials,
+    verifier_from_options,
+)
 from routing.metrics import serve_metrics
 from routing.server import ProxyServer, serve
 
@@ -45,11 +55,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics (routing/metrics.py)",
     )
     parser.add_argument("--log-level", default="INFO")
+    security = parser.add_argument_group("security of the proxy's own port (routing/gateway_auth.py)")
+    security.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this PEM certificate chain")
+    security.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
+    security.add_argument(
+        "--oauth-issuer", metavar="URL", help="require bearer JWTs from this issuer (its JWKS is fetched)"
+    )
+    security.add_argument("--oauth-audience", metavar="NAME", help="the audience tokens must name")
+    security.add_argument("--oauth-jwks", metavar="FILE", help="verify token signatures with this JWKS file")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    try:
+        tls = server_credentials(args.tls_cert, args.tls_key) if args.tls_cert else None
+        verifier = verifier_from_options(
+            issuer=args.oauth_issuer, audience=args.oauth_audience, jwks_file=args.oauth_jwks
+        )
+    except AuthConfigError as error:
+        parser.error(str(error))
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,
@@ -72,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         state_dir=args.state_dir,
         poll_interval=args.poll_interval,
+        tls=tls,
+        auth=BearerAuthInterceptor(verifier) if verifier is not None else None,
     )
     try:
         import uvloop  # optional: a faster event loop when installed

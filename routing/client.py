@@ -39,6 +39,7 @@ from pyzeebe.proto import gateway_pb2_grpc
 from routing.clusters import Cluster, ClusterSet, ClusterState, validate_cluster_list
 from routing.keymap import KeyRewriteError, globalize_response, localize_request
 from routing.keys import InvalidKeyError, UnknownClusterError, from_global, to_global
+from routing.security import UpstreamSecurity
 from routing.upstream import CHANNEL_OPTIONS
 
 __all__ = [
@@ -86,18 +87,28 @@ class ActivateInstruction:
     variables_scope_id: str = ""  # element id of the scope; "" = the process instance
 
 
-_channels: dict[tuple[int, str], tuple[grpc.Channel, gateway_pb2_grpc.GatewayStub]] = {}
+_channels: dict[
+    tuple[int, str, UpstreamSecurity | None], tuple[grpc.Channel, gateway_pb2_grpc.GatewayStub]
+] = {}
 _channels_lock = threading.Lock()
 
 
-def _stub_for(address: str) -> gateway_pb2_grpc.GatewayStub:
+def _stub_for(address: str, security: UpstreamSecurity | None = None) -> gateway_pb2_grpc.GatewayStub:
     # Keyed by pid too: a gRPC channel must not cross a fork (Celery's prefork pool), so each
-    # worker process opens its own on first use.
-    key = (os.getpid(), address)
+    # worker process opens its own on first use. Keyed by the security settings as well, so a
+    # cluster switched to TLS gets a new channel (the proxy's way: routing/upstream.py).
+    key = (os.getpid(), address, security)
     with _channels_lock:
         cached = _channels.get(key)
         if cached is None:
-            channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+            if security is not None and security.tls:
+                channel = grpc.secure_channel(
+                    address,
+                    security.channel_credentials(),
+                    options=CHANNEL_OPTIONS + security.channel_options(),
+                )
+            else:
+                channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
             cached = (channel, gateway_pb2_grpc.GatewayStub(channel))
             _channels[key] = cached
         return cached[1]
@@ -187,7 +198,7 @@ class Router:
         """The owning cluster's stub and the key as that cluster knows it."""
         cluster_id, local_key = from_global(global_key)
         cluster = self.cluster(cluster_id)
-        return _stub_for(cluster.address), local_key
+        return _stub_for(cluster.address, cluster.security), local_key
 
     # ------------------------------------------------------------------ calls
 
@@ -202,7 +213,7 @@ class Router:
         if route.cluster_id is None:
             raise InvalidKeyError(f"{method}: the request names no key to route by")
         cluster = self.cluster(route.cluster_id)
-        stub = _stub_for(cluster.address)
+        stub = _stub_for(cluster.address, cluster.security)
         try:
             response = getattr(stub, method)(request, timeout=self.timeout)
         except grpc.RpcError as error:
@@ -354,7 +365,9 @@ class Router:
             if cluster.state is ClusterState.DISABLED:
                 continue
             try:
-                response = _stub_for(cluster.address).PublishMessage(request, timeout=self.timeout)
+                response = _stub_for(cluster.address, cluster.security).PublishMessage(
+                    request, timeout=self.timeout
+                )
             except grpc.RpcError as error:
                 if first_error is None:
                     first_error = GatewayError(error.code(), error.details() or "", cluster_id=cluster.id)

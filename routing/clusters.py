@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from routing.keys import UnknownClusterError, check_cluster_id
+from routing.security import SPEC_KEYS, SecurityConfigError, UpstreamSecurity
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ class Cluster:
     name: str = ""
     weight: int = 1
     state: ClusterState = ClusterState.ACTIVE
+    # TLS/OAuth to reach the gateway (routing/security.py); None = plaintext. Compared, so a
+    # changed setting swaps the list in and the proxy opens a new channel.
+    security: UpstreamSecurity | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -87,7 +91,7 @@ class Cluster:
         """Build from a ``--clusters`` JSON entry ``{"id", "name", "address", "weight", "state"}``."""
         if not isinstance(data, Mapping):
             raise ClusterConfigError(f"a cluster entry must be an object, got {data!r}")
-        unknown = set(data) - {"id", "name", "address", "weight", "state"}
+        unknown = set(data) - {"id", "name", "address", "weight", "state", "security"}
         missing = {"id", "address"} - set(data)
         if missing:
             raise ClusterConfigError(f"cluster entry {dict(data)!r} lacks {', '.join(sorted(missing))}")
@@ -97,12 +101,19 @@ class Cluster:
         weight = data.get("weight", 1)
         if weight is None:
             weight = 1
+        security = data.get("security")
+        if not isinstance(security, UpstreamSecurity):
+            try:
+                security = UpstreamSecurity.from_mapping(security)
+            except SecurityConfigError as error:
+                raise ClusterConfigError(f"cluster {cluster_id}: security: {error}") from None
         return cls(
             id=cluster_id,
             address=data["address"],
             name=str(data.get("name") or ""),
             weight=weight,
             state=data.get("state") or ClusterState.ACTIVE,
+            security=security,
             extra={k: data[k] for k in unknown},
         )
 
@@ -113,6 +124,7 @@ class Cluster:
             "address": self.address,
             "weight": self.weight,
             "state": self.state.value,
+            **({"security": self.security.to_mapping()} if self.security is not None else {}),
         }
 
 
@@ -127,12 +139,17 @@ def parse_cluster_spec(spec: str) -> Cluster:
     if not raw_id.strip().isdigit():
         raise ClusterConfigError(f"--cluster {spec!r}: cluster id {raw_id!r} is not a number")
     values: dict[str, Any] = {"id": int(raw_id), "address": address.strip()}
+    security: dict[str, str] = {}
     for option in options:
         name, sep, value = option.partition("=")
         name = name.strip()
+        if sep and name in SPEC_KEYS:
+            security[name] = value.strip()
+            continue
         if not sep or name not in {"weight", "state", "name"}:
             raise ClusterConfigError(
-                f"--cluster {spec!r}: unknown option {option!r} (use weight=, state=, name=)"
+                f"--cluster {spec!r}: unknown option {option!r} (use weight=, state=, name=, "
+                f"or the security settings {', '.join(f'{key}=' for key in SPEC_KEYS)})"
             )
         if name == "weight":
             if not value.strip().isdigit():
@@ -140,6 +157,8 @@ def parse_cluster_spec(spec: str) -> Cluster:
             values["weight"] = int(value)
         else:
             values[name] = value.strip()
+    if security:
+        values["security"] = security
     try:
         return Cluster.from_mapping(values)
     except ClusterConfigError as error:

@@ -25,6 +25,7 @@ import grpc
 from pyzeebe.proto import gateway_pb2
 
 from routing.clusters import Cluster, ClusterSet, ClusterState
+from routing.security import explain_failure
 from routing.upstream import ChannelPool
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,10 @@ class HealthMonitor:
             ):
                 # Slow to answer the probe but serving real calls right now: busy, not down.
                 return
-            self._failed(cluster, f"{error.code().name}: {error.details()}")
+            self._failed(
+                cluster,
+                explain_failure(cluster.security, cluster.address, f"{error.code().name}: {error.details()}"),
+            )
         except Exception as error:  # any probe failure means "not healthy"
             self._failed(cluster, f"{type(error).__name__}: {error}")
         else:

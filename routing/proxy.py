@@ -179,11 +179,12 @@ class GatewayProxy(gateway_pb2_grpc.GatewayServicer):
 
     def on_clusters_changed(self, old: Sequence[Cluster], new: Sequence[Cluster]) -> None:
         """ClusterSet listener: drop channels of removed addresses, re-check changed clusters."""
+        self.pool.configure({c.address: c.security for c in new})
         self.pool.retain({c.address for c in new})
         old_by_id = {c.id: c for c in old}
         for cluster in new:
             before = old_by_id.get(cluster.id)
-            if before is None or before.address != cluster.address:
+            if before is None or before.address != cluster.address or before.security != cluster.security:
                 # A new address says nothing about the old one's health: check it now.
                 self.health.status(cluster.id).status = Health.UNKNOWN
                 self.health.status(cluster.id).consecutive_failures = 0

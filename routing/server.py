@@ -59,7 +59,11 @@ class ProxyServer:
         metrics_interval: float = 1.0,
         health_interval: float = 0.25,
         health_deadline: float = 0.3,
+        tls: grpc.ServerCredentials | None = None,
+        auth: grpc.aio.ServerInterceptor | None = None,
     ) -> None:
+        self.tls = tls  # None: plaintext (--tls-cert/--tls-key; routing/gateway_auth.py)
+        self.auth = auth  # None: no token required of callers (--oauth-*)
         self.source: ClusterSource = source if callable(source) else static_source(source)
         self.host = host
         self.requested_port = port
@@ -136,15 +140,19 @@ class ProxyServer:
             raise ClusterConfigError(self._last_source_error)
         await self.proxy.start_background()
         server = grpc.aio.server(
+            interceptors=[self.auth] if self.auth is not None else None,
             options=[
                 ("grpc.max_receive_message_length", 64 * 1024 * 1024),
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         gateway_pb2_grpc.add_GatewayServicer_to_server(self.proxy, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health_servicer, server)
-        port = server.add_insecure_port(f"{self.host}:{self.requested_port}")
+        if self.tls is not None:
+            port = server.add_secure_port(f"{self.host}:{self.requested_port}", self.tls)
+        else:
+            port = server.add_insecure_port(f"{self.host}:{self.requested_port}")
         if port == 0:
             raise OSError(f"cannot listen on {self.host}:{self.requested_port}")
         await server.start()

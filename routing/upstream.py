@@ -15,6 +15,8 @@ import logging
 import grpc
 from pyzeebe.proto import gateway_pb2_grpc
 
+from routing.security import UpstreamSecurity
+
 log = logging.getLogger(__name__)
 
 CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
@@ -33,9 +35,18 @@ CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
 class Upstream:
     """An async channel and Gateway stub for one cluster address."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, security: UpstreamSecurity | None = None) -> None:
         self.address = address
-        self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.security = security
+        if security is not None and security.tls:
+            # TLS (plus OAuth call credentials if configured); never a plaintext fallback.
+            self.channel = grpc.aio.secure_channel(
+                address,
+                security.channel_credentials(),
+                options=CHANNEL_OPTIONS + security.channel_options(),
+            )
+        else:
+            self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         self.stub = gateway_pb2_grpc.GatewayStub(self.channel)
 
 
@@ -45,13 +56,23 @@ class ChannelPool:
     def __init__(self) -> None:
         self._upstreams: dict[str, Upstream] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        self._security: dict[str, UpstreamSecurity | None] = {}  # per address (set by configure)
 
     def get(self, address: str) -> Upstream:
         upstream = self._upstreams.get(address)
         if upstream is None:
-            upstream = Upstream(address)
+            upstream = Upstream(address, self._security.get(address))
             self._upstreams[address] = upstream
         return upstream
+
+    def configure(self, security: dict[str, UpstreamSecurity | None]) -> None:
+        """Record each address's TLS/OAuth settings; a channel whose settings changed is replaced
+        (the old one closes after the grace period, like a removed address's)."""
+        self._security = dict(security)
+        for address, upstream in list(self._upstreams.items()):
+            if upstream.security != self._security.get(address):
+                del self._upstreams[address]
+                self._close_soon(upstream, 30.0)
 
     def retain(self, addresses: set[str], grace_seconds: float = 30.0) -> None:
         """Close channels to addresses not in ``addresses`` after a grace period.
@@ -61,10 +82,12 @@ class ChannelPool:
         """
         for address in list(self._upstreams):
             if address not in addresses:
-                upstream = self._upstreams.pop(address)
-                task = asyncio.get_running_loop().create_task(self._close_later(upstream, grace_seconds))
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
+                self._close_soon(self._upstreams.pop(address), grace_seconds)
+
+    def _close_soon(self, upstream: Upstream, grace_seconds: float) -> None:
+        task = asyncio.get_running_loop().create_task(self._close_later(upstream, grace_seconds))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _close_later(self, upstream: Upstream, grace_seconds: float) -> None:
         await asyncio.sleep(grace_seconds)

@@ -593,7 +593,14 @@ def operations_record_outcomes(*, outcomes: Iterable[Outcome], owner: str) -> No
 def cluster_router() -> Router:
     """A routing client over the clusters table (read once per call of this function)."""
     clusters = [
-        {"id": c.id, "name": c.name, "address": c.gateway_address, "weight": c.weight, "state": c.state}
+        {
+            "id": c.id,
+            "name": c.name,
+            "address": c.gateway_address,
+            "weight": c.weight,
+            "state": c.state,
+            "security": c.gateway_security or None,  # TLS/OAuth as the proxy reaches it
+        }
         for c in Cluster.objects.order_by("id")
     ]
     return Router(clusters, timeout=5.0)

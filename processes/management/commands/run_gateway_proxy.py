@@ -36,6 +36,7 @@ def cluster_table_source() -> list[dict[str, Any]]:
                 "address": cluster.gateway_address,
                 "weight": cluster.weight,
                 "state": cluster.state,
+                "security": cluster.gateway_security or None,  # routing/security.py
             }
             for cluster in cluster_list()
         ]
