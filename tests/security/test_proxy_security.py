@@ -341,3 +341,51 @@ def test_routing_client_reaches_secured_clusters(
     with pytest.raises(GatewayError) as refused:
         Router(bare).complete_job(to_global(1, 2251799813685249), {})
     assert refused.value.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_zbctl_through_the_tls_proxy(fleet: Fleet, token_server: TokenServer, tmp_path: Path) -> None:
+    """zbctl with --certPath and the OAuth flags: deploy, create, activate, complete via the proxy."""
+    from tests.engine.helpers import one_task_process
+    from tests.zbctl import require_zbctl
+
+    zbctl = require_zbctl()
+    wait_up(fleet, {"1", "2"})
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                str(zbctl),
+                *args,
+                "--address",
+                fleet.proxy.address,
+                "--certPath",
+                str(fleet.proxy.ca),
+                "--clientId",
+                CLIENT_ID,
+                "--clientSecret",
+                CLIENT_SECRET,
+                "--authzUrl",
+                token_server.token_url,
+                "--audience",
+                AUDIENCE,
+                "--clientCache",
+                str(tmp_path / "cache"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={"HOME": str(tmp_path), "SSL_CERT_FILE": str(fleet.proxy.ca)},
+        )
+
+    bpmn = tmp_path / "zb-proxy.bpmn"
+    bpmn.write_bytes(one_task_process("zb-proxy", "zb-proxy-work"))
+    assert run("deploy", "resource", str(bpmn)).returncode == 0
+    created = run("create", "instance", "zb-proxy")
+    assert created.returncode == 0, created.stderr
+    instance = json.loads(created.stdout)["processInstanceKey"]
+    activated = run("activate", "jobs", "zb-proxy-work", "--maxJobsToActivate", "1", "--requestTimeout", "5s")
+    jobs = json.loads(activated.stdout)["jobs"]
+    assert [job["processInstanceKey"] for job in jobs] == [instance]
+    completed = run("complete", "job", jobs[0]["key"])
+    assert completed.returncode == 0, completed.stderr
