@@ -97,16 +97,6 @@ def instance_ancestors(*, instance: ProcessInstance) -> QuerySet[ProcessInstance
     return ProcessInstance.objects.filter(pk__in=keys).order_by("depth")
 
 
-def root_instances() -> QuerySet[ProcessInstance]:
-    """Top-level instances, newest first (pi_roots_idx)."""
-    return ProcessInstance.objects.filter(parent__isnull=True).order_by("-start_date", "-key")
-
-
-def instances_with_incidents() -> QuerySet[ProcessInstance]:
-    """Instances whose subtree holds an active incident (pi_subtree_incident_idx)."""
-    return ProcessInstance.objects.filter(subtree_incident=True).order_by("-start_date", "-key")
-
-
 def instance_variables(*, instance: ProcessInstance) -> QuerySet[Variable]:
     """Variables of every scope of one instance (variable_instance_name_idx); large values deferred."""
     return Variable.objects.filter(process_instance=instance).order_by("scope_key", "name")
