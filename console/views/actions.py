@@ -206,6 +206,52 @@ def _run_update_retries(actor: Any, job: Job, data: dict[str, str]) -> Any:
     return _services().operation_update_retries(actor=actor, job=job, retries=retries)
 
 
+def _describe_complete_job(job: Job) -> str:
+    return (
+        f"Completes {job.job_type} job {job.key} of step {job.element_id} by hand, as its worker would, with "
+        "the variables below (output mappings apply), and the flow goes on. If a worker completes it "
+        "first, this is refused with NOT_FOUND and nothing happens twice."
+    )
+
+
+def _describe_fail_job(job: Job) -> str:
+    return (
+        f"Fails {job.job_type} job {job.key} of step {job.element_id} by hand with the message below. With "
+        "retries left a worker can take it again; with 0 retries an incident opens."
+    )
+
+
+def _describe_throw_error(job: Job) -> str:
+    return (
+        f"Throws a BPMN error with the code below from {job.job_type} job {job.key} (step {job.element_id}). "
+        "An error boundary event or event subprocess with that code takes over, with the variables below; "
+        "if none catches it, an incident opens."
+    )
+
+
+def _run_complete_job(actor: Any, job: Job, data: dict[str, str]) -> Any:
+    variables = _variables(data.get("variables", ""))
+    return _services().operation_complete_job(actor=actor, job=job, variables=variables)
+
+
+def _run_fail_job(actor: Any, job: Job, data: dict[str, str]) -> Any:
+    retries = _int(data.get("retries", "0"), name="Retries", low=0, high=1000)
+    return _services().operation_fail_job(
+        actor=actor, job=job, retries=retries, error_message=data.get("error_message", "")
+    )
+
+
+def _run_throw_error(actor: Any, job: Job, data: dict[str, str]) -> Any:
+    variables = _variables(data.get("variables", ""))
+    return _services().operation_throw_error(
+        actor=actor,
+        job=job,
+        error_code=data.get("error_code", ""),
+        error_message=data.get("error_message", ""),
+        variables=variables,
+    )
+
+
 ACTIONS: dict[str, ActionSpec] = {
     "retry": ActionSpec("Retry", _load_incident, _describe_retry, ("retries",), _run_retry),
     "resolve": ActionSpec("Resolve", _load_incident, _describe_resolve, (), _run_resolve),
@@ -219,6 +265,20 @@ ACTIONS: dict[str, ActionSpec] = {
     ),
     "update-retries": ActionSpec(
         "Update retries", _load_job, _describe_update_retries, ("retries",), _run_update_retries
+    ),
+    "complete-job": ActionSpec(
+        "Complete job", _load_job, _describe_complete_job, ("variables",), _run_complete_job, danger=True
+    ),
+    "fail-job": ActionSpec(
+        "Fail job", _load_job, _describe_fail_job, ("retries", "error_message"), _run_fail_job, danger=True
+    ),
+    "throw-error": ActionSpec(
+        "Throw error",
+        _load_job,
+        _describe_throw_error,
+        ("error_code", "error_message", "variables"),
+        _run_throw_error,
+        danger=True,
     ),
 }
 
@@ -257,7 +317,14 @@ def action(request: HttpRequest, name: str, key: str) -> HttpResponse:
         "key": key,
         "what_happens": spec.describe(target),
         "not_applicable": _not_applicable(name, target),
-        "data": {"retries": "1", "variables": "", "assignee": "", "candidate_groups": ""},
+        "data": {
+            "retries": "0" if name == "fail-job" else "1",
+            "variables": "",
+            "assignee": "",
+            "candidate_groups": "",
+            "error_code": "",
+            "error_message": "",
+        },
     }
     if request.method == "POST":
         data = {field: request.POST.get(field, "") for field in spec.fields}

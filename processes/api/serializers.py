@@ -435,6 +435,22 @@ class JobRetriesInputSerializer(serializers.Serializer):
     retries = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
 
 
+class CompleteJobInputSerializer(serializers.Serializer):
+    variables = serializers.DictField(default=dict, help_text=VARIABLES_HELP)
+
+
+class FailJobInputSerializer(serializers.Serializer):
+    retries = serializers.IntegerField(min_value=0, max_value=2**31 - 1, help_text="0 opens an incident.")
+    error_message = serializers.CharField(max_length=4000)
+    retry_backoff_ms = serializers.IntegerField(default=0, min_value=0, max_value=24 * 3600 * 1000)
+
+
+class ThrowErrorInputSerializer(serializers.Serializer):
+    error_code = serializers.CharField(max_length=255)
+    error_message = serializers.CharField(max_length=4000, allow_blank=True, default="")
+    variables = serializers.DictField(default=dict, help_text=VARIABLES_HELP)
+
+
 class MessageInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=255)
     correlation_key = serializers.CharField(max_length=255, allow_blank=True, default="")

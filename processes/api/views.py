@@ -373,6 +373,48 @@ class JobViewSet(mixins.RetrieveModelMixin, FleetflowViewSet):
             operations.operation_update_retries(actor=request.user, job=job, retries=given["retries"])
         )
 
+    @extend_schema(request=api.CompleteJobInputSerializer, responses={202: api.OperationSerializer})
+    @action(detail=True, methods=["post"])
+    def complete(self, request: Request, key: str) -> Response:
+        """Complete a job by hand (its worker is gone), with variables."""
+        job: Job = self.get_object()
+        given = self.input(api.CompleteJobInputSerializer)
+        return accepted(
+            operations.operation_complete_job(actor=request.user, job=job, variables=given["variables"])
+        )
+
+    @extend_schema(request=api.FailJobInputSerializer, responses={202: api.OperationSerializer})
+    @action(detail=True, methods=["post"])
+    def fail(self, request: Request, key: str) -> Response:
+        """Fail a job by hand with retries (0 opens an incident) and a message."""
+        job: Job = self.get_object()
+        given = self.input(api.FailJobInputSerializer)
+        return accepted(
+            operations.operation_fail_job(
+                actor=request.user,
+                job=job,
+                retries=given["retries"],
+                error_message=given["error_message"],
+                retry_backoff_ms=given["retry_backoff_ms"],
+            )
+        )
+
+    @extend_schema(request=api.ThrowErrorInputSerializer, responses={202: api.OperationSerializer})
+    @action(detail=True, methods=["post"], url_path="throw-error")
+    def throw_error(self, request: Request, key: str) -> Response:
+        """Throw a BPMN error from a job by hand; a matching error catch event takes over."""
+        job: Job = self.get_object()
+        given = self.input(api.ThrowErrorInputSerializer)
+        return accepted(
+            operations.operation_throw_error(
+                actor=request.user,
+                job=job,
+                error_code=given["error_code"],
+                error_message=given["error_message"],
+                variables=given["variables"],
+            )
+        )
+
 
 class MessageViewSet(FleetflowViewSet):
     """Publish a message to every cluster (a subscription may be on any)."""

@@ -14,6 +14,11 @@ class OperationAction(models.TextChoices):
     SET_VARIABLES = "set_variables", "Set variables"  # scope (element or process instance)
     UPDATE_RETRIES = "update_retries", "Update job retries"  # job
     PUBLISH_MESSAGE = "publish_message", "Publish message"  # no key: every cluster
+    # By hand on a job whose worker is gone (issue 19).
+    COMPLETE_JOB = "complete_job", "Complete job by hand"  # job: CompleteJob with variables
+    FAIL_JOB = "fail_job", "Fail job by hand"  # job: FailJob with retries and a message
+    THROW_ERROR = "throw_error", "Throw BPMN error"  # job: ThrowError with a code and variables
+    MODIFY = "modify", "Modify instance"  # process instance: one ModifyProcessInstance plan
 
 
 class OperationState(models.TextChoices):
@@ -52,6 +57,9 @@ class ConfirmKind(models.TextChoices):
     INSTANCE_TERMINATED = "instance_terminated", "Process instance terminated"
     JOB_RETRIES = "job_retries", "Job retries updated"
     VARIABLES = "variables", "Variables set"
+    JOB_ENDED = "job_ended", "Job ended as requested"  # complete / throw error by hand
+    JOB_FAILED = "job_failed", "Job failed as requested"  # fail by hand: retries and message
+    MODIFIED = "modified", "Plan applied"  # modify: terminated ended, activated elements appeared
 
 
 class BatchState(models.TextChoices):

@@ -13,6 +13,8 @@ Effects (ConfirmKind), checked on the query models:
                        instance created after it in the same process instance (skip)
   instance_terminated  the process instance has ended (cancel)
   job_retries          the job row has the requested retries (update retries)
+  job_ended            the job row is in one of the requested end states (complete, throw error)
+  job_failed           the job row has the requested retries and error message (fail by hand)
   variables            every requested variable has the requested value: on the scope itself for
                        local variables, in any scope of the instance otherwise (set variables,
                        reassign)
@@ -38,7 +40,11 @@ from processes.operations.choices import (
 from processes.operations.models import AuditEntry, Operation
 
 Row = Mapping[str, Any]
-_FIELDS = ("id", "confirm_kind", "confirm_key", "process_instance_key", "target_key", "parameters")
+_FIELDS = ("id", "state", "confirm_kind", "confirm_key", "process_instance_key", "target_key", "parameters")
+# A job ended by its worker looks like a job ended by hand: these confirm only once the task has
+# recorded that the engine accepted this operation's own call (state succeeded), never while the
+# call may still be answered NOT_FOUND because the worker won the race.
+_OWN_CALL_KINDS = frozenset({ConfirmKind.JOB_ENDED, ConfirmKind.JOB_FAILED})
 
 
 def confirm_applied_batch(batch: Any) -> None:
@@ -87,6 +93,8 @@ def confirm_imported(
         (ConfirmKind.ELEMENT_SKIPPED, ended_elements),
         (ConfirmKind.JOB_RETRIES, job_keys),
         (ConfirmKind.VARIABLES, variable_instances),
+        (ConfirmKind.JOB_ENDED, job_keys),
+        (ConfirmKind.JOB_FAILED, job_keys),
     ]
     query = Q()
     for kind, keys in by_key:
@@ -157,6 +165,8 @@ def _effects_shown(candidates: list[dict[str, Any]]) -> set[int]:
     """Ids of the candidate operations whose effect the rows show (one query per kind)."""
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for op in candidates:
+        if op["confirm_kind"] in _OWN_CALL_KINDS and op["state"] != OperationState.SUCCEEDED:
+            continue
         by_kind.setdefault(op["confirm_kind"], []).append(op)
     shown: set[int] = set()
 
@@ -187,6 +197,32 @@ def _effects_shown(candidates: list[dict[str, Any]]) -> set[int]:
             op["id"]
             for op in ops
             if retries.get(op["confirm_key"]) == int(op["parameters"].get("retries", -1))
+        )
+
+    ops = by_kind.get(ConfirmKind.JOB_ENDED, [])
+    if ops:
+        states = dict(
+            Job.objects.filter(key__in=[op["confirm_key"] for op in ops]).values_list("key", "state")
+        )
+        shown.update(
+            op["id"]
+            for op in ops
+            if states.get(op["confirm_key"]) in set(op["parameters"].get("expect_states") or ())
+        )
+
+    ops = by_kind.get(ConfirmKind.JOB_FAILED, [])
+    if ops:
+        found_jobs = {
+            key: (retries, message)
+            for key, retries, message in Job.objects.filter(
+                key__in=[op["confirm_key"] for op in ops]
+            ).values_list("key", "retries", "error_message")
+        }
+        shown.update(
+            op["id"]
+            for op in ops
+            if found_jobs.get(op["confirm_key"])
+            == (int(op["parameters"].get("retries", -1)), str(op["parameters"].get("error_message")))
         )
 
     ops = by_kind.get(ConfirmKind.ELEMENT_SKIPPED, [])

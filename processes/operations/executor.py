@@ -232,6 +232,54 @@ def _run_publish(router: Router, op: OperationSnapshot) -> str:
     return f"message published (key {message_key})"
 
 
+def _job_gone(op: OperationSnapshot, error: GatewayError, what: str) -> None:
+    """NOT_FOUND on a job by hand: on the first attempt someone else (its worker) ended the job
+    first, so the operator's action did not happen (failed, Zeebe's answer verbatim). On a re-run
+    after a lost outcome, this operation's own earlier call may be what ended it: already done."""
+    if error.code is grpc.StatusCode.NOT_FOUND and op.attempts > 1:
+        raise _AlreadyDone(f"job already {what} (earlier attempt or its worker): {error.details}") from None
+
+
+def _run_complete_job(router: Router, op: OperationSnapshot) -> str:
+    assert op.target_key is not None
+    try:
+        router.complete_job(op.target_key, op.parameters.get("variables") or None)
+    except GatewayError as error:
+        _job_gone(op, error, "completed")
+        raise
+    return "job completed by hand"
+
+
+def _run_fail_job(router: Router, op: OperationSnapshot) -> str:
+    params = op.parameters
+    assert op.target_key is not None
+    # Repeating a fail with the same retries and message leaves the job as the first one did.
+    router.fail_job(
+        op.target_key,
+        retries=int(params["retries"]),
+        error_message=str(params["error_message"]),
+        retry_backoff_ms=int(params.get("retry_backoff_ms") or 0),
+    )
+    retries = int(params["retries"])
+    return f"job failed by hand, {retries} retries left" + (" (an incident opens)" if retries == 0 else "")
+
+
+def _run_throw_error(router: Router, op: OperationSnapshot) -> str:
+    params = op.parameters
+    assert op.target_key is not None
+    try:
+        router.throw_error(
+            op.target_key,
+            error_code=str(params["error_code"]),
+            error_message=str(params.get("error_message") or ""),
+            variables=params.get("variables") or None,
+        )
+    except GatewayError as error:
+        _job_gone(op, error, "ended")
+        raise
+    return f"BPMN error '{params['error_code']}' thrown"
+
+
 _RUNNERS: dict[str, Callable[[Router, OperationSnapshot], str]] = {
     OperationAction.RETRY: _run_retry,
     OperationAction.RESOLVE_INCIDENT: _run_resolve,
@@ -241,6 +289,9 @@ _RUNNERS: dict[str, Callable[[Router, OperationSnapshot], str]] = {
     OperationAction.SET_VARIABLES: _run_set_variables,
     OperationAction.UPDATE_RETRIES: _run_update_retries,
     OperationAction.PUBLISH_MESSAGE: _run_publish,
+    OperationAction.COMPLETE_JOB: _run_complete_job,
+    OperationAction.FAIL_JOB: _run_fail_job,
+    OperationAction.THROW_ERROR: _run_throw_error,
 }
 
 

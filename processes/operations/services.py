@@ -461,6 +461,124 @@ def operation_publish_message(
     )
 
 
+# -- by hand on a job (issue 19) -------------------------------------------------------------------
+
+MAX_ERROR_MESSAGE = 4000
+MAX_RETRY_BACKOFF_MS = 24 * 3600 * 1000
+
+
+def _check_job_open(job: Job, *, verb: str) -> None:
+    """Zeebe accepts complete/fail/throw only on an activatable or activated job; refused here
+    first, with the reason, so nothing is queued that the engine would refuse anyway."""
+    if job.state == JobState.FAILED:
+        raise OperationRejected(
+            f"Job {job.key} has no retries left and waits on an incident: retry the incident "
+            f"(or update the job's retries) before you {verb} it.",
+            "job",
+        )
+    if job.state not in (JobState.CREATED, JobState.ACTIVATED):
+        raise OperationRejected(f"Job {job.key} has ended ({job.get_state_display()}).", "job")
+
+
+def _check_message(value: Any, *, field: str) -> str:
+    if not isinstance(value, str):
+        raise OperationRejected(f"Expected text, got {type(value).__name__}.", field)
+    if len(value) > MAX_ERROR_MESSAGE:
+        raise OperationRejected(f"At most {MAX_ERROR_MESSAGE} characters.", field)
+    return value.strip()
+
+
+def _job_parameters(actor: Any, job: Job, **extra: Any) -> dict[str, Any]:
+    return {
+        "element_instance_key": job.element_instance_id,
+        "element_id": job.element_id,
+        "job_type": job.job_type,
+        "actor": _actor_name(actor),
+        **extra,
+    }
+
+
+def operation_complete_job(*, actor: Any, job: Job, variables: dict[str, Any]) -> Operation:
+    """Complete a job by hand (its worker is gone): the step ends with ``variables``, which
+    propagate as a worker's would (output mappings apply). If a worker completes it first, the
+    operation fails with Zeebe's NOT_FOUND: exactly one completion ever counts."""
+    require_role(actor, at_least=Role.OPERATOR)
+    variables = _check_variables(variables, field="variables", allow_empty=True)
+    _check_job_open(job, verb="complete")
+    return _create_operation(
+        actor=actor,
+        action=OperationAction.COMPLETE_JOB,
+        target_key=job.key,
+        process_instance_key=job.process_instance_id,
+        parameters=_job_parameters(actor, job, variables=variables, expect_states=[JobState.COMPLETED.value]),
+        confirm_kind=ConfirmKind.JOB_ENDED,
+        confirm_key=job.key,
+    )
+
+
+def operation_fail_job(
+    *, actor: Any, job: Job, retries: int, error_message: str, retry_backoff_ms: int = 0
+) -> Operation:
+    """Fail a job by hand: with retries left it becomes activatable again (after the backoff);
+    with 0 an incident opens with ``error_message``."""
+    require_role(actor, at_least=Role.OPERATOR)
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+        raise OperationRejected(f"Retries must be a whole number from 0 to {MAX_RETRIES}.", "retries")
+    error_message = _check_message(error_message, field="error_message")
+    if not error_message:
+        raise OperationRejected(
+            "Say why the job fails: the message is shown on the job and its incident.", "error_message"
+        )
+    if (
+        isinstance(retry_backoff_ms, bool)
+        or not isinstance(retry_backoff_ms, int)
+        or not 0 <= retry_backoff_ms <= MAX_RETRY_BACKOFF_MS
+    ):
+        raise OperationRejected(
+            f"retry_backoff_ms must be a whole number from 0 to {MAX_RETRY_BACKOFF_MS}.", "retry_backoff_ms"
+        )
+    _check_job_open(job, verb="fail")
+    return _create_operation(
+        actor=actor,
+        action=OperationAction.FAIL_JOB,
+        target_key=job.key,
+        process_instance_key=job.process_instance_id,
+        parameters=_job_parameters(
+            actor, job, retries=retries, error_message=error_message, retry_backoff_ms=retry_backoff_ms
+        ),
+        confirm_kind=ConfirmKind.JOB_FAILED,
+        confirm_key=job.key,
+    )
+
+
+def operation_throw_error(
+    *, actor: Any, job: Job, error_code: str, error_message: str = "", variables: dict[str, Any]
+) -> Operation:
+    """Throw a BPMN error from a job by hand: an error boundary or event subprocess with that code
+    catches it (``variables`` go to the catching event's scope); uncaught, an incident opens."""
+    require_role(actor, at_least=Role.OPERATOR)
+    error_code = _check_text(error_code, field="error_code")
+    error_message = _check_message(error_message, field="error_message")
+    variables = _check_variables(variables, field="variables", allow_empty=True)
+    _check_job_open(job, verb="throw an error from")
+    return _create_operation(
+        actor=actor,
+        action=OperationAction.THROW_ERROR,
+        target_key=job.key,
+        process_instance_key=job.process_instance_id,
+        parameters=_job_parameters(
+            actor,
+            job,
+            error_code=error_code,
+            error_message=error_message,
+            variables=variables,
+            expect_states=[JobState.ERROR_THROWN.value],
+        ),
+        confirm_kind=ConfirmKind.JOB_ENDED,
+        confirm_key=job.key,
+    )
+
+
 # -- running operations (called by tasks) ----------------------------------------------------------
 
 
