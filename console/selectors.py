@@ -562,11 +562,16 @@ def _job_sentence(
     if job.state == JobState.CREATED and job.retry_backoff_ms > 0 and job.updated_at is not None:
         until = job.updated_at + timedelta(milliseconds=job.retry_backoff_ms)
         if until > now:
+            failed = (
+                "was handed back by the routing proxy (not a worker failure)"
+                if job.handed_back
+                else f"failed ({job.error_message or 'no message'})"
+            )
             return StuckReason(
                 **base,
                 kind="backoff",
                 job=job,
-                sentence=f"Step {step}: its {job.job_type} job failed ({job.error_message or 'no message'}) "
+                sentence=f"Step {step}: its {job.job_type} job {failed} "
                 f"and waits out a retry backoff until {_stamp(until)}; {job.retries} retries left.",
             )
     headers = job.custom_headers if isinstance(job.custom_headers, dict) else {}
@@ -594,7 +599,7 @@ def _job_sentence(
                 f"Step {step}: no worker has polled job type {job.job_type} since the proxy started; "
                 f"the job waits since {_stamp(waited_since)} ({_ago(waited_since, now)})."
             )
-            return StuckReason(**base, kind="no_worker", job=job, sentence=sentence)
+            return StuckReason(**base, kind="no_worker", job=job, sentence=sentence + _hand_back_note(job))
         idle = now - seen.last_poll_at
         if idle > timedelta(seconds=60):
             minutes = int(idle.total_seconds() // 60)
@@ -603,7 +608,8 @@ def _job_sentence(
                 **base,
                 kind="no_worker",
                 job=job,
-                sentence=f"Step {step}: no worker has polled job type {job.job_type} for {minutes} minutes{names}.",
+                sentence=f"Step {step}: no worker has polled job type {job.job_type} for {minutes} minutes{names}."
+                + _hand_back_note(job),
             )
         names = ", ".join(seen.workers) or "unnamed workers"
         return StuckReason(
@@ -611,7 +617,7 @@ def _job_sentence(
             kind="waiting",
             job=job,
             sentence=f"Step {step}: its {job.job_type} job waits since {_stamp(waited_since)}; workers "
-            f"{names} polled this type {_ago(seen.last_poll_at, now)} ago.",
+            f"{names} polled this type {_ago(seen.last_poll_at, now)} ago." + _hand_back_note(job),
         )
     unknown = (
         "" if polls_known else " (the proxy publishes no per-job-type poll times, so who polls is unknown)"
@@ -621,5 +627,16 @@ def _job_sentence(
         kind="waiting",
         job=job,
         sentence=f"Step {step}: its {job.job_type} job waits for a worker since {_stamp(waited_since)} "
-        f"({_ago(waited_since, now)}){unknown}.",
+        f"({_ago(waited_since, now)}){unknown}." + _hand_back_note(job),
+    )
+
+
+def _hand_back_note(job: Job) -> str:
+    """A job the routing proxy handed back (it activated the job for a caller that was gone) waits
+    again with its retries unchanged: say so, so nobody reads it as the worker's failure."""
+    if not job.handed_back:
+        return ""
+    return (
+        f" The routing proxy handed it back at {_stamp(job.updated_at)} (it could not deliver it; "
+        "not a worker failure, retries unchanged)."
     )

@@ -319,6 +319,16 @@ class Job(models.Model):
     def __str__(self) -> str:
         return f"{self.job_type} job #{self.key}"
 
+    @property
+    def handed_back(self) -> bool:
+        """The last failure recorded is the routing proxy returning a job it could not deliver
+        (retries unchanged), not a worker's failure: screens show it as a hand-back."""
+        # Imported here: routing.activation pulls in grpc and pyzeebe, which processes.models'
+        # other users (the importer, every manage.py command) need not load.
+        from routing.activation import is_hand_back
+
+        return is_hand_back(self.error_message)
+
 
 class Incident(models.Model):
     """An incident (INCIDENT records). ``root_key`` and ``tree_path`` copy the owning instance's tree

@@ -18,6 +18,7 @@ from console.views.pages import operations_installed
 from processes.choices import ClusterState, InstanceState, JobState
 from processes.models import Cluster, Job
 from processes.roles import Role, assign_role
+from routing.activation import HAND_BACK_MESSAGE
 from tests.api import data
 
 pytestmark = pytest.mark.django_db
@@ -283,6 +284,47 @@ def test_why_stuck_sentences(tree, settings, tmp_path: Path):
     incident_reasons = console_selectors.why_stuck(instances=[tree["grandchild"]])
     assert incident_reasons[0].kind == "incident"
     assert "CPU sensor <b>unreadable</b>" in incident_reasons[0].sentence
+
+
+def test_a_job_the_proxy_handed_back_is_shown_as_a_hand_back_not_a_worker_failure(client, settings):
+    """routing.activation hands an undeliverable job back with a FailJob whose message says so;
+    the jobs table and "why is it stuck" must not present it as the worker's failure."""
+    now = datetime.now(tz=UTC)
+    instance = data.instance(bpmn_process_id="repair")
+    handed = data.job(data.element(instance, element_id="ship-part"))
+    Job.objects.filter(pk=handed.pk).update(
+        job_type="ship-part",
+        state=JobState.CREATED,
+        retries=3,
+        updated_at=now,
+        error_message=HAND_BACK_MESSAGE,
+    )
+    failed = data.job(data.element(instance, element_id="reboot"))
+    Job.objects.filter(pk=failed.pk).update(job_type="reboot", updated_at=now, error_message="BMC busy")
+    assert Job.objects.get(pk=handed.pk).handed_back and not Job.objects.get(pk=failed.pk).handed_back
+
+    settings.FLEETFLOW_PROXY_STATE_DIR = None
+    reasons = {reason.element_id: reason for reason in console_selectors.why_stuck(instances=[instance])}
+    assert "waits for a worker since" in reasons["ship-part"].sentence
+    assert "The routing proxy handed it back at" in reasons["ship-part"].sentence
+    assert "not a worker failure" in reasons["ship-part"].sentence
+    assert "handed" not in reasons["reboot"].sentence
+
+    # With a retry backoff (a worker's earlier failure left one): still named a hand-back.
+    Job.objects.filter(pk=handed.pk).update(retry_backoff_ms=600_000)
+    Job.objects.filter(pk=failed.pk).update(retry_backoff_ms=600_000)
+    reasons = {reason.element_id: reason for reason in console_selectors.why_stuck(instances=[instance])}
+    assert (
+        "job was handed back by the routing proxy (not a worker failure) and waits out a retry backoff"
+        in (reasons["ship-part"].sentence)
+    )
+    assert HAND_BACK_MESSAGE not in reasons["ship-part"].sentence
+    assert "job failed (BMC busy) and waits out a retry backoff" in reasons["reboot"].sentence
+
+    login(client, "vera", Role.VIEWER)
+    body = client.get(f"/instances/{instance.key}/").content.decode()
+    assert body.count("Handed back by the routing proxy (not a worker failure)") == 1
+    assert ">BMC busy<" in body  # a worker's failure is shown as it is
 
 
 def test_incident_message_is_escaped_on_the_page(client, tree):
