@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -49,6 +50,7 @@ INSTALLED_APPS = [
     "processes.operations",
     "servers",
     "console",  # its management commands (run_stack)
+    "axes",  # login throttling (AXES_* below)
 ]
 
 MIDDLEWARE = [
@@ -63,7 +65,39 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     # Content Security Policy of the console pages: scripts and styles from this origin only.
     "console.security.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: answers a locked-out login with 429 before the view runs.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# django-axes checks the lock before the password; ModelBackend then does the usual check.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# The tenth wrong password in a row (for one user name from one address) locks that pair for
+# FLEETFLOW_LOGIN_LOCK_MINUTES; a successful login resets the count.
+AXES_FAILURE_LIMIT = 10
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("FLEETFLOW_LOGIN_LOCK_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The client address is REMOTE_ADDR only: a forwarded-for header is the client's to forge.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+AXES_VERBOSE = False
+
+# Transport hardening when DEBUG is off (each can be turned off for a plain-HTTP lab setup):
+# cookies only over HTTPS, HSTS on HTTPS responses, no MIME sniffing. Behind a TLS-terminating
+# proxy set SECURE_PROXY_SSL_HEADER_NAME (e.g. HTTP_X_FORWARDED_PROTO) so requests count as secure.
+SESSION_COOKIE_SECURE = env_bool("FLEETFLOW_SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = 0 if DEBUG else env_int("FLEETFLOW_HSTS_SECONDS", 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = False  # other services on sibling hosts may not speak HTTPS
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_SSL_REDIRECT = env_bool("FLEETFLOW_SSL_REDIRECT", False)
+_proxy_ssl_header = env_str("SECURE_PROXY_SSL_HEADER_NAME")
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https")
 
 ROOT_URLCONF = "console.urls"
 
@@ -160,7 +194,8 @@ else:
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # TokenAuthentication plus a token_used audit row per request (processes/auth_audit.py)
+        "processes.auth_audit.AuditedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

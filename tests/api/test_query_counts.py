@@ -13,8 +13,9 @@ pytestmark = pytest.mark.django_db
 
 V1 = "/api/v1"
 FAN_OUT = 25  # more rows than the larger page in every list below
-# Token lookup (1) + role lookup (1) + the key's cluster check (1) + the rows and their parts.
-MAX_QUERIES = 8
+# Token lookup (1) + its token_used audit row (1, issue 17: every token use is audited)
+# + role lookup (1) + the key's cluster check (1) + the rows and their parts.
+MAX_QUERIES = 9
 
 LISTS = {
     "clusters": lambda w: f"{V1}/clusters/",
@@ -53,7 +54,7 @@ DETAILS = {
 
 # stats: token + role + clusters + import lag + 5 grouped counts (states, processes, errors, incident
 # processes, operation states), whatever the data size.
-DETAIL_BOUNDS = {"stats": 9}
+DETAIL_BOUNDS = {"stats": 10}  # 9 + the token_used audit row
 
 
 @pytest.fixture
