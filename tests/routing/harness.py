@@ -9,123 +9,55 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from pyzeebe.proto import gateway_pb2 as pb
-from pyzeebe.proto import gateway_pb2_grpc
-
 from tests.services import free_port  # re-exported for the routing tests
+from tests.support import ServiceProcess, python_env, wait_for  # re-exported for the routing tests
+from tests.support.processes import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.05, what: str = "condition") -> Any:  # type: ignore[no-untyped-def]
-    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except Exception as error:  # a probe failing is "not yet"
-            last_error = error
-            value = None
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_error!r})")
+__all__ = [
+    "REPO_ROOT",
+    "EngineProcess",
+    "ProxyProcess",
+    "cluster_entry",
+    "free_port",
+    "iter_values",
+    "python_env",
+    "wait_for",
+]
 
 
-def python_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+class EngineProcess(ServiceProcess):
+    """One ``python -m engine`` cluster on 127.0.0.1 (tests.support's launcher), restartable on the
+    same port and data directory, with its log next to the data directory."""
 
-
-@dataclass
-class EngineProcess:
-    """One ``python -m engine`` cluster on 127.0.0.1."""
-
-    data_dir: Path
-    partitions: int = 2
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-    log_level: str = "INFO"
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+    def __init__(
+        self, data_dir: Path, partitions: int = 2, port: int | None = None, log_level: str = "INFO"
+    ) -> None:
+        self.data_dir = data_dir
+        self.partitions = partitions
+        self.log_level = log_level
+        self.starts = 0
+        port = port or free_port()
+        args = ["--port", str(port), "--partitions", str(partitions), "--data-dir", str(data_dir)]
+        super().__init__(
+            "engine", "engine", [*args, "--log-level", log_level], port=port, work_dir=data_dir.parent
+        )
 
     @property
     def log_path(self) -> Path:
+        # Two engines may share a parent directory (cluster1/, cluster2/ under one root).
         return self.data_dir.parent / f"{self.data_dir.name}.stderr.log"
 
     def start(self, timeout: float = 30.0) -> EngineProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.starts += 1
-        stderr = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "engine",
-                "--port",
-                str(self.port),
-                "--partitions",
-                str(self.partitions),
-                "--data-dir",
-                str(self.data_dir),
-                "--log-level",
-                self.log_level,
-            ],
-            cwd=REPO_ROOT,
-            env=python_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-        stderr.close()
-        channel = grpc.insecure_channel(self.address)
-        try:
-            stub = gateway_pb2_grpc.GatewayStub(channel)
-
-            def ready() -> bool:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    raise RuntimeError(
-                        f"engine exited with {self.process.returncode}: {self.log_path.read_text()[-2000:]}"
-                    )
-                stub.Topology(pb.TopologyRequest(), timeout=1.0)
-                return True
-
-            wait_for(ready, timeout, interval=0.1, what=f"engine on {self.address}")
-        finally:
-            channel.close()
+        super().start(timeout=timeout)
         return self
-
-    def kill9(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
 
     def records(self) -> list[dict[str, Any]]:
         """Every record of every partition, from the engine's own log (its truth)."""
@@ -137,18 +69,23 @@ class EngineProcess:
         return found
 
 
-@dataclass
-class ProxyProcess:
-    """One ``python -m routing --clusters FILE --state-dir DIR`` process on 127.0.0.1."""
+class ProxyProcess(ServiceProcess):
+    """One ``python -m routing --clusters FILE --state-dir DIR`` process on 127.0.0.1 (tests.support's
+    launcher) whose cluster file the test rewrites, plus readers of its metrics.json."""
 
-    work_dir: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-    log_level: str = "INFO"
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+    def __init__(
+        self,
+        work_dir: Path,
+        port: int | None = None,
+        process: subprocess.Popen[bytes] | None = None,
+        log_level: str = "INFO",
+    ) -> None:
+        port = port or free_port()
+        self.log_level = log_level
+        args = ["--port", str(port), "--clusters", str(work_dir / "clusters.json")]
+        args += ["--state-dir", str(work_dir / "state"), "--log-level", log_level]
+        super().__init__("proxy", "routing", args, port=port, work_dir=work_dir)
+        self.process = process  # one the test started itself, to stop and probe like ours
 
     @property
     def clusters_file(self) -> Path:
@@ -157,10 +94,6 @@ class ProxyProcess:
     @property
     def state_dir(self) -> Path:
         return self.work_dir / "state"
-
-    @property
-    def log_path(self) -> Path:
-        return self.work_dir / "proxy.stderr.log"
 
     def write_clusters(self, clusters: list[dict[str, Any]]) -> None:
         """Atomic rewrite, as an operator's tooling would do it."""
@@ -172,39 +105,8 @@ class ProxyProcess:
     def start(self, clusters: list[dict[str, Any]] | None = None, timeout: float = 20.0) -> ProxyProcess:
         if clusters is not None:
             self.write_clusters(clusters)
-        stderr = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "routing",
-                "--port",
-                str(self.port),
-                "--clusters",
-                str(self.clusters_file),
-                "--state-dir",
-                str(self.state_dir),
-                "--log-level",
-                self.log_level,
-            ],
-            cwd=REPO_ROOT,
-            env=python_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-        stderr.close()
-        wait_for(self.serving, timeout, interval=0.1, what=f"proxy on {self.address}")
+        super().start(timeout=timeout)
         return self
-
-    def serving(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise RuntimeError(f"proxy exited: {self.log_path.read_text()[-3000:]}")
-        with grpc.insecure_channel(self.address) as channel:
-            response = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service="gateway_protocol.Gateway"), timeout=1.0
-            )
-        return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
 
     def metrics(self, *, fresh: bool = True) -> dict[str, Any]:
         """The proxy's metrics.json; by default one written after this call began (<= ~1 s)."""
@@ -233,18 +135,6 @@ class ProxyProcess:
             interval=0.0,
             what=f"a long poll of {job_type} parked on clusters {sorted(cluster_ids)}",
         )
-
-    def stop(self) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        return self.process.returncode
 
 
 def cluster_entry(cluster_id: int, engine: EngineProcess, **extra: Any) -> dict[str, Any]:

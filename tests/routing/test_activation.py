@@ -25,8 +25,9 @@ from pyzeebe.proto import gateway_pb2_grpc
 from routing.activation import is_hand_back
 from routing.keys import cluster_of, from_global
 from tests.routing.conftest import Fleet
-from tests.routing.harness import iter_values, wait_for
+from tests.routing.harness import iter_values
 from tests.routing.models import service_task_process
+from tests.support import wait_for
 
 TRICKLE_INSTANCES = 40
 TRICKLE_INTERVAL = 0.25  # 4 instances/s, the reproduction

@@ -16,8 +16,9 @@ from routing.client import (
 )
 from routing.keys import InvalidKeyError, UnknownClusterError, cluster_of, from_global, to_global
 from tests.routing.conftest import Fleet
-from tests.routing.harness import iter_values, wait_for
+from tests.routing.harness import iter_values
 from tests.routing.models import service_task_process, two_task_process
+from tests.support import wait_for
 
 
 def _proxy_stub(fleet: Fleet) -> Any:

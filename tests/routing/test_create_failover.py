@@ -21,9 +21,10 @@ from pyzeebe.proto import gateway_pb2 as pb
 from pyzeebe.proto import gateway_pb2_grpc
 
 from routing.keys import to_global
-from tests.routing.harness import EngineProcess, ProxyProcess, cluster_entry, iter_values, wait_for
+from tests.routing.harness import EngineProcess, ProxyProcess, cluster_entry, iter_values
 from tests.routing.models import service_task_process
 from tests.routing.relay import TcpRelay
+from tests.support import wait_for
 
 PROCESS_ID = "rt-create-once"
 
@@ -193,8 +194,8 @@ def test_six_creators_through_kills_and_restarts_never_start_a_request_twice(tmp
                         wait_for,
                         lambda cluster=str(victim_id): proxy.metrics()["clusters"][cluster]["health"] == "up",
                         15,
-                        0.1,
-                        "the restarted cluster back up",
+                        interval=0.1,
+                        what="the restarted cluster back up",
                     )
             finally:
                 stop.set()

@@ -13,8 +13,9 @@ from pyzeebe.proto import gateway_pb2_grpc
 
 from routing.keys import cluster_of, from_global
 from tests.routing.conftest import Fleet
-from tests.routing.harness import iter_values, wait_for
+from tests.routing.harness import iter_values
 from tests.routing.models import service_task_process
+from tests.support import wait_for
 
 CONFIG_CONTRACT_SECONDS = 2.0  # a change to the clusters file takes effect within 2 s
 

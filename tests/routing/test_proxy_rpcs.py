@@ -18,8 +18,9 @@ from pyzeebe.proto import gateway_pb2_grpc
 from routing.activation import is_hand_back
 from routing.keys import ZEEBE_PARTITION_SHIFT, cluster_of, from_global, to_global
 from tests.routing.conftest import Fleet, ZbCtl
-from tests.routing.harness import iter_values, wait_for
+from tests.routing.harness import iter_values
 from tests.routing.models import empty_process, service_task_process, two_task_process
+from tests.support import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -553,8 +554,8 @@ def test_pyzeebe_streaming_worker_gets_jobs_of_both_clusters(shared_fleet: Fleet
                 wait_for,
                 lambda: {c for c, n in open_streams(shared_fleet, "rt-pzs").items() if n} == {1, 2},
                 10,
-                0.0,
-                "the worker's stream open on both clusters",
+                interval=0.0,
+                what="the worker's stream open on both clusters",
             )
             for definition_key in keys.values():
                 for _ in range(3):

@@ -30,9 +30,10 @@ GATEWAY_SERVICE = "gateway_protocol.Gateway"
 
 
 def python_env() -> dict[str, str]:
-    """The environment for a child Python process that imports this checkout."""
+    """The environment for a child Python process that imports this checkout, output unbuffered."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"  # a log line is in the file when a test reads it
     return env
 
 

@@ -10,7 +10,7 @@ T = TypeVar("T")
 
 
 def wait_for(
-    probe: Callable[[], T | None], *, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"
+    probe: Callable[[], T | None], timeout: float = 10.0, *, interval: float = 0.05, what: str = "condition"
 ) -> T:
     """Call `probe` until it returns something truthy and return that; a probe that raises counts as
     "not yet" (a server still starting). Fails after `timeout` seconds naming `what` and the last error."""
