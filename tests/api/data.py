@@ -22,6 +22,7 @@ from processes.models import (
 )
 from routing.keys import to_global
 from servers.models import Server
+from tests.support.bpmn import flow, process_xml, service_task
 
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 _counter = itertools.count(1)
@@ -46,17 +47,15 @@ def server(serial_number: str = "SN-1") -> Server:
     )[0]
 
 
-LINEAR_BPMN = """<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="t">
-  <bpmn:process id="provision" isExecutable="true">
-    <bpmn:startEvent id="start"/>
-    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="task"/>
-    <bpmn:serviceTask id="task"/>
-    <bpmn:sequenceFlow id="f2" sourceRef="task" targetRef="end"/>
-    <bpmn:endEvent id="end"/>
-  </bpmn:process>
-</bpmn:definitions>
-"""
+# start -> service task "task" -> end, as the engine would have stored it.
+LINEAR_BPMN = process_xml(
+    "provision",
+    '<bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>'
+    + service_task("task", "provision", "f1", "f2")
+    + '<bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>'
+    + flow("f1", "start", "task")
+    + flow("f2", "task", "end"),
+).decode()
 
 
 def definition(
