@@ -451,6 +451,30 @@ class ThrowErrorInputSerializer(serializers.Serializer):
     variables = serializers.DictField(default=dict, help_text=VARIABLES_HELP)
 
 
+class ActivateInstructionSerializer(serializers.Serializer):
+    element_id = serializers.CharField(max_length=255, help_text="The element to add a token before.")
+    ancestor_key = KeyField(
+        required=False,
+        allow_null=True,
+        help_text="The scope instance to add it in (when several are active).",
+    )
+    variables = serializers.DictField(
+        default=dict, help_text=VARIABLES_HELP + " Set on the process instance."
+    )
+
+
+class ModifyInputSerializer(serializers.Serializer):
+    activate = ActivateInstructionSerializer(many=True, required=False, default=list, max_length=100)
+    terminate = serializers.ListField(child=KeyField(), default=list, max_length=100)
+    preview = serializers.BooleanField(
+        default=False, help_text="Check the plan and answer what it will do (200), without applying it."
+    )
+
+
+class ModifyPreviewSerializer(serializers.Serializer):
+    plan = serializers.ListField(child=serializers.CharField())
+
+
 class MessageInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=255)
     correlation_key = serializers.CharField(max_length=255, allow_blank=True, default="")

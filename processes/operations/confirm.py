@@ -13,6 +13,8 @@ Effects (ConfirmKind), checked on the query models:
                        instance created after it in the same process instance (skip)
   instance_terminated  the process instance has ended (cancel)
   job_retries          the job row has the requested retries (update retries)
+  modified             every terminated element instance has ended and every activated element has an
+                       element instance with a key above the plan's key floor (modify)
   job_ended            the job row is in one of the requested end states (complete, throw error)
   job_failed           the job row has the requested retries and error message (fail by hand)
   variables            every requested variable has the requested value: on the scope itself for
@@ -44,7 +46,8 @@ _FIELDS = ("id", "state", "confirm_kind", "confirm_key", "process_instance_key",
 # A job ended by its worker looks like a job ended by hand: these confirm only once the task has
 # recorded that the engine accepted this operation's own call (state succeeded), never while the
 # call may still be answered NOT_FOUND because the worker won the race.
-_OWN_CALL_KINDS = frozenset({ConfirmKind.JOB_ENDED, ConfirmKind.JOB_FAILED})
+# A modification's effect (a token gone, a new one further on) is also what the flow does by itself.
+_OWN_CALL_KINDS = frozenset({ConfirmKind.JOB_ENDED, ConfirmKind.JOB_FAILED, ConfirmKind.MODIFIED})
 
 
 def confirm_applied_batch(batch: Any) -> None:
@@ -103,7 +106,8 @@ def confirm_imported(
     if element_instances:
         # A skip's successor may be imported in a later batch than the step's termination.
         query |= Q(
-            confirm_kind=ConfirmKind.ELEMENT_SKIPPED, process_instance_key__in=sorted(element_instances)
+            confirm_kind__in=[ConfirmKind.ELEMENT_SKIPPED, ConfirmKind.MODIFIED],
+            process_instance_key__in=sorted(element_instances),
         )
     if not query:
         return 0
@@ -198,6 +202,26 @@ def _effects_shown(candidates: list[dict[str, Any]]) -> set[int]:
             for op in ops
             if retries.get(op["confirm_key"]) == int(op["parameters"].get("retries", -1))
         )
+
+    ops = by_kind.get(ConfirmKind.MODIFIED, [])
+    if ops:
+        rows = list(
+            ElementInstance.objects.filter(
+                process_instance_id__in=sorted({op["process_instance_key"] for op in ops})
+            ).values_list("process_instance_id", "key", "element_id", "state")
+        )
+        for op in ops:
+            params = op["parameters"]
+            mine = [row for row in rows if row[0] == op["process_instance_key"]]
+            ended = {key for _, key, _, state in mine if state != InstanceState.ACTIVE}
+            latest: dict[str, int] = {}
+            for _, key, element_id, _ in mine:
+                latest[element_id] = max(latest.get(element_id, 0), key)
+            floor = int(params.get("key_floor") or 0)
+            if all(int(key) in ended for key in params.get("terminate") or ()) and all(
+                latest.get(str(item["element_id"]), 0) > floor for item in params.get("activate") or ()
+            ):
+                shown.add(op["id"])
 
     ops = by_kind.get(ConfirmKind.JOB_ENDED, [])
     if ops:

@@ -280,6 +280,35 @@ def _run_throw_error(router: Router, op: OperationSnapshot) -> str:
     return f"BPMN error '{params['error_code']}' thrown"
 
 
+def _run_modify(router: Router, op: OperationSnapshot) -> str:
+    params = op.parameters
+    assert op.target_key is not None
+    try:
+        # Zeebe checks the whole plan before applying any of it: a refusal changes nothing.
+        router.modify_process_instance(
+            op.target_key,
+            activate=[
+                ActivateInstruction(
+                    element_id=str(item["element_id"]),
+                    ancestor_element_instance_key=int(item["ancestor_key"] or -1),
+                    variables=item.get("variables") or None,
+                )
+                for item in params["activate"]
+            ],
+            terminate=[int(key) for key in params["terminate"]],
+        )
+    except GatewayError as error:
+        # A re-run after a lost outcome finds its own terminations done. On the first attempt the
+        # same answers mean the instance moved on before the plan ran: refused, nothing changed.
+        if op.attempts > 1 and (
+            error.code is grpc.StatusCode.NOT_FOUND
+            or (error.code is grpc.StatusCode.INVALID_ARGUMENT and _TERMINATE_GONE in error.details)
+        ):
+            raise _AlreadyDone(f"plan already applied: {error.details}") from None
+        raise
+    return f"plan applied: {len(params['activate'])} token(s) added, {len(params['terminate'])} cancelled"
+
+
 _RUNNERS: dict[str, Callable[[Router, OperationSnapshot], str]] = {
     OperationAction.RETRY: _run_retry,
     OperationAction.RESOLVE_INCIDENT: _run_resolve,
@@ -292,6 +321,7 @@ _RUNNERS: dict[str, Callable[[Router, OperationSnapshot], str]] = {
     OperationAction.COMPLETE_JOB: _run_complete_job,
     OperationAction.FAIL_JOB: _run_fail_job,
     OperationAction.THROW_ERROR: _run_throw_error,
+    OperationAction.MODIFY: _run_modify,
 }
 
 

@@ -55,6 +55,13 @@ from processes.operations.choices import (
 from processes.operations.confirm import confirm_visible
 from processes.operations.executor import OperationSnapshot, Outcome, execute_many
 from processes.operations.models import AuditEntry, BatchOperation, Operation
+from processes.operations.modify import (
+    MAX_INSTRUCTIONS,
+    ActiveElement,
+    PlanRefused,
+    check_plan,
+    read_diagram,
+)
 from processes.roles import Role, require_role
 from routing.client import Router
 from routing.keys import KeyCodecError, cluster_of, from_global
@@ -576,6 +583,118 @@ def operation_throw_error(
         ),
         confirm_kind=ConfirmKind.JOB_ENDED,
         confirm_key=job.key,
+    )
+
+
+# -- process instance modification (issue 19) -----------------------------------------------------
+
+
+def _modify_plan_input(activate: Any, terminate: Any) -> tuple[list[dict[str, Any]], list[int]]:
+    if not isinstance(activate, list | tuple):
+        raise OperationRejected(
+            "activate must be a list of {element_id, ancestor_key?, variables?}.", "activate"
+        )
+    if not isinstance(terminate, list | tuple):
+        raise OperationRejected("terminate must be a list of element instance keys.", "terminate")
+    if not activate and not terminate:
+        raise OperationRejected("The plan is empty: add a token or cancel one.", "activate")
+    if len(activate) > MAX_INSTRUCTIONS or len(terminate) > MAX_INSTRUCTIONS:
+        raise OperationRejected(f"At most {MAX_INSTRUCTIONS} instructions of each kind.", "activate")
+    items: list[dict[str, Any]] = []
+    for item in activate:
+        if not isinstance(item, Mapping):
+            raise OperationRejected("Each activate instruction is an object with element_id.", "activate")
+        extra = sorted(set(item) - {"element_id", "ancestor_key", "variables"})
+        if extra:
+            raise OperationRejected(
+                f"Unknown field(s) in an activate instruction: {', '.join(extra)}.", "activate"
+            )
+        element_id = _check_text(item.get("element_id"), field="activate")
+        ancestor = item.get("ancestor_key")
+        if ancestor is not None:
+            ancestor = _check_global_key(ancestor, field="activate")
+        variables = _check_variables(item.get("variables") or {}, field="activate", allow_empty=True)
+        items.append({"element_id": element_id, "ancestor_key": ancestor, "variables": variables})
+    keys: list[int] = []
+    for key in terminate:
+        if isinstance(key, bool) or not isinstance(key, int):
+            raise OperationRejected(f"A key must be an integer, got {key!r}.", "terminate")
+        if key in keys:
+            raise OperationRejected(f"Element instance {key} is listed twice.", "terminate")
+        keys.append(key)
+    return items, keys
+
+
+def modify_preview(
+    *, process_instance: ProcessInstance, activate: Any, terminate: Any
+) -> tuple[list[dict[str, Any]], list[int], list[str], int]:
+    """Check a modification plan against the imported diagram and active element instances:
+    the normalized plan, a line per instruction saying what it does, and the key floor (the
+    largest element instance key known now: what the plan activates gets a larger one)."""
+    activate_items, terminate_keys = _modify_plan_input(activate, terminate)
+    if process_instance.state not in INSTANCE_ACTIVE_STATES:
+        raise OperationRejected(
+            f"Process instance {process_instance.key} has already ended.", "process_instance"
+        )
+    definition = (
+        ProcessDefinition.objects.filter(key=process_instance.process_definition_id).first()
+        if process_instance.process_definition_id is not None
+        else None
+    )
+    if definition is None:
+        raise OperationRejected(
+            f"The process definition of instance {process_instance.key} is not imported yet.",
+            "process_instance",
+        )
+    try:
+        diagram = read_diagram(definition.bpmn_xml, process_id=process_instance.bpmn_process_id)
+        elements = list(
+            ElementInstance.objects.filter(process_instance_id=process_instance.key).values_list(
+                "key", "element_id", "element_type", "flow_scope_key", "state"
+            )
+        )
+        active = {
+            key: ActiveElement(key, element_id, element_type, flow_scope)
+            for key, element_id, element_type, flow_scope, state in elements
+            if state in INSTANCE_ACTIVE_STATES and element_type != "PROCESS"
+        }
+        lines = check_plan(
+            diagram=diagram,
+            process_instance_key=process_instance.key,
+            active=active,
+            activate=activate_items,
+            terminate=terminate_keys,
+        )
+    except PlanRefused as refused:
+        raise OperationRejected(refused.message, refused.field) from None
+    key_floor = max([process_instance.key, *(key for key, *_ in elements)])
+    return activate_items, terminate_keys, lines, key_floor
+
+
+def operation_modify(
+    *, actor: Any, process_instance: ProcessInstance, activate: list[dict[str, Any]], terminate: list[int]
+) -> Operation:
+    """Apply a modification plan as one ModifyProcessInstance: add tokens before elements
+    (``activate``: element_id, optional ancestor_key of the scope instance, optional variables set
+    on the process instance) and cancel tokens (``terminate``: element instance keys). What Zeebe
+    would refuse is refused here first, with its reason, and nothing is written."""
+    require_role(actor, at_least=Role.OPERATOR)
+    activate_items, terminate_keys, lines, key_floor = modify_preview(
+        process_instance=process_instance, activate=activate, terminate=terminate
+    )
+    return _create_operation(
+        actor=actor,
+        action=OperationAction.MODIFY,
+        target_key=process_instance.key,
+        process_instance_key=process_instance.key,
+        parameters={
+            "activate": activate_items,
+            "terminate": terminate_keys,
+            "key_floor": key_floor,
+            "plan": lines,
+        },
+        confirm_kind=ConfirmKind.MODIFIED,
+        confirm_key=process_instance.key,
     )
 
 

@@ -4,6 +4,7 @@ the owning engine's own log."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import grpc
 import pytest
 
-from processes.models import Job, ProcessInstance
+from processes.models import ElementInstance, Job, ProcessInstance
 from processes.operations import services
 from processes.operations.models import Operation
 from processes.roles import Role
@@ -151,7 +152,7 @@ def test_throw_error_by_hand_is_caught_by_the_boundary_event(stack: Stack) -> No
         # The boundary path runs: its job sees the thrown variables, and the instance completes.
         handle = gateway.activate_all("p2-error-handle", 1)[0]
         assert handle.processInstanceKey == instance_key
-        variables: dict[str, Any] = __import__("json").loads(handle.variables)
+        variables: dict[str, Any] = json.loads(handle.variables)
         assert variables.get("why") == "psu"
         gateway.complete(handle.key)
     finally:
@@ -180,3 +181,143 @@ def test_throw_error_by_hand_is_caught_by_the_boundary_event(stack: Stack) -> No
             )
             == expected
         ), (element_id, intent)
+
+
+# -- modification ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def deployed_for_modify(clusters: Stack) -> None:
+    gateway = clusters.gateway()
+    try:
+        for process_id in ("p2-move", "p2-rerun", "p2-refuse"):
+            gateway.deploy(f"{process_id}.bpmn", linear_process(process_id, "diagnose", "repair"))
+    finally:
+        gateway.close()
+
+
+def element_events(stack: Stack, instance_key: int, intent: str, element_id: str) -> int:
+    return count_records(
+        stack.records(cluster_of(instance_key)),
+        "PROCESS_INSTANCE",
+        intent,
+        processInstanceKey=local(instance_key),
+        elementId=element_id,
+    )
+
+
+def completed(instance_key: int) -> None:
+    wait_for(
+        lambda: ProcessInstance.objects.filter(key=instance_key, state="completed").exists(),
+        60,
+        what=f"instance {instance_key} to complete",
+    )
+
+
+def test_move_a_token_past_a_stuck_step_and_the_flow_completes(stack: Stack) -> None:
+    operator = f.user("otto", Role.OPERATOR)
+    gateway = stack.gateway()
+    try:
+        instance_key = gateway.create("p2-move", {"serverSn": "SN-MOVE"})
+        stuck = imported(ElementInstance, process_instance_id=instance_key, element_id="diagnose")
+        instance = ProcessInstance.objects.get(key=instance_key)
+        operation = services.operation_modify(
+            actor=operator,
+            process_instance=instance,
+            activate=[{"element_id": "repair", "variables": {"movedBy": "otto"}}],
+            terminate=[stuck.key],
+        )
+        operation = settled(operation)
+        assert operation.attempts == 1 and not operation.already_done
+        repair = gateway.activate_all("p2-move-repair", 1)[0]
+        assert repair.processInstanceKey == instance_key
+        assert json.loads(repair.variables).get("movedBy") == "otto"
+        gateway.complete(repair.key)
+    finally:
+        gateway.close()
+    completed(instance_key)
+    assert element_events(stack, instance_key, "ELEMENT_TERMINATED", "diagnose") == 1
+    assert element_events(stack, instance_key, "ELEMENT_COMPLETED", "diagnose") == 0
+    assert element_events(stack, instance_key, "ELEMENT_ACTIVATED", "repair") == 1
+    assert (
+        count_records(
+            stack.records(cluster_of(instance_key)),
+            "PROCESS_INSTANCE_MODIFICATION",
+            "MODIFIED",
+            processInstanceKey=local(instance_key),
+        )
+        == 1
+    )
+
+
+def test_add_a_token_to_rerun_a_step(stack: Stack) -> None:
+    operator = f.user("otto", Role.OPERATOR)
+    gateway = stack.gateway()
+    try:
+        instance_key = gateway.create("p2-rerun", {"serverSn": "SN-RERUN"})
+        gateway.complete(gateway.activate_all("p2-rerun-diagnose", 1)[0].key)
+        imported(ElementInstance, process_instance_id=instance_key, element_id="repair", state="active")
+        operation = services.operation_modify(
+            actor=operator,
+            process_instance=ProcessInstance.objects.get(key=instance_key),
+            activate=[{"element_id": "diagnose"}],
+            terminate=[],
+        )
+        settled(operation)
+        # Two tokens now: the re-run diagnose (then a second repair) and the waiting repair.
+        gateway.complete(gateway.activate_all("p2-rerun-diagnose", 1)[0].key)
+        for job in gateway.activate_all("p2-rerun-repair", 2):
+            assert job.processInstanceKey == instance_key
+            gateway.complete(job.key)
+    finally:
+        gateway.close()
+    completed(instance_key)
+    assert element_events(stack, instance_key, "ELEMENT_ACTIVATED", "diagnose") == 2
+    assert element_events(stack, instance_key, "ELEMENT_COMPLETED", "repair") == 2
+
+
+def test_a_plan_the_engine_refuses_shows_zeebes_reason_and_changes_nothing(stack: Stack) -> None:
+    """The plan was valid when requested; before it runs the stuck step's worker comes back and
+    completes it. The engine refuses the whole plan (its terminate target is gone): the operation
+    fails with Zeebe's reason, nothing of the plan is applied, the flow went on once."""
+    operator = f.user("otto", Role.OPERATOR)
+    gateway = stack.gateway()
+    assert stack.worker is not None
+    stack.worker.stop()  # hold the operation until the step has ended
+    try:
+        instance_key = gateway.create("p2-refuse", {"serverSn": "SN-REFUSE"})
+        stuck = imported(ElementInstance, process_instance_id=instance_key, element_id="diagnose")
+        operation = services.operation_modify(
+            actor=operator,
+            process_instance=ProcessInstance.objects.get(key=instance_key),
+            activate=[{"element_id": "repair"}],
+            terminate=[stuck.key],
+        )
+        gateway.complete(gateway.activate_all("p2-refuse-diagnose", 1)[0].key)
+        imported(ElementInstance, process_instance_id=instance_key, element_id="repair", state="active")
+        stack.start_worker()
+        operation = settled(operation, states=("failed", "confirmed", "succeeded"))
+        assert operation.state == "failed", (operation.state, operation.result)
+        assert operation.error_code == "INVALID_ARGUMENT"
+        assert "terminate instructions with an element instance that could not be found" in operation.error
+        gateway.complete(gateway.activate_all("p2-refuse-repair", 1)[0].key)
+    finally:
+        gateway.close()
+    completed(instance_key)
+    assert element_events(stack, instance_key, "ELEMENT_ACTIVATED", "repair") == 1
+    records = stack.records(cluster_of(instance_key))
+    assert (
+        count_records(
+            records, "PROCESS_INSTANCE_MODIFICATION", "MODIFIED", processInstanceKey=local(instance_key)
+        )
+        == 0
+    )
+    assert (
+        count_records(
+            records,
+            "PROCESS_INSTANCE_MODIFICATION",
+            "MODIFY",
+            record_type="COMMAND_REJECTION",
+        )
+        >= 1
+    )
