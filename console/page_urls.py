@@ -27,4 +27,5 @@ urlpatterns = [
     path("clusters/", pages.cluster_list, name="clusters"),
     path("clusters/<int:cluster_id>/<str:name>", actions.cluster_action, name="cluster-action"),
     path("actions/<str:name>/<str:key>/", actions.action, name="action"),
+    path("instances/<str:key>/modify", actions.modify, name="modify"),
 ]

@@ -27,7 +27,7 @@ from django.views.decorators.http import require_http_methods
 
 from processes import services as cluster_services
 from processes.choices import INCIDENT_ACTIVE_STATES, INSTANCE_ACTIVE_STATES, JobState
-from processes.models import Cluster, ElementInstance, Incident, Job, ProcessInstance
+from processes.models import Cluster, ElementInstance, Incident, Job, ProcessDefinition, ProcessInstance
 from processes.roles import Role, require_role
 
 MAX_VARIABLES_TEXT = 256 * 1024
@@ -479,3 +479,104 @@ def cluster_action(request: HttpRequest, cluster_id: int, name: str) -> HttpResp
         context["done"] = True
         context["cluster"] = cluster
     return render(request, "console/partials/cluster_dialog.html", context)
+
+
+# -- modification plan (issue 19) ------------------------------------------------------------------
+
+MODIFY_ROWS = 3  # activation rows in the form; a larger plan goes through the API
+
+
+def _modify_plan_from(data: Any) -> tuple[list[dict[str, Any]], list[int]]:
+    """The plan the form describes: checked terminate boxes and filled activation rows."""
+    terminate = []
+    for raw in data.getlist("terminate"):
+        try:
+            terminate.append(int(raw))
+        except ValueError:
+            raise ValidationError(f"{raw!r} is not an element instance key.") from None
+    activate: list[dict[str, Any]] = []
+    for row in range(MODIFY_ROWS):
+        element_id = (data.get(f"activate-{row}-element") or "").strip()
+        if not element_id:
+            continue
+        item: dict[str, Any] = {"element_id": element_id}
+        ancestor = (data.get(f"activate-{row}-ancestor") or "").strip()
+        if ancestor:
+            try:
+                item["ancestor_key"] = int(ancestor)
+            except ValueError:
+                raise ValidationError(f"Scope {ancestor!r} is not an element instance key.") from None
+        variables = _variables(data.get(f"activate-{row}-variables", ""))
+        if variables:
+            item["variables"] = variables
+        activate.append(item)
+    return activate, terminate
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def modify(request: HttpRequest, key: str) -> HttpResponse:
+    """Build a modification plan: cancel tokens (the active steps), add tokens before elements of
+    the diagram. "Preview" shows what will happen (checked as the service checks it, nothing
+    written); "Apply" requests the operation."""
+    require_role(request.user, at_least=Role.OPERATOR)
+    services = _services()
+    from processes.operations.modify import PlanRefused, read_diagram
+
+    instance = _load_instance(_key(key))
+    active = list(
+        ElementInstance.objects.filter(process_instance_id=instance.key, state__in=INSTANCE_ACTIVE_STATES)
+        .exclude(element_type="PROCESS")
+        .order_by("key")
+    )
+    elements: list[Any] = []
+    diagram_error = ""
+    definition = (
+        ProcessDefinition.objects.filter(key=instance.process_definition_id).first()
+        if instance.process_definition_id is not None
+        else None
+    )
+    try:
+        if definition is None:
+            raise PlanRefused("The process definition is not imported yet.", "process_instance")
+        elements = read_diagram(definition.bpmn_xml, process_id=instance.bpmn_process_id).activatable()
+    except PlanRefused as refused:
+        diagram_error = refused.message
+    context: dict[str, Any] = {
+        "instance": instance,
+        "active": active,
+        "elements": elements,
+        "diagram_error": diagram_error,
+        "rows": [
+            {
+                "n": row,
+                "element": request.POST.get(f"activate-{row}-element", ""),
+                "ancestor": request.POST.get(f"activate-{row}-ancestor", ""),
+                "variables": request.POST.get(f"activate-{row}-variables", ""),
+            }
+            for row in range(MODIFY_ROWS)
+        ],
+        "checked": set(request.POST.getlist("terminate")),
+    }
+    if request.method == "POST":
+        try:
+            activate, terminate = _modify_plan_from(request.POST)
+            if request.POST.get("apply") != "1":
+                _, _, context["plan"], _ = services.modify_preview(
+                    process_instance=instance, activate=activate, terminate=terminate
+                )
+                return render(request, "console/partials/modify_dialog.html", context)
+            operation = services.operation_modify(
+                actor=request.user, process_instance=instance, activate=activate, terminate=terminate
+            )
+        except PermissionDenied:
+            raise
+        except ValidationError as error:
+            context["error"] = _error_text(error)
+            return render(request, "console/partials/modify_dialog.html", context, status=422)
+        return render(
+            request,
+            "console/partials/operation_status.html",
+            {"operation": operation, "dialog": True, "poll": _poll(operation)},
+        )
+    return render(request, "console/partials/modify_dialog.html", context)
