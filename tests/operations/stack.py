@@ -25,22 +25,17 @@ from pyzeebe.proto import gateway_pb2 as pb
 from pyzeebe.proto import gateway_pb2_grpc
 
 from routing.keys import cluster_of
-from tests.routing.harness import EngineProcess, ProxyProcess, cluster_entry, python_env, wait_for
+from tests.routing.harness import EngineProcess, ProxyProcess, cluster_entry
+from tests.support import bpmn, python_env, wait_for
+from tests.support.processes import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
+# Used by tests/operations/test_part2_end_to_end.py for its hand-written documents.
 ZEEBE = 'xmlns:zeebe="http://camunda.org/schema/zeebe/1.0"'
 BPMN = 'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"'
 
 
-def definitions(body: str) -> bytes:
-    return (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<bpmn:definitions {BPMN} {ZEEBE} id="d" '
-        f'targetNamespace="http://fleetflow.test">{body}</bpmn:definitions>'
-    ).encode()
-
-
 def service_task(task_id: str, job_type: str) -> str:
+    """A service task without incoming/outgoing children (the flows name it), for hand-written documents."""
     return (
         f'<bpmn:serviceTask id="{task_id}"><bpmn:extensionElements>'
         f'<zeebe:taskDefinition type="{job_type}" retries="3"/></bpmn:extensionElements></bpmn:serviceTask>'
@@ -48,39 +43,41 @@ def service_task(task_id: str, job_type: str) -> str:
 
 
 def linear_process(process_id: str, *steps: str) -> bytes:
-    """start -> service task per step (job type = "<process>-<step>") -> end."""
-    parts = ['<bpmn:startEvent id="start"/>']
+    """start -> service task per step (element id = step, job type = "<process>-<step>") -> end."""
+    nodes = ['<bpmn:startEvent id="start"><bpmn:outgoing>f0</bpmn:outgoing></bpmn:startEvent>']
+    flows = []
     previous = "start"
     for index, step in enumerate(steps):
-        parts.append(service_task(step, f"{process_id}-{step}"))
-        parts.append(f'<bpmn:sequenceFlow id="f{index}" sourceRef="{previous}" targetRef="{step}"/>')
+        nodes.append(bpmn.service_task(step, f"{process_id}-{step}", f"f{index}", f"f{index + 1}"))
+        flows.append(bpmn.flow(f"f{index}", previous, step))
         previous = step
-    parts.append('<bpmn:endEvent id="end"/>')
-    parts.append(f'<bpmn:sequenceFlow id="fend" sourceRef="{previous}" targetRef="end"/>')
-    return definitions(f'<bpmn:process id="{process_id}" isExecutable="true">{"".join(parts)}</bpmn:process>')
+    last = len(steps)
+    nodes.append(f'<bpmn:endEvent id="end"><bpmn:incoming>f{last}</bpmn:incoming></bpmn:endEvent>')
+    flows.append(bpmn.flow(f"f{last}", previous, "end"))
+    return bpmn.process_xml(process_id, "".join(nodes + flows))
 
 
 def manual_process(process_id: str, assignee: str) -> bytes:
     """start -> user task assigned to ``assignee`` (job based) -> end."""
-    return definitions(
-        f'<bpmn:process id="{process_id}" isExecutable="true"><bpmn:startEvent id="start"/>'
-        f'<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="analyse"/>'
-        f'<bpmn:userTask id="analyse"><bpmn:extensionElements>'
+    return bpmn.process_xml(
+        process_id,
+        '<bpmn:startEvent id="start"/>'
+        '<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="analyse"/>'
+        '<bpmn:userTask id="analyse"><bpmn:extensionElements>'
         f'<zeebe:assignmentDefinition assignee="{assignee}"/></bpmn:extensionElements></bpmn:userTask>'
-        f'<bpmn:sequenceFlow id="f2" sourceRef="analyse" targetRef="end"/><bpmn:endEvent id="end"/>'
-        f"</bpmn:process>"
+        '<bpmn:sequenceFlow id="f2" sourceRef="analyse" targetRef="end"/><bpmn:endEvent id="end"/>',
     )
 
 
 def calling_process(process_id: str, called: str) -> bytes:
-    return definitions(
-        f'<bpmn:process id="{process_id}" isExecutable="true"><bpmn:startEvent id="start"/>'
-        f'<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="call"/>'
-        f'<bpmn:callActivity id="call"><bpmn:extensionElements>'
+    return bpmn.process_xml(
+        process_id,
+        '<bpmn:startEvent id="start"/>'
+        '<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="call"/>'
+        '<bpmn:callActivity id="call"><bpmn:extensionElements>'
         f'<zeebe:calledElement processId="{called}" propagateAllChildVariables="false"/>'
-        f"</bpmn:extensionElements></bpmn:callActivity>"
-        f'<bpmn:sequenceFlow id="f2" sourceRef="call" targetRef="end"/><bpmn:endEvent id="end"/>'
-        f"</bpmn:process>"
+        "</bpmn:extensionElements></bpmn:callActivity>"
+        '<bpmn:sequenceFlow id="f2" sourceRef="call" targetRef="end"/><bpmn:endEvent id="end"/>',
     )
 
 

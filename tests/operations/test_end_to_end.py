@@ -16,11 +16,12 @@ from processes.roles import Role
 from routing.keys import cluster_of
 from tests.operations import factories as f
 from tests.operations.stack import Stack, count_records
-from tests.routing.harness import wait_for
+from tests.support import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 LOCAL = (1 << 58) - 1
+USER_TASK_TYPE = "io.camunda.zeebe:userTask"
 
 
 def local(key: int) -> int:
@@ -159,6 +160,16 @@ def test_skip_while_a_worker_races_moves_on_exactly_once(stack: Stack) -> None:
     assert len(completions) == len(instances)
 
 
+def bob_parked_on_both(stack: Stack) -> bool:
+    """Bob's worker asked both clusters for user-task jobs and got nothing: the proxy records who
+    polled a job type, and parks a long poll only once its quick pass found no job; two legs
+    parked on a cluster are alice's and bob's polls (one outstanding poll per pyzeebe task)."""
+    assert stack.proxy is not None
+    clusters = stack.proxy.metrics()["activation"]["clusters"]
+    entries = [clusters.get(str(c), {}).get("jobTypes", {}).get(USER_TASK_TYPE, {}) for c in (1, 2)]
+    return all("bob-worker" in e.get("workers", {}) and e.get("parkedPolls", 0) >= 2 for e in entries)
+
+
 def test_reassign_delivers_the_step_to_the_new_assignee_only(stack: Stack) -> None:
     import threading
 
@@ -174,7 +185,7 @@ def test_reassign_delivers_the_step_to_the_new_assignee_only(stack: Stack) -> No
     def alice(worker: Any) -> None:
         @assigned_task(
             worker,
-            "io.camunda.zeebe:userTask",
+            USER_TASK_TYPE,
             assignee="alice",
             on_release=lambda job: released["alice"].append(job.element_instance_key),
         )
@@ -191,7 +202,7 @@ def test_reassign_delivers_the_step_to_the_new_assignee_only(stack: Stack) -> No
     def bob(worker: Any) -> None:
         @assigned_task(
             worker,
-            "io.camunda.zeebe:userTask",
+            USER_TASK_TYPE,
             assignee="bob",
             on_release=lambda job: released["bob"].append(job.element_instance_key),
         )
@@ -210,7 +221,9 @@ def test_reassign_delivers_the_step_to_the_new_assignee_only(stack: Stack) -> No
         step = imported(ElementInstance, process_instance_id=instance_key, element_id="analyse")
         wait_for(lambda: step.key in calls["alice"], 30, what="alice's worker to hold the step")
         bob_worker = WorkerThread(stack.proxy.address, "bob-worker", bob).start()
-        time.sleep(1.0)
+        wait_for(
+            lambda: bob_parked_on_both(stack), 30, what="bob's worker to poll both clusters and find nothing"
+        )
         assert calls["bob"] == [], "bob's worker must not get alice's step"
 
         operation = services.operation_reassign(
