@@ -28,4 +28,5 @@ urlpatterns = [
     path("clusters/<int:cluster_id>/<str:name>", actions.cluster_action, name="cluster-action"),
     path("actions/<str:name>/<str:key>/", actions.action, name="action"),
     path("instances/<str:key>/modify", actions.modify, name="modify"),
+    path("deploy/", actions.deploy_and_start, name="deploy-start"),
 ]

@@ -242,6 +242,9 @@ FLEETFLOW_SERVER_VARIABLE = env_str("FLEETFLOW_SERVER_VARIABLE", "serverSn")
 FLEETFLOW_VARIABLE_PREVIEW_BYTES = env_int("FLEETFLOW_VARIABLE_PREVIEW_BYTES", 8192, minimum=256)
 # The gateway proxy's --state-dir: the console reads its metrics.json (cluster health, job-type polls).
 FLEETFLOW_PROXY_STATE_DIR = env_str("FLEETFLOW_PROXY_STATE_DIR")
+# The gateway proxy's gRPC address (host:port): deploy and start from the console go through it, so
+# deployments reach every cluster and new instances are placed (issue 19). Empty: not offered.
+FLEETFLOW_GATEWAY_PROXY_ADDRESS = env_str("FLEETFLOW_GATEWAY_PROXY_ADDRESS")
 # Operations (DESIGN §6): how long a task holds an operation before another may take it over (a
 # killed worker's operations wait this long), and the longest backoff for an unreachable cluster.
 FLEETFLOW_OPERATION_LEASE_SECONDS = env_int("FLEETFLOW_OPERATION_LEASE_SECONDS", 60, minimum=2)

@@ -580,3 +580,55 @@ def modify(request: HttpRequest, key: str) -> HttpResponse:
             {"operation": operation, "dialog": True, "poll": _poll(operation)},
         )
     return render(request, "console/partials/modify_dialog.html", context)
+
+
+# -- deploy and start (issue 19) -------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def deploy_and_start(request: HttpRequest) -> HttpResponse:
+    """Deploy a BPMN/DMN resource to every cluster and start an instance, through the gateway
+    proxy (operators and admins). The engine's refusal is shown as it gave it."""
+    require_role(request.user, at_least=Role.OPERATOR)
+    services = _services()
+    context: dict[str, Any] = {
+        "data": {"bpmn_process_id": "", "version": "-1", "variables": ""},
+        "definitions": list(
+            ProcessDefinition.objects.order_by("bpmn_process_id", "-version")
+            .values_list("bpmn_process_id", flat=True)
+            .distinct()[:500]
+        ),
+    }
+    status = 200
+    if request.method == "POST":
+        what = request.POST.get("what")
+        try:
+            if what == "deploy":
+                upload = request.FILES.get("resource")
+                if upload is not None:
+                    if upload.size is not None and upload.size > services.MAX_RESOURCE_BYTES:
+                        raise ValidationError(f"The file is larger than {services.MAX_RESOURCE_BYTES} bytes.")
+                    name, content = upload.name or "", upload.read()
+                else:
+                    name = request.POST.get("name", "")
+                    content = request.POST.get("content", "").encode()
+                context["deployed"] = services.deploy_resource(actor=request.user, name=name, content=content)
+            elif what == "start":
+                context["data"].update({k: request.POST.get(k, "") for k in context["data"]})
+                version = _int(context["data"]["version"] or "-1", name="Version", low=-1, high=2**31 - 1)
+                context["started"] = services.start_instance(
+                    actor=request.user,
+                    bpmn_process_id=context["data"]["bpmn_process_id"],
+                    version=version,
+                    variables=_variables(context["data"]["variables"]),
+                )
+            else:
+                raise ValidationError("Choose deploy or start.")
+        except PermissionDenied:
+            raise
+        except ValidationError as error:
+            context["error"] = _error_text(error)
+            context["error_for"] = what
+            status = 422
+    return render(request, "console/deploy_start.html", context, status=status)

@@ -475,6 +475,33 @@ class ModifyPreviewSerializer(serializers.Serializer):
     plan = serializers.ListField(child=serializers.CharField())
 
 
+class DeployInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255, help_text="Resource name ending in .bpmn or .dmn.")
+    content = serializers.CharField(
+        max_length=4 * 1024 * 1024, trim_whitespace=False, help_text="The BPMN or DMN XML text."
+    )
+
+
+class DeployedSerializer(serializers.Serializer):
+    key = KeyField(help_text="The deployment key.")
+    processes = serializers.ListField(child=serializers.DictField())
+    decisions = serializers.ListField(child=serializers.DictField())
+
+
+class StartInputSerializer(serializers.Serializer):
+    bpmn_process_id = serializers.CharField(max_length=255)
+    version = serializers.IntegerField(default=-1, help_text="-1: the latest version.")
+    variables = serializers.DictField(default=dict, help_text=VARIABLES_HELP)
+
+
+class StartedSerializer(serializers.Serializer):
+    process_instance_key = KeyField()
+    process_definition_key = KeyField()
+    bpmn_process_id = serializers.CharField()
+    version = serializers.IntegerField()
+    cluster_id = serializers.IntegerField()
+
+
 class MessageInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=255)
     correlation_key = serializers.CharField(max_length=255, allow_blank=True, default="")

@@ -202,6 +202,22 @@ class ProcessDefinitionViewSet(ListRetrieveViewSet):
     serializer_class = api.ProcessDefinitionSerializer
     detail_serializer_class = api.ProcessDefinitionDetailSerializer
 
+    @extend_schema(request=api.DeployInputSerializer, responses={201: api.DeployedSerializer})
+    @action(detail=False, methods=["post"])
+    def deploy(self, request: Request) -> Response:
+        """Deploy a BPMN or DMN resource to every cluster (through the gateway proxy). The engine's
+        refusal comes back as 400 with its text, naming the invalid element."""
+        given = self.input(api.DeployInputSerializer)
+        deployed = operations.deploy_resource(
+            actor=request.user, name=given["name"], content=given["content"].encode()
+        )
+        return Response(
+            api.DeployedSerializer(
+                {"key": deployed.key, "processes": deployed.processes, "decisions": deployed.decisions}
+            ).data,
+            status=status.HTTP_201_CREATED,
+        )
+
 
 # -- process instances ---------------------------------------------------------------------------------
 
@@ -278,6 +294,19 @@ class ProcessInstanceViewSet(ListRetrieveViewSet):
         """Cancel a root instance (the instances it called end with it)."""
         instance = self.get_object()
         return accepted(operations.operation_cancel(actor=request.user, process_instance=instance))
+
+    @extend_schema(request=api.StartInputSerializer, responses={201: api.StartedSerializer})
+    @action(detail=False, methods=["post"])
+    def start(self, request: Request) -> Response:
+        """Start an instance of a definition with variables; the gateway proxy places it."""
+        given = self.input(api.StartInputSerializer)
+        started = operations.start_instance(
+            actor=request.user,
+            bpmn_process_id=given["bpmn_process_id"],
+            version=given["version"],
+            variables=given["variables"],
+        )
+        return Response(api.StartedSerializer(started.__dict__).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         request=api.ModifyInputSerializer,

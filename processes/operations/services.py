@@ -698,6 +698,158 @@ def operation_modify(
     )
 
 
+# -- deploy and start through the gateway proxy (issue 19) ----------------------------------------
+
+MAX_RESOURCE_BYTES = 4 * 1024 * 1024  # the gateway's default message size limit
+DEPLOY_SUFFIXES = (".bpmn", ".dmn")
+GATEWAY_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class Deployed:
+    key: int
+    processes: list[dict[str, Any]]  # bpmn_process_id, version, process_definition_key
+    decisions: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Started:
+    process_instance_key: int
+    process_definition_key: int
+    bpmn_process_id: str
+    version: int
+    cluster_id: int
+
+
+def _proxy_call(method: str, request: Any, *, field: str) -> Any:
+    """One call to the gateway proxy (routing layer: deploy fans out to every cluster, a start by
+    process id is placed). Zeebe's refusal comes back as OperationRejected with its text."""
+    import grpc
+    from pyzeebe.proto import gateway_pb2_grpc
+
+    address = getattr(settings, "FLEETFLOW_GATEWAY_PROXY_ADDRESS", "") or ""
+    if not address:
+        raise OperationRejected(
+            "No gateway proxy is configured (FLEETFLOW_GATEWAY_PROXY_ADDRESS): deploy and start are not available.",
+            None,
+        )
+    with grpc.insecure_channel(address) as channel:
+        try:
+            return getattr(gateway_pb2_grpc.GatewayStub(channel), method)(request, timeout=GATEWAY_TIMEOUT_S)
+        except grpc.RpcError as error:
+            code = error.code().name if hasattr(error, "code") else "UNKNOWN"
+            details = error.details() if hasattr(error, "details") else str(error)
+            raise OperationRejected(f"{code}: {details}", field) from None
+
+
+def _audit(*, actor: Any, event: str, message: str, detail: dict[str, Any]) -> None:
+    AuditEntry.objects.create(
+        actor=actor, actor_name=_actor_name(actor), event=event, message=message, detail=detail
+    )
+
+
+def deploy_resource(*, actor: Any, name: str, content: bytes) -> Deployed:
+    """Deploy a BPMN or DMN resource to every cluster through the proxy (synchronously: the
+    operator sees the engine's verdict, e.g. the invalid element named, at once). Audited."""
+    require_role(actor, at_least=Role.OPERATOR)
+    name = _check_text(name, field="name")
+    if not name.lower().endswith(DEPLOY_SUFFIXES):
+        raise OperationRejected(f"The resource name must end with {' or '.join(DEPLOY_SUFFIXES)}.", "name")
+    if not isinstance(content, bytes) or not content.strip():
+        raise OperationRejected("The resource is empty.", "content")
+    if len(content) > MAX_RESOURCE_BYTES:
+        raise OperationRejected(
+            f"The resource is {len(content)} bytes; at most {MAX_RESOURCE_BYTES} are accepted.", "content"
+        )
+    from pyzeebe.proto import gateway_pb2 as pb
+
+    try:
+        response = _proxy_call(
+            "DeployResource",
+            pb.DeployResourceRequest(resources=[pb.Resource(name=name, content=content)]),
+            field="content",
+        )
+    except OperationRejected as refused:
+        _audit(
+            actor=actor,
+            event="deploy_refused",
+            message=f"Deploy of {name} refused",
+            detail={"error": refused.message},
+        )
+        raise
+    processes = [
+        {
+            "bpmn_process_id": item.process.bpmnProcessId,
+            "version": item.process.version,
+            "process_definition_key": item.process.processDefinitionKey,
+        }
+        for item in response.deployments
+        if item.HasField("process")
+    ]
+    decisions = [
+        {
+            "decision_id": item.decision.dmnDecisionId,
+            "version": item.decision.version,
+            "decision_key": item.decision.decisionKey,
+        }
+        for item in response.deployments
+        if item.HasField("decision")
+    ]
+    result = Deployed(key=int(response.key), processes=processes, decisions=decisions)
+    _audit(
+        actor=actor,
+        event="deployed",
+        message=f"Deployed {name}",
+        detail={"name": name, "key": result.key, "processes": processes, "decisions": decisions},
+    )
+    return result
+
+
+def start_instance(
+    *, actor: Any, bpmn_process_id: str, version: int = -1, variables: dict[str, Any]
+) -> Started:
+    """Start an instance of a definition (``version`` -1: the latest) through the proxy, which
+    places it on a cluster (placement applies). Audited."""
+    require_role(actor, at_least=Role.OPERATOR)
+    bpmn_process_id = _check_text(bpmn_process_id, field="bpmn_process_id")
+    if (
+        isinstance(version, bool)
+        or not isinstance(version, int)
+        or not (version == -1 or 1 <= version <= MAX_RETRIES)
+    ):
+        raise OperationRejected("version must be -1 (the latest) or a version number.", "version")
+    variables = _check_variables(variables, field="variables", allow_empty=True)
+    from pyzeebe.proto import gateway_pb2 as pb
+
+    response = _proxy_call(
+        "CreateProcessInstance",
+        pb.CreateProcessInstanceRequest(
+            bpmnProcessId=bpmn_process_id, version=version, variables=json.dumps(variables)
+        ),
+        field="bpmn_process_id",
+    )
+    started = Started(
+        process_instance_key=int(response.processInstanceKey),
+        process_definition_key=int(response.processDefinitionKey),
+        bpmn_process_id=response.bpmnProcessId,
+        version=int(response.version),
+        cluster_id=cluster_of(int(response.processInstanceKey)),
+    )
+    _audit(
+        actor=actor,
+        event="started",
+        message=f"Started {bpmn_process_id} v{started.version}: instance {started.process_instance_key}",
+        detail={
+            "bpmn_process_id": bpmn_process_id,
+            "version": started.version,
+            "process_instance_key": started.process_instance_key,
+            "cluster_id": started.cluster_id,
+            "variables": sorted(variables),
+        },
+    )
+    return started
+
+
 # -- running operations (called by tasks) ----------------------------------------------------------
 
 

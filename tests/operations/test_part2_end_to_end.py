@@ -321,3 +321,86 @@ def test_a_plan_the_engine_refuses_shows_zeebes_reason_and_changes_nothing(stack
         )
         >= 1
     )
+
+
+# -- deploy and start through the proxy ------------------------------------------------------------
+
+
+def test_deploy_from_the_console_and_start_instances_through_the_proxy(stack: Stack, settings: Any) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import Client
+
+    from processes.operations.models import AuditEntry
+
+    assert stack.proxy is not None
+    settings.FLEETFLOW_GATEWAY_PROXY_ADDRESS = stack.proxy.address
+    client = Client()
+    client.force_login(f.user("otto", Role.OPERATOR))
+    viewer = Client()
+    viewer.force_login(f.user("vera", Role.VIEWER))
+    assert viewer.get("/deploy/").status_code == 403
+
+    # A service task without a task definition: the engine refuses and names the element.
+    broken = linear_process("p2-deployed", "inspect").replace(
+        b'<bpmn:extensionElements><zeebe:taskDefinition type="p2-deployed-inspect" retries="3"/>'
+        b"</bpmn:extensionElements>",
+        b"",
+    )
+    refused = client.post(
+        "/deploy/", {"what": "deploy", "resource": SimpleUploadedFile("p2-deployed.bpmn", broken)}
+    )
+    assert refused.status_code == 422
+    text = refused.content.decode()
+    assert "INVALID_ARGUMENT" in text and "inspect" in text, text[text.find("data-deploy-error") :][:600]
+    for cluster_id in (1, 2):
+        assert (
+            count_records(stack.records(cluster_id), "PROCESS", "CREATED", bpmnProcessId="p2-deployed") == 0
+        )
+
+    good = linear_process("p2-deployed", "inspect")
+    deployed = client.post(
+        "/deploy/", {"what": "deploy", "resource": SimpleUploadedFile("p2-deployed.bpmn", good)}
+    )
+    assert deployed.status_code == 200 and "p2-deployed version 1" in deployed.content.decode()
+    for cluster_id in (1, 2):  # fanned out to every cluster (and there to each of its 2 partitions)
+        assert (
+            count_records(stack.records(cluster_id), "PROCESS", "CREATED", bpmnProcessId="p2-deployed") == 2
+        )
+
+    # Start through the console, then through the API: the proxy places them.
+    started = client.post(
+        "/deploy/",
+        {
+            "what": "start",
+            "bpmn_process_id": "p2-deployed",
+            "version": "-1",
+            "variables": '{"serverSn": "SN-C"}',
+        },
+    )
+    assert started.status_code == 200 and "Started" in started.content.decode()
+    clusters = set()
+    for n in range(6):
+        response = client.post(
+            "/api/v1/process-instances/start/",
+            {"bpmn_process_id": "p2-deployed", "variables": {"serverSn": f"SN-{n}"}},
+            content_type="application/json",
+        )
+        assert response.status_code == 201, response.content
+        body = response.json()
+        assert body["version"] == 1 and cluster_of(int(body["process_instance_key"])) == body["cluster_id"]
+        clusters.add(body["cluster_id"])
+    assert clusters == {1, 2}, clusters  # placement spreads new instances over both clusters
+    last = int(body["process_instance_key"])
+    imported(ProcessInstance, key=last)
+    missing = client.post(
+        "/api/v1/process-instances/start/", {"bpmn_process_id": "p2-nope"}, content_type="application/json"
+    )
+    assert missing.status_code == 400 and "NOT_FOUND" in json.dumps(missing.json())
+    events = list(
+        AuditEntry.objects.filter(
+            operation__isnull=True, event__in=["deployed", "deploy_refused", "started"]
+        ).values_list("event", flat=True)
+    )
+    assert (
+        events.count("deploy_refused") == 1 and events.count("deployed") == 1 and events.count("started") == 7
+    )
