@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,10 @@ from tests.engine.helpers import one_task_process
 
 
 async def pyzeebe_flow(
-    channel: grpc.aio.Channel, tmp_path: Path, name: str, instances: int = 1
+    channel: grpc.aio.Channel, tmp_path: Path, name: str, instances: int = 1, keep_going_for: float = 0.0
 ) -> list[dict[str, Any]]:
+    """Run ``instances`` instances one after another, and more until ``keep_going_for`` seconds
+    have passed (at most 5000 in all)."""
     bpmn = tmp_path / f"{name}.bpmn"
     bpmn.write_bytes(one_task_process(name, f"{name}-work"))
     client = ZeebeClient(channel)
@@ -30,7 +33,10 @@ async def pyzeebe_flow(
     running = asyncio.create_task(worker.work())
     try:
         results = []
-        for n in range(instances):
+        deadline = time.monotonic() + keep_going_for
+        for n in range(5000):
+            if n >= instances and time.monotonic() >= deadline:
+                break
             result = await asyncio.wait_for(
                 client.run_process_with_result(name, {"n": n}, timeout=20_000), 30
             )

@@ -70,7 +70,7 @@ class TokenServer:
                     user, _, password = base64.b64decode(basic[6:]).decode().partition(":")
                     params.setdefault("client_id", urllib.parse.unquote_plus(user))
                     params.setdefault("client_secret", urllib.parse.unquote_plus(password))
-                server.requests.append(params)
+                server.requests.append({**params, "at": str(time.monotonic())})
                 client_id = params.get("client_id", "")
                 if server.clients.get(client_id) is None or server.clients[client_id] != params.get(
                     "client_secret"

@@ -221,27 +221,33 @@ def test_pyzeebe_flow_through_the_tls_proxy_and_token_refresh_under_load(
         )
         try:
             # ~3 token lifetimes of continuous traffic: every call must succeed across renewals
-            results: list[dict] = []
-            deadline = time.monotonic() + 3 * LIFETIME
-            round_ = 0
-            while time.monotonic() < deadline and round_ < 40:
-                results += await pyzeebe_flow(channel, tmp_path, f"refresh-{round_}", instances=2)
-                round_ += 1
-            return results
+            return await pyzeebe_flow(channel, tmp_path, "refresh", instances=4, keep_going_for=3 * LIFETIME)
         finally:
             await channel.close()
 
+    started = time.monotonic()
     results = asyncio.run(run())
     assert len(results) >= 4 and all(r["doubled"] == 2 * r["n"] for r in results)
     proxy_fetches = sum(1 for r in short_tokens.requests if r.get("client_id") == PROXY_CLIENT)
     # the proxy renewed its upstream tokens while the calls went on (at least two renewals)
-    assert proxy_fetches - proxy_fetches_before >= 2, (proxy_fetches_before, proxy_fetches)
+    fetch_times = [
+        round(float(r["at"]) - started, 2)
+        for r in short_tokens.requests
+        if r.get("client_id") == PROXY_CLIENT
+    ]
+    print(
+        "proxy token fetches (s since the load began):",
+        fetch_times,
+        "load lasted",
+        round(time.monotonic() - started, 2),
+    )
+    assert proxy_fetches - proxy_fetches_before >= 2, (proxy_fetches_before, proxy_fetches, fetch_times)
     metrics = wait_up(fleet, {"1", "2"})
     assert all(c["health"] == "up" for c in metrics["clusters"].values())
     # instances were placed on both clusters (the creates went through both upstream channels)
-    created = {cid: c.get("created", c.get("instancesCreated")) for cid, c in metrics["clusters"].items()}
-    assert "secret" not in json.dumps(metrics).replace("client_secret_env", ""), "no secret in metrics"
-    assert created
+    created = {cid: c["instancesCreated"] for cid, c in metrics["clusters"].items()}
+    assert all(count > 0 for count in created.values()), created
+    assert "proxy-secret" not in json.dumps(metrics), "the secret itself never reaches metrics.json"
 
 
 def test_upstream_certificate_mismatch_marks_the_cluster_down(tmp_path: Path, pki: LocalCA) -> None:
