@@ -20,7 +20,15 @@ class ClusterAdminForm(forms.ModelForm):
 
     class Meta:
         model = Cluster
-        fields = ("id", "name", "gateway_address", "weight", "record_source", "record_source_config")
+        fields = (
+            "id",
+            "name",
+            "gateway_address",
+            "weight",
+            "record_source",
+            "record_source_config",
+            "gateway_security",
+        )
 
     def clean_gateway_address(self) -> str:
         return services.validate_gateway_address(self.cleaned_data["gateway_address"])
@@ -49,6 +57,7 @@ class ClusterAdmin(admin.ModelAdmin):
                 weight=data["weight"],
                 record_source=data["record_source"],
                 record_source_config=data["record_source_config"],
+                gateway_security=data["gateway_security"],
             )
         else:
             saved = services.cluster_create(
@@ -58,6 +67,7 @@ class ClusterAdmin(admin.ModelAdmin):
                 weight=data["weight"],
                 record_source=data["record_source"],
                 record_source_config=data["record_source_config"],
+                gateway_security=data["gateway_security"],
             )
         # The admin goes on with `obj` (log entry, redirect): make it the row the service wrote.
         for field in Cluster._meta.concrete_fields:

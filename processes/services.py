@@ -46,6 +46,7 @@ def cluster_create(
     state: str = ClusterState.ACTIVE,
     record_source: str = RecordSource.ENGINE_LOG,
     record_source_config: dict[str, Any] | None = None,
+    gateway_security: dict[str, Any] | None = None,
 ) -> Cluster:
     if not CLUSTER_ID_MIN <= cluster_id <= CLUSTER_ID_MAX:
         raise ValidationError(f"Cluster id {cluster_id} is outside {CLUSTER_ID_MIN}..{CLUSTER_ID_MAX}")
@@ -59,6 +60,7 @@ def cluster_create(
         state=state,
         record_source=record_source,
         record_source_config=record_source_config or {},
+        gateway_security=gateway_security or {},  # validated by Cluster.clean (routing/security.py)
     )
     cluster.full_clean()
     cluster.save(force_insert=True)
@@ -118,6 +120,7 @@ def cluster_update(
     name: str | None = None,
     record_source: str | None = None,
     record_source_config: dict[str, Any] | None = None,
+    gateway_security: dict[str, Any] | None = None,
 ) -> Cluster:
     locked = Cluster.objects.select_for_update().get(pk=cluster.pk)
     if weight is not None:
@@ -132,6 +135,8 @@ def cluster_update(
         locked.record_source = record_source
     if record_source_config is not None:
         locked.record_source_config = record_source_config
+    if gateway_security is not None:
+        locked.gateway_security = gateway_security
     locked.full_clean()
     locked.save()
     return locked

@@ -57,3 +57,28 @@ def test_clean_refuses_unusable_or_secret_settings(bad: dict) -> None:
     with pytest.raises(ValidationError) as error:
         cluster.full_clean()
     assert "gateway_security" in error.value.message_dict
+
+
+def test_admin_edits_gateway_security_and_refuses_a_clear_secret(client) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_superuser("ada", password="pw-123456789"))
+    form = {
+        "id": 4,
+        "name": "secured",
+        "gateway_address": "zeebe.example:443",
+        "weight": 1,
+        "record_source": "engine_log",
+        "record_source_config": json.dumps({"data_dir": "/var/zeebe"}),
+    }
+    refused = client.post(
+        "/admin/processes/cluster/add/",
+        {**form, "gateway_security": json.dumps({**SECURITY, "client_secret": "hunter2"})},
+    )
+    assert refused.status_code == 200 and "client_secret" in refused.content.decode()
+    assert not Cluster.objects.filter(pk=4).exists()
+    saved = client.post("/admin/processes/cluster/add/", {**form, "gateway_security": json.dumps(SECURITY)})
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    assert Cluster.objects.get(pk=4).gateway_security == SECURITY
