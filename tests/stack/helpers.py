@@ -13,12 +13,10 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
 
 
 def child_pids(pid: int) -> list[int]:
@@ -44,21 +42,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def wait_until(what: str, probe: Callable[[], T | None], *, timeout: float, interval: float = 0.5) -> T:
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = probe()
-        except Exception as error:  # the server may not be up yet: probe again
-            last_error = error
-            result = None
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s (last error: {last_error!r})")
 
 
 class Browser:

@@ -14,7 +14,8 @@ import pytest
 
 from console.stack import CRASH_LOOP_COUNT
 from tests.services import free_port
-from tests.stack.helpers import StackProcess, alive, python, wait_until
+from tests.stack.helpers import StackProcess, alive, python
+from tests.support import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -49,9 +50,9 @@ def test_an_importer_that_keeps_dying_stops_the_stack_with_its_last_lines(tmp_pa
         assert not any("celery" in command or "redis-server" in command for command in children.values())
         killed: list[int] = []
         for _ in range(CRASH_LOOP_COUNT):
-            importer = wait_until(
-                "an importer child",
-                lambda: [
+            importer = wait_for(
+                what="an importer child",
+                probe=lambda: [
                     pid
                     for pid, command in stack.children().items()
                     if "import_records" in command and pid not in killed and alive(pid)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.services import free_port
-from tests.stack.helpers import Browser, StackProcess, alive, python, wait_until
+from tests.stack.helpers import Browser, StackProcess, alive, python
+from tests.support import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +50,9 @@ def test_make_demo_serves_data_within_90_s_and_stops_cleanly_on_sigint(tmp_path:
             results = browser.get_json("/api/v1/process-instances/")["results"]
             return [row for row in results if row["bpmn_process_id"] in DEMO_PROCESSES] or None
 
-        instances = wait_until("imported demo instances", demo_instances, timeout=max(remaining, 1))
+        instances = wait_for(
+            what="imported demo instances", probe=demo_instances, timeout=max(remaining, 1), interval=0.5
+        )
         assert instances
         servers = browser.get_json("/api/v1/servers/")["results"]
         assert len(servers) > 10
@@ -84,7 +87,7 @@ def test_make_demo_serves_data_within_90_s_and_stops_cleanly_on_sigint(tmp_path:
                 for row in results
             )
 
-        wait_until("flows started by the second run", new_instances, timeout=120)
+        wait_for(what="flows started by the second run", probe=new_instances, timeout=120, interval=0.5)
         assert browser.get_json("/api/v1/clusters/")["results"][0]["state"] == "active"
     except BaseException:
         again.kill_all()

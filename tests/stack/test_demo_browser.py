@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from tests.services import free_port
-from tests.stack.helpers import REPO, Browser, StackProcess, python, wait_until
+from tests.stack.helpers import REPO, Browser, StackProcess, python
+from tests.support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -60,7 +61,9 @@ def test_operator_finds_the_stuck_flow_from_the_dashboard_retries_it_and_sees_it
         rows = api.get_json("/api/v1/incidents/?state=active")["results"]
         return next((row for row in rows if "unreachable" in row["error_message"]), None)
 
-    incident = wait_until("the unreachable machine's incident", unreachable_incident, timeout=120)
+    incident = wait_for(
+        what="the unreachable machine's incident", probe=unreachable_incident, timeout=120, interval=0.5
+    )
     instance_key = str(incident["process_instance_key"])
 
     errors: list[str] = []
@@ -96,7 +99,7 @@ def test_operator_finds_the_stuck_flow_from_the_dashboard_retries_it_and_sees_it
             def finished() -> bool:
                 return api.get_json(f"/api/v1/process-instances/{instance_key}/")["state"] == "completed"
 
-            wait_until("the retried flow to finish", finished, timeout=120)
+            wait_for(what="the retried flow to finish", probe=finished, timeout=120, interval=0.5)
             page.reload()
             expect(page.locator("table.history tr", has_text="download-logs")).to_contain_text("Completed")
             OUTPUT_DIR.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,8 @@ import pytest
 from pyzeebe import Job, ZeebeClient, ZeebeWorker
 
 from tests.services import free_port
-from tests.stack.helpers import REPO, Browser, StackProcess, alive, python, wait_until
+from tests.stack.helpers import REPO, Browser, StackProcess, alive, python
+from tests.support import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -170,10 +171,11 @@ def test_run_stack_on_postgres_proxy_api_and_importer_restart(
         }
 
         first = asyncio.run(deploy_and_create(gateway, bpmn, 1))[0]
-        instance = wait_until(
-            "the first instance through the API",
-            lambda: api.get_json(f"/api/v1/process-instances/{first}/", auth),
+        instance = wait_for(
+            what="the first instance through the API",
+            probe=lambda: api.get_json(f"/api/v1/process-instances/{first}/", auth),
             timeout=60,
+            interval=0.5,
         )
         assert instance["key"] == str(first)
         assert instance["bpmn_process_id"] == "stack-test"
@@ -183,10 +185,11 @@ def test_run_stack_on_postgres_proxy_api_and_importer_restart(
         os.kill(importer, signal.SIGKILL)
         # Created while the importer is down (or restarting): its next run must import them all.
         keys = [first, *asyncio.run(create(gateway, 20, first=1))]
-        restarted = wait_until(
-            "a new importer child",
-            lambda: [pid for pid in importer_pids(stack) if pid != importer],
+        restarted = wait_for(
+            what="a new importer child",
+            probe=lambda: [pid for pid in importer_pids(stack) if pid != importer],
             timeout=30,
+            interval=0.5,
         )
         assert len(restarted) == 1
         assert not alive(importer)
@@ -198,7 +201,7 @@ def test_run_stack_on_postgres_proxy_api_and_importer_restart(
             states = [api.get_json(f"/api/v1/process-instances/{key}/", auth)["state"] for key in keys]
             return all(state == "completed" for state in states)
 
-        wait_until("every instance imported as completed", all_completed, timeout=60)
+        wait_for(what="every instance imported as completed", probe=all_completed, timeout=60, interval=0.5)
         rows = api.get_json("/api/v1/process-instances/?bpmn_process_id=stack-test&page_size=100", auth)
         assert sorted(int(row["key"]) for row in rows["results"]) == sorted(keys)
     except BaseException:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from console.stack import CRASH_LOOP_COUNT, ChildSpec, Stack, StackError
-from tests.stack.helpers import REPO, alive, wait_until
+from tests.stack.helpers import REPO, alive
+from tests.support import wait_for
 
 
 def spec(name: str, code: str) -> ChildSpec:
@@ -36,14 +37,20 @@ def test_a_crashed_child_is_restarted_and_the_restart_is_said(tmp_path: Path) ->
     )
     first_pid = child.pid
     try:
-        wait_until(
-            "the first run to exit", lambda: child.process and child.process.poll() is not None, timeout=20
+        wait_for(
+            what="the first run to exit",
+            probe=lambda: child.process and child.process.poll() is not None,
+            timeout=20,
         )
         stack.check_children()
         assert child.pid != first_pid
         assert child.restarts == 1
         assert any("flaky" in line and "exited with code 3" in line and "dying now" in line for line in said)
-        wait_until("the second run to log", lambda: "second life" in child.log_path.read_text(), timeout=20)
+        wait_for(
+            what="the second run to log",
+            probe=lambda: "second life" in child.log_path.read_text(),
+            timeout=20,
+        )
     finally:
         stack.stop()
     assert child.process is not None and child.process.returncode is not None
@@ -76,9 +83,9 @@ def test_stop_ends_every_child_even_one_ignoring_sigterm(tmp_path: Path) -> None
             "print('ready', flush=True); time.sleep(60)",
         )
     )
-    wait_until(
-        "the stubborn child to start its own child",
-        lambda: "ready" in stubborn.log_path.read_text(),
+    wait_for(
+        what="the stubborn child to start its own child",
+        probe=lambda: "ready" in stubborn.log_path.read_text(),
         timeout=20,
     )
     grandchildren = [
@@ -88,7 +95,11 @@ def test_stop_ends_every_child_even_one_ignoring_sigterm(tmp_path: Path) -> None
     stack.stop(timeout=2)
     for child in (polite, stubborn):
         assert child.pid is not None and not alive(child.pid)
-    wait_until("the grandchild to be gone", lambda: not any(alive(pid) for pid in grandchildren), timeout=10)
+    wait_for(
+        what="the grandchild to be gone",
+        probe=lambda: not any(alive(pid) for pid in grandchildren),
+        timeout=10,
+    )
 
 
 def test_children_die_with_a_supervisor_killed_by_sigkill(tmp_path: Path) -> None:
@@ -111,7 +122,7 @@ def test_children_die_with_a_supervisor_killed_by_sigkill(tmp_path: Path) -> Non
         assert alive(child_pid)
         supervisor.send_signal(signal.SIGKILL)
         supervisor.wait(timeout=10)
-        wait_until("the orphaned child to be gone", lambda: not alive(child_pid), timeout=20)
+        wait_for(what="the orphaned child to be gone", probe=lambda: not alive(child_pid), timeout=20)
     finally:
         if supervisor.poll() is None:
             supervisor.kill()
