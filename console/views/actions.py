@@ -381,11 +381,14 @@ BATCH_ACTIONS = {
     "retry": "Retry every matching active incident (retries set to 1, then resolved), at the batch rate limit.",
     "resolve_incident": "Resolve every matching active incident without changing retries.",
     "cancel": "Cancel every matching active instance and everything it called.",
+    "modify": "In every matching active instance with a token at the source element, cancel that token "
+    "and add one before the target element (one modification per instance).",
 }
+MODIFY_PARAMETERS = ("source_element_id", "target_element_id")
 
 
 def _filter_from(request_data: Any) -> dict[str, str]:
-    ignored = {"action", "csrfmiddlewaretoken", "after", "since"}
+    ignored = {"action", "csrfmiddlewaretoken", "after", "since", *MODIFY_PARAMETERS}
     return {name: value for name, value in request_data.items() if name not in ignored and value != ""}
 
 
@@ -398,8 +401,12 @@ def batch_new(request: HttpRequest) -> HttpResponse:
     if action_name not in BATCH_ACTIONS:
         raise Http404("no such batch action")
     selection = _filter_from(data)
+    parameters = (
+        {name: data.get(name, "").strip() for name in MODIFY_PARAMETERS} if action_name == "modify" else {}
+    )
     context: dict[str, Any] = {
         "action": action_name,
+        "parameters": parameters,
         "what_happens": BATCH_ACTIONS[action_name],
         "selection": selection,
         "selection_json": json.dumps(selection, sort_keys=True),
@@ -408,9 +415,13 @@ def batch_new(request: HttpRequest) -> HttpResponse:
         services = _services()
     except ActionsNotInstalled:
         return HttpResponse("Operator actions are not installed on this console.", status=503)
+    if parameters and not all(parameters.values()) and request.method == "GET":
+        return render(
+            request, "console/partials/batch_dialog.html", context
+        )  # ask for source and target first
     try:
         context["count"] = services.batch_operation_dry_run(
-            actor=request.user, action=action_name, filter=selection
+            actor=request.user, action=action_name, filter=selection, parameters=parameters or None
         )
     except ValidationError as error:
         context["error"] = _error_text(error)
@@ -418,7 +429,7 @@ def batch_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         try:
             batch = services.batch_operation_start(
-                actor=request.user, action=action_name, filter=selection, parameters={}
+                actor=request.user, action=action_name, filter=selection, parameters=parameters
             )
         except ValidationError as error:
             context["error"] = _error_text(error)

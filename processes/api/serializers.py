@@ -511,15 +511,17 @@ class MessageInputSerializer(serializers.Serializer):
 
 class BatchInputSerializer(serializers.Serializer):
     action = serializers.ChoiceField(
-        choices=["retry", "resolve_incident", "cancel", "set_variables"],
-        help_text="retry/resolve_incident select incidents (incident filters); cancel/set_variables "
-        "select process instances (process instance filters).",
+        choices=["retry", "resolve_incident", "cancel", "set_variables", "modify"],
+        help_text="retry/resolve_incident select incidents (incident filters); cancel/set_variables/modify "
+        "select process instances (process instance filters; modify: those with a token at the source).",
     )
     filter = serializers.DictField(
         default=dict, help_text="Filter names and values as in the list endpoints."
     )
     parameters = serializers.DictField(
-        default=dict, help_text="retry: retries; set_variables: variables, local; any: rate_per_second."
+        default=dict,
+        help_text="retry: retries; set_variables: variables, local; modify: source_element_id, "
+        "target_element_id; any: rate_per_second.",
     )
     dry_run = serializers.BooleanField(default=False, help_text="Answer the target count without starting.")
 

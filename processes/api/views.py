@@ -518,7 +518,10 @@ class BatchOperationViewSet(mixins.CreateModelMixin, ListRetrieveViewSet):
         given = self.input(api.BatchInputSerializer)
         if given["dry_run"]:
             count = operations.batch_operation_dry_run(
-                actor=request.user, action=given["action"], filter=given["filter"]
+                actor=request.user,
+                action=given["action"],
+                filter=given["filter"],
+                parameters=given["parameters"],
             )
             return Response({"count": count})
         batch = operations.batch_operation_start(

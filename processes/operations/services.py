@@ -86,7 +86,10 @@ BATCH_ACTIONS = (
     OperationAction.RESOLVE_INCIDENT,
     OperationAction.CANCEL,
     OperationAction.SET_VARIABLES,
+    OperationAction.MODIFY,  # move every token of one element to another (issue 19)
 )
+# A batch modify checks its target element against at most this many distinct definitions up front.
+BATCH_MODIFY_DEFINITIONS = 50
 
 
 class OperationRejected(ValidationError):
@@ -1112,7 +1115,9 @@ def _batch_action(action: Any) -> OperationAction:
     return parsed
 
 
-def _batch_targets(action: OperationAction, filter: Any) -> QuerySet[Any]:
+def _batch_targets(
+    action: OperationAction, filter: Any, parameters: Mapping[str, Any] | None = None
+) -> QuerySet[Any]:
     """The targets ``filter`` selects for ``action``, through the shared FilterSets (one filter
     definition for the API, the console lists and batches), narrowed to what the action can
     apply to: active incidents; active root instances (cancelling a root cancels its tree, and
@@ -1125,6 +1130,18 @@ def _batch_targets(action: OperationAction, filter: Any) -> QuerySet[Any]:
         queryset = queryset.filter(state__in=INSTANCE_ACTIVE_STATES)
         if action == OperationAction.CANCEL:
             queryset = queryset.filter(parent__isnull=True)
+        if action == OperationAction.MODIFY:
+            # Only instances with a token at the source element.
+            source = str((parameters or {}).get("source_element_id") or "")
+            queryset = queryset.filter(
+                Exists(
+                    ElementInstance.objects.filter(
+                        process_instance_id=OuterRef("key"),
+                        element_id=source,
+                        state__in=INSTANCE_ACTIVE_STATES,
+                    )
+                )
+            )
         return queryset
     except OperationRejected:
         raise
@@ -1143,6 +1160,8 @@ def _batch_parameters(action: OperationAction, parameters: Any) -> tuple[dict[st
         allowed |= {"retries"}
     if action == OperationAction.SET_VARIABLES:
         allowed |= {"variables", "local"}
+    if action == OperationAction.MODIFY:
+        allowed |= {"source_element_id", "target_element_id"}
     unknown = sorted(set(parameters) - allowed)
     if unknown:
         raise OperationRejected(
@@ -1165,13 +1184,51 @@ def _batch_parameters(action: OperationAction, parameters: Any) -> tuple[dict[st
         if not isinstance(local, bool):
             raise OperationRejected("local must be true or false.", "parameters.local")
         clean["local"] = local
+    if action == OperationAction.MODIFY:
+        source = _check_text(parameters.get("source_element_id", ""), field="parameters.source_element_id")
+        target = _check_text(parameters.get("target_element_id", ""), field="parameters.target_element_id")
+        if source == target:
+            raise OperationRejected("Source and target are the same element.", "parameters.target_element_id")
+        clean.update(source_element_id=source, target_element_id=target)
     return clean, rate
 
 
-def batch_operation_dry_run(*, actor: Any, action: str, filter: dict[str, Any]) -> int:
-    """How many targets a batch with this action and filter would have now."""
+def batch_operation_dry_run(
+    *, actor: Any, action: str, filter: dict[str, Any], parameters: dict[str, Any] | None = None
+) -> int:
+    """How many targets a batch with this action and filter would have now (a batch modify
+    needs its ``parameters``: only instances with a token at the source element count)."""
     require_role(actor, at_least=Role.OPERATOR)
-    return _batch_targets(_batch_action(action), filter).count()
+    batch_action = _batch_action(action)
+    clean = (
+        _batch_parameters(batch_action, parameters or {})[0] if batch_action == OperationAction.MODIFY else {}
+    )
+    return _batch_targets(batch_action, filter, clean).count()
+
+
+def _check_batch_modify(targets: QuerySet[Any], parameters: Mapping[str, Any]) -> None:
+    """Refuse a batch move Zeebe would refuse for every instance (unknown or unsupported target
+    element), checked on the diagrams of the selected instances' definitions."""
+    definition_keys = list(
+        targets.order_by()
+        .values_list("process_definition_id", flat=True)
+        .distinct()[:BATCH_MODIFY_DEFINITIONS]
+    )
+    for definition in ProcessDefinition.objects.filter(key__in=[k for k in definition_keys if k is not None]):
+        try:
+            diagram = read_diagram(definition.bpmn_xml, process_id=definition.bpmn_process_id)
+            check_plan(
+                diagram=diagram,
+                process_instance_key=0,
+                active={},
+                activate=[{"element_id": parameters["target_element_id"]}],
+                terminate=[],
+            )
+        except PlanRefused as refused:
+            raise OperationRejected(
+                f"{definition.bpmn_process_id} version {definition.version}: {refused.message}",
+                "parameters.target_element_id",
+            ) from None
 
 
 def _enqueue_planner_on_commit(batch_id: int, countdown: float | None = None) -> None:
@@ -1189,9 +1246,12 @@ def batch_operation_start(
     require_role(actor, at_least=Role.OPERATOR)
     batch_action = _batch_action(action)
     clean, rate = _batch_parameters(batch_action, parameters)
-    count = _batch_targets(batch_action, filter).count()
+    targets = _batch_targets(batch_action, filter, clean)
+    count = targets.count()
     if count == 0:
         raise OperationRejected("The filter selects no targets for this action.", "filter")
+    if batch_action == OperationAction.MODIFY:
+        _check_batch_modify(targets, clean)
     with transaction.atomic():
         batch = BatchOperation.objects.create(
             action=batch_action,
@@ -1232,7 +1292,7 @@ def batch_plan_step(*, batch_id: int, page_size: int = PLAN_PAGE) -> PlanStep:
             page_size = max(1, min(page_size, int(batch.rate_per_second * 2)))
         action = OperationAction(batch.action)
         try:
-            targets = _batch_targets(action, batch.filter)
+            targets = _batch_targets(action, batch.filter, batch.parameters)
         except OperationRejected as error:
             # The filter stopped being valid (a cluster removed): stop selecting, keep what exists.
             logger.warning("batch %s: filter no longer valid: %s", batch.id, error.message)
@@ -1247,7 +1307,8 @@ def batch_plan_step(*, batch_id: int, page_size: int = PLAN_PAGE) -> PlanStep:
             rows = [
                 (key, key, None) for key in targets.order_by("key").values_list("key", flat=True)[:page_size]
             ]
-        operations = [_batch_operation(batch, action, *row) for row in rows]
+        moves = _batch_moves(batch, [row[0] for row in rows]) if action == OperationAction.MODIFY else {}
+        operations = [_batch_operation(batch, action, *row, move=moves.get(row[0])) for row in rows]
         created = Operation.objects.bulk_create(operations, batch_size=1000)
         batch.total += len(created)
         if rows:
@@ -1263,11 +1324,42 @@ def batch_plan_step(*, batch_id: int, page_size: int = PLAN_PAGE) -> PlanStep:
         return PlanStep(planned=len(created), done=batch.planning_done, rate_per_second=batch.rate_per_second)
 
 
+def _batch_moves(batch: BatchOperation, instance_keys: list[int]) -> dict[int, dict[str, Any]]:
+    """Per instance of a batch-modify page: the source tokens to cancel and the key floor (one
+    query for the page)."""
+    source = batch.parameters["source_element_id"]
+    moves: dict[int, dict[str, Any]] = {key: {"terminate": [], "key_floor": key} for key in instance_keys}
+    for instance_key, key, element_id, state in ElementInstance.objects.filter(
+        process_instance_id__in=instance_keys
+    ).values_list("process_instance_id", "key", "element_id", "state"):
+        move = moves[instance_key]
+        move["key_floor"] = max(move["key_floor"], key)
+        if element_id == source and state in INSTANCE_ACTIVE_STATES:
+            move["terminate"].append(key)
+    return moves
+
+
 def _batch_operation(
-    batch: BatchOperation, action: OperationAction, key: int, instance_key: int | None, job_key: int | None
+    batch: BatchOperation,
+    action: OperationAction,
+    key: int,
+    instance_key: int | None,
+    job_key: int | None,
+    *,
+    move: dict[str, Any] | None = None,
 ) -> Operation:
     parameters: dict[str, Any]
-    if action == OperationAction.RETRY:
+    if action == OperationAction.MODIFY:
+        assert move is not None
+        target = batch.parameters["target_element_id"]
+        parameters = {
+            "activate": [{"element_id": target, "ancestor_key": None, "variables": {}}],
+            "terminate": sorted(move["terminate"]),
+            "key_floor": move["key_floor"],
+            "plan": [f"Move the token(s) at '{batch.parameters['source_element_id']}' to '{target}'."],
+        }
+        confirm_kind, confirm_key = ConfirmKind.MODIFIED, key
+    elif action == OperationAction.RETRY:
         parameters = {"retries": batch.parameters.get("retries", 1), "job_key": job_key}
         confirm_kind, confirm_key = ConfirmKind.INCIDENT_RESOLVED, key
     elif action == OperationAction.RESOLVE_INCIDENT:

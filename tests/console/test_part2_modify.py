@@ -79,3 +79,35 @@ def test_the_instance_page_offers_modify_to_operators_only(world: dict[str, Any]
     page = f"/instances/{world['root'].key}/"
     assert "Modify…" in logged_in(Role.OPERATOR).get(page).content.decode()
     assert "Modify…" not in logged_in(Role.VIEWER).get(page).content.decode()
+
+
+def test_batch_move_dialog(world: dict[str, Any]) -> None:
+    from processes.operations.models import BatchOperation
+
+    client = logged_in(Role.OPERATOR)
+    first = client.get("/batches/new", {"action": "modify", "bpmn_process_id": "linear"})
+    assert first.status_code == 200
+    assert (
+        'name="source_element_id"' in first.content.decode()
+        and "data-dry-run-count" not in first.content.decode()
+    )
+    move = {
+        "action": "modify",
+        "bpmn_process_id": "linear",
+        "source_element_id": "diagnose",
+        "target_element_id": "repair",
+    }
+    dry = client.get("/batches/new", move)
+    assert dry.status_code == 200 and "<strong data-dry-run-count>1</strong>" in dry.content.decode()
+    refused = client.post("/batches/new", {**move, "target_element_id": "start"})
+    assert refused.status_code == 422
+    assert (
+        "The activation of elements with type &#x27;START_EVENT&#x27; is not supported"
+        in refused.content.decode()
+    )
+    assert not BatchOperation.objects.exists()
+    started = client.post("/batches/new", move)
+    assert started.status_code == 200
+    batch = BatchOperation.objects.get()
+    assert batch.action == "modify" and batch.filter == {"bpmn_process_id": "linear"}
+    assert batch.parameters == {"source_element_id": "diagnose", "target_element_id": "repair"}

@@ -190,7 +190,7 @@ def test_throw_error_by_hand_is_caught_by_the_boundary_event(stack: Stack) -> No
 def deployed_for_modify(clusters: Stack) -> None:
     gateway = clusters.gateway()
     try:
-        for process_id in ("p2-move", "p2-rerun", "p2-refuse"):
+        for process_id in ("p2-move", "p2-rerun", "p2-refuse", "p2-batch"):
             gateway.deploy(f"{process_id}.bpmn", linear_process(process_id, "diagnose", "repair"))
     finally:
         gateway.close()
@@ -403,4 +403,69 @@ def test_deploy_from_the_console_and_start_instances_through_the_proxy(stack: St
     )
     assert (
         events.count("deploy_refused") == 1 and events.count("deployed") == 1 and events.count("started") == 7
+    )
+
+
+def test_batch_move_of_every_matching_instance(stack: Stack) -> None:
+    operator = f.user("otto", Role.OPERATOR)
+    gateway = stack.gateway()
+    count = 6
+    try:
+        instances = [gateway.create("p2-batch", {"serverSn": f"SN-B{n}"}) for n in range(count)]
+        for key in instances:
+            imported(ElementInstance, process_instance_id=key, element_id="diagnose", state="active")
+        wait_for(
+            lambda: (
+                ProcessInstance.objects.filter(key__in=instances, process_definition__isnull=False).count()
+                == count
+            ),
+            60,
+            what="the instances and their definition imported",
+        )
+        move = {"source_element_id": "diagnose", "target_element_id": "repair"}
+        selection = {"bpmn_process_id": "p2-batch"}
+        # Refused up front with Zeebe's reason when the target cannot be activated: nothing written.
+        with pytest.raises(services.OperationRejected, match="type 'START_EVENT' is not supported") as info:
+            services.batch_operation_start(
+                actor=operator,
+                action="modify",
+                filter=selection,
+                parameters={"source_element_id": "diagnose", "target_element_id": "start"},
+            )
+        assert info.value.field == "parameters.target_element_id" and not Operation.objects.exists()
+        assert (
+            services.batch_operation_dry_run(
+                actor=operator, action="modify", filter=selection, parameters=move
+            )
+            == count
+        )
+        assert (
+            services.batch_operation_dry_run(
+                actor=operator,
+                action="modify",
+                filter=selection,
+                parameters={"source_element_id": "repair", "target_element_id": "diagnose"},
+            )
+            == 0
+        )
+        batch = services.batch_operation_start(
+            actor=operator, action="modify", filter=selection, parameters=move
+        )
+        wait_for(
+            lambda: Operation.objects.filter(batch=batch, state="confirmed").count() == count,
+            90,
+            what="every move confirmed",
+        )
+        for job in gateway.activate_all("p2-batch-repair", count):
+            gateway.complete(job.key)
+    finally:
+        gateway.close()
+    for key in instances:
+        completed(key)
+        assert element_events(stack, key, "ELEMENT_TERMINATED", "diagnose") == 1
+        assert element_events(stack, key, "ELEMENT_ACTIVATED", "repair") == 1
+    wait_for(
+        lambda: type(batch).objects.filter(pk=batch.pk, state="completed").exists(),
+        60,
+        what="the batch completed",
     )
