@@ -606,7 +606,7 @@ def deploy_and_start(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {
         "data": {"bpmn_process_id": "", "version": "-1", "variables": ""},
         "definitions": list(
-            ProcessDefinition.objects.order_by("bpmn_process_id", "-version")
+            ProcessDefinition.objects.order_by("bpmn_process_id")  # one entry per process, not per version
             .values_list("bpmn_process_id", flat=True)
             .distinct()[:500]
         ),
