@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.services import free_port  # re-exported: engine and other tests import it from here
+from tests.support.processes import ServiceProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "bpmn"
 SHARED_DATA = REPO_ROOT / ".." / "shared" / "data"
 
 
-class EngineProcess:
-    """`python -m engine` as a child process; stopped with SIGTERM or killed with SIGKILL."""
+class EngineProcess(ServiceProcess):
+    """`python -m engine` as a child process (tests.support's launcher); stopped with SIGTERM or
+    killed with SIGKILL. `start()` raises RuntimeError with the log when the engine exits early."""
 
     def __init__(
         self,
@@ -36,83 +32,34 @@ class EngineProcess:
         self.log_level = log_level
         self.event_loop = event_loop
         self.partitions = partitions
-        self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.stderr_path = data_dir.parent / f"engine-{self.port}-{time.monotonic_ns()}.log"
+        port = port or free_port()
+        args = ["--port", str(port), "--partitions", str(partitions), "--data-dir", str(data_dir)]
+        args += ["--log-level", log_level, "--event-loop", event_loop]
+        # One log file per instance: a restart on the same data dir gets its own (stderr() reads one life).
+        name = f"engine-{port}-{time.monotonic_ns()}"
+        super().__init__(name, "engine", args, port=port, work_dir=data_dir.parent)
+        self.stderr_path = self.log_path
 
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> EngineProcess:
+    def start(self, *, timeout: float = 30.0) -> EngineProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-        with open(self.stderr_path, "wb") as stderr:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "engine",
-                    "--port",
-                    str(self.port),
-                    "--partitions",
-                    str(self.partitions),
-                    "--data-dir",
-                    str(self.data_dir),
-                    "--log-level",
-                    self.log_level,
-                    "--event-loop",
-                    self.event_loop,
-                ],
-                cwd=REPO_ROOT,
-                env=env,
-                stderr=stderr,
-                stdout=subprocess.DEVNULL,
-            )
-        self.wait_serving()
+        super().start(timeout=timeout)
         return self
-
-    def wait_serving(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(self.address) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while time.monotonic() < deadline:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"engine exited early:\n{self.stderr()}")
-                try:
-                    response = stub.Check(
-                        health_pb2.HealthCheckRequest(service="gateway_protocol.Gateway"), timeout=1
-                    )
-                    if response.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.05)
-        raise TimeoutError(f"engine not serving after {timeout}s:\n{self.stderr()}")
 
     def stderr(self) -> str:
         try:
-            return self.stderr_path.read_text(errors="replace")
+            return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
 
     def stop(self, timeout: float = 15.0) -> int:
         assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
-        return int(self.process.returncode)
+        code = super().stop(timeout)
+        assert code is not None
+        return code
 
     def kill(self) -> None:
         assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(15)
+        self.kill9()
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,10 @@ def python_env() -> dict[str, str]:
     return env
 
 
+class ProcessExited(RuntimeError):
+    """The child exited while a test waited for it to serve."""
+
+
 class ServiceProcess:
     """One `python -m MODULE ARGS...` child process (`env` added to this one's environment) that
     serves gRPC with the health service on 127.0.0.1:port."""
@@ -77,14 +81,25 @@ class ServiceProcess:
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
-        wait_for(self.serving, timeout=timeout, interval=0.05, what=f"{self.name} serving on {self.address}")
+        self.wait_serving(timeout)
         return self
+
+    def wait_serving(self, timeout: float = 30.0) -> None:
+        """Until gRPC health says SERVING; a child that exits meanwhile fails the wait at once with
+        ProcessExited (a RuntimeError carrying the exit code and the log tail)."""
+        wait_for(
+            self.serving,
+            timeout=timeout,
+            interval=0.05,
+            what=f"{self.name} serving on {self.address}",
+            stop_on=(ProcessExited,),
+        )
 
     def serving(self) -> bool:
         """gRPC health says SERVING; raises (and so stops a wait) once the process has exited."""
         assert self.process is not None
         if self.process.poll() is not None:
-            raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
+            raise ProcessExited(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
         with grpc.insecure_channel(self.address) as channel:
             try:
                 response = health_pb2_grpc.HealthStub(channel).Check(

@@ -10,15 +10,24 @@ T = TypeVar("T")
 
 
 def wait_for(
-    probe: Callable[[], T | None], timeout: float = 10.0, *, interval: float = 0.05, what: str = "condition"
+    probe: Callable[[], T | None],
+    timeout: float = 10.0,
+    *,
+    interval: float = 0.05,
+    what: str = "condition",
+    stop_on: tuple[type[BaseException], ...] = (),
 ) -> T:
     """Call `probe` until it returns something truthy and return that; a probe that raises counts as
-    "not yet" (a server still starting). Fails after `timeout` seconds naming `what` and the last error."""
+    "not yet" (a server still starting), except an error of a `stop_on` type, which ends the wait at
+    once (a child that exited will not start serving). Fails after `timeout` seconds naming `what`
+    and the last error."""
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
     while True:
         try:
             value = probe()
+        except stop_on:
+            raise
         except Exception as error:
             last_error, value = error, None
         if value:
