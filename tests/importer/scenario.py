@@ -17,7 +17,7 @@ from pyzeebe.proto import gateway_pb2 as pb
 
 from engine.log import LogReader, partition_ids
 from routing.keys import CLUSTER_SHIFT
-from tests.engine.helpers import activate, complete, create, deploy, gateway, one_task_process
+from tests.engine.helpers import activate, complete, create, deploy, gateway, one_task_process, wait_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bpmn"
 LARGE_TEXT = "x" * 20_000
@@ -88,8 +88,8 @@ def run_fleet_scenario(address: str, data_dir: Path | dict[int, Path], rack: str
         stub.FailJob(
             pb.FailJobRequest(jobKey=failing.key, retries=0, errorMessage="memory test crashed"), timeout=10
         )
-        (incident_key,) = _wait_for(
-            lambda: _incident_keys(data_dir, failing.key), "incident of the failed job"
+        (incident_key,) = wait_for(
+            lambda: _incident_keys(data_dir, failing.key), what="incident of the failed job"
         )
         stub.UpdateJobRetries(pb.UpdateJobRetriesRequest(jobKey=failing.key, retries=1), timeout=10)
         stub.ResolveIncident(pb.ResolveIncidentRequest(incidentKey=incident_key), timeout=10)
@@ -111,7 +111,7 @@ def run_fleet_scenario(address: str, data_dir: Path | dict[int, Path], rack: str
         keys["stuck_repair"] = create(stub, "server-repair", {"serverSn": f"{rack}-SN9"})
         (cpu,) = activate_n(stub, "check-cpu", 1)
         stub.FailJob(pb.FailJobRequest(jobKey=cpu.key, retries=0, errorMessage="cpu check hung"), timeout=10)
-        _wait_for(lambda: _incident_keys(data_dir, cpu.key), "incident of the cpu check")
+        wait_for(lambda: _incident_keys(data_dir, cpu.key), what="incident of the cpu check")
 
         # Cancel a two-level tree while its jobs are open.
         keys["canceled_repair"] = create(stub, "server-repair", {"serverSn": f"{rack}-SN7"})
@@ -143,13 +143,3 @@ def run_fleet_scenario(address: str, data_dir: Path | dict[int, Path], rack: str
             timeout=10,
         )
     return keys
-
-
-def _wait_for(probe: Any, what: str, timeout_s: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")

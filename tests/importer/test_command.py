@@ -3,11 +3,9 @@ tables as an uninterrupted import; SIGTERM stops it cleanly; bad arguments get c
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,10 +23,11 @@ from tests.importer.helpers import (
     snapshot_diff,
     wipe_query_models,
 )
+from tests.support import python_env, wait_for
+from tests.support.processes import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 90.0
 
 
@@ -39,7 +38,7 @@ def _command_env() -> dict[str, str]:
         f"postgresql://{quote(settings['USER'] or '')}:{quote(settings['PASSWORD'] or '')}"
         f"@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
     )
-    return dict(os.environ, DATABASE_URL=url, DEBUG="0", SECRET_KEY="test-only", PYTHONPATH=str(REPO_ROOT))
+    return {**python_env(), "DATABASE_URL": url, "DEBUG": "0", "SECRET_KEY": "test-only"}
 
 
 def _start(batch_size: int, stderr_path: Path) -> subprocess.Popen[bytes]:
@@ -68,14 +67,24 @@ def _imported_positions() -> int:
 
 
 def _wait_until(predicate, what: str, process: subprocess.Popen[bytes], stderr_path: Path) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
+    def probe() -> bool:
         if predicate():
-            return
+            return True
         if process.poll() is not None:
-            raise AssertionError(f"importer exited early ({process.returncode}):\n{stderr_path.read_text()}")
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}:\n{stderr_path.read_text()[-3000:]}")
+            raise _ImporterExited(f"importer exited early ({process.returncode}):\n{stderr_path.read_text()}")
+        return False
+
+    try:
+        # Any error (the importer exiting, a failing query) ends the wait at once, as before.
+        wait_for(probe, WAIT_SECONDS, interval=0.01, what=what, stop_on=(Exception,))
+    except _ImporterExited:
+        raise
+    except AssertionError:
+        raise AssertionError(f"timed out waiting for {what}:\n{stderr_path.read_text()[-3000:]}") from None
+
+
+class _ImporterExited(AssertionError):
+    pass
 
 
 @pytest.mark.django_db(transaction=True)
