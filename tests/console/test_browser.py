@@ -310,11 +310,14 @@ def test_retry_incident_and_watch_it_move_on(walk: Walk, stack) -> None:  # type
     page.wait_for_selector(".operation[data-operation-state='confirmed']", timeout=30_000)
     page.click(".modal [data-close-dialog]")
     # The incident is resolved on screen without a reload; a worker now takes the job and completes it.
-    expect(page.locator(".why")).not_to_contain_text("CPU sensor unreadable")
+    # Generous waits: on a busy machine the import and the live event can take longer than 5 s.
+    expect(page.locator(".why")).not_to_contain_text("CPU sensor unreadable", timeout=30_000)
     (job,) = live.activate_until("check-cpu", worker="cpu-worker-2", count=1)
     live.complete(job.key, {"ok": True})
-    expect(page.locator("table.history tr", has_text="check-cpu")).to_contain_text("Completed")
-    page.wait_for_selector(".djs-element.is-completed[data-element-id='check-cpu']")
+    expect(page.locator("table.history tr", has_text="check-cpu")).to_contain_text(
+        "Completed", timeout=30_000
+    )
+    page.wait_for_selector(".djs-element.is-completed[data-element-id='check-cpu']", timeout=30_000)
     assert page.evaluate("window.fleetflowNoReload") == 1
 
 

@@ -74,7 +74,7 @@ def test_operator_finds_the_stuck_flow_from_the_dashboard_retries_it_and_sees_it
         )
         try:
             context = chromium.new_context(base_url=demo["url"], viewport={"width": 1400, "height": 1000})
-            context.set_default_timeout(20_000)
+            context.set_default_timeout(45_000)  # the demo's import can lag on a busy machine
             page = context.new_page()
             page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
             page.goto("/accounts/login/")
