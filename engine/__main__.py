@@ -1,5 +1,9 @@
-"""`python -m engine --port PORT --partitions N --data-dir DIR [--host HOST] [--event-loop auto|asyncio|uvloop]`:
-one embedded cluster.
+"""`python -m engine --port PORT --partitions N --data-dir DIR [--host HOST] [--event-loop auto|asyncio|uvloop]
+[--export URL ...]`: one embedded cluster.
+
+`--export redis://HOST:PORT[/DB][?name=zeebe]` writes every record to the zeebe-redis-exporter's
+JSON streams, `--export http://HOST:9200[?prefix=zeebe-record]` indexes events like Zeebe's
+Elasticsearch exporter; repeatable, each with its own position in DIR/exporters/ (engine/exporters/).
 
 `python -m engine check-log DIR [--repair]`: the recovery tool for a data directory the engine
 refuses to start on (`LogCorruption`: damage that is not a torn tail). Without `--repair` it only
@@ -22,6 +26,7 @@ import logging
 import sys
 
 from engine.auth import AuthConfigError, BearerAuthInterceptor, server_credentials, verifier_from_options
+from engine.exporters import Exporter, ExporterConfigError, exporter_for
 from engine.log import LogCorruption
 from engine.server import serve
 
@@ -66,6 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics (engine/metrics.py)",
     )
+    parser.add_argument(
+        "--export",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="export records to redis://HOST:PORT[/DB] (Redis streams, zeebe-redis-exporter JSON) or "
+        "http://HOST:9200 (Elasticsearch, Zeebe's index layout); repeatable",
+    )
     security = parser.add_argument_group("security (engine/auth.py)")
     security.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this PEM certificate chain")
     security.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
@@ -103,6 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     except AuthConfigError as exc:
         parser.error(str(exc))
     auth = BearerAuthInterceptor(verifier) if verifier is not None else None
+    exporters: list[Exporter] = []
+    try:
+        for url in args.export:
+            exporter = exporter_for(url)
+            if any(other.exporter_id == exporter.exporter_id for other in exporters):
+                parser.error(f"--export {url}: the same target is named twice")
+            exporters.append(exporter)
+    except ExporterConfigError as exc:
+        parser.error(str(exc))
     try:
         asyncio.run(
             serve(
@@ -113,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.metrics_port,
                 tls=tls,
                 auth=auth,
+                exporters=exporters,
             )
         )
     except (ValueError, OSError, LogCorruption) as exc:

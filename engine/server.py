@@ -14,6 +14,7 @@ from pyzeebe.proto import gateway_pb2_grpc as pb_grpc
 
 from engine.auth import BearerAuthInterceptor
 from engine.broker import Broker
+from engine.exporters import Exporter, ExporterRunner
 from engine.gateway import GatewayServicer
 from engine.metrics import CallMetrics, serve_metrics
 from engine.values import MAX_MESSAGE_BYTES
@@ -35,8 +36,11 @@ class EngineServer:
         *,
         tls: grpc.ServerCredentials | None = None,
         auth: BearerAuthInterceptor | None = None,
+        exporters: list[Exporter] | None = None,
     ):
         self.broker = Broker(data_dir, partitions)
+        self.exporters = list(exporters or [])  # --export; engine/exporters/
+        self.exporter_runners: list[ExporterRunner] = []
         self.tls = tls  # None: plaintext (--tls-cert/--tls-key; engine/auth.py)
         self.auth = auth  # None: no token required (--oauth-*)
         self.host = host
@@ -47,6 +51,11 @@ class EngineServer:
 
     async def start(self) -> int:
         await self.broker.start()
+        # After recovery: the logs are whole (torn tails cut) when the exporters start reading.
+        for exporter in self.exporters:
+            runner = ExporterRunner(exporter, self.broker.data_dir, sorted(self.broker.partitions))
+            runner.start()
+            self.exporter_runners.append(runner)
         # The recovered state is long-lived: keep it out of the cyclic GC's generations so
         # full collections (latency spikes) only scan what changes afterwards.
         gc.collect()
@@ -90,6 +99,9 @@ class EngineServer:
         await _set_status(self.health, GATEWAY_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
         if self.server is not None:
             await self.server.stop(grace)
+        for runner in self.exporter_runners:
+            # Off the loop: a runner may be in the middle of a request to its target.
+            await asyncio.get_running_loop().run_in_executor(None, runner.stop)
         await self.broker.stop()
         log.info("engine stopped")
 
@@ -109,8 +121,9 @@ async def serve(
     *,
     tls: grpc.ServerCredentials | None = None,
     auth: BearerAuthInterceptor | None = None,
+    exporters: list[Exporter] | None = None,
 ) -> None:
-    engine = EngineServer(data_dir, partitions, host, port, tls=tls, auth=auth)
+    engine = EngineServer(data_dir, partitions, host, port, tls=tls, auth=auth, exporters=exporters)
     if metrics_port is not None:
         engine.call_metrics = CallMetrics()
     await engine.start()
