@@ -1,5 +1,9 @@
 """`python manage.py run_stack [--clusters N] [--partitions P] [--proxy-port P] [--web-port P]
-[--data-dir DIR] [--demo]`: the whole system on embedded defaults (DESIGN §8).
+[--data-dir DIR] [--record-source engine-log|redis] [--demo]`: the whole system on embedded defaults (DESIGN §8).
+
+`--record-source redis` runs each engine with `--export redis://...?name=zeebe-embedded-N` (the
+zeebe-redis-exporter's JSON streams, engine/exporters/) and registers its cluster with the importer's
+Redis source on those streams, instead of the importer reading the engine's log files directly.
 
 Starts N embedded engine clusters (`python -m engine`), registers them in the Cluster table, then the
 gateway proxy driven by that table, the importer (`import_records --follow`), a Celery worker and the
@@ -49,17 +53,30 @@ def _manage(*args: str) -> list[str]:
     return [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), *args]
 
 
-def register_embedded_clusters(wanted: dict[str, tuple[str, str]]) -> None:
+def redis_stream_name(cluster_name: str) -> str:
+    """The exporter `name` (stream prefix) of an embedded cluster: one prefix per cluster, because a
+    stream holds the records of every partition and partition ids repeat across clusters."""
+    return f"zeebe-{cluster_name}"
+
+
+def register_embedded_clusters(wanted: dict[str, tuple[str, str]], *, redis_url: str | None = None) -> None:
     """Make the Cluster table name exactly the embedded clusters of this run (name -> address, log dir).
 
     A row from an earlier run keeps its id (imported keys carry it) and gets the new address; one whose
     log directory differs is refused: a fresh engine numbers its keys from the start again, and they
     would collide with the rows imported from the old log. Embedded rows this run does not start are
     disabled so that the proxy places nothing on them. Other clusters (real Zeebe) are left alone.
+    With `redis_url` the clusters' records are read from the engines' Redis streams instead of their logs;
+    a row registered with the other source is refused the same way (its import positions belong to it).
     """
     existing = {cluster.name: cluster for cluster in cluster_list()}
     for name, (address, log_dir) in wanted.items():
         cluster = existing.get(name)
+        source: str = RecordSource.ENGINE_LOG
+        config: dict[str, str] = {"data_dir": log_dir}
+        if redis_url is not None:
+            source = RecordSource.REDIS
+            config = {"url": redis_url, "stream_prefix": redis_stream_name(name), "data_dir": log_dir}
         if cluster is None:
             used = {row.id for row in existing.values()}
             cluster_id = next(i for i in range(CLUSTER_ID_MIN, CLUSTER_ID_MAX + 1) if i not in used)
@@ -67,19 +84,19 @@ def register_embedded_clusters(wanted: dict[str, tuple[str, str]]) -> None:
                 cluster_id=cluster_id,
                 name=name,
                 gateway_address=address,
-                record_source=RecordSource.ENGINE_LOG,
-                record_source_config={"data_dir": log_dir},
+                record_source=source,
+                record_source_config=config,
             )
             continue
-        if (
-            cluster.record_source != RecordSource.ENGINE_LOG
-            or cluster.record_source_config.get("data_dir") != log_dir
-        ):
+        if cluster.record_source != source or cluster.record_source_config.get("data_dir") != log_dir:
             raise ValidationError(
                 f"Cluster {name} (id {cluster.id}) in this database reads {cluster.record_source} "
-                f"{cluster.record_source_config}, not the engine log {log_dir}: run with the --data-dir it was "
-                "created with, or with a fresh database"
+                f"{cluster.record_source_config}, not {source} for the engine in {log_dir}: run with the "
+                "--data-dir it was created with (and its --record-source), or with a fresh database"
             )
+        if cluster.record_source_config != config:
+            # Same engine and source, another Redis address (a new local redis-server port).
+            cluster_update(cluster=cluster, record_source_config=config)
         if cluster.gateway_address != address:
             cluster_update(cluster=cluster, gateway_address=address)
         if cluster.state != ClusterState.ACTIVE:
@@ -107,6 +124,13 @@ class Command(BaseCommand):
             "--data-dir",
             default=str(Path(settings.BASE_DIR) / "var" / "stack"),
             help="engine logs, child logs, SQLite database (default var/stack)",
+        )
+        parser.add_argument(
+            "--record-source",
+            choices=("engine-log", "redis"),
+            default="engine-log",
+            help="where the importer reads the engines' records: their log files (default) or the Redis "
+            "streams each engine exports to (--export redis://..., zeebe-redis-exporter JSON)",
         )
         parser.add_argument("--demo", action="store_true", help="seed a fleet and run the demo flows")
 
@@ -215,7 +239,17 @@ class Command(BaseCommand):
                     "no REDIS_URL and no redis-server binary: operator actions run in-process in the web "
                     "server and live updates reach only that process (install redis-server for the full stack)"
                 )
-        engine_ports = self._start_engines(stack, env=env, data_dir=data_dir, options=options)
+        export_redis: str | None = None
+        if options["record_source"] == "redis":
+            if redis_url is None:
+                raise StackError("--record-source redis needs a Redis: set REDIS_URL or install redis-server")
+            export_redis = redis_url
+            notes.append(
+                f"records flow through Redis streams zeebe-embedded-N:* on {redis_url.split('@')[-1]}"
+            )
+        engine_ports = self._start_engines(
+            stack, env=env, data_dir=data_dir, options=options, export_redis=export_redis
+        )
 
         say(f"run_stack: database {connection.vendor} ({connection.settings_dict['NAME']})")
         call_command("migrate", interactive=False, verbosity=0)
@@ -231,7 +265,7 @@ class Command(BaseCommand):
         for child in stack.children:
             if child.spec.name.startswith("engine-"):
                 stack.wait_ready(child)
-        self._register_clusters(engine_ports, data_dir=data_dir)
+        self._register_clusters(engine_ports, data_dir=data_dir, redis_url=export_redis)
 
         proxy_port: int = options["proxy_port"]
         web_port: int = options["web_port"]
@@ -310,7 +344,13 @@ class Command(BaseCommand):
         return "\n".join(lines)
 
     def _start_engines(
-        self, stack: Stack, *, env: dict[str, str], data_dir: Path, options: dict[str, Any]
+        self,
+        stack: Stack,
+        *,
+        env: dict[str, str],
+        data_dir: Path,
+        options: dict[str, Any],
+        export_redis: str | None = None,
     ) -> dict[int, int]:
         ports: dict[int, int] = {}
         taken = {options["proxy_port"], options["web_port"]}
@@ -335,6 +375,7 @@ class Command(BaseCommand):
                         str(options["partitions"]),
                         "--data-dir",
                         str(data_dir / f"engine-{index}"),
+                        *self._export_args(export_redis, f"{EMBEDDED_CLUSTER_PREFIX}{index}"),
                     ],
                     env=env,
                     ready_port=port,
@@ -343,16 +384,26 @@ class Command(BaseCommand):
             )
         return ports
 
+    @staticmethod
+    def _export_args(redis_url: str | None, cluster_name: str) -> list[str]:
+        if redis_url is None:
+            return []
+        base = redis_url.split("?", 1)[0]
+        return ["--export", f"{base}?name={redis_stream_name(cluster_name)}"]
+
     def _wait_ready(self, stack: Stack, name: str) -> None:
         stack.wait_ready(next(child for child in stack.children if child.spec.name == name))
 
-    def _register_clusters(self, engine_ports: dict[int, int], *, data_dir: Path) -> None:
+    def _register_clusters(
+        self, engine_ports: dict[int, int], *, data_dir: Path, redis_url: str | None = None
+    ) -> None:
         try:
             register_embedded_clusters(
                 {
                     f"{EMBEDDED_CLUSTER_PREFIX}{index}": (f"{HOST}:{port}", str(data_dir / f"engine-{index}"))
                     for index, port in engine_ports.items()
-                }
+                },
+                redis_url=redis_url,
             )
         except ValidationError as error:
             raise StackError("; ".join(error.messages)) from None
