@@ -94,12 +94,24 @@ class EventType(enum.StrEnum):
 
 
 #: Element types that own child elements and a variable scope of their own.
-SCOPE_TYPES = frozenset({ElementType.PROCESS, ElementType.SUB_PROCESS})
+SCOPE_TYPES = frozenset({ElementType.PROCESS, ElementType.SUB_PROCESS, ElementType.EVENT_SUB_PROCESS})
 
-#: Element types that create a job when activated.
-JOB_WORKER_TYPES = frozenset({ElementType.SERVICE_TASK, ElementType.USER_TASK})
+#: Element types that create a job when activated (when they have a `job_type`: a script or
+#: business rule task may instead be FEEL- or DMN-based, a message throw event is always a job).
+JOB_WORKER_TYPES = frozenset(
+    {
+        ElementType.SERVICE_TASK,
+        ElementType.USER_TASK,
+        ElementType.SEND_TASK,
+        ElementType.SCRIPT_TASK,
+        ElementType.BUSINESS_RULE_TASK,
+        ElementType.INTERMEDIATE_THROW_EVENT,
+        ElementType.END_EVENT,
+    }
+)
 
-#: Element types to which boundary events may be attached.
+#: Element types to which boundary events may be attached (Zeebe's activities, without the
+#: event subprocess).
 ACTIVITY_TYPES = frozenset(
     {
         ElementType.SERVICE_TASK,
@@ -108,6 +120,25 @@ ACTIVITY_TYPES = frozenset(
         ElementType.TASK,
         ElementType.SUB_PROCESS,
         ElementType.CALL_ACTIVITY,
+        ElementType.RECEIVE_TASK,
+        ElementType.SEND_TASK,
+        ElementType.SCRIPT_TASK,
+        ElementType.BUSINESS_RULE_TASK,
+    }
+)
+
+#: Element types that may carry multiInstanceLoopCharacteristics (every activity).
+MULTI_INSTANCE_TYPES = ACTIVITY_TYPES
+
+#: Task types Zeebe accepts as compensation handlers (CompensationTaskValidator).
+COMPENSATION_HANDLER_TYPES = frozenset(
+    {
+        ElementType.SERVICE_TASK,
+        ElementType.USER_TASK,
+        ElementType.SEND_TASK,
+        ElementType.SCRIPT_TASK,
+        ElementType.MANUAL_TASK,
+        ElementType.TASK,
     }
 )
 
@@ -232,6 +263,94 @@ class Mapping:
     target: str
 
 
+class TimerKind(enum.StrEnum):
+    """Which child of a bpmn:timerEventDefinition holds the timer (its tag name)."""
+
+    DURATION = "timeDuration"
+    DATE = "timeDate"
+    CYCLE = "timeCycle"
+
+
+@dataclass(frozen=True, slots=True)
+class TimerDefinition:
+    """A timer event definition: one of duration, date or cycle, static or FEEL.
+
+    `engine.bpmn.timers` turns the (evaluated) text into a due date: `parse_duration`,
+    `parse_date`, `parse_cycle`. A static value has been checked at deploy time; so has a FEEL
+    one on a process-level timer start event (Zeebe evaluates those at deploy, without variables).
+    """
+
+    kind: TimerKind
+    expression: Expression
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDefinition:
+    """The bpmn:message an event or receive task refers to (reference §5.2 "Messages").
+
+    `name` may be FEEL (for start events evaluated at deploy time without variables).
+    `correlation_key` (zeebe:subscription, always FEEL) is set on catching elements other than
+    message start events, where Zeebe requires it; None on start events and throw events.
+    `message_ref` is the id of the bpmn:message; None for a job-based throw event without one.
+    """
+
+    message_ref: str | None
+    name: Expression | None
+    correlation_key: Expression | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalDefinition:
+    """The bpmn:signal of a signal event; `name` may be FEEL (start events: no variables)."""
+
+    signal_ref: str
+    name: Expression
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationDefinition:
+    """An escalation event definition.
+
+    On a throw event (intermediate throw, end) `code` is the escalationCode (static or FEEL).
+    On a catch event (boundary, event subprocess start) `code` is static or None: None means
+    catch-all (no escalationRef), as for errors.
+    """
+
+    escalation_ref: str | None
+    code: Expression | None
+
+
+@dataclass(eq=False, slots=True)
+class CompensationDefinition:
+    """A compensateEventDefinition.
+
+    On a throw event: `activity` is the referenced activity to compensate (None: compensate
+    every completed activity of the scope), `wait_for_completion` is always True in Zeebe.
+    On a boundary event both are unset; the handler is `Element.compensation_handler`.
+    """
+
+    activity_ref: str | None = None
+    activity: Element | None = field(default=None, repr=False)
+    wait_for_completion: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MultiInstance:
+    """multiInstanceLoopCharacteristics with zeebe:loopCharacteristics (reference §5.1).
+
+    `input_collection` is FEEL; `input_element` and `output_collection` are variable names;
+    `output_element` is FEEL; `completion_condition` is the bpmn:completionCondition (FEEL).
+    The runtime wraps the activity in a MULTI_INSTANCE_BODY element instance, as Zeebe does.
+    """
+
+    is_sequential: bool
+    input_collection: Expression
+    input_element: str | None = None
+    output_collection: str | None = None
+    output_element: Expression | None = None
+    completion_condition: Expression | None = None
+
+
 @dataclass(eq=False, slots=True)
 class SequenceFlow:
     """A bpmn:sequenceFlow. Compared by identity; `condition` is None when there is none."""
@@ -290,6 +409,11 @@ class Element:
     #: encoded in `task_headers`. The FEEL ones are evaluated per job at activation;
     #: `job_custom_headers(variables)` does that and encodes the values as Zeebe does.
     user_task_header_expressions: dict[str, Expression] = field(default_factory=dict, repr=False)
+    #: USER_TASK with zeebe:userTask: a Zeebe user task (no job; `job_type` is None).
+    zeebe_user_task: bool = False
+    #: zeebe:formDefinition formId / externalReference (linked forms, 8.5+).
+    form_id: str | None = None
+    external_form_reference: str | None = None
 
     # --- call activities ------------------------------------------------------------------
     called_process_id: Expression | None = None
@@ -308,14 +432,55 @@ class Element:
     #: For a BOUNDARY_EVENT: cancelActivity (interrupting). Error boundaries are always True.
     cancel_activity: bool = True
 
-    # --- error events (ERROR boundary event, ERROR end event) -------------------------------
-    #: Static errorCode. For an error boundary event None means catch-all (no errorRef).
+    # --- error events (ERROR boundary event, ERROR end event, ERROR start event of an
+    # --- event subprocess) -----------------------------------------------------------------
+    #: Static errorCode. For an error catch event None means catch-all (no errorRef).
     #: For an error end event with a FEEL errorCode it is None: use `error_code_expression`.
     error_code: str | None = None
     #: For an ERROR end event: its errorCode as an expression (static or FEEL).
     error_code_expression: Expression | None = None
     #: The id of the referenced bpmn:error, if any.
     error_ref: str | None = None
+
+    # --- event definitions (part 2) ------------------------------------------------------
+    #: MESSAGE events and RECEIVE_TASK: the message (None on other elements).
+    message: MessageDefinition | None = None
+    #: TIMER events: the timer.
+    timer: TimerDefinition | None = None
+    #: SIGNAL events: the signal.
+    signal: SignalDefinition | None = None
+    #: ESCALATION events: the escalation.
+    escalation: EscalationDefinition | None = None
+    #: LINK intermediate catch/throw events: the link name (throw jumps to the catch event
+    #: with this name in the same scope: `flow_scope.link_catch_events[name]`).
+    link_name: str | None = None
+    #: COMPENSATION events: the compensate event definition.
+    compensation: CompensationDefinition | None = None
+    #: Start events of an EVENT_SUB_PROCESS: isInterrupting (BPMN default True). Other start
+    #: events keep True. Boundary events use `cancel_activity`.
+    interrupting: bool = True
+
+    # --- scopes (part 2) ---------------------------------------------------------------------
+    #: Every start event of this scope (typed ones included), in document order.
+    start_events: list[Element] = field(default_factory=list, repr=False)
+    #: EVENT_SUB_PROCESS children of this scope, in document order (also in `children`).
+    event_sub_processes: list[Element] = field(default_factory=list, repr=False)
+    #: LINK intermediate catch events of this scope by link name.
+    link_catch_events: dict[str, Element] = field(default_factory=dict, repr=False)
+
+    # --- activities (part 2) ----------------------------------------------------------------
+    #: multiInstanceLoopCharacteristics, or None for a single-instance activity.
+    multi_instance: MultiInstance | None = None
+    #: isForCompensation="true": a compensation handler, started only by compensation.
+    is_for_compensation: bool = False
+    #: For a COMPENSATION BOUNDARY_EVENT: the handler its association points to.
+    compensation_handler: Element | None = field(default=None, repr=False)
+    #: FEEL-based SCRIPT_TASK: zeebe:script expression (job-based script tasks use job_type).
+    script_expression: Expression | None = None
+    #: zeebe:script / zeebe:calledDecision resultVariable.
+    result_variable: str | None = None
+    #: DMN-based BUSINESS_RULE_TASK: zeebe:calledDecision decisionId (static or FEEL).
+    called_decision_id: Expression | None = None
 
     @property
     def is_scope(self) -> bool:
@@ -338,7 +503,13 @@ class Element:
 
     @property
     def is_job_worker(self) -> bool:
-        return self.element_type in JOB_WORKER_TYPES
+        """True for elements that create a job: service and user tasks, and job-based send,
+        script and business rule tasks and message throw/end events (they have a job type)."""
+        return self.job_type is not None and self.element_type in JOB_WORKER_TYPES
+
+    @property
+    def is_event_sub_process(self) -> bool:
+        return self.element_type is ElementType.EVENT_SUB_PROCESS
 
     def __repr__(self) -> str:
         return f"Element({self.element_type.value} {self.id!r})"

@@ -5,14 +5,24 @@ executable process, then runs the structural checks of `validation`. Every probl
 collected, so the client sees all of them at once, and is reported as a `BpmnValidationError`
 naming the element (reference/zeebe-protocol.md §1.3 DeployResource: INVALID_ARGUMENT).
 
-What is read (everything else inside an executable process is rejected as unsupported, never
-silently skipped):
+What is read into the model (everything else inside an executable process is rejected as
+unsupported, never silently skipped):
 - processes (`isExecutable="true"`; others are documentation and are not read or validated),
-- none start events; none, terminate and error end events; error boundary events,
-- service tasks (zeebe:taskDefinition), job-based user tasks, manual tasks, plain tasks,
-- exclusive and parallel gateways, embedded subprocesses, call activities (zeebe:calledElement),
+- start events (none, timer, message, signal; in event subprocesses also error and escalation),
+  intermediate catch events (message, timer, signal, link), intermediate throw events (none,
+  message, signal, escalation, link, compensation), boundary events (timer, message, error,
+  signal, escalation, compensation; cancelActivity), end events (none, terminate, error,
+  message, signal, escalation, compensation),
+- service tasks, job-based user tasks, manual and undefined tasks, receive tasks, send tasks,
+  script tasks (zeebe:script or job-based), business rule tasks (zeebe:calledDecision or
+  job-based), compensation handlers (isForCompensation) and compensation associations,
+- exclusive, parallel, inclusive and event-based gateways, embedded subprocesses, event
+  subprocesses, call activities (zeebe:calledElement), multi-instance loop characteristics,
 - zeebe:ioMapping, zeebe:taskHeaders, zeebe:assignmentDefinition, zeebe:taskSchedule,
-  zeebe:formDefinition formKey, zeebe:versionTag.
+  zeebe:formDefinition formKey, zeebe:versionTag, zeebe:subscription, zeebe:loopCharacteristics,
+  zeebe:script, zeebe:calledDecision.
+Reading is not running: `engine.bpmn.support` rejects, at deployment, what the execution
+cannot run yet ("... not supported by the Fleetflow embedded engine").
 Elements and attributes of foreign namespaces (camunda 7, modeler, custom) are ignored, as
 Zeebe ignores them; BPMN DI is ignored.
 
@@ -32,11 +42,12 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 
-from engine.bpmn import expressions, validation
+from engine.bpmn import expressions, support, timers, validation
 from engine.bpmn.errors import BpmnValidationError, Problem
 from engine.bpmn.model import (
     ACTIVITY_TYPES,
     DEFAULT_JOB_RETRIES,
+    MULTI_INSTANCE_TYPES,
     USER_TASK_ASSIGNEE_HEADER,
     USER_TASK_CANDIDATE_GROUPS_HEADER,
     USER_TASK_CANDIDATE_USERS_HEADER,
@@ -45,13 +56,20 @@ from engine.bpmn.model import (
     USER_TASK_FORM_KEY_HEADER,
     USER_TASK_JOB_RETRIES,
     USER_TASK_JOB_TYPE,
+    CompensationDefinition,
     Element,
     ElementType,
+    EscalationDefinition,
     EventType,
     Expression,
     Mapping,
+    MessageDefinition,
+    MultiInstance,
     ProcessModel,
     SequenceFlow,
+    SignalDefinition,
+    TimerDefinition,
+    TimerKind,
     list_literal,
 )
 from engine.bpmn.safe_xml import MAX_RESOURCE_BYTES, XmlRejection, parse_xml
@@ -77,7 +95,6 @@ _IGNORED_SCOPE_CHILDREN = frozenset(
         "extensionElements",
         "laneSet",
         "textAnnotation",
-        "association",
         "group",
         "dataObject",
         "dataObjectReference",
@@ -94,7 +111,7 @@ _IGNORED_SCOPE_CHILDREN = frozenset(
         "performer",
         "humanPerformer",
         "potentialOwner",
-        # children of an activity that is itself a scope (subprocess); reported per activity
+        # children of an activity that is itself a scope (subprocess); read per activity
         "multiInstanceLoopCharacteristics",
         "standardLoopCharacteristics",
         "dataInputAssociation",
@@ -118,6 +135,71 @@ _EVENT_KINDS = {
     "eventDefinitionRef": ("Referenced (eventDefinitionRef)", EventType.UNSPECIFIED),
 }
 
+# Which event definitions each kind of event may have (Zeebe's StartEventValidator,
+# SubProcessValidator, IntermediateCatchEventValidator, BoundaryEventValidator,
+# EndEventValidator), and the message when it has another one.
+_PROCESS_START_KINDS = frozenset(
+    {"timerEventDefinition", "messageEventDefinition", "signalEventDefinition", "conditionalEventDefinition"}
+)
+_EVENT_SUB_PROCESS_START_KINDS = frozenset(
+    {
+        "timerEventDefinition",
+        "messageEventDefinition",
+        "errorEventDefinition",
+        "signalEventDefinition",
+        "escalationEventDefinition",
+    }
+)
+_CATCH_KINDS = frozenset(
+    {
+        "messageEventDefinition",
+        "timerEventDefinition",
+        "signalEventDefinition",
+        "linkEventDefinition",
+        "conditionalEventDefinition",
+    }
+)
+_THROW_KINDS = frozenset(
+    {
+        "messageEventDefinition",
+        "signalEventDefinition",
+        "escalationEventDefinition",
+        "linkEventDefinition",
+        "compensateEventDefinition",
+    }
+)
+_BOUNDARY_KINDS = frozenset(
+    {
+        "timerEventDefinition",
+        "messageEventDefinition",
+        "errorEventDefinition",
+        "signalEventDefinition",
+        "escalationEventDefinition",
+        "compensateEventDefinition",
+        "conditionalEventDefinition",
+    }
+)
+_END_KINDS = frozenset(
+    {
+        "errorEventDefinition",
+        "messageEventDefinition",
+        "terminateEventDefinition",
+        "signalEventDefinition",
+        "escalationEventDefinition",
+        "compensateEventDefinition",
+    }
+)
+# Event definitions that may be non-interrupting (Zeebe ModelUtil.NON_INTERRUPTING_EVENT_DEFINITIONS).
+_NON_INTERRUPTING_KINDS = frozenset(
+    {
+        "messageEventDefinition",
+        "timerEventDefinition",
+        "signalEventDefinition",
+        "escalationEventDefinition",
+        "conditionalEventDefinition",
+    }
+)
+
 # Zeebe extension elements we read somewhere, or that only annotate (ignored everywhere).
 _ZEEBE_READ = frozenset(
     {
@@ -129,6 +211,9 @@ _ZEEBE_READ = frozenset(
         "taskSchedule",
         "formDefinition",
         "versionTag",
+        "loopCharacteristics",
+        "calledDecision",
+        "script",
     }
 )
 # Extension elements Zeebe allows at most once per element (ExtensionElementDuplicationValidators).
@@ -155,19 +240,17 @@ _ZEEBE_REJECTED = {
     "userTask": "Zeebe user tasks (zeebe:userTask)",
     "linkedResources": "Linked resources (zeebe:linkedResources)",
     "jobPriorityDefinition": "Job priorities (zeebe:jobPriorityDefinition)",
+    # Zeebe 8.7+: a message throw event / send task publishing without a job worker.
+    "publishMessage": "Message publication without a job worker (zeebe:publishMessage)",
 }
 # Known Zeebe extension elements that belong to element types rejected anyway (script task,
 # message events, multi-instance...). On a supported element Zeebe ignores them; so do we.
 _ZEEBE_MISPLACED_IGNORED = frozenset(
     {
         "subscription",
-        "loopCharacteristics",
-        "calledDecision",
-        "script",
         "adHoc",
         "conditionalFilter",
         "agentDefinition",
-        "publishMessage",
         "header",
         "input",
         "output",
@@ -181,18 +264,14 @@ _ACTIVITY_TAGS = {
     "task": ElementType.TASK,
     "callActivity": ElementType.CALL_ACTIVITY,
     "subProcess": ElementType.SUB_PROCESS,
+    "receiveTask": ElementType.RECEIVE_TASK,
+    "sendTask": ElementType.SEND_TASK,
+    "scriptTask": ElementType.SCRIPT_TASK,
+    "businessRuleTask": ElementType.BUSINESS_RULE_TASK,
 }
 _UNSUPPORTED_FLOW_NODES = frozenset(
     {
-        "scriptTask",
-        "businessRuleTask",
-        "sendTask",
-        "receiveTask",
-        "inclusiveGateway",
-        "eventBasedGateway",
         "complexGateway",
-        "intermediateCatchEvent",
-        "intermediateThrowEvent",
         "adHocSubProcess",
         "transaction",
         "callChoreography",
@@ -236,6 +315,45 @@ def _is_true(value: str | None) -> bool:
     return value is not None and value.strip() in ("true", "1")
 
 
+def _is_false(value: str | None) -> bool:
+    """An explicit xs:boolean false (the attribute's default, when absent, is true)."""
+    return value is not None and value.strip() in ("false", "0")
+
+
+#: The word Zeebe uses for each timer kind in "Invalid timer <word> expression (...)".
+_TIMER_WORDS = {TimerKind.DURATION: "duration", TimerKind.DATE: "date", TimerKind.CYCLE: "cycle"}
+
+
+def _type_name(value: object) -> str:
+    """Zeebe's name of a JSON value type, for "Expected result ... to be 'STRING'" messages."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "BOOLEAN"
+    if isinstance(value, int | float):
+        return "NUMBER"
+    if isinstance(value, str):
+        return "STRING"
+    if isinstance(value, list):
+        return "ARRAY"
+    if isinstance(value, dict):
+        return "OBJECT"
+    return type(value).__name__
+
+
+def _deploy_time_string(expression: Expression) -> str | None:
+    """Evaluate a start event's FEEL name without variables, as Zeebe does at deploy time
+    (ProcessMessageStartEventMessageNameValidator); None when it gives a non-empty string,
+    else the end of a message saying why."""
+    try:
+        value = expression.evaluate({})
+    except Exception as error:  # any FEEL failure rejects the deployment
+        return f"to be evaluable without variables, but '{expression.text}' failed: {error}"
+    if not isinstance(value, str) or not value:
+        return f"to be a non-empty string, but '{expression.text}' gave '{_type_name(value)}' ({value!r})"
+    return None
+
+
 def resource_checksum(content: bytes) -> bytes:
     """MD5 digest of the resource bytes: the `checksum` of Zeebe's PROCESS record (§3.4)."""
     return hashlib.md5(content, usedforsecurity=False).digest()
@@ -247,10 +365,17 @@ def is_bpmn_resource(resource_name: str) -> bool:
 
 
 def parse_bpmn(
-    resource_name: str, content: bytes | str, *, max_resource_bytes: int = MAX_RESOURCE_BYTES
+    resource_name: str,
+    content: bytes | str,
+    *,
+    max_resource_bytes: int = MAX_RESOURCE_BYTES,
+    check_support: bool = True,
 ) -> list[ProcessModel]:
     """Parse and validate one BPMN resource; one `ProcessModel` per executable process.
 
+    With `check_support` (the default, what a deployment gets) a process using an element the
+    execution cannot run yet is rejected too (`engine.bpmn.support`); without it the full model
+    of every valid process is returned (for tools and for the execution's own tests).
     Raises `BpmnValidationError` listing every problem (never another exception for bad input).
     """
     if isinstance(content, str):
@@ -259,7 +384,7 @@ def parse_bpmn(
         root = parse_xml(content, max_bytes=max_resource_bytes)
     except XmlRejection as rejection:
         raise BpmnValidationError(resource_name, [Problem(None, rejection.message)]) from None
-    return _DefinitionsReader(resource_name, content, root).read()
+    return _DefinitionsReader(resource_name, content, root, check_support=check_support).read()
 
 
 class _Problems:
@@ -275,15 +400,28 @@ class _Problems:
         for message in messages:
             self.add(element_id, message, path)
 
+    def add_once(self, element_id: str, message: str, path: str | None = None) -> None:
+        """For problems of shared definitions (a bpmn:message used by several events)."""
+        problem = Problem(element_id, message, path)
+        if problem not in self.items:
+            self.items.append(problem)
+
 
 class _DefinitionsReader:
-    def __init__(self, resource_name: str, content: bytes, root: ET.Element) -> None:
+    def __init__(
+        self, resource_name: str, content: bytes, root: ET.Element, *, check_support: bool = True
+    ) -> None:
         self.resource_name = resource_name
         self.content = content
         self.root = root
+        self.check_support = check_support
         self.problems = _Problems()
         #: bpmn:error id -> errorCode (None when the attribute is missing)
         self.errors: dict[str, str | None] = {}
+        #: bpmn:message / bpmn:signal / bpmn:escalation id -> its XML element
+        self.messages: dict[str, ET.Element] = {}
+        self.signals: dict[str, ET.Element] = {}
+        self.escalations: dict[str, ET.Element] = {}
 
     def read(self) -> list[ProcessModel]:
         namespace, local = _split(self.root.tag)
@@ -303,6 +441,15 @@ class _DefinitionsReader:
             error_id = error.get("id")
             if error_id:
                 self.errors[error_id] = error.get("errorCode")
+        for local, table in (
+            ("message", self.messages),
+            ("signal", self.signals),
+            ("escalation", self.escalations),
+        ):
+            for definition in _bpmn_children(self.root, local):
+                definition_id = definition.get("id")
+                if definition_id:
+                    table[definition_id] = definition
 
         processes = _bpmn_children(self.root, "process")
         executable = [p for p in processes if _is_true(p.get("isExecutable"))]
@@ -352,6 +499,10 @@ class _ProcessReader:
         self.pending_flows: list[tuple[ET.Element, Element]] = []
         self.pending_boundaries: list[tuple[Element, str | None]] = []
         self.pending_defaults: list[tuple[Element, str]] = []
+        #: (source ref, target ref) of every bpmn:association (compensation handlers)
+        self.pending_associations: list[tuple[str, str]] = []
+        #: compensation throw events with an activityRef to resolve
+        self.pending_compensations: list[Element] = []
         #: scope id -> (number of start events of any kind, list of none start events)
         self.start_events: dict[str, tuple[int, list[Element]]] = {}
 
@@ -373,7 +524,12 @@ class _ProcessReader:
         self._resolve_flows()
         self._resolve_boundaries()
         self._resolve_defaults()
+        self._resolve_associations()
+        self._resolve_compensations()
         validation.validate_process(process, self.start_events, self.rejected_ids, self.problems.add)
+        if self.definitions.check_support:
+            for problem in support.unsupported_problems(self.elements_by_id.values()):
+                self.problems.add(problem.element_id, problem.message, problem.path)
         if len(self.problems.items) != problems_before:
             return None
         return ProcessModel(
@@ -425,6 +581,10 @@ class _ProcessReader:
                 continue  # foreign extensions are ignored, as in Zeebe
             if local == "sequenceFlow":
                 self.pending_flows.append((child, scope))
+            elif local == "association":
+                self.pending_associations.append(
+                    ((child.get("sourceRef") or "").strip(), (child.get("targetRef") or "").strip())
+                )
             elif local in _IGNORED_SCOPE_CHILDREN:
                 continue
             elif local in self._READERS:
@@ -469,14 +629,89 @@ class _ProcessReader:
             return None  # already reported by the document-wide id check
         self.elements_by_id[element_id] = element
 
-        if _bpmn_children(xml, "multiInstanceLoopCharacteristics"):
-            self._unsupported(element_id, "Multi-instance activities are", "multiInstanceLoopCharacteristics")
+        loops = _bpmn_children(xml, "multiInstanceLoopCharacteristics")
+        if loops:
+            self._read_multi_instance(loops[0], element)
         if _bpmn_children(xml, "standardLoopCharacteristics"):
             self._unsupported(element_id, "Loop activities (standardLoopCharacteristics) are")
         if _is_true(xml.get("isForCompensation")):
-            self._unsupported(element_id, "Compensation handlers (isForCompensation) are")
+            element.is_for_compensation = True
         self._read_extensions(xml, element)
         return element
+
+    def _read_multi_instance(self, loop: ET.Element, element: Element) -> None:
+        path = "multiInstanceLoopCharacteristics"
+        if element.element_type not in MULTI_INSTANCE_TYPES:
+            self.problems.add(
+                element.id, "Multi-instance loop characteristics are only allowed on activities", path
+            )
+            return
+        found = [ext for name, ext in _zeebe_extensions(loop) if name == "loopCharacteristics"]
+        if len(found) != 1:
+            self.problems.add(
+                element.id, "Must have exactly one 'zeebe:loopCharacteristics' extension element", path
+            )
+            return
+        characteristics = found[0]
+        extension_path = f"{path} > extensionElements > loopCharacteristics"
+        raw_collection = characteristics.get("inputCollection")
+        input_collection = None
+        if not raw_collection:
+            self.problems.add(
+                element.id, "Attribute 'inputCollection' must be present and not empty", extension_path
+            )
+        else:
+            input_collection, problems = expressions.check_expression(
+                raw_collection, mandatory=True, non_static=True, attribute="inputCollection"
+            )
+            self.problems.extend(element.id, problems, extension_path)
+        input_element = characteristics.get("inputElement") or None
+        output_collection = characteristics.get("outputCollection") or None
+        raw_output_element = characteristics.get("outputElement") or None
+        for attribute, name in (("inputElement", input_element), ("outputCollection", output_collection)):
+            if name is not None:
+                self.problems.extend(
+                    element.id,
+                    [f"{message} (attribute '{attribute}')" for message in expressions.check_path(name)],
+                    extension_path,
+                )
+        output_element = None
+        if raw_output_element is not None:
+            output_element, problems = expressions.check_expression(
+                raw_output_element, mandatory=True, non_static=True, attribute="outputElement"
+            )
+            self.problems.extend(element.id, problems, extension_path)
+        if output_collection and not raw_output_element:
+            self.problems.add(
+                element.id,
+                "Attribute 'outputElement' must be present if the attribute 'outputCollection' is set",
+                extension_path,
+            )
+        elif raw_output_element and not output_collection:
+            self.problems.add(
+                element.id,
+                "Attribute 'outputCollection' must be present if the attribute 'outputElement' is set",
+                extension_path,
+            )
+        completion_condition = None
+        conditions = _bpmn_children(loop, "completionCondition")
+        if conditions:
+            text = "".join(conditions[0].itertext()).strip()
+            if text:
+                completion_condition, problems = expressions.check_expression(
+                    text, mandatory=True, attribute="completionCondition"
+                )
+                self.problems.extend(element.id, problems, f"{path} > completionCondition")
+        if input_collection is None:
+            return
+        element.multi_instance = MultiInstance(
+            is_sequential=_is_true(loop.get("isSequential")),
+            input_collection=input_collection,
+            input_element=input_element,
+            output_collection=output_collection,
+            output_element=output_element,
+            completion_condition=completion_condition,
+        )
 
     def _read_extensions(self, xml: ET.Element, element: Element) -> None:
         io_mappings = []
@@ -497,11 +732,25 @@ class _ProcessReader:
             self._read_io_mapping(io_mapping, element)
 
     def _read_io_mapping(self, io_mapping: ET.Element, element: Element) -> None:
-        takes_inputs = element.element_type in ACTIVITY_TYPES
+        # Zeebe: inputs on activities (event subprocesses included) and on throw events
+        # (intermediate throw, and end events other than none/terminate/error); outputs on
+        # those and on every catching event.
+        takes_inputs = element.element_type in ACTIVITY_TYPES or element.element_type in (
+            ElementType.EVENT_SUB_PROCESS,
+            ElementType.INTERMEDIATE_THROW_EVENT,
+        )
+        if element.element_type is ElementType.END_EVENT and element.event_type in (
+            EventType.MESSAGE,
+            EventType.SIGNAL,
+            EventType.ESCALATION,
+            EventType.COMPENSATION,
+        ):
+            takes_inputs = True
         takes_outputs = takes_inputs or element.element_type in (
             ElementType.START_EVENT,
             ElementType.END_EVENT,
             ElementType.BOUNDARY_EVENT,
+            ElementType.INTERMEDIATE_CATCH_EVENT,
         )
         for child in io_mapping:
             if not isinstance(child.tag, str):
@@ -597,24 +846,52 @@ class _ProcessReader:
     def _read_start_event(self, xml: ET.Element, scope: Element) -> Element | None:
         definitions = self._event_definitions(xml)
         total, none_events = self.start_events[scope.id]
-        element = self._new_element(xml, scope, ElementType.START_EVENT, EventType.NONE)
+        kind = definitions[0][0] if definitions else None
+        event_type = _EVENT_KINDS[kind][1] if kind else EventType.NONE
+        element = self._new_element(xml, scope, ElementType.START_EVENT, event_type)
         if element is None:
             self.start_events[scope.id] = (total + 1, none_events)
             return None
+        scope.start_events.append(element)
         if len(definitions) > 1:
             self.problems.add(element.id, "Start event can't have more than one type")
-        if definitions:
-            kind, _ = definitions[0]
-            self.start_events[scope.id] = (total + 1, none_events)
-            if scope.element_type is ElementType.SUB_PROCESS:
-                self.problems.add(element.id, "Start events in subprocesses must be of type none")
-            else:
-                self._unsupported(element.id, f"{_EVENT_KINDS[kind][0]} start events are")
-            self.rejected_ids.add(element.id)
-            return None
-        self.start_events[scope.id] = (total + 1, [*none_events, element])
-        if scope.none_start_event is None:
-            scope.none_start_event = element
+        if kind is None:
+            self.start_events[scope.id] = (total + 1, [*none_events, element])
+            if scope.element_type is ElementType.EVENT_SUB_PROCESS:
+                self.problems.add(
+                    element.id,
+                    "Start events in event subprocesses must be one of: message, timer, error, signal or escalation",
+                )
+            elif scope.none_start_event is None:
+                scope.none_start_event = element
+            return element
+        self.start_events[scope.id] = (total + 1, none_events)
+        definition = definitions[0][1]
+        if scope.element_type is ElementType.SUB_PROCESS:
+            self.problems.add(element.id, "Start events in subprocesses must be of type none")
+            return element
+        if scope.element_type is ElementType.EVENT_SUB_PROCESS:
+            element.interrupting = not _is_false(xml.get("isInterrupting"))
+            if kind not in _EVENT_SUB_PROCESS_START_KINDS:
+                self.problems.add(
+                    element.id,
+                    "Start events in event subprocesses must be one of: message, timer, error, signal or escalation",
+                )
+                return element
+            if not element.interrupting and kind not in _NON_INTERRUPTING_KINDS:
+                self.problems.add(element.id, "Non-Interrupting event of this type is not allowed")
+            self._read_event_definition(element, kind, definition, "start")
+            if element.interrupting and element.timer is not None and element.timer.kind is TimerKind.CYCLE:
+                self.problems.add(element.id, "Interrupting timer event with time cycle is not allowed.")
+            return element
+        if kind not in _PROCESS_START_KINDS:
+            self.problems.add(
+                element.id,
+                "Start events of a process must be one of: none, timer, message, signal or conditional "
+                "(error, escalation and compensation start events belong in event subprocesses)",
+            )
+            return element
+        self._read_event_definition(element, kind, definition, "process start")
         return element
 
     def _read_end_event(self, xml: ET.Element, scope: Element) -> Element | None:
@@ -630,13 +907,22 @@ class _ProcessReader:
         if not definitions:
             return element
         kind, definition = definitions[0]
-        if kind == "terminateEventDefinition":
+        if kind not in _END_KINDS:
+            self.problems.add(
+                element.id,
+                "End events must be one of: none, error, message, terminate, signal, escalation or compensation",
+            )
             return element
         if kind == "errorEventDefinition":
             self._read_error_end(element, definition)
             return element
-        self._unsupported(element.id, f"{_EVENT_KINDS[kind][0]} end events are")
-        self.rejected_ids.add(element.id)
+        self._read_event_definition(element, kind, definition, "end")
+        if kind == "compensateEventDefinition" and _is_false(definition.get("waitForCompletion")):
+            self.problems.add(
+                element.id, "A compensation end event waitForCompletion attribute must be true or not present"
+            )
+        if kind == "messageEventDefinition":
+            self._read_message_throw_job(xml, element)
         return element
 
     def _read_error_end(self, element: Element, definition: ET.Element) -> None:
@@ -662,27 +948,39 @@ class _ProcessReader:
         element = self._new_element(xml, scope, ElementType.BOUNDARY_EVENT, event_type)
         if element is None:
             return None
-        element.cancel_activity = xml.get("cancelActivity", "true").strip() not in ("false", "0")
+        element.cancel_activity = not _is_false(xml.get("cancelActivity"))
         self.pending_boundaries.append((element, xml.get("attachedToRef")))
         if len(definitions) != 1:
             self.problems.add(element.id, "Must have exactly one event definition")
             return element
         kind, definition = definitions[0]
-        if kind != "errorEventDefinition":
-            self._unsupported(element.id, f"{_EVENT_KINDS[kind][0]} boundary events are")
+        if kind not in _BOUNDARY_KINDS:
+            self.problems.add(
+                element.id, "Boundary events must be one of: timer, message, error, signal, escalation"
+            )
             return element
-        if not element.cancel_activity:
+        if not element.cancel_activity and kind not in _NON_INTERRUPTING_KINDS:
             self.problems.add(element.id, "Non-Interrupting event of this type is not allowed")
+        if kind == "errorEventDefinition":
+            self._read_error_catch(element, definition)
+            return element
+        self._read_event_definition(element, kind, definition, "boundary")
+        if element.cancel_activity and element.timer is not None and element.timer.kind is TimerKind.CYCLE:
+            self.problems.add(element.id, "Interrupting timer event with time cycle is not allowed.")
+        return element
+
+    def _read_error_catch(self, element: Element, definition: ET.Element) -> None:
+        """An error boundary event or error start event of an event subprocess."""
         error_ref = (definition.get("errorRef") or "").strip()
         if not error_ref:
-            return element  # catch-all
+            return  # catch-all
         if error_ref not in self.definitions.errors:
             self.problems.add(
                 element.id,
                 f"The errorRef '{error_ref}' does not reference a bpmn:error",
                 "errorEventDefinition",
             )
-            return element
+            return
         error_code = self.definitions.errors[error_ref]
         element.error_ref = error_ref
         if not error_code:
@@ -700,7 +998,300 @@ class _ProcessReader:
             )
         else:
             element.error_code = error_code
+
+    def _read_intermediate_catch_event(self, xml: ET.Element, scope: Element) -> Element | None:
+        definitions = self._event_definitions(xml)
+        event_type = _EVENT_KINDS[definitions[0][0]][1] if len(definitions) == 1 else EventType.UNSPECIFIED
+        element = self._new_element(xml, scope, ElementType.INTERMEDIATE_CATCH_EVENT, event_type)
+        if element is None:
+            return None
+        if len(definitions) != 1:
+            self.problems.add(element.id, "Must have exactly one event definition")
+            return element
+        kind, definition = definitions[0]
+        if kind not in _CATCH_KINDS:
+            self.problems.add(
+                element.id, "Event definition must be one of: message, timer, signal, link, or conditional"
+            )
+            return element
+        self._read_event_definition(element, kind, definition, "intermediate catch")
+        if element.timer is not None and element.timer.kind is TimerKind.CYCLE:
+            self.problems.add(
+                element.id, "Intermediate timer catch event must have either a time duration or a time date."
+            )
+        if element.link_name is not None and element.link_name not in scope.link_catch_events:
+            scope.link_catch_events[element.link_name] = element
         return element
+
+    def _read_intermediate_throw_event(self, xml: ET.Element, scope: Element) -> Element | None:
+        definitions = self._event_definitions(xml)
+        event_type = _EVENT_KINDS[definitions[0][0]][1] if definitions else EventType.NONE
+        element = self._new_element(xml, scope, ElementType.INTERMEDIATE_THROW_EVENT, event_type)
+        if element is None:
+            return None
+        if len(definitions) > 1:
+            self.problems.add(element.id, "Must have at most one event definition")
+        if not definitions:
+            return element
+        kind, definition = definitions[0]
+        if kind not in _THROW_KINDS:
+            self.problems.add(
+                element.id,
+                "Intermediate throw events must be one of: none, message, signal, escalation, link or compensation",
+            )
+            return element
+        self._read_event_definition(element, kind, definition, "intermediate throw")
+        if kind == "compensateEventDefinition" and _is_false(definition.get("waitForCompletion")):
+            self.problems.add(
+                element.id,
+                "A compensation intermediate throwing event waitForCompletion attribute must be true or not present",
+            )
+        if kind == "messageEventDefinition":
+            self._read_message_throw_job(xml, element)
+        return element
+
+    # --- event definitions ------------------------------------------------------------------
+    def _read_event_definition(
+        self, element: Element, kind: str, definition: ET.Element, position: str
+    ) -> None:
+        """Read one (allowed) event definition of `element` into its typed field.
+
+        `position`: "process start", "start" (event subprocess), "intermediate catch",
+        "intermediate throw", "boundary" or "end".
+        """
+        catching = position in ("start", "intermediate catch", "boundary")
+        if kind == "timerEventDefinition":
+            element.timer = self._read_timer(element, definition, evaluate_feel=position == "process start")
+        elif kind == "messageEventDefinition":
+            if position in ("intermediate throw", "end"):
+                message_ref = (definition.get("messageRef") or "").strip() or None
+                message_name = None
+                if message_ref in self.definitions.messages:
+                    message_name = self._message_name(message_ref, required=True, at_deploy=False)
+                element.message = MessageDefinition(message_ref=message_ref, name=message_name)
+            else:
+                element.message = self._read_message_ref(
+                    element,
+                    definition.get("messageRef"),
+                    "messageEventDefinition",
+                    subscription=catching,
+                    at_deploy=position == "process start",
+                )
+        elif kind == "signalEventDefinition":
+            element.signal = self._read_signal(element, definition, at_deploy=position == "process start")
+        elif kind == "escalationEventDefinition":
+            element.escalation = self._read_escalation(element, definition, throw=not catching)
+        elif kind == "linkEventDefinition":
+            name = definition.get("name")
+            if not name:
+                self.problems.add(
+                    element.id, "Link name must be present and not empty.", "linkEventDefinition"
+                )
+            else:
+                element.link_name = name
+        elif kind == "compensateEventDefinition":
+            activity_ref = (definition.get("activityRef") or "").strip() or None
+            element.compensation = CompensationDefinition(activity_ref=activity_ref)
+            if activity_ref is not None and not catching:
+                self.pending_compensations.append(element)
+        elif kind == "errorEventDefinition":
+            self._read_error_catch(element, definition)
+        # terminate and conditional carry nothing more (conditional is gated by `support`)
+
+    def _read_timer(
+        self, element: Element, definition: ET.Element, *, evaluate_feel: bool
+    ) -> TimerDefinition | None:
+        path = "timerEventDefinition"
+        found = [
+            (local, child)
+            for child in _bpmn_children(definition)
+            if (local := _split(child.tag)[1]) in ("timeDuration", "timeDate", "timeCycle")
+        ]
+        if len(found) != 1:
+            self.problems.add(
+                element.id, "Must be exactly one type of timer: timeDuration, timeDate or timeCycle", path
+            )
+            return None
+        local, child = found[0]
+        kind = TimerKind(local)
+        # getTextContent() of the BPMN model API: the text, trimmed.
+        text = "".join(child.itertext()).strip()
+        expression, problems = expressions.check_expression(text, mandatory=True, attribute=local)
+        self.problems.extend(element.id, problems, f"{path} > {local}")
+        if expression is None:
+            return None
+        value: object = expression.text
+        if expression.is_feel:
+            if not evaluate_feel:
+                return TimerDefinition(kind=kind, expression=expression)
+            # Zeebe evaluates a process timer start event's expression at deploy time, without
+            # variables (TimerCatchEventExpressionValidator).
+            try:
+                value = expression.evaluate({})
+            except Exception as error:  # FEEL failures of any kind reject the deployment
+                self.problems.add(
+                    element.id,
+                    f"Invalid timer {_TIMER_WORDS[kind]} expression ({error})",
+                    f"{path} > {local}",
+                )
+                return None
+            if not isinstance(value, str):
+                self.problems.add(
+                    element.id,
+                    f"Invalid timer {_TIMER_WORDS[kind]} expression (Expected result of the expression "
+                    f"'{expression.text}' to be 'STRING', but was '{_type_name(value)}'.)",
+                    f"{path} > {local}",
+                )
+                return None
+        failure = timers.check_timer_text(local, str(value))
+        if failure is not None:
+            self.problems.add(element.id, failure, f"{path} > {local}")
+            return None
+        return TimerDefinition(kind=kind, expression=expression)
+
+    def _message_name(self, message_ref: str, *, required: bool, at_deploy: bool) -> Expression | None:
+        """The name of a bpmn:message as an expression; problems are reported on the message."""
+        message = self.definitions.messages[message_ref]
+        raw = message.get("name")
+        if raw is None or raw == "":
+            if required:
+                self.problems.add_once(message_ref, "Name must be present and not empty")
+            return None
+        expression, problems = expressions.check_expression(raw, mandatory=True, attribute="name")
+        for problem in problems:
+            self.problems.add_once(message_ref, problem)
+        if expression is not None and expression.is_feel and at_deploy:
+            failure = _deploy_time_string(expression)
+            if failure is not None:
+                self.problems.add_once(
+                    message_ref, f"Expected the message name of a message start event {failure}"
+                )
+                return None
+        return expression
+
+    def _read_message_ref(
+        self,
+        element: Element,
+        message_ref: str | None,
+        path: str | None,
+        *,
+        subscription: bool,
+        at_deploy: bool,
+    ) -> MessageDefinition | None:
+        """A catching message reference (catch events, boundary events, start events, receive
+        tasks): name required; a zeebe:subscription correlationKey except on process starts."""
+        message_ref = (message_ref or "").strip()
+        if not message_ref or message_ref not in self.definitions.messages:
+            self.problems.add(element.id, "Must reference a message", path)
+            return None
+        name = self._message_name(message_ref, required=True, at_deploy=at_deploy)
+        correlation_key = None
+        if subscription:
+            message = self.definitions.messages[message_ref]
+            found = [ext for ext_name, ext in _zeebe_extensions(message) if ext_name == "subscription"]
+            if len(found) != 1:
+                self.problems.add_once(
+                    message_ref, "Must have exactly one zeebe:subscription extension element"
+                )
+            else:
+                raw = found[0].get("correlationKey")
+                subscription_path = "extensionElements > subscription"
+                if not raw:
+                    self.problems.add_once(
+                        message_ref,
+                        "Attribute 'correlationKey' must be present and not empty",
+                        subscription_path,
+                    )
+                else:
+                    correlation_key, problems = expressions.check_expression(
+                        raw, mandatory=True, non_static=True, attribute="correlationKey"
+                    )
+                    for problem in problems:
+                        self.problems.add_once(message_ref, problem, subscription_path)
+        if name is None:
+            return None
+        return MessageDefinition(message_ref=message_ref, name=name, correlation_key=correlation_key)
+
+    def _read_message_throw_job(self, xml: ET.Element, element: Element) -> None:
+        """Message intermediate throw and end events are job-based (zeebe:taskDefinition)."""
+        task_definitions = [ext for name, ext in _zeebe_extensions(xml) if name == "taskDefinition"]
+        if len(task_definitions) != 1:
+            self.problems.add(
+                element.id,
+                "Must have either one 'zeebe:publishMessage' or one 'zeebe:taskDefinition' extension element",
+            )
+            return
+        self._read_job(element, task_definitions[0])
+        self._read_task_headers(xml, element)
+
+    def _read_job(self, element: Element, task_definition: ET.Element) -> None:
+        element.job_type = self._expression_attribute(element, task_definition, "taskDefinition", "type")
+        element.job_retries = self._expression_attribute(
+            element, task_definition, "taskDefinition", "retries", default=DEFAULT_JOB_RETRIES
+        )
+
+    def _read_signal(
+        self, element: Element, definition: ET.Element, *, at_deploy: bool
+    ) -> SignalDefinition | None:
+        signal_ref = (definition.get("signalRef") or "").strip()
+        if not signal_ref or signal_ref not in self.definitions.signals:
+            self.problems.add(element.id, "Must reference a signal", "signalEventDefinition")
+            return None
+        raw = self.definitions.signals[signal_ref].get("name")
+        if not raw:
+            self.problems.add_once(signal_ref, "Name must be present and not empty")
+            return None
+        expression, problems = expressions.check_expression(raw, mandatory=True, attribute="name")
+        for problem in problems:
+            self.problems.add_once(signal_ref, problem)
+        if expression is None:
+            return None
+        if expression.is_feel and at_deploy:
+            failure = _deploy_time_string(expression)
+            if failure is not None:
+                self.problems.add_once(
+                    signal_ref, f"Expected the signal name of a signal start event {failure}"
+                )
+                return None
+        return SignalDefinition(signal_ref=signal_ref, name=expression)
+
+    def _read_escalation(
+        self, element: Element, definition: ET.Element, *, throw: bool
+    ) -> EscalationDefinition | None:
+        path = "escalationEventDefinition"
+        escalation_ref = (definition.get("escalationRef") or "").strip()
+        if not escalation_ref:
+            if throw:
+                self.problems.add(element.id, "Must reference an escalation", path)
+                return None
+            return EscalationDefinition(escalation_ref=None, code=None)  # catch-all
+        if escalation_ref not in self.definitions.escalations:
+            self.problems.add(
+                element.id, f"The escalationRef '{escalation_ref}' does not reference a bpmn:escalation", path
+            )
+            return None
+        code = self.definitions.escalations[escalation_ref].get("escalationCode")
+        if throw:
+            if not code:
+                self.problems.add_once(escalation_ref, "EscalationCode must be present and not empty")
+                return None
+            expression, problems = expressions.check_expression(
+                code, mandatory=True, attribute="escalationCode"
+            )
+            self.problems.extend(element.id, problems, path)
+            if expression is None:
+                return None
+            return EscalationDefinition(escalation_ref=escalation_ref, code=expression)
+        if code and code.startswith("="):
+            self.problems.add(
+                element.id,
+                "The escalationCode of the escalation catch event is not allowed to be an expression",
+                path,
+            )
+            return None
+        return EscalationDefinition(
+            escalation_ref=escalation_ref, code=Expression.static(code) if code else None
+        )
 
     def _read_service_task(self, xml: ET.Element, scope: Element) -> Element | None:
         element = self._new_element(xml, scope, ElementType.SERVICE_TASK)
@@ -721,15 +1312,12 @@ class _ProcessReader:
             return None
         extensions = _zeebe_extensions(xml)
         if any(name == "userTask" for name, _ in extensions):
-            self.problems.add(
-                element.id,
-                f"Zeebe user tasks (zeebe:userTask) are not supported by {_ENGINE}; remove "
-                f"zeebe:userTask to run it as a job-based user task (job type '{USER_TASK_JOB_TYPE}')",
-                "extensionElements > userTask",
-            )
-            return element
-        element.job_type = Expression.static(USER_TASK_JOB_TYPE)
-        element.job_retries = Expression.static(USER_TASK_JOB_RETRIES)
+            # A Zeebe user task (8.5+) is no job: USER_TASK records, completed over REST. Its
+            # assignment and schedule are read below like a job-based one's (as headers).
+            element.zeebe_user_task = True
+        else:
+            element.job_type = Expression.static(USER_TASK_JOB_TYPE)
+            element.job_retries = Expression.static(USER_TASK_JOB_RETRIES)
         self._read_task_headers(xml, element)
         for name, extension in extensions:
             if name == "assignmentDefinition":
@@ -788,15 +1376,105 @@ class _ProcessReader:
             element.task_headers[header] = raw
 
     def _read_form_definition(self, element: Element, extension: ET.Element) -> None:
-        path = "extensionElements > formDefinition"
         if extension.get("formId") or extension.get("externalReference"):
-            self._unsupported(
-                element.id, "Linked forms (zeebe:formDefinition formId/externalReference) are", path
-            )
+            element.form_id = extension.get("formId") or None
+            element.external_form_reference = extension.get("externalReference") or None
             return
         form_key = extension.get("formKey")
         if form_key:
             element.task_headers[USER_TASK_FORM_KEY_HEADER] = form_key
+
+    def _read_receive_task(self, xml: ET.Element, scope: Element) -> Element | None:
+        element = self._new_element(xml, scope, ElementType.RECEIVE_TASK, EventType.UNSPECIFIED)
+        if element is None:
+            return None
+        element.message = self._read_message_ref(
+            element, xml.get("messageRef"), None, subscription=True, at_deploy=False
+        )
+        return element
+
+    def _read_send_task(self, xml: ET.Element, scope: Element) -> Element | None:
+        element = self._new_element(xml, scope, ElementType.SEND_TASK)
+        if element is None:
+            return None
+        task_definitions = [ext for name, ext in _zeebe_extensions(xml) if name == "taskDefinition"]
+        if len(task_definitions) != 1:
+            self.problems.add(
+                element.id,
+                "Must have either one 'zeebe:publishMessage' or one 'zeebe:taskDefinition' extension element",
+            )
+            return element
+        self._read_job(element, task_definitions[0])
+        self._read_task_headers(xml, element)
+        return element
+
+    def _read_script_task(self, xml: ET.Element, scope: Element) -> Element | None:
+        element = self._new_element(xml, scope, ElementType.SCRIPT_TASK)
+        if element is None:
+            return None
+        scripts = [ext for name, ext in _zeebe_extensions(xml) if name == "script"]
+        task_definitions = [ext for name, ext in _zeebe_extensions(xml) if name == "taskDefinition"]
+        if (len(scripts), len(task_definitions)) not in ((1, 0), (0, 1)):
+            self.problems.add(
+                element.id,
+                "Must have either one 'zeebe:script' or one 'zeebe:taskDefinition' extension element",
+            )
+            return element
+        if task_definitions:
+            self._read_job(element, task_definitions[0])
+            self._read_task_headers(xml, element)
+            return element
+        script = scripts[0]
+        path = "extensionElements > script"
+        raw = script.get("expression")
+        if not raw:
+            self.problems.add(element.id, "Attribute 'expression' must be present and not empty", path)
+        else:
+            expression, problems = expressions.check_expression(
+                raw, mandatory=True, non_static=True, attribute="expression"
+            )
+            self.problems.extend(element.id, problems, path)
+            element.script_expression = expression
+        element.result_variable = self._result_variable(element, script, path)
+        return element
+
+    def _result_variable(self, element: Element, extension: ET.Element, path: str) -> str | None:
+        result_variable = extension.get("resultVariable")
+        if not result_variable:
+            self.problems.add(element.id, "Attribute 'resultVariable' must be present and not empty", path)
+            return None
+        problems = expressions.check_path(result_variable)
+        self.problems.extend(element.id, [f"{p} (attribute 'resultVariable')" for p in problems], path)
+        return None if problems else result_variable
+
+    def _read_business_rule_task(self, xml: ET.Element, scope: Element) -> Element | None:
+        element = self._new_element(xml, scope, ElementType.BUSINESS_RULE_TASK)
+        if element is None:
+            return None
+        decisions = [ext for name, ext in _zeebe_extensions(xml) if name == "calledDecision"]
+        task_definitions = [ext for name, ext in _zeebe_extensions(xml) if name == "taskDefinition"]
+        if (len(decisions), len(task_definitions)) not in ((1, 0), (0, 1)):
+            self.problems.add(
+                element.id,
+                "Must have either one 'zeebe:calledDecision' or one 'zeebe:taskDefinition' extension element",
+            )
+            return element
+        if task_definitions:
+            self._read_job(element, task_definitions[0])
+            self._read_task_headers(xml, element)
+            return element
+        decision = decisions[0]
+        path = "extensionElements > calledDecision"
+        element.called_decision_id = self._expression_attribute(
+            element, decision, "calledDecision", "decisionId"
+        )
+        element.result_variable = self._result_variable(element, decision, path)
+        binding_type = decision.get("bindingType")
+        if binding_type not in (None, "", "latest"):
+            self._unsupported(
+                element.id, f"Business rule tasks with bindingType '{binding_type}' (only 'latest') are", path
+            )
+        return element
 
     def _read_plain_task(self, xml: ET.Element, scope: Element) -> Element | None:
         element_type = ElementType.MANUAL_TASK if _split(xml.tag)[1] == "manualTask" else ElementType.TASK
@@ -832,10 +1510,14 @@ class _ProcessReader:
 
     def _read_sub_process(self, xml: ET.Element, scope: Element) -> Element | None:
         if _is_true(xml.get("triggeredByEvent")):
-            element_id = xml.get("id") or f"{scope.id} > subProcess"
-            self.rejected_ids.add(element_id)
-            self._unsupported(element_id, "Event subprocesses are")
-            return None
+            event_sub_process = self._new_element(xml, scope, ElementType.EVENT_SUB_PROCESS)
+            if event_sub_process is None:
+                return None
+            if event_sub_process.multi_instance is not None:
+                self.problems.add(event_sub_process.id, "An event subprocess cannot be multi-instance")
+            scope.event_sub_processes.append(event_sub_process)
+            self._read_scope(xml, event_sub_process)
+            return event_sub_process
         element = self._new_element(xml, scope, ElementType.SUB_PROCESS)
         if element is None:
             return None
@@ -851,19 +1533,20 @@ class _ProcessReader:
     def _read_parallel_gateway(self, xml: ET.Element, scope: Element) -> Element | None:
         return self._new_element(xml, scope, ElementType.PARALLEL_GATEWAY)
 
+    def _read_inclusive_gateway(self, xml: ET.Element, scope: Element) -> Element | None:
+        element = self._new_element(xml, scope, ElementType.INCLUSIVE_GATEWAY)
+        if element is not None and xml.get("default"):
+            self.pending_defaults.append((element, xml.get("default", "").strip()))
+        return element
+
+    def _read_event_based_gateway(self, xml: ET.Element, scope: Element) -> Element | None:
+        return self._new_element(xml, scope, ElementType.EVENT_BASED_GATEWAY)
+
     def _read_unsupported_flow_node(self, xml: ET.Element, scope: Element) -> Element | None:
         local = _split(xml.tag)[1]
         element_id = xml.get("id") or f"{scope.id} > {local}"
         self.rejected_ids.add(element_id)
-        definitions = self._event_definitions(xml)
-        if local in ("intermediateCatchEvent", "intermediateThrowEvent") and definitions:
-            label = _EVENT_KINDS[definitions[0][0]][0]
-            kind = "catch" if local == "intermediateCatchEvent" else "throw"
-            self._unsupported(element_id, f"{label} intermediate {kind} events are")
-        elif local == "intermediateThrowEvent":
-            self._unsupported(element_id, "None intermediate throw events are")
-        else:
-            self._unsupported(element_id, f"Elements of type '{local}' are")
+        self._unsupported(element_id, f"Elements of type '{local}' are")
         return None
 
     _READERS: dict[str, Callable[[_ProcessReader, ET.Element, Element], Element | None]] = {}
@@ -969,6 +1652,48 @@ class _ProcessReader:
                 continue
             gateway.default_flow = flow
 
+    def _resolve_associations(self) -> None:
+        # A compensation boundary event is connected to its handler by an association
+        # (BoundaryEventValidator); other associations (text annotations) carry nothing.
+        for source_ref, target_ref in self.pending_associations:
+            source = self.elements_by_id.get(source_ref)
+            target = self.elements_by_id.get(target_ref)
+            if source is None or target is None:
+                continue
+            if (
+                source.element_type is ElementType.BOUNDARY_EVENT
+                and source.event_type is EventType.COMPENSATION
+            ) and source.compensation_handler is None:
+                source.compensation_handler = target
+
+    def _resolve_compensations(self) -> None:
+        # CompensationEventDefinitionValidator: the activityRef of a compensation throw event.
+        for element in self.pending_compensations:
+            assert element.compensation is not None and element.compensation.activity_ref is not None
+            activity_ref = element.compensation.activity_ref
+            activity = self.elements_by_id.get(activity_ref)
+            if activity is None or activity.element_type not in ACTIVITY_TYPES:
+                self.problems.add(
+                    element.id, f"The referenced compensation activity '{activity_ref}' doesn't exist"
+                )
+                continue
+            has_compensation_boundary = any(
+                boundary.event_type is EventType.COMPENSATION for boundary in activity.boundary_events
+            )
+            if not has_compensation_boundary and activity.element_type is not ElementType.SUB_PROCESS:
+                self.problems.add(
+                    element.id,
+                    f"The referenced compensation activity '{activity_ref}' must have either a "
+                    "compensation boundary event or be a subprocess",
+                )
+            if activity.flow_scope is not element.flow_scope:
+                self.problems.add(
+                    element.id,
+                    f"The referenced compensation activity '{activity_ref}' must be in the same scope "
+                    "as the compensation throw event",
+                )
+            element.compensation.activity = activity
+
 
 _ProcessReader._READERS = {
     "startEvent": _ProcessReader._read_start_event,
@@ -982,5 +1707,13 @@ _ProcessReader._READERS = {
     "subProcess": _ProcessReader._read_sub_process,
     "exclusiveGateway": _ProcessReader._read_exclusive_gateway,
     "parallelGateway": _ProcessReader._read_parallel_gateway,
+    "inclusiveGateway": _ProcessReader._read_inclusive_gateway,
+    "eventBasedGateway": _ProcessReader._read_event_based_gateway,
+    "intermediateCatchEvent": _ProcessReader._read_intermediate_catch_event,
+    "intermediateThrowEvent": _ProcessReader._read_intermediate_throw_event,
+    "receiveTask": _ProcessReader._read_receive_task,
+    "sendTask": _ProcessReader._read_send_task,
+    "scriptTask": _ProcessReader._read_script_task,
+    "businessRuleTask": _ProcessReader._read_business_rule_task,
     **{tag: _ProcessReader._read_unsupported_flow_node for tag in _UNSUPPORTED_FLOW_NODES},
 }

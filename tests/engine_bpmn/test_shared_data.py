@@ -169,7 +169,10 @@ EXPECTATIONS: dict[str, tuple[list[str] | None, list[tuple[str | None, str]], st
         [
             ("START_1", "Start events in subprocesses must be of type none"),
             ("NO_INTERMEDIATE_START", f"Elements of type 'adHocSubProcess' are {UNSUPPORTED}"),
-            ("NO_BLANK_START", f"Event subprocesses are {UNSUPPORTED}"),
+            (
+                "Event_0pmkqs1",
+                "Start events in event subprocesses must be one of: message, timer, error, signal or escalation",
+            ),
             ("Process_0t5648m", "Must have at least one start event"),
         ],
         "INVALID (MANIFEST): no process start event, typed start event in a subprocess (Zeebe's messages)",

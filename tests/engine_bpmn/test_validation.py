@@ -654,7 +654,9 @@ UNSUPPORTED_CASES = {
         "Event subprocesses are",
     ),
     "multi-instance": (
-        '<bpmn:task id="x"><bpmn:multiInstanceLoopCharacteristics /></bpmn:task>',
+        '<bpmn:task id="x"><bpmn:multiInstanceLoopCharacteristics><bpmn:extensionElements>'
+        '<zeebe:loopCharacteristics inputCollection="=[1, 2]" /></bpmn:extensionElements>'
+        "</bpmn:multiInstanceLoopCharacteristics></bpmn:task>",
         "x > multiInstanceLoopCharacteristics",
         "Multi-instance activities are",
     ),
@@ -713,22 +715,33 @@ def test_unsupported_is_rejected_by_name(case: str) -> None:
     assert (identifier, f"{what} {UNSUPPORTED}") in found, found
 
 
+SCRIPT_TASK = (
+    '<bpmn:scriptTask id="{id}"><bpmn:extensionElements><zeebe:script expression="=1 + 1" '
+    'resultVariable="two" /></bpmn:extensionElements></bpmn:scriptTask>'
+)
+
+
 def test_unsupported_element_does_not_cascade_into_flow_errors() -> None:
-    """Flows to and from a rejected element are not reported again."""
-    body = linear('<bpmn:scriptTask id="script" />', "script")
+    """Flows to and from a gated element are not reported: only the gate speaks."""
+    body = linear(SCRIPT_TASK.format(id="script"), "script")
     assert problems_of(body) == [("script", f"Elements of type 'scriptTask' are {UNSUPPORTED}")]
 
 
 def test_all_problems_are_reported_at_once() -> None:
+    """Validation problems first (in document order), then what the execution cannot run."""
     body = (
-        '<bpmn:startEvent id="s" /><bpmn:serviceTask id="t1" /><bpmn:scriptTask id="t2" />'
+        '<bpmn:startEvent id="s" /><bpmn:serviceTask id="t1" />'
+        + SCRIPT_TASK.format(id="t2")
+        + '<bpmn:scriptTask id="t3" />'
         + flow("f1", "s", "t1")
         + flow("f2", "t1", "missing")
     )
     assert problems_of(body) == [
         ("t1", "Must have exactly one 'zeebe:taskDefinition' extension element"),
-        ("t2", f"Elements of type 'scriptTask' are {UNSUPPORTED}"),
+        ("t3", "Must have either one 'zeebe:script' or one 'zeebe:taskDefinition' extension element"),
         ("f2", "SequenceFlow has targetRef 'missing'  which cannot be resolved"),
+        ("t2", f"Elements of type 'scriptTask' are {UNSUPPORTED}"),
+        ("t3", f"Elements of type 'scriptTask' are {UNSUPPORTED}"),
     ]
 
 
