@@ -10,8 +10,8 @@ query per model by the projection), then applies each record in (partition, posi
   own instances first, the rows loaded from the database second (a called instance lives on its
   parent's partition and comes after it in the log).
 
-The result is one dict per row (attribute names of the models) plus the sets of rows to write.
-Nothing here touches the database.
+The result is one dict per row (attribute names of the models, the field lists below derived from
+the models themselves) plus the sets of rows to write. Nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -23,126 +23,35 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from django.db import models
+
 from processes.choices import IncidentState, InstanceState, JobState
 from processes.importer.records import MalformedRecord, Record, global_key
 from processes.importer.vocabulary import EVENT, PROJECTED_INTENTS
+from processes.models import ElementInstance, Incident, Job, ProcessDefinition, ProcessInstance, Variable
 
 Row = dict[str, Any]
 
-# Fields written for each model (attribute names). Flags kept by SQL (incident, subtree_incident)
-# are not among them.
-DEFINITION_FIELDS = (
-    "key",
-    "cluster_id",
-    "bpmn_process_id",
-    "version",
-    "version_tag",
-    "resource_name",
-    "bpmn_xml",
-    "checksum",
-    "tenant_id",
-    "deployment_key",
-    "deployed_at",
-    "deleted",
-    "position",
-)
-INSTANCE_FIELDS = (
-    "key",
-    "cluster_id",
-    "partition_id",
-    "process_definition_id",
-    "bpmn_process_id",
-    "version",
-    "tenant_id",
-    "state",
-    "start_date",
-    "end_date",
-    "parent_id",
-    "parent_element_instance_key",
-    "root_id",
-    "depth",
-    "tree_path",
-    "server_id",
-    "server_from_variable",
-    "position",
-)
-ELEMENT_FIELDS = (
-    "key",
-    "cluster_id",
-    "partition_id",
-    "process_instance_id",
-    "process_definition_key",
-    "bpmn_process_id",
-    "flow_scope_key",
-    "element_id",
-    "element_type",
-    "event_type",
-    "state",
-    "start_date",
-    "end_date",
-    "position",
-)
-JOB_FIELDS = (
-    "key",
-    "cluster_id",
-    "partition_id",
-    "process_instance_id",
-    "element_instance_id",
-    "process_definition_key",
-    "bpmn_process_id",
-    "element_id",
-    "job_type",
-    "worker",
-    "retries",
-    "retry_backoff_ms",
-    "deadline",
-    "state",
-    "error_message",
-    "error_code",
-    "custom_headers",
-    "tenant_id",
-    "created_at",
-    "updated_at",
-    "position",
-)
-INCIDENT_FIELDS = (
-    "key",
-    "cluster_id",
-    "partition_id",
-    "process_instance_id",
-    "element_instance_id",
-    "job_id",
-    "process_definition_key",
-    "bpmn_process_id",
-    "element_id",
-    "variable_scope_key",
-    "error_type",
-    "error_message",
-    "state",
-    "created_at",
-    "resolved_at",
-    "root_key",
-    "tree_path",
-    "tenant_id",
-    "position",
-)
-VARIABLE_FIELDS = (
-    "key",
-    "cluster_id",
-    "partition_id",
-    "name",
-    "scope_key",
-    "process_instance_id",
-    "process_definition_key",
-    "bpmn_process_id",
-    "value",
-    "truncated",
-    "preview",
-    "size",
-    "tenant_id",
-    "updated_at",
-    "position",
-)
+# Columns of ProcessInstance that SQL keeps, not the fold (derived.write_derived): never written
+# from a row, left at their default when a row is inserted.
+INSTANCE_SQL_FLAGS = frozenset({"incident", "subtree_incident"})
+
+
+def written_fields(
+    model: type[models.Model], *, kept_by_sql: frozenset[str] = frozenset()
+) -> tuple[str, ...]:
+    """The attribute names the importer writes for `model`: all of its columns but `kept_by_sql`,
+    in the model's order. The fold builds every row with exactly these (a field added to a model
+    must be given a value here), and bulk.py loads and writes them."""
+    return tuple(field.attname for field in model._meta.concrete_fields if field.attname not in kept_by_sql)
+
+
+DEFINITION_FIELDS = written_fields(ProcessDefinition)
+INSTANCE_FIELDS = written_fields(ProcessInstance, kept_by_sql=INSTANCE_SQL_FLAGS)
+ELEMENT_FIELDS = written_fields(ElementInstance)
+JOB_FIELDS = written_fields(Job)
+INCIDENT_FIELDS = written_fields(Incident)
+VARIABLE_FIELDS = written_fields(Variable)
 
 _ACTIVE_INTENTS = frozenset(
     {"ELEMENT_ACTIVATING", "ELEMENT_ACTIVATED", "ELEMENT_COMPLETING", "ELEMENT_TERMINATING"}

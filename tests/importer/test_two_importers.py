@@ -15,8 +15,8 @@ import pytest
 import redis
 from django.db import connection, transaction
 
+from processes.importer.bulk import upsert_postgresql
 from processes.importer.fold import JOB_FIELDS
-from processes.importer.projection import _upsert_postgresql
 from processes.models import Cluster, Job
 from tests.importer.conftest import Fleet
 from tests.importer.helpers import (
@@ -159,7 +159,7 @@ def test_the_upsert_never_overwrites_a_newer_row(fleet: Fleet) -> None:
     newer = {name: getattr(job, Job._meta.get_field(name).attname) for name in JOB_FIELDS}
     older = {**newer, "position": job.position - 1, "state": "created", "retries": 99}
     with transaction.atomic():
-        _upsert_postgresql(Job, JOB_FIELDS, [older])
+        upsert_postgresql(Job, JOB_FIELDS, [older])
     job.refresh_from_db()
     assert (job.position, job.state, job.retries) == (newer["position"], newer["state"], newer["retries"])
     assert connection.vendor == "postgresql"

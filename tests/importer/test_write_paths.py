@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-import processes.importer.projection as projection_module
 from processes.choices import InstanceState
+from processes.importer import bulk
 from processes.importer.projection import Projection
 from processes.importer.records import SourceRecord
 from processes.importer.sources.readahead import ReadAheadSource, positions_after
@@ -67,10 +67,10 @@ def test_a_row_the_load_missed_falls_back_to_the_upsert(
     )
     # The next batch's load sees nothing, as if another writer had inserted the rows unseen: the
     # COPY meets the primary key, rolls back to its savepoint and the rows are upserted instead.
-    real_load = projection_module._load
-    monkeypatch.setattr(projection_module, "_load", lambda model, names, keys: {})
+    real_load = bulk.load_rows
+    monkeypatch.setattr(bulk, "load_rows", lambda model, names, keys: {})
     apply(cluster, [element(3, "ELEMENT_ACTIVATED", task, instance, "check")])
-    monkeypatch.setattr(projection_module, "_load", real_load)
+    monkeypatch.setattr(bulk, "load_rows", real_load)
     task_row = ElementInstance.objects.get(key=global_key(cluster, task))
     assert (task_row.state, task_row.position) == (InstanceState.ACTIVE, 3)
     assert ElementInstance.objects.count() == 1
