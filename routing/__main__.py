@@ -16,7 +16,13 @@ import argparse
 import logging
 import sys
 
-from routing.clusters import ClusterConfigError, file_source, parse_cluster_spec, static_source
+from routing.clusters import (
+    ClusterConfigError,
+    ClusterSource,
+    file_source,
+    parse_cluster_spec,
+    static_source,
+)
 from routing.gateway_auth import (
     AuthConfigError,
     BearerAuthInterceptor,
@@ -27,13 +33,8 @@ from routing.metrics import serve_metrics
 from routing.server import ProxyServer, serve
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m routing",
-        description="Zeebe gateway proxy in front of many clusters (Fleetflow DESIGN §3).",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, required=True, help="listen port (0 = any free port)")
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """The cluster-source flags, shared with ``RoutingChannel.from_args`` (routing/channel.py)."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--cluster",
@@ -42,13 +43,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="a cluster (repeatable); state is active, draining or disabled",
     )
     source.add_argument("--clusters", metavar="FILE", help="JSON list of clusters, re-read when it changes")
-    parser.add_argument("--state-dir", help="where the deployment journal and metrics.json live")
+    parser.add_argument("--state-dir", help="where metrics.json (and by default the deployment journal) live")
+    parser.add_argument(
+        "--journal",
+        metavar="FILE",
+        help="the deployment journal file (default STATE_DIR/deployments.json); several proxies and "
+        "routing channels in front of the same clusters must share one (routing/journal.py)",
+    )
     parser.add_argument(
         "--poll-interval",
         type=float,
         default=0.5,
         help="seconds between reads of the cluster source (max 1)",
     )
+
+
+def source_from_args(args: argparse.Namespace) -> ClusterSource:
+    """The cluster source the flags name; raises ClusterConfigError (a bad file fails now)."""
+    if args.clusters:
+        source = file_source(args.clusters)
+        source()  # fail fast on a bad file at startup, with its message
+        return source
+    return static_source([parse_cluster_spec(spec) for spec in args.cluster])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m routing",
+        description="Zeebe gateway proxy in front of many clusters (Fleetflow DESIGN §3).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, required=True, help="listen port (0 = any free port)")
+    add_source_arguments(parser)
     parser.add_argument(
         "--metrics-port",
         type=int,
@@ -84,11 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        if args.clusters:
-            source = file_source(args.clusters)
-            source()  # fail fast on a bad file at startup, with its message
-        else:
-            source = static_source([parse_cluster_spec(spec) for spec in args.cluster])
+        source = source_from_args(args)
     except ClusterConfigError as error:
         print(f"python -m routing: {error}", file=sys.stderr)
         return 2
@@ -99,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         state_dir=args.state_dir,
+        journal_path=args.journal,
         poll_interval=args.poll_interval,
         tls=tls,
         auth=BearerAuthInterceptor(verifier) if verifier is not None else None,

@@ -52,8 +52,9 @@ Both handlers are coroutines writing with ``context.write`` (not async generator
 call the client has left raises, and a cancellation arrives as ``asyncio.CancelledError``, right
 where the jobs are held, so they are passed on at once.
 
-The module talks to the proxy only through :class:`ActivationHost` (cluster choice, stubs, unary
-calls, metrics); it holds its own state in :class:`JobActivation`.
+The module talks to the routing core only through :class:`ActivationHost` (cluster choice, stubs,
+unary calls, metrics) and to its caller only through :class:`ActivationCall`; it holds its own
+state in :class:`JobActivation`.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import grpc
 from pyzeebe.proto import gateway_pb2, gateway_pb2_grpc
@@ -136,8 +137,22 @@ WORKERS_REMEMBERED = 20
 _rotation = itertools.count()
 
 
+class ActivationCall(Protocol):
+    """The caller's side of one ActivateJobs / StreamActivatedJobs call, as activation sees it:
+    a ``grpc.aio.ServicerContext`` in the proxy, an in-process call in
+    :class:`routing.channel.RoutingChannel`. ``write`` raises (or the task is cancelled) when the
+    caller can no longer take the message, so jobs are held where the write failed; ``abort``
+    ends the call with a status and does not return."""
+
+    async def write(self, message: Any) -> None: ...
+
+    async def abort(self, code: grpc.StatusCode, details: str) -> NoReturn: ...
+
+    def time_remaining(self) -> float | None: ...
+
+
 class ActivationHost(Protocol):
-    """What job activation needs from the proxy (implemented by ``GatewayProxy``)."""
+    """What job activation needs from the routing core (implemented by ``RoutingCore``)."""
 
     metrics_store: ProxyMetrics
 
@@ -303,7 +318,7 @@ class _Delivery:
     or cannot be written is held for the next call of the signature."""
 
     def __init__(
-        self, activation: JobActivation, signature: Signature, context: grpc.aio.ServicerContext, maximum: int
+        self, activation: JobActivation, signature: Signature, context: ActivationCall, maximum: int
     ) -> None:
         self.activation = activation
         self.signature = signature
@@ -657,9 +672,7 @@ class JobActivation:
 
     # ----------------------------------------------------------------- ActivateJobs
 
-    async def activate_jobs(
-        self, request: gateway_pb2.ActivateJobsRequest, context: grpc.aio.ServicerContext
-    ) -> None:
+    async def activate_jobs(self, request: gateway_pb2.ActivateJobsRequest, context: ActivationCall) -> None:
         signature = Signature.of(request)
         targets = self.host.activation_targets()
         if not targets:
@@ -697,7 +710,7 @@ class JobActivation:
     async def _quick_pass(
         self,
         request: gateway_pb2.ActivateJobsRequest,
-        context: grpc.aio.ServicerContext,
+        context: ActivationCall,
         signature: Signature,
         targets: list[Cluster],
         delivery: _Delivery,
@@ -764,7 +777,7 @@ class JobActivation:
                         self._mark_slow(ask.cluster)
 
     async def _pass_through_invalid(
-        self, request: gateway_pb2.ActivateJobsRequest, context: grpc.aio.ServicerContext, cluster: Cluster
+        self, request: gateway_pb2.ActivateJobsRequest, context: ActivationCall, cluster: Cluster
     ) -> None:
         call = self.host.gateway_stub(cluster).ActivateJobs(
             _leg_request(request, request.maxJobsToActivate, -1), timeout=QUICK_PASS_TIMEOUT
@@ -779,7 +792,7 @@ class JobActivation:
     async def _long_poll(
         self,
         request: gateway_pb2.ActivateJobsRequest,
-        context: grpc.aio.ServicerContext,
+        context: ActivationCall,
         signature: Signature,
         delivery: _Delivery,
         outcome: _Outcome,
@@ -897,7 +910,7 @@ class JobActivation:
     # ----------------------------------------------------------------- StreamActivatedJobs
 
     async def stream_activated_jobs(
-        self, request: gateway_pb2.StreamActivatedJobsRequest, context: grpc.aio.ServicerContext
+        self, request: gateway_pb2.StreamActivatedJobsRequest, context: ActivationCall
     ) -> None:
         signature = Signature.of(request)
         waiter = Waiter()

@@ -29,24 +29,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pyzeebe.proto import gateway_pb2_grpc
 
-from routing.clusters import (
-    Cluster,
-    ClusterConfigError,
-    ClusterSet,
-    ClusterSource,
-    static_source,
-)
-from routing.metrics import write_json_atomically
+from routing.clusters import Cluster, ClusterSource
+from routing.core import RoutingCore
 from routing.proxy import GatewayProxy
 
 log = logging.getLogger(__name__)
 
 GATEWAY_SERVICE = "gateway_protocol.Gateway"
-MAX_POLL_INTERVAL = 1.0
 
 
 class ProxyServer:
-    """The proxy's gRPC server plus its background loops; start/stop from an asyncio loop."""
+    """The proxy's gRPC server over a :class:`RoutingCore`; start/stop from an asyncio loop."""
 
     def __init__(
         self,
@@ -55,6 +48,7 @@ class ProxyServer:
         host: str = "127.0.0.1",
         port: int = 0,
         state_dir: str | Path | None = None,
+        journal_path: str | Path | None = None,
         poll_interval: float = 0.5,
         metrics_interval: float = 1.0,
         health_interval: float = 0.25,
@@ -64,25 +58,23 @@ class ProxyServer:
     ) -> None:
         self.tls = tls  # None: plaintext (--tls-cert/--tls-key; routing/gateway_auth.py)
         self.auth = auth  # None: no token required of callers (--oauth-*)
-        self.source: ClusterSource = source if callable(source) else static_source(source)
         self.host = host
         self.requested_port = port
         self.port: int | None = None
         self.state_dir = Path(state_dir) if state_dir is not None else None
-        self.poll_interval = min(poll_interval, MAX_POLL_INTERVAL)
-        self.metrics_interval = metrics_interval
-        self.clusters = ClusterSet()
-        self.proxy = GatewayProxy(
-            self.clusters,
+        self.core = RoutingCore(
+            source,
             state_dir=self.state_dir,
+            journal_path=journal_path,
+            poll_interval=poll_interval,
+            metrics_interval=metrics_interval,
             health_interval=health_interval,
             health_deadline=health_deadline,
         )
-        self.clusters.on_change(self.proxy.on_clusters_changed)
+        self.clusters = self.core.clusters
+        self.proxy = GatewayProxy(self.core)
         self._server: grpc.aio.Server | None = None
         self._health_servicer = health.aio.HealthServicer()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._last_source_error: str | None = None
         self._stopped = asyncio.Event()
 
     @property
@@ -90,55 +82,15 @@ class ProxyServer:
         return f"{self.host}:{self.port}"
 
     def metrics(self) -> dict[str, Any]:
-        return self.proxy.metrics()
+        return self.core.metrics()
 
     async def refresh_clusters(self) -> bool:
-        """Poll the source once (in a thread: it may do blocking I/O or ORM queries)."""
-        try:
-            clusters = await asyncio.to_thread(lambda: list(self.source()))
-            changed = self.clusters.replace(clusters)
-        except (ClusterConfigError, ValueError, TypeError) as error:
-            message = str(error)
-            if message != self._last_source_error:
-                log.error("cluster list rejected, keeping the previous one: %s", message)
-            self._last_source_error = message
-            return False
-        except Exception as error:  # a failing source must not stop the proxy
-            message = f"{type(error).__name__}: {error}"
-            if message != self._last_source_error:
-                log.exception("cluster source failed, keeping the previous list")
-            self._last_source_error = message
-            return False
-        self._last_source_error = None
-        if changed:
-            log.info(
-                "cluster list: %s",
-                "; ".join(f"{c.label} weight={c.weight} state={c.state.value}" for c in self.clusters)
-                or "empty",
-            )
-        return changed
-
-    async def _poll_source(self) -> None:
-        while True:
-            await asyncio.sleep(self.poll_interval)
-            await self.refresh_clusters()
-
-    async def _write_metrics(self) -> None:
-        assert self.state_dir is not None
-        path = self.state_dir / "metrics.json"
-        while True:
-            try:
-                await asyncio.to_thread(write_json_atomically, path, self.proxy.metrics())
-            except OSError as error:
-                log.warning("cannot write %s: %s", path, error)
-            await asyncio.sleep(self.metrics_interval)
+        """Poll the cluster source once (see RoutingCore.refresh_clusters)."""
+        return await self.core.refresh_clusters()
 
     async def start(self) -> int:
         """Load the cluster list, check the clusters once, bind and serve; returns the port."""
-        await self.refresh_clusters()
-        if self._last_source_error is not None and not len(self.clusters):
-            raise ClusterConfigError(self._last_source_error)
-        await self.proxy.start_background()
+        await self.core.start()
         server = grpc.aio.server(
             interceptors=[self.auth] if self.auth is not None else None,
             options=[
@@ -149,21 +101,21 @@ class ProxyServer:
         )
         gateway_pb2_grpc.add_GatewayServicer_to_server(self.proxy, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health_servicer, server)
-        if self.tls is not None:
-            port = server.add_secure_port(f"{self.host}:{self.requested_port}", self.tls)
-        else:
-            port = server.add_insecure_port(f"{self.host}:{self.requested_port}")
-        if port == 0:
-            raise OSError(f"cannot listen on {self.host}:{self.requested_port}")
+        try:
+            if self.tls is not None:
+                port = server.add_secure_port(f"{self.host}:{self.requested_port}", self.tls)
+            else:
+                port = server.add_insecure_port(f"{self.host}:{self.requested_port}")
+            if port == 0:
+                raise OSError(f"cannot listen on {self.host}:{self.requested_port}")
+        except BaseException:
+            await self.core.close(hand_back_grace=0.0)
+            raise
         await server.start()
         self._server = server
         self.port = port
         for service in (GATEWAY_SERVICE, ""):
             await self._health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-        self._tasks.append(asyncio.ensure_future(self._poll_source()))
-        if self.state_dir is not None:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            self._tasks.append(asyncio.ensure_future(self._write_metrics()))
         log.info("routing proxy listening on %s:%s", self.host, port)
         return port
 
@@ -172,13 +124,8 @@ class ProxyServer:
         if self._server is None:
             return
         await self._health_servicer.enter_graceful_shutdown()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._server.stop(grace)
-        if self.state_dir is not None:
-            write_json_atomically(self.state_dir / "metrics.json", self.proxy.metrics())
-        await self.proxy.close()
+        await self.core.close()
         self._server = None
         self._stopped.set()
         log.info("routing proxy stopped")

@@ -79,17 +79,22 @@ class ProxyProcess(ServiceProcess):
         port: int | None = None,
         process: subprocess.Popen[bytes] | None = None,
         log_level: str = "INFO",
+        clusters_file: Path | None = None,
+        journal: Path | None = None,
     ) -> None:
         port = port or free_port()
         self.log_level = log_level
-        args = ["--port", str(port), "--clusters", str(work_dir / "clusters.json")]
+        self._clusters_file = clusters_file or work_dir / "clusters.json"
+        args = ["--port", str(port), "--clusters", str(self._clusters_file)]
         args += ["--state-dir", str(work_dir / "state"), "--log-level", log_level]
+        if journal is not None:  # shared with other proxies in front of the same clusters
+            args += ["--journal", str(journal)]
         super().__init__("proxy", "routing", args, port=port, work_dir=work_dir)
         self.process = process  # one the test started itself, to stop and probe like ours
 
     @property
     def clusters_file(self) -> Path:
-        return self.work_dir / "clusters.json"
+        return self._clusters_file
 
     @property
     def state_dir(self) -> Path:
@@ -97,8 +102,8 @@ class ProxyProcess(ServiceProcess):
 
     def write_clusters(self, clusters: list[dict[str, Any]]) -> None:
         """Atomic rewrite, as an operator's tooling would do it."""
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.clusters_file.with_suffix(".tmp")
+        self.clusters_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.clusters_file.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(clusters), encoding="utf-8")
         os.replace(tmp, self.clusters_file)
 
