@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from console.views import actions, pages
+from console.views import actions, migrate, pages
 
 urlpatterns = [
     path("dashboard/series.json", pages.dashboard_series, name="dashboard-series"),
@@ -28,5 +28,7 @@ urlpatterns = [
     path("clusters/<int:cluster_id>/<str:name>", actions.cluster_action, name="cluster-action"),
     path("actions/<str:name>/<str:key>/", actions.action, name="action"),
     path("instances/<str:key>/modify", actions.modify, name="modify"),
+    path("instances/<str:key>/migrate", migrate.migrate, name="migrate"),
+    path("batches/migrate", migrate.batch_migrate, name="batch-migrate"),
     path("deploy/", actions.deploy_and_start, name="deploy-start"),
 ]

@@ -475,6 +475,64 @@ class ModifyPreviewSerializer(serializers.Serializer):
     plan = serializers.ListField(child=serializers.CharField())
 
 
+class MappingInstructionSerializer(serializers.Serializer):
+    source_element_id = serializers.CharField(
+        max_length=255, help_text="An element of the instance's version."
+    )
+    target_element_id = serializers.CharField(max_length=255, help_text="An element of the target version.")
+
+
+class MigrateInputSerializer(serializers.Serializer):
+    target_version = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**31 - 1, help_text="A version of the instance's process."
+    )
+    target_process_definition_key = KeyField(
+        required=False, help_text="Or the target definition's key (its copy on the instance's cluster)."
+    )
+    mapping_instructions = MappingInstructionSerializer(
+        many=True,
+        required=False,
+        allow_null=True,
+        default=None,
+        max_length=500,
+        help_text="Absent: every element is mapped to the target element with the same id and type.",
+    )
+    preview = serializers.BooleanField(
+        default=False,
+        help_text="Check the plan as the engine would and answer what it will do (200), without applying it.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("target_version" in attrs) == ("target_process_definition_key" in attrs):
+            raise serializers.ValidationError(
+                {"target_version": ["Give either target_version or target_process_definition_key."]}
+            )
+        return attrs
+
+
+class MigratePreviewSerializer(serializers.Serializer):
+    source_version = serializers.IntegerField()
+    target_version = serializers.IntegerField()
+    target_process_definition_key = KeyField()
+    mapping_instructions = MappingInstructionSerializer(many=True)
+    plan = serializers.ListField(child=serializers.CharField())
+
+
+class MigrationDryRunSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Active instances the filter selects.")
+    examined = serializers.IntegerField(help_text="How many of them were checked (at most 10,000).")
+    migrate_count = serializers.IntegerField(help_text="Of those examined, how many would be migrated.")
+    refuse_count = serializers.IntegerField(help_text="Of those examined, how many would be refused.")
+    migrate = serializers.ListField(child=serializers.DictField(), help_text="The first 100: key and plan.")
+    refuse = serializers.ListField(
+        child=serializers.DictField(), help_text="The first 100: key and Zeebe's reason."
+    )
+    reasons = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Each refusal reason (instance key blanked) with its count.",
+    )
+
+
 class DeployInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=255, help_text="Resource name ending in .bpmn or .dmn.")
     content = serializers.CharField(
@@ -511,9 +569,10 @@ class MessageInputSerializer(serializers.Serializer):
 
 class BatchInputSerializer(serializers.Serializer):
     action = serializers.ChoiceField(
-        choices=["retry", "resolve_incident", "cancel", "set_variables", "modify"],
-        help_text="retry/resolve_incident select incidents (incident filters); cancel/set_variables/modify "
-        "select process instances (process instance filters; modify: those with a token at the source).",
+        choices=["retry", "resolve_incident", "cancel", "set_variables", "modify", "migrate"],
+        help_text="retry/resolve_incident select incidents (incident filters); cancel/set_variables/modify/"
+        "migrate select process instances (process instance filters; modify: those with a token at the "
+        "source; migrate: the filter must give bpmn_process_id and version).",
     )
     filter = serializers.DictField(
         default=dict, help_text="Filter names and values as in the list endpoints."
@@ -521,9 +580,14 @@ class BatchInputSerializer(serializers.Serializer):
     parameters = serializers.DictField(
         default=dict,
         help_text="retry: retries; set_variables: variables, local; modify: source_element_id, "
-        "target_element_id; any: rate_per_second.",
+        "target_element_id; migrate: target_version, mapping (optional list of [source, target] element "
+        "ids; absent: matched by id and type); any: rate_per_second.",
     )
-    dry_run = serializers.BooleanField(default=False, help_text="Answer the target count without starting.")
+    dry_run = serializers.BooleanField(
+        default=False,
+        help_text="Answer the target count without starting (migrate: which instances would be migrated and "
+        "which refused, with Zeebe's reason).",
+    )
 
 
 class DryRunSerializer(serializers.Serializer):

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, Model, QuerySet
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -330,6 +330,42 @@ class ProcessInstanceViewSet(ListRetrieveViewSet):
             )
         )
 
+    @extend_schema(
+        request=api.MigrateInputSerializer,
+        responses={202: api.OperationSerializer, 200: api.MigratePreviewSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def migrate(self, request: Request, key: str) -> Response:
+        """Migrate a root instance to another version of its process with one plan: element mappings
+        (absent: matched by id and type). What Zeebe would refuse is refused first (400, Zeebe's
+        reason), nothing written; `preview` answers what would happen."""
+        instance: ProcessInstance = self.find(restrict(ProcessInstance.objects.defer("tree_path"), request))
+        given = self.input(api.MigrateInputSerializer)
+        mapping = given.get("mapping_instructions")
+        arguments: dict[str, Any] = {
+            "process_instance": instance,
+            "target_version": given.get("target_version"),
+            "target_process_definition_key": given.get("target_process_definition_key"),
+            "mapping": [dict(item) for item in mapping] if mapping is not None else None,
+        }
+        if given["preview"]:  # POST: operators only, like the action itself (RolePermission)
+            plan = operations.migration_plan(**arguments)
+            if plan.check.refusal is not None:
+                raise operations.OperationRejected(plan.check.refusal, plan.check.about)
+            return Response(
+                {
+                    "source_version": plan.source.version,
+                    "target_version": plan.target.version,
+                    "target_process_definition_key": str(plan.target.key),
+                    "mapping_instructions": [
+                        {"source_element_id": source, "target_element_id": target}
+                        for source, target in plan.mapping
+                    ],
+                    "plan": plan.check.lines,
+                }
+            )
+        return accepted(operations.operation_migrate(actor=request.user, **arguments))
+
     @extend_schema(responses=api.OperationSerializer(many=True))
     @action(detail=True, methods=["get"], url_path="operations")
     def instance_operations(self, request: Request, key: str) -> Response:
@@ -510,12 +546,27 @@ class BatchOperationViewSet(mixins.CreateModelMixin, ListRetrieveViewSet):
 
     @extend_schema(
         request=api.BatchInputSerializer,
-        responses={200: api.DryRunSerializer, 202: api.BatchOperationDetailSerializer},
-        description="With dry_run the answer is the number of targets the filter selects now (200); "
-        "without, the batch starts (202).",
+        responses={
+            200: PolymorphicProxySerializer(
+                component_name="BatchDryRun",
+                serializers=[api.DryRunSerializer, api.MigrationDryRunSerializer],
+                resource_type_field_name=None,
+            ),
+            202: api.BatchOperationDetailSerializer,
+        },
+        description="With dry_run the answer is the number of targets the filter selects now (200; for "
+        "migrate, which would be migrated and which refused and why); without, the batch starts (202).",
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         given = self.input(api.BatchInputSerializer)
+        if given["dry_run"] and given["action"] == "migrate":
+            report = operations.batch_migrate_dry_run(
+                actor=request.user, filter=given["filter"], parameters=given["parameters"]
+            )
+            data = dict(report.__dict__)
+            data["migrate"] = [{**item, "key": str(item["key"])} for item in report.migrate]
+            data["refuse"] = [{**item, "key": str(item["key"])} for item in report.refuse]
+            return Response(data)
         if given["dry_run"]:
             count = operations.batch_operation_dry_run(
                 actor=request.user,

@@ -19,6 +19,7 @@ class OperationAction(models.TextChoices):
     FAIL_JOB = "fail_job", "Fail job by hand"  # job: FailJob with retries and a message
     THROW_ERROR = "throw_error", "Throw BPMN error"  # job: ThrowError with a code and variables
     MODIFY = "modify", "Modify instance"  # process instance: one ModifyProcessInstance plan
+    MIGRATE = "migrate", "Migrate instance"  # process instance: one MigrateProcessInstance plan
 
 
 class OperationState(models.TextChoices):
@@ -60,6 +61,7 @@ class ConfirmKind(models.TextChoices):
     JOB_ENDED = "job_ended", "Job ended as requested"  # complete / throw error by hand
     JOB_FAILED = "job_failed", "Job failed as requested"  # fail by hand: retries and message
     MODIFIED = "modified", "Plan applied"  # modify: terminated ended, activated elements appeared
+    MIGRATED = "migrated", "Instance migrated"  # migrate: the instance is on the target definition
 
 
 class BatchState(models.TextChoices):

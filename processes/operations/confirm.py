@@ -15,6 +15,7 @@ Effects (ConfirmKind), checked on the query models:
   job_retries          the job row has the requested retries (update retries)
   modified             every terminated element instance has ended and every activated element has an
                        element instance with a key above the plan's key floor (modify)
+  migrated             the process instance row is on the target definition (migrate)
   job_ended            the job row is in one of the requested end states (complete, throw error)
   job_failed           the job row has the requested retries and error message (fail by hand)
   variables            every requested variable has the requested value: on the scope itself for
@@ -98,6 +99,8 @@ def confirm_imported(
         (ConfirmKind.VARIABLES, variable_instances),
         (ConfirmKind.JOB_ENDED, job_keys),
         (ConfirmKind.JOB_FAILED, job_keys),
+        # ELEMENT_MIGRATED of the process element rewrites the instance row's definition.
+        (ConfirmKind.MIGRATED, {row["key"] for row in instances}),
     ]
     query = Q()
     for kind, keys in by_key:
@@ -222,6 +225,20 @@ def _effects_shown(candidates: list[dict[str, Any]]) -> set[int]:
                 latest.get(str(item["element_id"]), 0) > floor for item in params.get("activate") or ()
             ):
                 shown.add(op["id"])
+
+    ops = by_kind.get(ConfirmKind.MIGRATED, [])
+    if ops:
+        definitions = dict(
+            ProcessInstance.objects.filter(key__in=[op["confirm_key"] for op in ops]).values_list(
+                "key", "process_definition_id"
+            )
+        )
+        shown.update(
+            op["id"]
+            for op in ops
+            if definitions.get(op["confirm_key"])
+            == int(op["parameters"].get("target_process_definition_key", -1))
+        )
 
     ops = by_kind.get(ConfirmKind.JOB_ENDED, [])
     if ops:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from pyzeebe.proto import gateway_pb2 as pb  # the one copy routing.client uses (reference §1.1)
 
 from processes.operations.choices import OperationAction, OperationState
 from routing.client import (
@@ -309,6 +310,36 @@ def _run_modify(router: Router, op: OperationSnapshot) -> str:
     return f"plan applied: {len(params['activate'])} token(s) added, {len(params['terminate'])} cancelled"
 
 
+# Zeebe's rejection of a mapping whose source element the instance does not have (reference:
+# MigrateProcessInstance rejections): after a migration to other ids, the old ids are gone.
+_SOURCE_GONE = "mapping instructions contain a non-existing source element id"
+
+
+def _run_migrate(router: Router, op: OperationSnapshot) -> str:
+    params = op.parameters
+    assert op.target_key is not None
+    request = pb.MigrateProcessInstanceRequest(processInstanceKey=op.target_key)
+    request.migrationPlan.targetProcessDefinitionKey = int(params["target_process_definition_key"])
+    for source_id, target_id in params["mapping"]:
+        request.migrationPlan.mappingInstructions.add(sourceElementId=source_id, targetElementId=target_id)
+    try:
+        # Zeebe checks the whole plan before migrating anything: a refusal changes nothing. Sent
+        # again after it applied, the same plan migrates the instance onto the definition it is
+        # already on (the ids it maps stayed the same) or names ids it no longer has.
+        router.call("MigrateProcessInstance", request)
+    except GatewayError as error:
+        if op.attempts > 1 and (
+            error.code is grpc.StatusCode.NOT_FOUND
+            or (error.code is grpc.StatusCode.INVALID_ARGUMENT and _SOURCE_GONE in error.details)
+        ):
+            raise _AlreadyDone(f"migration already applied: {error.details}") from None
+        raise
+    return (
+        f"migrated to {params.get('bpmn_process_id', '')} version {params.get('target_version')} "
+        f"(definition {params['target_process_definition_key']})"
+    )
+
+
 _RUNNERS: dict[str, Callable[[Router, OperationSnapshot], str]] = {
     OperationAction.RETRY: _run_retry,
     OperationAction.RESOLVE_INCIDENT: _run_resolve,
@@ -322,6 +353,7 @@ _RUNNERS: dict[str, Callable[[Router, OperationSnapshot], str]] = {
     OperationAction.FAIL_JOB: _run_fail_job,
     OperationAction.THROW_ERROR: _run_throw_error,
     OperationAction.MODIFY: _run_modify,
+    OperationAction.MIGRATE: _run_migrate,
 }
 
 

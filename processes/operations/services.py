@@ -54,6 +54,15 @@ from processes.operations.choices import (
 )
 from processes.operations.confirm import confirm_visible
 from processes.operations.executor import OperationSnapshot, Outcome, execute_many
+from processes.operations.migrate import (
+    ActiveInstance,
+    MigrationCheck,
+    MigrationDiagram,
+    auto_mapping,
+    check_migration,
+    parse_mapping,
+    read_migration_diagram,
+)
 from processes.operations.models import AuditEntry, BatchOperation, Operation
 from processes.operations.modify import (
     MAX_INSTRUCTIONS,
@@ -87,6 +96,7 @@ BATCH_ACTIONS = (
     OperationAction.CANCEL,
     OperationAction.SET_VARIABLES,
     OperationAction.MODIFY,  # move every token of one element to another (issue 19)
+    OperationAction.MIGRATE,  # every instance of a version to another version (issue 19)
 )
 # A batch modify checks its target element against at most this many distinct definitions up front.
 BATCH_MODIFY_DEFINITIONS = 50
@@ -701,6 +711,338 @@ def operation_modify(
     )
 
 
+# -- process instance migration (issue 19) --------------------------------------------------------
+
+
+@dataclass
+class MigrationPlan:
+    """A migration plan for one instance, checked as the engine would check it: ``check.refusal``
+    is Zeebe's reason when it would be refused. The diagrams are the editor's two columns."""
+
+    process_instance: ProcessInstance
+    source: ProcessDefinition
+    target: ProcessDefinition
+    source_diagram: MigrationDiagram
+    target_diagram: MigrationDiagram
+    mapping: list[tuple[str, str]]
+    check: MigrationCheck
+    active: list[ActiveInstance]
+
+
+class _DiagramCache:
+    """Definitions read once per request or planning page (their XML never changes)."""
+
+    def __init__(self) -> None:
+        self.diagrams: dict[int, MigrationDiagram] = {}
+
+    def get(self, definition: ProcessDefinition, *, field: str) -> MigrationDiagram:
+        if definition.key not in self.diagrams:
+            try:
+                self.diagrams[definition.key] = read_migration_diagram(
+                    definition.bpmn_xml, process_id=definition.bpmn_process_id
+                )
+            except PlanRefused as refused:
+                raise OperationRejected(
+                    f"{definition.bpmn_process_id} version {definition.version}: {refused.message}", field
+                ) from None
+        return self.diagrams[definition.key]
+
+
+def _check_version(value: Any, *, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**31 - 1:
+        raise OperationRejected(f"A version is a whole number from 1, got {value!r}.", field)
+    return value
+
+
+def migration_target(
+    *,
+    process_instance: ProcessInstance,
+    target_version: Any = None,
+    target_process_definition_key: Any = None,
+) -> ProcessDefinition:
+    """The target definition on the instance's own cluster: by version of the same process, or by
+    key (a definition key names one cluster's copy; another cluster's copy cannot be used)."""
+    if target_process_definition_key is not None:
+        key = _check_global_key(target_process_definition_key, field="target_process_definition_key")
+        definition = ProcessDefinition.objects.filter(key=key).first()
+        if definition is None:
+            raise OperationRejected(
+                f"No process definition with key {key} is imported.", "target_process_definition_key"
+            )
+        if definition.cluster_id != process_instance.cluster_id:
+            raise OperationRejected(
+                f"Definition {key} is cluster {definition.cluster_id}'s copy; instance {process_instance.key} "
+                f"runs on cluster {process_instance.cluster_id}. Give target_version instead.",
+                "target_process_definition_key",
+            )
+        return definition
+    if target_version is None:
+        raise OperationRejected("Give target_version (or target_process_definition_key).", "target_version")
+    version = _check_version(target_version, field="target_version")
+    definition = ProcessDefinition.objects.filter(
+        cluster_id=process_instance.cluster_id,
+        bpmn_process_id=process_instance.bpmn_process_id,
+        version=version,
+    ).first()
+    if definition is None:
+        raise OperationRejected(
+            f"Version {version} of {process_instance.bpmn_process_id} is not deployed on cluster "
+            f"{process_instance.cluster_id} (or not imported yet).",
+            "target_version",
+        )
+    return definition
+
+
+def _active_instances(instance_keys: Sequence[int]) -> dict[int, list[ActiveInstance]]:
+    """Active element instances per process instance, with their incident flag (two queries)."""
+    rows = list(
+        ElementInstance.objects.filter(
+            process_instance_id__in=list(instance_keys), state__in=INSTANCE_ACTIVE_STATES
+        )
+        .exclude(element_type="PROCESS")
+        .values_list("process_instance_id", "key", "element_id", "element_type", "flow_scope_key")
+    )
+    with_incident = set(
+        Incident.objects.filter(
+            process_instance_id__in=list(instance_keys), state__in=INCIDENT_ACTIVE_STATES
+        ).values_list("element_instance_id", flat=True)
+    )
+    active: dict[int, list[ActiveInstance]] = {key: [] for key in instance_keys}
+    for instance_key, key, element_id, element_type, flow_scope_key in rows:
+        active[instance_key].append(
+            ActiveInstance(key, element_id, element_type, flow_scope_key, has_incident=key in with_incident)
+        )
+    return active
+
+
+def _plan_for(
+    *,
+    process_instance: ProcessInstance,
+    target: ProcessDefinition,
+    mapping: list[tuple[str, str]] | None,
+    active: list[ActiveInstance],
+    diagrams: _DiagramCache,
+) -> MigrationPlan:
+    if process_instance.state not in INSTANCE_ACTIVE_STATES:
+        raise OperationRejected(
+            f"Process instance {process_instance.key} has already ended.", "process_instance"
+        )
+    source = (
+        ProcessDefinition.objects.filter(key=process_instance.process_definition_id).first()
+        if process_instance.process_definition_id is not None
+        else None
+    )
+    if source is None:
+        raise OperationRejected(
+            f"The process definition of instance {process_instance.key} is not imported yet.",
+            "process_instance",
+        )
+    source_diagram = diagrams.get(source, field="process_instance")
+    target_diagram = diagrams.get(target, field="target_version")
+    if mapping is None:
+        mapping = sorted(auto_mapping(source_diagram, target_diagram).items())
+    check = check_migration(
+        process_instance_key=process_instance.key,
+        is_child=process_instance.parent_id is not None,
+        source=source_diagram,
+        target=target_diagram,
+        active=active,
+        mapping=mapping,
+    )
+    if check.accepted and source.key == target.key:
+        check.refusal = f"Instance {process_instance.key} is already on {source.bpmn_process_id} version {source.version}."
+        check.about = "target_version"
+    return MigrationPlan(
+        process_instance, source, target, source_diagram, target_diagram, mapping, check, active
+    )
+
+
+def _mapping_input(mapping: Any) -> list[tuple[str, str]] | None:
+    if mapping is None:
+        return None
+    try:
+        return parse_mapping(mapping)
+    except PlanRefused as refused:
+        raise OperationRejected(refused.message, "mapping_instructions") from None
+
+
+def migration_plan(
+    *,
+    process_instance: ProcessInstance,
+    target_version: Any = None,
+    target_process_definition_key: Any = None,
+    mapping: Any = None,
+) -> MigrationPlan:
+    """Check a migration plan for one instance (``mapping`` None: elements matched by id and type).
+    Bad input raises OperationRejected; a plan Zeebe would refuse comes back with its reason in
+    ``check.refusal`` (the editor shows it per element)."""
+    target = migration_target(
+        process_instance=process_instance,
+        target_version=target_version,
+        target_process_definition_key=target_process_definition_key,
+    )
+    return _plan_for(
+        process_instance=process_instance,
+        target=target,
+        mapping=_mapping_input(mapping),
+        active=_active_instances([process_instance.key])[process_instance.key],
+        diagrams=_DiagramCache(),
+    )
+
+
+def _migrate_parameters(plan: MigrationPlan) -> dict[str, Any]:
+    return {
+        "target_process_definition_key": plan.target.key,
+        "bpmn_process_id": plan.target.bpmn_process_id,
+        "source_version": plan.source.version,
+        "target_version": plan.target.version,
+        "mapping": [list(pair) for pair in plan.mapping],
+        "plan": plan.check.lines,
+    }
+
+
+def operation_migrate(
+    *,
+    actor: Any,
+    process_instance: ProcessInstance,
+    target_version: Any = None,
+    target_process_definition_key: Any = None,
+    mapping: Any = None,
+) -> Operation:
+    """Migrate a root instance to another version of its process as one MigrateProcessInstance.
+    What Zeebe would refuse is refused here first, with its reason, and nothing is written."""
+    require_role(actor, at_least=Role.OPERATOR)
+    plan = migration_plan(
+        process_instance=process_instance,
+        target_version=target_version,
+        target_process_definition_key=target_process_definition_key,
+        mapping=mapping,
+    )
+    if plan.check.refusal is not None:
+        raise OperationRejected(plan.check.refusal, plan.check.about)
+    return _create_operation(
+        actor=actor,
+        action=OperationAction.MIGRATE,
+        target_key=process_instance.key,
+        process_instance_key=process_instance.key,
+        parameters=_migrate_parameters(plan),
+        confirm_kind=ConfirmKind.MIGRATED,
+        confirm_key=process_instance.key,
+    )
+
+
+# What a batch migration dry run examines and lists at most.
+MIGRATE_DRY_RUN_EXAMINE = 10_000
+MIGRATE_DRY_RUN_LIST = 100
+
+
+@dataclass
+class MigrationReport:
+    """A batch migration's dry run: per selected instance, migrated or refused and why."""
+
+    count: int = 0  # instances the filter selects
+    examined: int = 0
+    migrate: list[dict[str, Any]] = field(default_factory=list)  # first MIGRATE_DRY_RUN_LIST
+    refuse: list[dict[str, Any]] = field(default_factory=list)  # first MIGRATE_DRY_RUN_LIST
+    migrate_count: int = 0
+    refuse_count: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)  # reason with the key blanked -> count
+
+
+def _reason_kind(reason: str, key: int) -> str:
+    return reason.replace(str(key), "…")
+
+
+def _batch_migrate_checks(
+    instances: Sequence[ProcessInstance], parameters: Mapping[str, Any], diagrams: _DiagramCache
+) -> dict[int, MigrationPlan | str]:
+    """Per instance of one page: its checked plan, or why it cannot even be planned."""
+    active = _active_instances([instance.key for instance in instances])
+    mapping = (
+        [tuple(pair) for pair in parameters["mapping"]] if parameters.get("mapping") is not None else None
+    )
+    targets: dict[tuple[int, str], ProcessDefinition | None] = {}
+    results: dict[int, MigrationPlan | str] = {}
+    for instance in instances:
+        pair = (instance.cluster_id, instance.bpmn_process_id)
+        if pair not in targets:
+            targets[pair] = ProcessDefinition.objects.filter(
+                cluster_id=instance.cluster_id,
+                bpmn_process_id=instance.bpmn_process_id,
+                version=parameters["target_version"],
+            ).first()
+        target = targets[pair]
+        if target is None:
+            results[instance.key] = (
+                f"Version {parameters['target_version']} of {instance.bpmn_process_id} is not deployed on "
+                f"cluster {instance.cluster_id} (or not imported yet)."
+            )
+            continue
+        try:
+            results[instance.key] = _plan_for(
+                process_instance=instance,
+                target=target,
+                mapping=mapping,
+                active=active[instance.key],
+                diagrams=diagrams,
+            )
+        except OperationRejected as error:
+            results[instance.key] = str(error.message)
+    return results
+
+
+def batch_migrate_dry_run(
+    *, actor: Any, filter: dict[str, Any], parameters: dict[str, Any]
+) -> MigrationReport:
+    """What a batch migration would do now, without sending anything: which instances would be
+    migrated and which refused, with Zeebe's reason (the first MIGRATE_DRY_RUN_EXAMINE examined)."""
+    require_role(actor, at_least=Role.OPERATOR)
+    clean, _ = _batch_parameters(OperationAction.MIGRATE, parameters)
+    _check_migrate_filter(filter)
+    targets = _batch_targets(OperationAction.MIGRATE, filter, clean)
+    report = MigrationReport(count=targets.count())
+    diagrams = _DiagramCache()
+    after: int | None = None
+    while report.examined < min(report.count, MIGRATE_DRY_RUN_EXAMINE):
+        page_query = targets.order_by("key")
+        if after is not None:
+            page_query = page_query.filter(key__gt=after)
+        page = list(
+            page_query.defer("tree_path")[: min(PLAN_PAGE, MIGRATE_DRY_RUN_EXAMINE - report.examined)]
+        )
+        if not page:
+            break
+        after = page[-1].key
+        report.examined += len(page)
+        for key, result in _batch_migrate_checks(page, clean, diagrams).items():
+            reason = result if isinstance(result, str) else result.check.refusal
+            if reason is None:
+                report.migrate_count += 1
+                if len(report.migrate) < MIGRATE_DRY_RUN_LIST:
+                    assert not isinstance(result, str)
+                    report.migrate.append({"key": key, "plan": result.check.lines})
+            else:
+                report.refuse_count += 1
+                kind = _reason_kind(reason, key)
+                report.reasons[kind] = report.reasons.get(kind, 0) + 1
+                if len(report.refuse) < MIGRATE_DRY_RUN_LIST:
+                    report.refuse.append({"key": key, "reason": reason})
+    return report
+
+
+def _check_migrate_filter(filter: Mapping[str, Any]) -> None:
+    """A batch migration moves the instances of one version of one process."""
+    if (
+        not isinstance(filter, Mapping)
+        or not filter.get("bpmn_process_id")
+        or filter.get("version") in (None, "")
+    ):
+        raise OperationRejected(
+            "A batch migration selects the instances of one version: give bpmn_process_id and version.",
+            "filter",
+        )
+
+
 # -- deploy and start through the gateway proxy (issue 19) ----------------------------------------
 
 MAX_RESOURCE_BYTES = 4 * 1024 * 1024  # the gateway's default message size limit
@@ -1130,6 +1472,9 @@ def _batch_targets(
         queryset = queryset.filter(state__in=INSTANCE_ACTIVE_STATES)
         if action == OperationAction.CANCEL:
             queryset = queryset.filter(parent__isnull=True)
+        if action == OperationAction.MIGRATE:
+            # Child instances stay selected: the dry run lists them as refused, with Zeebe's reason.
+            return queryset
         if action == OperationAction.MODIFY:
             # Only instances with a token at the source element.
             source = str((parameters or {}).get("source_element_id") or "")
@@ -1162,6 +1507,8 @@ def _batch_parameters(action: OperationAction, parameters: Any) -> tuple[dict[st
         allowed |= {"variables", "local"}
     if action == OperationAction.MODIFY:
         allowed |= {"source_element_id", "target_element_id"}
+    if action == OperationAction.MIGRATE:
+        allowed |= {"target_version", "mapping"}
     unknown = sorted(set(parameters) - allowed)
     if unknown:
         raise OperationRejected(
@@ -1190,6 +1537,13 @@ def _batch_parameters(action: OperationAction, parameters: Any) -> tuple[dict[st
         if source == target:
             raise OperationRejected("Source and target are the same element.", "parameters.target_element_id")
         clean.update(source_element_id=source, target_element_id=target)
+    if action == OperationAction.MIGRATE:
+        clean["target_version"] = _check_version(
+            parameters.get("target_version"), field="parameters.target_version"
+        )
+        mapping = parameters.get("mapping")
+        # None: each instance's elements are matched by id and type with the target's.
+        clean["mapping"] = None if mapping is None else [list(pair) for pair in _mapping_input(mapping) or []]
     return clean, rate
 
 
@@ -1201,8 +1555,12 @@ def batch_operation_dry_run(
     require_role(actor, at_least=Role.OPERATOR)
     batch_action = _batch_action(action)
     clean = (
-        _batch_parameters(batch_action, parameters or {})[0] if batch_action == OperationAction.MODIFY else {}
+        _batch_parameters(batch_action, parameters or {})[0]
+        if batch_action in (OperationAction.MODIFY, OperationAction.MIGRATE)
+        else {}
     )
+    if batch_action == OperationAction.MIGRATE:
+        _check_migrate_filter(filter)
     return _batch_targets(batch_action, filter, clean).count()
 
 
@@ -1252,6 +1610,8 @@ def batch_operation_start(
         raise OperationRejected("The filter selects no targets for this action.", "filter")
     if batch_action == OperationAction.MODIFY:
         _check_batch_modify(targets, clean)
+    if batch_action == OperationAction.MIGRATE:
+        _check_migrate_filter(filter)
     with transaction.atomic():
         batch = BatchOperation.objects.create(
             action=batch_action,
@@ -1308,9 +1668,27 @@ def batch_plan_step(*, batch_id: int, page_size: int = PLAN_PAGE) -> PlanStep:
                 (key, key, None) for key in targets.order_by("key").values_list("key", flat=True)[:page_size]
             ]
         moves = _batch_moves(batch, [row[0] for row in rows]) if action == OperationAction.MODIFY else {}
-        operations = [_batch_operation(batch, action, *row, move=moves.get(row[0])) for row in rows]
+        if action == OperationAction.MIGRATE:
+            operations = _batch_migrations(batch, [row[0] for row in rows])
+        else:
+            operations = [_batch_operation(batch, action, *row, move=moves.get(row[0])) for row in rows]
         created = Operation.objects.bulk_create(operations, batch_size=1000)
-        batch.total += len(created)
+        refused = [op for op in created if op.state == OperationState.FAILED]
+        if refused:
+            AuditEntry.objects.bulk_create(
+                [
+                    AuditEntry(
+                        event="failed",
+                        operation_id=op.id,
+                        batch_id=batch.id,
+                        message=op.error[:2000],
+                        detail={"refused_before_sending": True},
+                    )
+                    for op in refused
+                ]
+            )
+            created = [op for op in created if op.state != OperationState.FAILED]
+        batch.total += len(created) + len(refused)
         if rows:
             batch.planned_through_key = rows[-1][0]
         batch.planning_done = len(rows) < page_size
@@ -1322,6 +1700,44 @@ def batch_plan_step(*, batch_id: int, page_size: int = PLAN_PAGE) -> PlanStep:
         if batch.planning_done and not created:
             transaction.on_commit(lambda: batch_finish_if_done(batch_id=batch_id))
         return PlanStep(planned=len(created), done=batch.planning_done, rate_per_second=batch.rate_per_second)
+
+
+REFUSED_BEFORE_SENDING = "REFUSED_BEFORE_SENDING"
+
+
+def _batch_migrations(batch: BatchOperation, instance_keys: list[int]) -> list[Operation]:
+    """One migrate operation per instance of a planning page, checked as the dry run checks it:
+    an instance the engine would refuse gets a failed operation with Zeebe's reason (nothing is
+    sent for it), so the batch's progress shows every selected instance."""
+    instances = list(ProcessInstance.objects.filter(key__in=instance_keys).defer("tree_path").order_by("key"))
+    checks = _batch_migrate_checks(instances, batch.parameters, _DiagramCache())
+    now = timezone.now()
+    operations = []
+    for instance in instances:
+        result = checks[instance.key]
+        operation = Operation(
+            action=OperationAction.MIGRATE,
+            actor_id=batch.actor_id,
+            actor_name=batch.actor_name,
+            batch=batch,
+            cluster_id=cluster_of(instance.key),
+            target_key=instance.key,
+            process_instance_key=instance.key,
+            confirm_kind=ConfirmKind.MIGRATED,
+            confirm_key=instance.key,
+        )
+        reason = result if isinstance(result, str) else result.check.refusal
+        if reason is not None:
+            operation.state = OperationState.FAILED
+            operation.error = reason
+            operation.error_code = REFUSED_BEFORE_SENDING
+            operation.finished_at = now
+            operation.parameters = {"target_version": batch.parameters["target_version"]}
+        else:
+            assert not isinstance(result, str)
+            operation.parameters = _migrate_parameters(result)
+        operations.append(operation)
+    return operations
 
 
 def _batch_moves(batch: BatchOperation, instance_keys: list[int]) -> dict[int, dict[str, Any]]:
