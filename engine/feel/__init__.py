@@ -44,6 +44,7 @@ from functools import lru_cache
 from typing import Any
 
 from engine.feel import ast
+from engine.feel.budget import Budget, validate_cpu_seconds
 from engine.feel.builtins import load_all as _load_builtins
 from engine.feel.compiler import Compiler, Evaluator
 from engine.feel.errors import FeelError, FeelEvaluationError, FeelSyntaxError
@@ -93,19 +94,25 @@ class CompiledExpression:
                 f"failed to evaluate '{self.text}': internal error {type(error).__name__}: {error}"
             ) from error
 
-    def evaluate_raw(self, variables: Mapping[str, Any]) -> Any:
+    def evaluate_raw(self, variables: Mapping[str, Any], *, cpu_seconds: float | None = None) -> Any:
         """The result as a FEEL value (Decimal numbers, temporal objects, ...)."""
-        return self._run(root_scope(variables), as_json=False)
+        return self._run(_scope(variables, cpu_seconds), as_json=False)
 
-    def evaluate_with_warnings(self, variables: Mapping[str, Any]) -> tuple[Any, list[str]]:
+    def evaluate_with_warnings(
+        self, variables: Mapping[str, Any], *, cpu_seconds: float | None = None
+    ) -> tuple[Any, list[str]]:
         """(JSON-compatible result, warnings) - the warnings explain a null result, like
         feel-scala's suppressed failures that Zeebe quotes in incident messages."""
-        scope = root_scope(variables)
+        scope = _scope(variables, cpu_seconds)
         return self._run(scope, as_json=True), list(scope.warnings)
 
-    def evaluate(self, variables: Mapping[str, Any]) -> Any:
-        """The result as a JSON-compatible Python value."""
-        return self._run(root_scope(variables), as_json=True)
+    def evaluate(self, variables: Mapping[str, Any], *, cpu_seconds: float | None = None) -> Any:
+        """The result as a JSON-compatible Python value.
+
+        `cpu_seconds` overrides the CPU allowance of this evaluation (default: the process-wide
+        one, `engine.feel.budget.default_cpu_seconds()`, 5 ms unless ENGINE_FEEL_CPU_MS says
+        otherwise)."""
+        return self._run(_scope(variables, cpu_seconds), as_json=True)
 
     def referenced_names(self) -> set[str]:
         """Top-level variable names the expression reads (not loop/context-local names)."""
@@ -113,6 +120,12 @@ class CompiledExpression:
 
     def __repr__(self) -> str:
         return f"CompiledExpression({self.text!r})"
+
+
+def _scope(variables: Mapping[str, Any], cpu_seconds: float | None) -> Scope:
+    if cpu_seconds is None:
+        return root_scope(variables)
+    return root_scope(variables, Budget(cpu_seconds=validate_cpu_seconds(cpu_seconds)))
 
 
 @lru_cache(maxsize=4096)
@@ -139,11 +152,17 @@ class CompiledUnaryTests:
         self.text = text
         self._evaluator = evaluator
 
-    def matches(self, input_value: Any, variables: Mapping[str, Any] | None = None) -> bool | None:
+    def matches(
+        self,
+        input_value: Any,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        cpu_seconds: float | None = None,
+    ) -> bool | None:
         bindings = dict(variables or {})
         bindings["?"] = input_value
         try:
-            result = self._evaluator(root_scope(bindings))
+            result = self._evaluator(_scope(bindings, cpu_seconds))
         except RecursionError:
             raise FeelEvaluationError(f"failed to evaluate '{self.text}': values nested too deeply") from None
         return result if result is None or type(result) is bool else None

@@ -17,6 +17,8 @@ count) is checked every CHECK_EVERY steps.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 
 from engine.feel.errors import FeelEvaluationError
@@ -29,6 +31,15 @@ MAX_MEMORY_BYTES = 8 * 1024 * 1024
 #: CPU time one evaluation may take on the processing thread: what one instance can delay the
 #: others by (a few thousand loop iterations fit; bench/engine.py --hostile measures the delay).
 MAX_CPU_SECONDS = 0.005
+#: Environment variable that overrides MAX_CPU_SECONDS for the whole process, in milliseconds
+#: (`ENGINE_FEEL_CPU_MS=20 python -m engine ...`): on a loaded host a legitimate large
+#: expression can exceed 5 ms of CPU and become an incident; raising the allowance trades that
+#: for a longer worst-case delay of the other instances on the partition.
+CPU_ENV_VAR = "ENGINE_FEEL_CPU_MS"
+#: Bounds of a configured allowance: at least 0.1 ms, at most 10 s (beyond that the step and
+#: memory limits are the only protection left, and one expression could stall a partition).
+MIN_CPU_SECONDS = 0.0001
+MAX_CONFIGURABLE_CPU_SECONDS = 10.0
 CHECK_EVERY = 256
 #: Estimated bytes per list item / context entry produced.
 ITEM_BYTES = 16
@@ -38,6 +49,48 @@ class FeelBudgetExceeded(FeelEvaluationError):
     """The evaluation used up its budget (steps, memory or CPU time)."""
 
 
+def validate_cpu_seconds(seconds: float) -> float:
+    """`seconds` as a CPU allowance, or ValueError naming the accepted range."""
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds != seconds:
+        raise ValueError(f"FEEL CPU allowance must be a number of seconds, not {seconds!r}")
+    if not MIN_CPU_SECONDS <= seconds <= MAX_CONFIGURABLE_CPU_SECONDS:
+        raise ValueError(
+            f"FEEL CPU allowance must be between {MIN_CPU_SECONDS * 1000:g} ms and "
+            f"{MAX_CONFIGURABLE_CPU_SECONDS * 1000:g} ms, not {seconds * 1000:g} ms"
+        )
+    return float(seconds)
+
+
+def _cpu_seconds_from_environment() -> float:
+    raw = os.environ.get(CPU_ENV_VAR, "").strip()
+    if not raw:
+        return MAX_CPU_SECONDS
+    try:
+        milliseconds = float(raw)
+    except ValueError:
+        raise ValueError(f"{CPU_ENV_VAR}={raw!r}: expected milliseconds, e.g. {CPU_ENV_VAR}=20") from None
+    try:
+        return validate_cpu_seconds(milliseconds / 1000)
+    except ValueError as error:
+        raise ValueError(f"{CPU_ENV_VAR}={raw!r}: {error}") from None
+
+
+# Read once at import, so a bad value stops `python -m engine` at start with the message above
+# rather than turning every evaluation into an incident later.
+_default_cpu_seconds = _cpu_seconds_from_environment()
+
+
+def default_cpu_seconds() -> float:
+    """The CPU allowance of an evaluation that does not pass its own."""
+    return _default_cpu_seconds
+
+
+def set_default_cpu_seconds(seconds: float) -> None:
+    """Change the process-wide default CPU allowance (an embedding's configuration)."""
+    global _default_cpu_seconds
+    _default_cpu_seconds = validate_cpu_seconds(seconds)
+
+
 class Budget:
     __slots__ = ("_countdown", "cpu_deadline", "max_cpu", "memory", "steps")
 
@@ -45,8 +98,10 @@ class Budget:
         self,
         steps: int = MAX_STEPS,
         memory: int = MAX_MEMORY_BYTES,
-        cpu_seconds: float = MAX_CPU_SECONDS,
+        cpu_seconds: float | None = None,
     ) -> None:
+        if cpu_seconds is None:
+            cpu_seconds = _default_cpu_seconds
         self.steps = steps
         self.memory = memory
         self.max_cpu = cpu_seconds
@@ -68,6 +123,7 @@ class Budget:
             if time.thread_time() > self.cpu_deadline:
                 raise FeelBudgetExceeded(
                     f"evaluation budget exhausted: more than {self.max_cpu * 1000:g} ms of CPU time"
+                    f" (the allowance is set by {CPU_ENV_VAR})"
                 )
 
 
@@ -78,3 +134,22 @@ def size_of(value: object) -> int:
     if isinstance(value, list | dict):
         return ITEM_BYTES * len(value)
     return 0
+
+
+# The budget of the evaluation running on this thread (`engine.feel.scope.root_scope` sets it).
+# Most built-ins do linear work, charged before the call (`compiler._run_builtin`); the few
+# whose work can grow faster than their arguments (pairwise comparisons, an output item per
+# regex match, a replacement per match) charge as they go through `charge_running`, so the
+# limits interrupt them mid-way instead of after the damage.
+_running = threading.local()
+
+
+def set_running(budget: Budget) -> None:
+    _running.budget = budget
+
+
+def charge_running(steps: int, memory: int = 0) -> None:
+    """Charge work done inside a built-in to the running evaluation's budget."""
+    budget = getattr(_running, "budget", None)
+    if budget is not None:
+        budget.charge(steps, memory)

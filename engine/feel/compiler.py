@@ -274,6 +274,14 @@ class Compiler:
             if constant_index is not None:
                 return list_item_at(items, constant_index)
             if not items:
+                if not always_boolean and not isinstance(condition_node, ast.Call):
+                    # feel-scala evaluates such a filter once outside the items first: a number
+                    # is an index, out of range of an empty list (`[][a]` with a = 1 is null).
+                    warnings = len(scope.warnings)
+                    probe = condition(scope)
+                    del scope.warnings[warnings:]
+                    if type(probe) is Decimal:
+                        return None
                 return []
             scope.budget.charge(len(items), ITEM_BYTES * len(items))
             if not always_boolean:
@@ -612,13 +620,12 @@ class Compiler:
         if end is None:
             if type(start_value) is list:
                 return start_value
-            if isinstance(start_value, FeelRange):
-                start_value, end_value = start_value.start, start_value.end
-            else:
-                scope.warnings.append(
-                    f"[INVALID_TYPE] Expected a list to iterate but found {kind_of(start_value)}"
-                )
-                return None
+            # A range value (`for i in [1..3]`) is not a list: feel-scala iterates lists and
+            # `a..b` only, so it is null there too (DMN TCK 0084 expects null).
+            scope.warnings.append(
+                f"[INVALID_TYPE] Expected a list to iterate but found {kind_of(start_value)}"
+            )
+            return None
         else:
             end_value = end(scope)
         if type(start_value) is not Decimal or type(end_value) is not Decimal:

@@ -53,9 +53,7 @@ def _put(context: dict[str, Any], keys: list[str], value: Any) -> dict[str, Any]
     return result
 
 
-@builtin("context put", "context, key, value")
 @builtin("context put", "context, keys, value")
-@builtin("put", "context, key, value")
 def context_put(context: Any, key: Any, value: Any) -> dict[str, Any]:
     current = context_value(context)
     if type(key) is list:
@@ -64,6 +62,14 @@ def context_put(context: Any, key: Any, value: Any) -> dict[str, Any]:
             raise InvalidArgument("empty key path")
         return _put(current, keys, value)
     return _put(current, [string(key)], value)
+
+
+# Named `key:` is the single-key signature: a key path passed as `key:` is an invalid call
+# (feel-scala's `key` parameter takes a string; DMN TCK 1146 expects null).
+@builtin("context put", "context, key, value")
+@builtin("put", "context, key, value")
+def context_put_key(context: Any, key: Any, value: Any) -> dict[str, Any]:
+    return _put(context_value(context), [string(key)], value)
 
 
 @builtin("context merge", "contexts...")

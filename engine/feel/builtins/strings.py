@@ -23,6 +23,7 @@ try:
 except ImportError:  # pragma: no cover - pinned in pyproject.toml
     _re2 = None
 
+from engine.feel.budget import ITEM_BYTES, charge_running
 from engine.feel.builtins.registry import (
     InvalidArgument,
     builtin,
@@ -181,10 +182,25 @@ def replace(text: Any, pattern: Any, replacement: Any) -> str:
 @builtin("replace", "input, pattern, replacement, flags")
 def replace_flags(text: Any, pattern: Any, replacement: Any, flags: Any) -> str:
     compiled = _pattern(pattern, flags)
+    template = _replacement(string(replacement))
+    text = string(text)
+    # Match by match rather than `sub`, charging what each replacement produces: a pattern
+    # that matches everywhere (`""`) times a long replacement is quadratic output, which the
+    # memory budget must stop before it is allocated, not after.
+    pieces: list[str] = []
+    last = 0
     try:
-        return compiled.sub(_replacement(string(replacement)), string(text))
+        for match in compiled.finditer(text):
+            start = match.start()
+            expanded = match.expand(template)
+            charge_running(1, start - last + len(expanded))
+            pieces.append(text[last:start])
+            pieces.append(expanded)
+            last = match.end()
     except (re.error, IndexError, ValueError) as error:
         raise InvalidArgument(str(error)) from None
+    pieces.append(text[last:])
+    return "".join(pieces)
 
 
 @builtin("contains", "string, match")
@@ -216,16 +232,28 @@ def matches_flags(text: Any, pattern: Any, flags: Any) -> bool:
 @builtin("split", "string, delimiter")
 def split(text: Any, delimiter: Any) -> list[str]:
     compiled = _pattern(delimiter)
-    return (
-        compiled.split(string(text))
-        if compiled.groups == 0
-        else [part for part in compiled.split(string(text))[:: compiled.groups + 1]]
-    )
+    text = string(text)
+    # One item per match, charged as it is made (a 100,000-character string split on "" is
+    # 100,000 items): the budget interrupts a huge split instead of waiting for it.
+    parts: list[str] = []
+    last = 0
+    for match in compiled.finditer(text):
+        start = match.start()
+        charge_running(1, ITEM_BYTES + start - last)
+        parts.append(text[last:start])
+        last = match.end()
+    parts.append(text[last:])
+    return parts
 
 
 @builtin("extract", "string, pattern")
 def extract(text: Any, pattern: Any) -> list[str]:
-    return [match.group(0) for match in _pattern(pattern).finditer(string(text))]
+    result = []
+    for match in _pattern(pattern).finditer(string(text)):
+        found = match.group(0)
+        charge_running(1, ITEM_BYTES + len(found))
+        result.append(found)
+    return result
 
 
 @builtin("trim", "string")
