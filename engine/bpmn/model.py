@@ -12,28 +12,56 @@ Stability contract (the runtime codes against this file): fields are only ever a
 renamed or removed.
 
 Graph shape:
-- every flow node (`Element`) knows its `flow_scope` (the enclosing PROCESS or SUB_PROCESS
-  element; None for the PROCESS element itself), its `incoming` and `outgoing` sequence flows;
-- a scope (PROCESS, SUB_PROCESS) lists its direct `children` (flow nodes, boundary events
-  included) and its `none_start_event`;
+- every flow node (`Element`) knows its `flow_scope` (the enclosing PROCESS, SUB_PROCESS or
+  EVENT_SUB_PROCESS element; None for the PROCESS element itself), its `incoming` and
+  `outgoing` sequence flows;
+- a scope (PROCESS, SUB_PROCESS, EVENT_SUB_PROCESS) lists its direct `children` (flow nodes,
+  boundary events and event subprocesses included), its `start_events` (all kinds), its
+  `none_start_event`, its `event_sub_processes` and its `link_catch_events` by name;
 - an activity lists its `boundary_events`; a boundary event points back via `attached_to`.
   A boundary event's `flow_scope` is the scope that contains the activity it is attached to
-  (as in Zeebe: the boundary event is a sibling of its activity).
+  (as in Zeebe: the boundary event is a sibling of its activity);
+- an event carries its definition in one typed field: `timer`, `message`, `signal`,
+  `escalation`, `link_name`, `compensation`, or the error fields; `event_type` says which.
+  Message throw events, send tasks and job-based script/business-rule tasks have a `job_type`
+  (`is_job_worker`); an activity may have `multi_instance`.
 
 The object graph is cyclic, so `Element` and `SequenceFlow` compare by identity and print
 only their ids.
 
+What the deployment accepts is narrower than what the model holds: `engine.bpmn.support`
+rejects elements the execution does not run yet (`parse_bpmn(..., check_support=False)` gives
+the whole model, for tools and for building the execution of a new element).
+
 Execution notes for the runtime (what validation guarantees and what it leaves open):
-- every PROCESS has a `none_start_event`; every SUB_PROCESS has one;
+- every SUB_PROCESS has a `none_start_event`; a PROCESS has at most one, and at least one
+  start event of any kind (timer, message, signal start events only: `none_start_event` is
+  None); an EVENT_SUB_PROCESS has exactly one start event, typed (timer, message, error,
+  signal, escalation), with `interrupting`;
 - `outgoing` is in document order of the sequenceFlow elements (the exclusive gateway takes
-  the first flow whose condition is true, else `default_flow`);
+  the first flow whose condition is true, else `default_flow`; the inclusive gateway takes
+  every flow whose condition is true, else `default_flow`);
 - a flow node without outgoing flows ends its path (implicit end, as in Zeebe); a node
   without incoming flows (other than start and boundary events) is accepted and never reached;
-- conditions exist only on flows leaving an exclusive gateway, and are always FEEL;
-- `inputs` occur only on activities (tasks, SUB_PROCESS, CALL_ACTIVITY), `outputs` on
-  activities and on start, end and boundary events; output sources are always FEEL;
+- conditions exist only on flows leaving an exclusive or inclusive gateway, and are always
+  FEEL; every non-default flow of such a gateway with several outgoing flows has one;
+- an event-based gateway has at least two outgoing flows, each to a message, timer or signal
+  intermediate catch event that has no other incoming flow;
+- `inputs` occur only on activities (tasks, SUB_PROCESS, EVENT_SUB_PROCESS, CALL_ACTIVITY) and
+  throw events; `outputs` also on catching events; output sources are always FEEL;
 - error boundary events are interrupting and attached to an activity of the same scope; at
-  most one catch-all and one per errorCode per activity.
+  most one catch-all and one per errorCode per activity (likewise for escalations, and for
+  the start events of the event subprocesses of one scope); message and signal names are
+  unique among the boundary events of an activity, the targets of an event-based gateway and
+  the start events of a scope;
+- timers: a static value has been parsed at deploy time (`engine.bpmn.timers`); an
+  intermediate catch event's timer is a duration or a date; an interrupting boundary or
+  event-subprocess timer is not a cycle;
+- a catching message (not a start event) has a FEEL `correlation_key`; a message start event
+  or signal start event whose name is FEEL evaluated to a string without variables;
+- every link throw event has a catch event of its name in its scope;
+- a compensation boundary event has no outgoing flow and a `compensation_handler`; a handler
+  (`is_for_compensation`) has no flows and no boundary events.
 """
 
 from __future__ import annotations

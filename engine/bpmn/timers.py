@@ -553,7 +553,11 @@ def parse_cycle(text: str) -> Cycle:
     text = _check_text(text, "time cycle")
     if text[:1].upper() != "R":
         return Cycle(text=text, repetitions=None, cron=parse_cron(text))
+    # A zone name has slashes too (R/2022-01-01T10:00:00+02:00[Europe/Berlin]/P1D): the
+    # repetitions end at the first slash, the interval starts after the last one.
     parts = text.split("/")
+    if len(parts) > 3:
+        parts = [parts[0], "/".join(parts[1:-1]), parts[-1]]
     repetitions_match = _REPETITIONS_RE.fullmatch(parts[0])
     if repetitions_match is None or len(parts) not in (2, 3):
         raise TimerError(

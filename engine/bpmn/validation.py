@@ -46,8 +46,21 @@ def _check_scope(
             add(scope.id, "Must have at least one start event")
         elif len(none_start_events) > 1:
             add(scope.id, "Multiple none start events are not allowed")
-        # ProcessValidator: verifyNoDuplicateSignalStartEvents / ...MessageStartEvents
-        _check_duplicate_names(scope.start_events, scope.id, add)
+        # MessageValidator: one message start event per bpmn:message; ProcessValidator:
+        # verifyNoDuplicateSignalStartEvents / ...MessageStartEvents (per distinct message).
+        refs = [start.message.message_ref for start in scope.start_events if start.message is not None]
+        for ref in dict.fromkeys(refs):
+            if ref is not None and refs.count(ref) > 1:
+                add(ref, "A message cannot be referred by more than one start event")
+        seen_refs: set[str | None] = set()
+        distinct_starts = []
+        for start in scope.start_events:
+            if start.message is not None:
+                if start.message.message_ref in seen_refs:
+                    continue
+                seen_refs.add(start.message.message_ref)
+            distinct_starts.append(start)
+        _check_duplicate_names(distinct_starts, scope.id, add)
     elif total != 1:
         add(scope.id, "Must have exactly one start event")
 
