@@ -3,9 +3,14 @@
 Prints one JSON object per figure (JSON lines), then a summary line:
 
 * ``throughput``: instances/s for the same workload (create N instances, activate their jobs
-  in batches, complete each job), direct to one engine and through the proxy in front of that
-  same engine, alternating order, median of ``--runs`` runs; ``ratio = proxy / direct``
-  (goal >= 0.9, never below 0.8);
+  in batches, complete each job) on one engine, four ways in the same run (order rotated per
+  run): direct; through a do-nothing gRPC passthrough (the proxy's server stack forwarding raw
+  bytes, no routing: ``bench/routing.py --serve-passthrough PORT UPSTREAM``); through the proxy;
+  through the in-process routing channel (``routing.connect``, no second hop). Median of
+  ``--runs`` runs; ``ratio_X = X / direct`` (goals: channel >= 0.95; proxy >= 0.9);
+* ``cpu_per_call``: CPU time per gRPC call of that workload, of the passthrough's and the
+  proxy's process, and of the client process for direct and the channel (goal: proxy <= 1.1 x
+  passthrough);
 * ``unary_latency``: sequential CompleteJob calls for an unknown job (answered NOT_FOUND by the
   engine, a full round trip with no log write), p50/p99 direct and through the proxy; the proxy's
   added p99 is ``p99_proxy - p99_direct`` (goal < 3 ms), median over runs;
@@ -130,6 +135,71 @@ def start_proxy(port: int, clusters: list[str], log: Path) -> subprocess.Popen[b
     return process
 
 
+def start_passthrough(port: int, upstream: str, log: Path) -> subprocess.Popen[bytes]:
+    """This script in ``--serve-passthrough`` mode: the do-nothing gRPC passthrough."""
+    args = [sys.executable, __file__, "--serve-passthrough", str(port), upstream]
+    with open(log, "ab") as stderr:
+        process = subprocess.Popen(args, cwd=REPO_ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=stderr)
+    wait_ready(f"127.0.0.1:{port}")
+    return process
+
+
+async def serve_passthrough(port: int, upstream: str) -> None:
+    """A do-nothing gRPC passthrough: the proxy's server stack (grpc.aio server, uvloop, the same
+    message size options) with generic handlers that forward each call's raw bytes to one
+    engine, no parsing, no routing. What a second hop costs in Python, as a floor for the proxy."""
+    channel = grpc.aio.insecure_channel(upstream)
+
+    def unary(method: str) -> Any:
+        forward = channel.unary_unary(method)
+
+        async def handle(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            try:
+                return await forward(request, timeout=context.time_remaining())
+            except grpc.aio.AioRpcError as error:
+                context.set_code(error.code())
+                context.set_details(error.details() or "")
+                return b""
+
+        return grpc.unary_unary_rpc_method_handler(handle)
+
+    def streaming(method: str) -> Any:
+        forward = channel.unary_stream(method)
+
+        async def handle(request: bytes, context: grpc.aio.ServicerContext) -> None:
+            try:
+                async for response in forward(request, timeout=context.time_remaining()):
+                    await context.write(response)
+            except grpc.aio.AioRpcError as error:
+                await context.abort(error.code(), error.details() or "")
+
+        return grpc.unary_stream_rpc_method_handler(handle)
+
+    streams = {"/gateway_protocol.Gateway/ActivateJobs", "/gateway_protocol.Gateway/StreamActivatedJobs"}
+
+    class Passthrough(grpc.GenericRpcHandler):
+        def service(self, handler_call_details: Any) -> Any:
+            method = handler_call_details.method
+            return streaming(method) if method in streams else unary(method)
+
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    server.add_generic_rpc_handlers([Passthrough()])
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    stop_event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_event.set)
+    await stop_event.wait()
+    await server.stop(1.0)
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -148,24 +218,45 @@ async def deploy(address: str) -> None:
         )
 
 
+ChannelFactory = Any
+"""A zero-argument callable returning a grpc.aio channel (or a RoutingChannel) to run a workload on."""
+
+
+def grpc_channel(address: str) -> ChannelFactory:
+    return lambda: grpc.aio.insecure_channel(address)
+
+
 async def workload(
-    address: str, instances: int, concurrency: int = 16, batch: int = 32, workers: int = 4
+    target: str | ChannelFactory,
+    instances: int,
+    concurrency: int = 16,
+    batch: int = 32,
+    workers: int = 4,
+    calls: list[int] | None = None,
 ) -> float:
-    """Create ``instances`` and complete all their jobs; return instances per second."""
-    async with grpc.aio.insecure_channel(address) as channel:
+    """Create ``instances`` and complete all their jobs; return instances per second.
+
+    ``target`` is an address or a channel factory (the routing channel); the gRPC calls made
+    (creates, ActivateJobs, completes) are added to ``calls[0]`` when given."""
+    factory = grpc_channel(target) if isinstance(target, str) else target
+    channel = factory()
+    made = 0
+    try:
         stub = gateway_pb2_grpc.GatewayStub(channel)
         completed = 0
         done = asyncio.Event()
         started = time.perf_counter()
 
         async def creator(count: int) -> None:
+            nonlocal made
             for _ in range(count):
                 await stub.CreateProcessInstance(
                     pb.CreateProcessInstanceRequest(bpmnProcessId=PROCESS_ID, version=-1), timeout=30
                 )
+                made += 1
 
         async def worker() -> None:
-            nonlocal completed
+            nonlocal completed, made
             while not done.is_set():
                 request = pb.ActivateJobsRequest(
                     type=JOB_TYPE,
@@ -177,9 +268,11 @@ async def workload(
                 jobs = []
                 async for response in stub.ActivateJobs(request, timeout=10):
                     jobs.extend(response.jobs)
+                made += 1
                 await asyncio.gather(
                     *(stub.CompleteJob(pb.CompleteJobRequest(jobKey=job.key), timeout=30) for job in jobs)
                 )
+                made += len(jobs)
                 completed += len(jobs)
                 if completed >= instances:
                     done.set()
@@ -194,7 +287,11 @@ async def workload(
         for task in worker_tasks:
             task.cancel()
         await asyncio.gather(*worker_tasks, return_exceptions=True)
+        if calls is not None:
+            calls[0] += made
         return instances / elapsed
+    finally:
+        await channel.close()
 
 
 async def unary_latencies(address: str, calls: int, job_key: int) -> list[float]:
@@ -548,38 +645,86 @@ async def failover_creates(work: Path, run: int, creators: int = 6, kills: int =
     }
 
 
+MODES = ("direct", "passthrough", "proxy", "channel")
+
+
 async def throughput_and_latency(work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    engine_port, proxy_port = free_port(), free_port()
+    """Throughput and CPU per call of the same workload on one engine: direct, through the
+    do-nothing passthrough, through the proxy, and through the in-process routing channel, in
+    the same run (order rotated per run). CPU per call is the intermediary's process CPU time
+    (passthrough, proxy) divided by the calls the workload made; for direct and the channel,
+    the client process's (this one), where the channel's routing runs."""
+    import routing  # the channel: the routing core in this process
+
+    engine_port, proxy_port, passthrough_port = free_port(), free_port(), free_port()
     engine = start_engine(work / "engine", engine_port, work / "engine.log")
     proxy = start_proxy(proxy_port, [f"1=127.0.0.1:{engine_port}"], work / "proxy.log")
+    passthrough = start_passthrough(passthrough_port, f"127.0.0.1:{engine_port}", work / "passthrough.log")
     direct, via_proxy = f"127.0.0.1:{engine_port}", f"127.0.0.1:{proxy_port}"
+    targets: dict[str, Any] = {
+        "direct": direct,
+        "passthrough": f"127.0.0.1:{passthrough_port}",
+        "proxy": via_proxy,
+        "channel": lambda: routing.connect(clusters=[f"1=127.0.0.1:{engine_port}"]),
+    }
+    intermediary = {"passthrough": passthrough.pid, "proxy": proxy.pid}
     try:
         await deploy(via_proxy)
-        await workload(direct, 50)  # warm-up of both paths
-        await workload(via_proxy, 50)
-        ratios, direct_rates, proxy_rates = [], [], []
+        for mode in MODES:  # warm-up of every path
+            await workload(targets[mode], 50)
+        rates: dict[str, list[float]] = {m: [] for m in MODES}
+        cpu_per_call: dict[str, list[float]] = {m: [] for m in MODES}
+        client_cpu_per_call: dict[str, list[float]] = {m: [] for m in MODES}
+        ratios: dict[str, list[float]] = {m: [] for m in MODES if m != "direct"}
         for run in range(args.runs):
-            order = [(direct, direct_rates), (via_proxy, proxy_rates)]
-            if run % 2:
-                order.reverse()
+            order = MODES[run % len(MODES) :] + MODES[: run % len(MODES)]
             results = {}
-            for address, sink in order:
-                rate = await workload(address, args.instances)
-                sink.append(rate)
-                results[address] = rate
-            ratios.append(results[via_proxy] / results[direct])
+            for mode in order:
+                calls = [0]
+                pid = intermediary.get(mode)
+                before = cpu_seconds(pid) if pid is not None else None
+                client_before = time.process_time()
+                rate = await workload(targets[mode], args.instances, calls=calls)
+                client_cpu = time.process_time() - client_before
+                after = cpu_seconds(pid) if pid is not None else None
+                rates[mode].append(rate)
+                results[mode] = rate
+                client_cpu_per_call[mode].append(client_cpu / calls[0] * 1e6)
+                if pid is None:
+                    cpu_per_call[mode].append(client_cpu / calls[0] * 1e6)
+                elif before is not None and after is not None:
+                    cpu_per_call[mode].append((after - before) / calls[0] * 1e6)
+            for mode in ratios:
+                ratios[mode].append(results[mode] / results["direct"])
+        proxy_cpu = statistics.median(cpu_per_call["proxy"]) if cpu_per_call["proxy"] else None
+        passthrough_cpu = (
+            statistics.median(cpu_per_call["passthrough"]) if cpu_per_call["passthrough"] else None
+        )
         throughput = {
             "figure": "routing_throughput",
             "unit": "instances/s (create+activate+complete)",
             "instances_per_run": args.instances,
             "runs": args.runs,
-            "direct": round(statistics.median(direct_rates), 1),
-            "proxy": round(statistics.median(proxy_rates), 1),
-            "ratio": round(statistics.median(ratios), 3),
-            "ratios": [round(r, 3) for r in ratios],
-            "goal": ">= 0.9 (never < 0.8)",
+            **{m: round(statistics.median(rates[m]), 1) for m in MODES},
+            **{f"ratio_{m}": round(statistics.median(ratios[m]), 3) for m in ratios},
+            **{f"ratios_{m}": [round(r, 3) for r in ratios[m]] for m in ratios},
+            "ratio": round(statistics.median(ratios["proxy"]), 3),
+            "goal": "channel >= 0.95 of direct; proxy >= 0.9 (never < 0.8)",
         }
         print(json.dumps(throughput), flush=True)
+        cpu = {
+            "figure": "routing_cpu_per_call",
+            "unit": "CPU microseconds per gRPC call the workload made",
+            "what": "passthrough/proxy: that process; direct/channel: the client process",
+            **{m: round(statistics.median(cpu_per_call[m])) for m in MODES if cpu_per_call[m]},
+            **{f"client_{m}": round(statistics.median(client_cpu_per_call[m])) for m in MODES},
+            "proxy_over_passthrough": (
+                round(proxy_cpu / passthrough_cpu, 3) if proxy_cpu and passthrough_cpu else None
+            ),
+            "runs": {m: [round(x) for x in cpu_per_call[m]] for m in MODES},
+            "goal": "proxy <= 1.1 x passthrough",
+        }
+        print(json.dumps(cpu), flush=True)
         unknown_job = (1 << ZEEBE_PARTITION_SHIFT) + 999_999_999  # partition 1
         added_p99, added_p50, p99s, cpu_per_call = [], [], [], []
         for _ in range(args.runs):
@@ -605,9 +750,16 @@ async def throughput_and_latency(work: Path, args: argparse.Namespace) -> dict[s
         }
         print(json.dumps(latency), flush=True)
     finally:
+        stop(passthrough)
         stop(proxy)
         stop(engine)
-    return {"throughput_ratio": throughput["ratio"], "added_p99_ms": latency["added_p99_ms"]}
+    return {
+        "throughput_ratio": throughput["ratio"],
+        "throughput_ratio_channel": throughput["ratio_channel"],
+        "throughput_ratio_passthrough": throughput["ratio_passthrough"],
+        "proxy_cpu_over_passthrough": cpu["proxy_over_passthrough"],
+        "added_p99_ms": latency["added_p99_ms"],
+    }
 
 
 async def main() -> None:
@@ -699,4 +851,13 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve-passthrough":
+        try:
+            import uvloop  # the proxy's event loop too (routing/__main__.py)
+
+            uvloop.install()
+        except ImportError:
+            pass
+        asyncio.run(serve_passthrough(int(sys.argv[2]), sys.argv[3]))
+    else:
+        asyncio.run(main())
