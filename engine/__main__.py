@@ -26,7 +26,7 @@ import logging
 import sys
 
 from engine.auth import AuthConfigError, BearerAuthInterceptor, server_credentials, verifier_from_options
-from engine.exporters import Exporter, ExporterConfigError, exporter_for
+from engine.exporters import ExporterConfigError, exporter_for
 from engine.log import LogCorruption
 from engine.server import serve
 
@@ -116,13 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     except AuthConfigError as exc:
         parser.error(str(exc))
     auth = BearerAuthInterceptor(verifier) if verifier is not None else None
-    exporters: list[Exporter] = []
+    # Checked here so that a bad URL stops the engine at start-up; the exporters run in a child
+    # process (engine/exporters/process.py).
+    exporter_ids: set[str] = set()
     try:
         for url in args.export:
             exporter = exporter_for(url)
-            if any(other.exporter_id == exporter.exporter_id for other in exporters):
+            if exporter.exporter_id in exporter_ids:
                 parser.error(f"--export {url}: the same target is named twice")
-            exporters.append(exporter)
+            exporter_ids.add(exporter.exporter_id)
+            exporter.close()
     except ExporterConfigError as exc:
         parser.error(str(exc))
     try:
@@ -135,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.metrics_port,
                 tls=tls,
                 auth=auth,
-                exporters=exporters,
+                export_urls=args.export,
             )
         )
     except (ValueError, OSError, LogCorruption) as exc:

@@ -14,7 +14,7 @@ from pyzeebe.proto import gateway_pb2_grpc as pb_grpc
 
 from engine.auth import BearerAuthInterceptor
 from engine.broker import Broker
-from engine.exporters import Exporter, ExporterRunner
+from engine.exporters.process import ExporterProcess
 from engine.gateway import GatewayServicer
 from engine.metrics import CallMetrics, serve_metrics
 from engine.values import MAX_MESSAGE_BYTES
@@ -36,11 +36,11 @@ class EngineServer:
         *,
         tls: grpc.ServerCredentials | None = None,
         auth: BearerAuthInterceptor | None = None,
-        exporters: list[Exporter] | None = None,
+        export_urls: list[str] | None = None,
     ):
         self.broker = Broker(data_dir, partitions)
-        self.exporters = list(exporters or [])  # --export; engine/exporters/
-        self.exporter_runners: list[ExporterRunner] = []
+        self.export_urls = list(export_urls or [])  # --export; engine/exporters/
+        self.exporters: ExporterProcess | None = None
         self.tls = tls  # None: plaintext (--tls-cert/--tls-key; engine/auth.py)
         self.auth = auth  # None: no token required (--oauth-*)
         self.host = host
@@ -51,11 +51,12 @@ class EngineServer:
 
     async def start(self) -> int:
         await self.broker.start()
-        # After recovery: the logs are whole (torn tails cut) when the exporters start reading.
-        for exporter in self.exporters:
-            runner = ExporterRunner(exporter, self.broker.data_dir, sorted(self.broker.partitions))
-            runner.start()
-            self.exporter_runners.append(runner)
+        if self.export_urls:
+            # After recovery: the logs are whole (torn tails cut) when the exporters read them.
+            self.exporters = ExporterProcess(
+                self.broker.data_dir, self.broker.partition_count, self.export_urls
+            )
+            self.exporters.start()
         # The recovered state is long-lived: keep it out of the cyclic GC's generations so
         # full collections (latency spikes) only scan what changes afterwards.
         gc.collect()
@@ -99,9 +100,8 @@ class EngineServer:
         await _set_status(self.health, GATEWAY_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
         if self.server is not None:
             await self.server.stop(grace)
-        for runner in self.exporter_runners:
-            # Off the loop: a runner may be in the middle of a request to its target.
-            await asyncio.get_running_loop().run_in_executor(None, runner.stop)
+        if self.exporters is not None:
+            await self.exporters.stop()
         await self.broker.stop()
         log.info("engine stopped")
 
@@ -121,9 +121,9 @@ async def serve(
     *,
     tls: grpc.ServerCredentials | None = None,
     auth: BearerAuthInterceptor | None = None,
-    exporters: list[Exporter] | None = None,
+    export_urls: list[str] | None = None,
 ) -> None:
-    engine = EngineServer(data_dir, partitions, host, port, tls=tls, auth=auth, exporters=exporters)
+    engine = EngineServer(data_dir, partitions, host, port, tls=tls, auth=auth, export_urls=export_urls)
     if metrics_port is not None:
         engine.call_metrics = CallMetrics()
     await engine.start()

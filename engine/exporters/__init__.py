@@ -2,7 +2,8 @@
 
 `python -m engine ... --export redis://HOST:PORT[/DB] --export http://HOST:9200` (repeatable).
 Each exporter has its own acknowledged position per partition in `DATA/exporters/` and reads the
-log files on its own thread (runner.py); the formats are the zeebe-redis-exporter's JSON streams
+log files on its own thread (runner.py), inside one child process of the engine (process.py,
+__main__.py) so that exporting never takes CPU from command processing; the formats are the zeebe-redis-exporter's JSON streams
 (redis_streams.py, reference §3.9) and the Zeebe Elasticsearch exporter's indices and bulk
 requests (elasticsearch.py, reference §3.1-3.7).
 """

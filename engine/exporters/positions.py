@@ -27,6 +27,7 @@ class ExporterPositions:
         self.path = self.directory / f"{exporter_id}.json"
         self.positions: dict[int, int] = {}
         self.metadata: dict[int, dict[str, Any]] = {}
+        self.dirty = False
         self._load()
 
     def _load(self) -> None:
@@ -50,10 +51,18 @@ class ExporterPositions:
     def position(self, partition_id: int) -> int:
         return self.positions.get(partition_id, 0)
 
-    def save(self, partition_id: int, position: int, metadata: dict[str, Any] | None = None) -> None:
+    def update(self, partition_id: int, position: int, metadata: dict[str, Any] | None = None) -> None:
+        """Acknowledge in memory; `flush` makes it durable."""
         self.positions[partition_id] = position
         if metadata is not None:
             self.metadata[partition_id] = metadata
+        self.dirty = True
+
+    def save(self, partition_id: int, position: int, metadata: dict[str, Any] | None = None) -> None:
+        self.update(partition_id, position, metadata)
+        self.flush()
+
+    def flush(self) -> None:
         document = {
             "partitions": {
                 str(partition): {"position": pos, "metadata": self.metadata.get(partition, {})}
@@ -61,7 +70,9 @@ class ExporterPositions:
             }
         }
         self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
+        # Per process: a child left over from a killed engine may still write for a moment while
+        # the restarted engine's child starts; each rename is then still of a whole file.
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(document, separators=(",", ":")))
             handle.flush()
@@ -72,3 +83,4 @@ class ExporterPositions:
             os.fsync(fd)
         finally:
             os.close(fd)
+        self.dirty = False

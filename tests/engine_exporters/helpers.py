@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -78,3 +79,19 @@ class StreamConsumer:
 
     def close(self) -> None:
         self.client.close()
+
+
+def exporter_pid(engine_log: str) -> int:
+    """The pid of the engine's newest exporters child (engine/exporters/process.py logs it)."""
+    found = re.findall(r"exporters started \(pid (\d+)\)", engine_log)
+    assert found, f"no exporters child in the engine log:\n{engine_log[-3000:]}"
+    return int(found[-1])
+
+
+def process_gone(pid: int) -> bool:
+    """Exited (a zombie waiting to be reaped counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"

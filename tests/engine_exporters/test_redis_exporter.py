@@ -4,6 +4,8 @@ engine process: every record of the log reaches a consumer exactly once, across 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,13 @@ import redis
 from engine.exporters.positions import ExporterPositions
 from engine.exporters.redis_streams import RedisStreamsExporter
 from tests.engine.helpers import activate, complete, create, deploy, gateway, one_task_process
-from tests.engine_exporters.helpers import StreamConsumer, log_records, stream_name
+from tests.engine_exporters.helpers import (
+    StreamConsumer,
+    exporter_pid,
+    log_records,
+    process_gone,
+    stream_name,
+)
 from tests.support import engine_process, free_port, wait_for
 
 
@@ -64,14 +72,29 @@ def test_every_record_reaches_a_consumer_exactly_once_across_kill9(tmp_path: Pat
         stop.set()
         creator.join(30)
         engine.start()
-        with gateway(engine.address) as stub:
-            for n in range(10):
-                create(stub, "order", {"after": n})
-        # Crash 2, and the exporter's own position file is lost too (as if the crash fell between
+        # Crash 2: the exporters process itself is killed -9 in the middle of a stream of creates
+        # (the engine goes on serving and starts it again).
+        first_child = exporter_pid(engine.log_tail(100_000))
+        stop, created = threading.Event(), []
+        creator = threading.Thread(target=_create_until, args=(engine.address, "order", stop, created))
+        creator.start()
+        wait_for(lambda: len(created) >= 20, timeout=60, what="20 more instances created")
+        os.kill(first_child, signal.SIGKILL)
+        wait_for(lambda: len(created) >= 40, timeout=60, what="creates go on without the exporters")
+        stop.set()
+        creator.join(30)
+        wait_for(
+            lambda: exporter_pid(engine.log_tail(100_000)) != first_child,
+            timeout=30,
+            what="the engine restarting its exporters",
+        )
+        # Crash 3, and the exporter's own position file is lost too (as if the crash fell between
         # the write to Redis and the save of the position): everything is sent again, and Redis
         # keeps none of it twice.
         wait_for(lambda: _everything_exported(consumer, data_dir), timeout=60, what="records exported")
+        child = exporter_pid(engine.log_tail(100_000))
         engine.kill9()
+        wait_for(lambda: process_gone(child), timeout=30, what="the exporters child ending with its engine")
         positions_file = ExporterPositions(data_dir, RedisStreamsExporter(url).exporter_id)
         assert positions_file.path.exists(), list((data_dir / "exporters").iterdir())
         positions_file.path.unlink()
