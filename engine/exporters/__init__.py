@@ -18,14 +18,19 @@ __all__ = ["Exporter", "ExporterConfigError", "ExporterRunner", "exporter_for"]
 def exporter_for(url: str) -> Exporter:
     """The exporter an `--export` URL names; ExporterConfigError says what is wrong with it."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme in ("redis", "rediss"):
-        from engine.exporters.redis_streams import RedisStreamsExporter
+    try:
+        if scheme in ("redis", "rediss"):
+            from engine.exporters.redis_streams import RedisStreamsExporter
 
-        return RedisStreamsExporter(url)
-    if scheme in ("http", "https"):
-        from engine.exporters.elasticsearch import ElasticsearchExporter
+            return RedisStreamsExporter(url)
+        if scheme in ("http", "https"):
+            from engine.exporters.elasticsearch import ElasticsearchExporter
 
-        return ElasticsearchExporter(url)
+            return ElasticsearchExporter(url)
+    except ExporterConfigError:
+        raise
+    except ValueError as exc:  # urllib's parse errors (a bad port, an unclosed IPv6 bracket)
+        raise ExporterConfigError(f"--export {url}: {exc}") from None
     raise ExporterConfigError(
         f"--export {url}: unknown exporter; use redis://HOST:PORT[/DB] (Redis streams) "
         "or http://HOST:9200 (Elasticsearch)"

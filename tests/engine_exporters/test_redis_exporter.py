@@ -172,7 +172,17 @@ def test_filters_and_bad_urls() -> None:
     assert not exporter.accepts({**_record(1, 1), "recordType": "COMMAND"})
     from engine.exporters import ExporterConfigError, exporter_for
 
-    for bad in ("redis://127.0.0.1:6379?nmae=x", "redis://127.0.0.1:6379?name=a:b", "ftp://x", "redis:///0"):
+    for bad in (
+        "redis://127.0.0.1:6379?nmae=x",
+        "redis://127.0.0.1:6379?name=a:b",
+        "ftp://x",
+        "redis:///0",
+        "redis://h:99999",
+        "redis://h:1/abc",
+        "http://[::1",
+        "http://h:9200?prefix=",
+        "127.0.0.1:6379",
+    ):
         with pytest.raises(ExporterConfigError):
             exporter_for(bad)
 
