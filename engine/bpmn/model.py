@@ -568,6 +568,12 @@ class ProcessModel:
         """The process-level none start event (CreateProcessInstance starts here)."""
         return self.process.none_start_event
 
+    def start_events_of(self, event_type: EventType) -> list[Element]:
+        """The process-level start events of one kind (TIMER, MESSAGE, SIGNAL...), in document
+        order: what a deployment subscribes (timer and message start events are scheduled or
+        opened when the process is deployed, reference §5.2)."""
+        return [start for start in self.process.start_events if start.event_type is event_type]
+
     def element(self, element_id: str) -> Element:
         """The flow node with that id; KeyError if unknown."""
         return self.elements_by_id[element_id]

@@ -80,6 +80,9 @@ def test_timer_message_and_signal_start_events() -> None:
     assert by_message.message.name is not None and by_message.message.name.raw == "start-order"
     assert by_message.message.correlation_key is None  # not needed on a start event
     assert by_signal.signal is not None and by_signal.signal.name.raw == "stop-all"
+    assert model.start_events_of(EventType.TIMER) == [by_timer]
+    assert model.start_events_of(EventType.MESSAGE) == [by_message]
+    assert model.start_events_of(EventType.NONE) == []
     assert gated(body) == [
         ("by-timer", f"Timer start events are {UNSUPPORTED}"),
         ("by-message", f"Message start events are {UNSUPPORTED}"),
