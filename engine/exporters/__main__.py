@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+from typing import BinaryIO
 
 from engine.exporters import ExporterConfigError, ExporterRunner, exporter_for
 from engine.log import partition_ids
@@ -40,12 +41,47 @@ def _die_with_parent() -> None:
         pass
 
 
+class DurablePositions:
+    """The engine's fsynced log positions, read from our stdin (engine/exporters/process.py writes
+    `PARTITION POSITION` lines after its fsyncs). Until a partition's first line, nothing of it is
+    exported. End of input means the engine is gone: stop."""
+
+    def __init__(self, stream: BinaryIO, stop: threading.Event):
+        self.stream = stream
+        self.stop = stop
+        self.positions: dict[int, int] = {}
+        self._thread = threading.Thread(target=self._read, name="durable-positions", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def get(self, partition_id: int) -> int:
+        return self.positions.get(partition_id, 0)
+
+    def _read(self) -> None:
+        for line in self.stream:
+            try:
+                partition_id, position = (int(part) for part in line.split())
+            except ValueError:
+                log.warning("ignoring a malformed durable position line %r", line[:100])
+                continue
+            if position > self.positions.get(partition_id, 0):
+                self.positions[partition_id] = position
+        log.info("the engine closed our input: stopping")
+        self.stop.set()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.exporters", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--partitions", type=int, help="partition count (default: those under --data-dir)")
     parser.add_argument("--export", action="append", required=True, metavar="URL")
     parser.add_argument("--parent-pid", type=int, help="stop when this process is gone")
+    parser.add_argument(
+        "--durable-from-stdin",
+        action="store_true",
+        help="export only up to the positions the engine says are fsynced: lines 'PARTITION POSITION' on stdin",
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -66,7 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    runners = [ExporterRunner(exporter, args.data_dir, partitions) for exporter in exporters]
+    durable: DurablePositions | None = None
+    if args.durable_from_stdin:
+        durable = DurablePositions(sys.stdin.buffer, stop)
+        durable.start()
+    runners = [
+        ExporterRunner(
+            exporter, args.data_dir, partitions, durable_position=durable.get if durable is not None else None
+        )
+        for exporter in exporters
+    ]
     for runner in runners:
         runner.start()
     while not stop.wait(PARENT_CHECK_SECONDS):

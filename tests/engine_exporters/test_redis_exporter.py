@@ -205,6 +205,8 @@ def test_engine_serves_while_redis_is_down_and_exports_when_it_comes_back(tmp_pa
             deploy(stub, "order.bpmn", one_task_process("order", "pack"))
             keys = [create(stub, "order") for _ in range(5)]
         assert len(set(keys)) == 5
+        # The exporter has tried and failed (and will retry) before Redis exists.
+        wait_for(lambda: "retry" in engine.log_tail(20_000), timeout=30, what="a failed export attempt")
         server = subprocess.Popen(
             [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
@@ -216,7 +218,7 @@ def test_engine_serves_while_redis_is_down_and_exports_when_it_comes_back(tmp_pa
         )
         assert consumer.duplicates() == []
         consumer.close()
-        assert "retry" in engine.log_tail(20_000)
+        assert "succeeded after" in engine.log_tail(20_000)
     finally:
         engine.stop()
         if server is not None:
