@@ -4,7 +4,8 @@
 - round-robin instance creation; key-addressed commands go to `decode_partition(key)`;
 - job activation over all partitions, long-poll waiters per job type (reference §1.4),
   woken whenever a job becomes activatable (created, failed with retries, timed out, recurred);
-- a timer loop for job deadlines (JOB TIMED_OUT) and retry backoffs (RECURRED_AFTER_BACKOFF);
+- one timer loop for job deadlines (JOB TIMED_OUT), retry backoffs (RECURRED_AFTER_BACKOFF)
+  and due BPMN timers (TIMER TRIGGER);
 - CreateProcessInstanceWithResult waiters.
 """
 
@@ -18,9 +19,12 @@ from typing import Any
 
 from engine.bpmn import BpmnValidationError, Problem, zeebe_rejection_reason
 from engine.bpmn.parser import parse_bpmn
-from engine.commands import Rejection
 from engine.log import partition_ids
 from engine.partition import Partition, now_ms
+from engine.processing.command import Command, Rejection
+from engine.processing.processors.creation import Created, CreateInstance
+from engine.processing.processors.deployment import DeployResources, DistributeDeployment
+from engine.processing.processors.jobs import ActivateJobs
 from engine.records import INVALID_ARGUMENT, NOT_FOUND, decode_partition
 
 log = logging.getLogger("engine.broker")
@@ -53,7 +57,7 @@ class Broker:
         self._timer_task: asyncio.Task[None] | None = None
         for partition in self.partitions.values():
             partition.state.on_jobs_available = self._notify_jobs_available
-            partition.on_process_completed = self._process_completed
+            partition.ctx.on_process_completed = self._process_completed
 
     @property
     def partition_count(self) -> int:
@@ -90,7 +94,7 @@ class Broker:
         self, partition: Partition, deployment_key: int, metadata: list[dict[str, Any]], source: Partition
     ) -> None:
         processes = [
-            dict(source.state.processes[entry["processDefinitionKey"]])
+            dict(source.state.processes[entry["processDefinitionKey"]].value)
             for entry in metadata
             if not entry["duplicate"] or entry["processDefinitionKey"] not in partition.state.processes
         ]
@@ -110,14 +114,13 @@ class Broker:
             "deploymentKey": deployment_key,
         }
         partition.execute(
-            "DEPLOYMENT",
-            "CREATE",
-            {"resources": [], "processesMetadata": metadata},
-            partition.apply_deployment,
-            deployment_key,
-            deployment,
-            processes,
-            key=deployment_key,
+            Command(
+                "DEPLOYMENT",
+                "CREATE",
+                {"resources": [], "processesMetadata": metadata},
+                key=deployment_key,
+                request=DistributeDeployment(deployment_key, deployment, processes),
+            )
         )
 
     # ------------------------------------------------------------------ routing
@@ -159,10 +162,12 @@ class Broker:
         if errors:
             rejection = Rejection("CREATE", INVALID_ARGUMENT, zeebe_rejection_reason(errors))
             try:
-                first.execute("DEPLOYMENT", "CREATE", command_value, _raise, rejection)
+                first.execute(Command("DEPLOYMENT", "CREATE", command_value), _refuse(rejection))
             finally:
                 await first.durable()
-        result = first.execute("DEPLOYMENT", "CREATE", command_value, first.cmd_deploy, resources, parsed)
+        result = first.execute(
+            Command("DEPLOYMENT", "CREATE", command_value, request=DeployResources(resources, parsed))
+        )
         for partition in list(self.partitions.values())[1:]:
             self._distribute(partition, result["key"], result["value"]["processesMetadata"], first)
         await asyncio.gather(*(partition.durable() for partition in self.partitions.values()))
@@ -177,18 +182,21 @@ class Broker:
         variables: dict[str, Any],
         start_instructions: list[str],
         await_result: bool = False,
-    ) -> tuple[Partition, dict[str, Any], asyncio.Future[dict[str, Any]] | None]:
+    ) -> tuple[Partition, Created, asyncio.Future[dict[str, Any]] | None]:
         partition = self.next_partition()
         waiter: list[asyncio.Future[dict[str, Any]]] = []
 
-        def create(*args: Any) -> dict[str, Any]:
-            created = partition.cmd_create_instance(*args)
-            if await_result:
-                # Registered before the follow-up work runs: an instance without wait states
-                # completes inside this very command.
-                waiter.append(self.register_result_waiter(created["processInstanceKey"]))
-            return created
+        def register(process_instance_key: int) -> None:
+            waiter.append(self.register_result_waiter(process_instance_key))
 
+        request = CreateInstance(
+            bpmn_process_id,
+            version,
+            process_definition_key,
+            variables,
+            start_instructions,
+            on_created=register if await_result else None,
+        )
         command_value = {
             "bpmnProcessId": bpmn_process_id,
             "version": version,
@@ -196,15 +204,7 @@ class Broker:
             "variables": variables,
         }
         result = partition.execute(
-            "PROCESS_INSTANCE_CREATION",
-            "CREATE",
-            command_value,
-            create,
-            bpmn_process_id,
-            version,
-            process_definition_key,
-            variables,
-            start_instructions,
+            Command("PROCESS_INSTANCE_CREATION", "CREATE", command_value, request=request)
         )
         return partition, result, (waiter[0] if waiter else None)
 
@@ -247,16 +247,12 @@ class Broker:
             if not partition.state.activatable.get(job_type) or partition.failure is not None:
                 continue
             jobs = partition.execute(
-                "JOB_BATCH",
-                "ACTIVATE",
-                {},
-                partition.cmd_activate_jobs,
-                job_type,
-                worker,
-                timeout,
-                remaining,
-                fetch_variables,
-                log_command=False,
+                Command(
+                    "JOB_BATCH",
+                    "ACTIVATE",
+                    request=ActivateJobs(job_type, worker, timeout, remaining, fetch_variables),
+                    logged=False,
+                )
             )
             if jobs:
                 batches.append((partition, jobs))
@@ -293,17 +289,29 @@ class Broker:
 
     def check_timers(self, now: int) -> None:
         for partition in self.partitions.values():
-            for intent, handler, due in (
-                ("TIME_OUT", partition.cmd_time_out_job, partition.state.due_jobs(now)),
-                ("RECUR_AFTER_BACKOFF", partition.cmd_recur_job, partition.state.due_jobs(now, backoff=True)),
+            for intent, due in (
+                ("TIME_OUT", partition.state.due_jobs(now)),
+                ("RECUR_AFTER_BACKOFF", partition.state.due_jobs(now, backoff=True)),
             ):
                 for job_key in due:
                     job = partition.state.jobs.get(job_key)
                     if job is not None:
-                        partition.execute(
-                            "JOB", intent, dict(job["value"]), handler, job_key, now, key=job_key
-                        )
+                        partition.execute(Command("JOB", intent, dict(job.value), key=job_key))
+            for timer_key in partition.state.due_timers(now):
+                timer = partition.state.timers.get(timer_key)
+                if timer is None:
+                    continue
+                try:
+                    partition.execute(Command("TIMER", "TRIGGER", dict(timer.value), key=timer_key))
+                except Rejection as rejection:
+                    # logged with its rejection; the timer stays (a restart re-arms it)
+                    log.warning("timer %d was not triggered: %s", timer_key, rejection.reason)
 
 
-def _raise(rejection: Rejection) -> None:
-    raise rejection
+def _refuse(rejection: Rejection) -> Any:
+    """A handler that rejects: the command is logged with its rejection."""
+
+    def handler(ctx: Any, command: Command) -> None:
+        raise rejection
+
+    return handler

@@ -20,8 +20,11 @@ from pyzeebe.proto import gateway_pb2 as pb
 from pyzeebe.proto import gateway_pb2_grpc as pb_grpc
 
 from engine.broker import Broker
-from engine.commands import Rejection
-from engine.partition import PartitionUnavailable
+from engine.partition import Partition, PartitionUnavailable
+from engine.processing.command import Command, Rejection
+from engine.processing.processors.creation import Created
+from engine.processing.processors.jobs import FailJob, ThrowJobError
+from engine.processing.processors.modification import ModifyInstance
 from engine.records import BROKER_VERSION, DEFAULT_TENANT
 from engine.values import MAX_MESSAGE_BYTES, parse_variables_document
 
@@ -229,7 +232,7 @@ class GatewayServicer(pb_grpc.GatewayServicer):
     # ------------------------------------------------------------------ instances
     def _create(
         self, request: pb.CreateProcessInstanceRequest, await_result: bool
-    ) -> tuple[Any, dict[str, Any], Any]:
+    ) -> tuple[Partition, Created, asyncio.Future[dict[str, Any]] | None]:
         _check_tenant("CreateProcessInstance", request.tenantId)
         variables = _variables(request.variables)
         key = request.processDefinitionKey if request.processDefinitionKey > 0 else -1
@@ -245,12 +248,12 @@ class GatewayServicer(pb_grpc.GatewayServicer):
     ) -> pb.CreateProcessInstanceResponse:
         partition, result, _ = self._create(request, False)
         await partition.durable()
-        process = result["process"]
+        process = result.process
         return pb.CreateProcessInstanceResponse(
-            processDefinitionKey=process["processDefinitionKey"],
-            bpmnProcessId=process["bpmnProcessId"],
-            version=process["version"],
-            processInstanceKey=result["processInstanceKey"],
+            processDefinitionKey=process.key,
+            bpmnProcessId=process.bpmn_process_id,
+            version=process.version,
+            processInstanceKey=result.process_instance_key,
             tenantId=DEFAULT_TENANT,
         )
 
@@ -259,7 +262,8 @@ class GatewayServicer(pb_grpc.GatewayServicer):
         self, request: pb.CreateProcessInstanceWithResultRequest, context: Any
     ) -> pb.CreateProcessInstanceWithResultResponse:
         partition, result, future = self._create(request.request, True)
-        key = result["processInstanceKey"]
+        assert future is not None  # registered by the creation (await_result)
+        key = result.process_instance_key
         timeout_ms = request.requestTimeout if request.requestTimeout > 0 else DEFAULT_REQUEST_TIMEOUT_MS
         try:
             await partition.durable()
@@ -274,11 +278,11 @@ class GatewayServicer(pb_grpc.GatewayServicer):
         await partition.durable()
         if request.fetchVariables:
             variables = {name: variables[name] for name in request.fetchVariables if name in variables}
-        process = result["process"]
+        process = result.process
         return pb.CreateProcessInstanceWithResultResponse(
-            processDefinitionKey=process["processDefinitionKey"],
-            bpmnProcessId=process["bpmnProcessId"],
-            version=process["version"],
+            processDefinitionKey=process.key,
+            bpmnProcessId=process.bpmn_process_id,
+            version=process.version,
             processInstanceKey=key,
             variables=json.dumps(variables),
             tenantId=DEFAULT_TENANT,
@@ -291,9 +295,7 @@ class GatewayServicer(pb_grpc.GatewayServicer):
         key = request.processInstanceKey
         reason = f"Expected to cancel a process instance with key '{key}', but no such process was found"
         partition = self.broker.keyed(key, "CANCEL", reason)
-        partition.execute(
-            "PROCESS_INSTANCE", "CANCEL", {"processInstanceKey": key}, partition.cmd_cancel, key, key=key
-        )
+        partition.execute(Command("PROCESS_INSTANCE", "CANCEL", {"processInstanceKey": key}, key=key))
         await partition.durable()
         return pb.CancelProcessInstanceResponse()
 
@@ -304,17 +306,15 @@ class GatewayServicer(pb_grpc.GatewayServicer):
         reason = f"Expected to update variables for element with key '{key}', but no such element was found"
         partition = self.broker.keyed(key, "UPDATE", reason)
         document_key = partition.execute(
-            "VARIABLE_DOCUMENT",
-            "UPDATE",
-            {
-                "scopeKey": key,
-                "updateSemantics": "LOCAL" if request.local else "PROPAGATE",
-                "variables": variables,
-            },
-            partition.cmd_set_variables,
-            key,
-            variables,
-            request.local,
+            Command(
+                "VARIABLE_DOCUMENT",
+                "UPDATE",
+                {
+                    "scopeKey": key,
+                    "updateSemantics": "LOCAL" if request.local else "PROPAGATE",
+                    "variables": variables,
+                },
+            )
         )
         await partition.durable()
         return pb.SetVariablesResponse(key=document_key)
@@ -342,14 +342,13 @@ class GatewayServicer(pb_grpc.GatewayServicer):
             )
         terminate = [instruction.elementInstanceKey for instruction in request.terminateInstructions]
         partition.execute(
-            "PROCESS_INSTANCE_MODIFICATION",
-            "MODIFY",
-            {"processInstanceKey": key, "activateInstructions": [], "terminateInstructions": []},
-            partition.cmd_modify,
-            key,
-            activate,
-            terminate,
-            key=key,
+            Command(
+                "PROCESS_INSTANCE_MODIFICATION",
+                "MODIFY",
+                {"processInstanceKey": key, "activateInstructions": [], "terminateInstructions": []},
+                key=key,
+                request=ModifyInstance(activate, terminate),
+            )
         )
         await partition.durable()
         return pb.ModifyProcessInstanceResponse()
@@ -365,9 +364,7 @@ class GatewayServicer(pb_grpc.GatewayServicer):
         variables = _variables(request.variables)
         key = request.jobKey
         partition = self._job_partition(key, "COMPLETE", "complete")
-        partition.execute(
-            "JOB", "COMPLETE", {"variables": variables}, partition.cmd_complete_job, key, variables, key=key
-        )
+        partition.execute(Command("JOB", "COMPLETE", {"variables": variables}, key=key))
         await partition.durable()
         return pb.CompleteJobResponse()
 
@@ -377,20 +374,19 @@ class GatewayServicer(pb_grpc.GatewayServicer):
         key = request.jobKey
         partition = self._job_partition(key, "FAIL", "fail")
         partition.execute(
-            "JOB",
-            "FAIL",
-            {
-                "retries": request.retries,
-                "errorMessage": request.errorMessage,
-                "retryBackoff": request.retryBackOff,
-            },
-            partition.cmd_fail_job,
-            key,
-            request.retries,
-            request.errorMessage,
-            max(0, request.retryBackOff),
-            variables,
-            key=key,
+            Command(
+                "JOB",
+                "FAIL",
+                {
+                    "retries": request.retries,
+                    "errorMessage": request.errorMessage,
+                    "retryBackoff": request.retryBackOff,
+                },
+                key=key,
+                request=FailJob(
+                    request.retries, request.errorMessage, max(0, request.retryBackOff), variables
+                ),
+            )
         )
         await partition.durable()
         return pb.FailJobResponse()
@@ -401,15 +397,13 @@ class GatewayServicer(pb_grpc.GatewayServicer):
         key = request.jobKey
         partition = self._job_partition(key, "THROW_ERROR", "throw an error for")
         partition.execute(
-            "JOB",
-            "THROW_ERROR",
-            {"errorCode": request.errorCode, "errorMessage": request.errorMessage},
-            partition.cmd_throw_error,
-            key,
-            request.errorCode,
-            request.errorMessage,
-            variables,
-            key=key,
+            Command(
+                "JOB",
+                "THROW_ERROR",
+                {"errorCode": request.errorCode, "errorMessage": request.errorMessage},
+                key=key,
+                request=ThrowJobError(request.errorCode, request.errorMessage, variables),
+            )
         )
         await partition.durable()
         return pb.ThrowErrorResponse()
@@ -431,15 +425,7 @@ class GatewayServicer(pb_grpc.GatewayServicer):
             "UPDATE_RETRIES",
             f"Expected to update retries for job with key '{key}', but no such job was found",
         )
-        partition.execute(
-            "JOB",
-            "UPDATE_RETRIES",
-            {"retries": request.retries},
-            partition.cmd_update_retries,
-            key,
-            request.retries,
-            key=key,
-        )
+        partition.execute(Command("JOB", "UPDATE_RETRIES", {"retries": request.retries}, key=key))
         await partition.durable()
         return pb.UpdateJobRetriesResponse()
 
@@ -451,15 +437,7 @@ class GatewayServicer(pb_grpc.GatewayServicer):
         partition = self.broker.keyed(
             key, "UPDATE_TIMEOUT", f"Expected to update job with key '{key}', but no such job was found"
         )
-        partition.execute(
-            "JOB",
-            "UPDATE_TIMEOUT",
-            {"timeout": request.timeout},
-            partition.cmd_update_timeout,
-            key,
-            request.timeout,
-            key=key,
-        )
+        partition.execute(Command("JOB", "UPDATE_TIMEOUT", {"timeout": request.timeout}, key=key))
         await partition.durable()
         return pb.UpdateJobTimeoutResponse()
 
@@ -471,7 +449,7 @@ class GatewayServicer(pb_grpc.GatewayServicer):
         partition = self.broker.keyed(
             key, "RESOLVE", f"Expected to resolve incident with key '{key}', but no such incident was found"
         )
-        partition.execute("INCIDENT", "RESOLVE", {}, partition.cmd_resolve_incident, key, key=key)
+        partition.execute(Command("INCIDENT", "RESOLVE", {}, key=key))
         await partition.durable()
         return pb.ResolveIncidentResponse()
 
@@ -599,9 +577,7 @@ class GatewayServicer(pb_grpc.GatewayServicer):
             for job in jobs:
                 try:
                     value = {name: job[name] for name in job if name not in ("key", "variablesJson")}
-                    partition.execute(
-                        "JOB", "YIELD", value, partition.cmd_yield_job, job["key"], key=job["key"]
-                    )
+                    partition.execute(Command("JOB", "YIELD", value, key=job["key"]))
                 except Exception:
                     log.exception("could not yield job %s back", job["key"])
 

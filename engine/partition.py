@@ -33,11 +33,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from engine.commands import CommandProcessor, Rejection
 from engine.log import LogCorruption, LogReader, LogWriter, partition_dir
 from engine.metrics import PartitionCounters
+from engine.processing import catalog
+from engine.processing.command import Command, Rejection
+from engine.processing.context import ProcessingContext
+from engine.processing.registry import processor_for
+from engine.processing.state import PartitionState
 from engine.records import COMMAND, COMMAND_REJECTION, INVALID_ARGUMENT, PROCESSING_ERROR, make_record
-from engine.state import PartitionState
 
 log = logging.getLogger("engine.partition")
 
@@ -61,14 +64,21 @@ class PartitionUnavailable(Exception):
         self.partition_id = partition_id
 
 
-class Partition(CommandProcessor):
+#: Every processor, behaviour and trigger kind registers itself on import (engine/processing).
+PROCESSING_MODULES = catalog.__name__
+
+Handler = Callable[[ProcessingContext, Command], Any]
+
+
+class Partition:
     def __init__(self, data_dir: str | Path, partition_id: int):
-        super().__init__()
         self.partition_id = partition_id
         self.data_dir = Path(data_dir)
         self.directory = partition_dir(data_dir, partition_id)
-        self.state = PartitionState(partition_id)
         self.now: Callable[[], int] = now_ms
+        self.ctx = ProcessingContext(
+            partition_id, PartitionState(partition_id), self.emit, lambda: self.now()
+        )
         self._pending: list[bytes] = []
         self._pending_waiters: list[asyncio.Future[None]] = []
         self._inflight_waiters: list[asyncio.Future[None]] = []
@@ -85,6 +95,14 @@ class Partition(CommandProcessor):
         self.closed = False
         self.failure: BaseException | None = None
         self.metrics = PartitionCounters()  # read by engine/metrics.py (--metrics-port)
+
+    @property
+    def state(self) -> PartitionState:
+        return self.ctx.state
+
+    @state.setter
+    def state(self, state: PartitionState) -> None:
+        self.ctx.state = state
 
     # ------------------------------------------------------------------ lifecycle
     def _load_snapshot(self) -> PartitionState | None:
@@ -271,17 +289,11 @@ class Partition(CommandProcessor):
             time.monotonic() - started,
         )
 
-    def execute(
-        self,
-        value_type: str,
-        intent: str,
-        command_value: dict[str, Any],
-        handler: Callable[..., Any],
-        *args: Any,
-        key: int = -1,
-        log_command: bool = True,
-    ) -> Any:
-        """Process one command: log it, run the handler (events), drain follow-ups.
+    def execute(self, command: Command, handler: Handler | None = None) -> Any:
+        """Process one command: log it, run its processor (events), drain follow-ups.
+
+        The processor is the one registered for the command's value type and intent
+        (engine/processing/registry.py); `handler` replaces it (tests inject failures so).
 
         All or nothing: a `Rejection` keeps only the command and its COMMAND_REJECTION and is
         re-raised for the gateway; any other failure keeps no event of the command (the state
@@ -289,12 +301,18 @@ class Partition(CommandProcessor):
         """
         if self.failure is not None:
             raise PartitionUnavailable(self.partition_id, self.failure)
+        value_type, intent, key = command.value_type, command.intent, command.key
+        command_value = command.value
+        if handler is None:
+            handler = processor_for(value_type, intent)
+            if handler is None:
+                raise Rejection(intent, PROCESSING_ERROR, f"no processor for {value_type} {intent}")
         mark, position_mark, events_before = len(self._pending), self._next_position, self._events_emitted
         state_marks = (self.state.last_position, self.state.next_local_key)
-        command: dict[str, Any] | None = None
+        command_record: dict[str, Any] | None = None
         command_position = -1
-        if log_command:
-            command = make_record(
+        if command.logged:
+            command_record = make_record(
                 partition_id=self.partition_id,
                 key=key,
                 value_type=value_type,
@@ -304,23 +322,23 @@ class Partition(CommandProcessor):
                 record_type=COMMAND,
             )
             try:
-                self._append(command)
+                self._append(command_record)
             except (ValueError, RecursionError) as exc:
                 # The gateway validates documents first; this is the last line of defence.
                 raise Rejection(intent, INVALID_ARGUMENT, f"the command cannot be encoded: {exc}") from None
-            self.state.apply(command)
-            command_position = command["position"]
+            self.state.apply(command_record)
+            command_position = command_record["position"]
         kept = len(self._pending)
         kept_marks = (self.state.last_position, state_marks[1])
         self._source_position = command_position
         try:
-            result = handler(*args)
-            self.drain()
+            result = handler(self.ctx, command)
+            self.ctx.drain()
         except Rejection as rejection:
-            self._discard_follow_ups()
+            self.ctx.discard_follow_ups()
             if len(self._pending) > kept or self._events_emitted != events_before:
                 self._roll_back(kept, position_mark + kept - mark, events_before, kept_marks)
-            if command is not None:
+            if command_record is not None:
                 self._append_rejection(
                     value_type,
                     intent,
@@ -332,7 +350,7 @@ class Partition(CommandProcessor):
                 )
             raise
         except Exception as exc:
-            self._discard_follow_ups()
+            self.ctx.discard_follow_ups()
             self._roll_back(mark, position_mark, events_before, state_marks)
             log.exception(
                 "partition %d: unexpected error processing %s %s; none of its records were kept",
@@ -344,18 +362,24 @@ class Partition(CommandProcessor):
                 f"Expected to process {value_type} {intent}, but an unexpected error occurred: "
                 f"{type(exc).__name__}: {str(exc)[:500]}"
             )
-            if command is not None:
+            if command_record is not None:
                 try:  # Zeebe logs the command and a PROCESSING_ERROR rejection of it
-                    self._append(command)
-                    self.state.apply(command)
+                    self._append(command_record)
+                    self.state.apply(command_record)
                     self._append_rejection(
-                        value_type, intent, key, command_value, command["position"], PROCESSING_ERROR, reason
+                        value_type,
+                        intent,
+                        key,
+                        command_value,
+                        command_record["position"],
+                        PROCESSING_ERROR,
+                        reason,
                     )
                 except Exception:
                     self._roll_back(mark, position_mark, events_before, state_marks)
             raise Rejection(intent, PROCESSING_ERROR, reason) from exc
         else:
-            callbacks, self.after_command = self.after_command, []
+            callbacks, self.ctx.after_command = self.ctx.after_command, []
             for callback in callbacks:
                 callback()
             self.metrics.command_done(value_type, intent, result)
@@ -363,11 +387,6 @@ class Partition(CommandProcessor):
         finally:
             self._source_position = -1
             self._schedule_flush()
-
-    def _discard_follow_ups(self) -> None:
-        self.queue.clear()
-        self.closing_scopes.clear()
-        self.after_command.clear()
 
     def _append_rejection(
         self,

@@ -189,6 +189,28 @@ def variable_value(
     }
 
 
+def timer_value(
+    *,
+    element_instance_key: int,
+    process_instance_key: int,
+    due_date: int,
+    target_element_id: str,
+    repetitions: int,
+    process_definition_key: int,
+) -> dict[str, Any]:
+    """TIMER value (reference §3.4): -1 instance keys for a timer start event; repetitions 1 for
+    a date or duration, the remaining count of a cycle, -1 for a cycle without end."""
+    return {
+        "elementInstanceKey": element_instance_key,
+        "processInstanceKey": process_instance_key,
+        "dueDate": due_date,
+        "targetElementId": target_element_id,
+        "repetitions": repetitions,
+        "processDefinitionKey": process_definition_key,
+        "tenantId": DEFAULT_TENANT,
+    }
+
+
 def variable_document_value(*, scope_key: int, local: bool, variables: dict[str, Any]) -> dict[str, Any]:
     return {
         "scopeKey": scope_key,

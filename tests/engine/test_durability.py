@@ -21,9 +21,10 @@ import pytest
 from pyzeebe.proto import gateway_pb2 as pb
 
 from engine.broker import Broker
-from engine.commands import Rejection
 from engine.log import LogCorruption, LogReader, LogWriter, encode_entry
 from engine.partition import Partition
+from engine.processing.command import Command, Rejection
+from engine.processing.processors.creation import CreateInstance
 from tests.engine.conftest import REPO_ROOT, EngineProcess
 from tests.engine.helpers import all_records, deploy, gateway, one_task_process, process_xml
 
@@ -79,7 +80,7 @@ async def deploy_one_task(broker: Broker, process_id: str = "dur", job_type: str
 async def create(broker: Broker, variables: dict[str, Any], process_id: str = "dur") -> int:
     partition, result, _ = broker.create_instance(process_id, -1, -1, variables, [])
     await partition.durable()
-    return int(result["processInstanceKey"])
+    return result.process_instance_key
 
 
 # ---------------------------------------------------------------------- dense positions, atomicity
@@ -95,15 +96,12 @@ def test_a_record_that_cannot_be_encoded_takes_no_position_and_the_command_keeps
         # the partition (a variable with a lone surrogate, written after a good one).
         with pytest.raises(Rejection) as failure:
             partition.execute(
-                "PROCESS_INSTANCE_CREATION",
-                "CREATE",
-                {"bpmnProcessId": "dur"},
-                partition.cmd_create_instance,
-                "dur",
-                -1,
-                -1,
-                {"good": 1, "bad": "\ud800"},
-                [],
+                Command(
+                    "PROCESS_INSTANCE_CREATION",
+                    "CREATE",
+                    {"bpmnProcessId": "dur"},
+                    request=CreateInstance("dur", variables={"good": 1, "bad": "\ud800"}),
+                )
             )
         assert failure.value.rejection_type == "PROCESSING_ERROR"
         await partition.durable()
@@ -130,15 +128,12 @@ def test_after_a_failed_command_and_a_crash_every_acknowledged_instance_is_recov
         keys = [await create(broker, {"n": n}) for n in range(5)]
         with pytest.raises(Rejection):
             partition.execute(
-                "PROCESS_INSTANCE_CREATION",
-                "CREATE",
-                {},
-                partition.cmd_create_instance,
-                "dur",
-                -1,
-                -1,
-                {"x": "\udfff"},
-                [],
+                Command(
+                    "PROCESS_INSTANCE_CREATION",
+                    "CREATE",
+                    {},
+                    request=CreateInstance("dur", variables={"x": "\udfff"}),
+                )
             )
         partition._write_snapshot_now()  # a periodic snapshot after the failure
         keys += [await create(broker, {"n": n}) for n in range(5, 21)]

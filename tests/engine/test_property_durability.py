@@ -17,8 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.broker import Broker
-from engine.commands import Rejection
 from engine.log import LogReader, encode_entry, partition_ids
+from engine.processing.command import Command, Rejection
+from engine.processing.context import ProcessingContext
+from engine.processing.processors.creation import CreateInstance
+from engine.processing.registry import processor_for
 from tests.engine.helpers import one_task_process
 
 PARTITIONS = 2
@@ -78,21 +81,13 @@ async def run_operations(data_dir: Path, operations: list[str], seed: int) -> Mo
         if operation == "create":
             partition, result, _ = broker.create_instance("prop", -1, -1, {"n": counter, "text": "é✓"}, [])
             await partition.durable()
-            model.created.add(result["processInstanceKey"])
+            model.created.add(result.process_instance_key)
         elif operation == "complete":
             batches = broker.activate_jobs("prop-work", "w", 60_000, 1, [])
             for partition, jobs in batches:
                 await partition.durable()
                 for job in jobs:
-                    partition.execute(
-                        "JOB",
-                        "COMPLETE",
-                        {"variables": {}},
-                        partition.cmd_complete_job,
-                        job["key"],
-                        {},
-                        key=job["key"],
-                    )
+                    partition.execute(Command("JOB", "COMPLETE", {"variables": {}}, key=job["key"]))
                     await partition.durable()
                     model.completed_jobs.add(job["key"])
                     model.completed_instances.add(job["processInstanceKey"])
@@ -102,26 +97,28 @@ async def run_operations(data_dir: Path, operations: list[str], seed: int) -> Mo
         elif operation == "reject_unknown_job":
             partition = broker.partitions[1 + counter % PARTITIONS]
             with pytest.raises(Rejection):
-                partition.execute(
-                    "JOB",
-                    "COMPLETE",
-                    {},
-                    partition.cmd_complete_job,
-                    (partition.partition_id << 51) + 10**9,
-                    {},
-                )
+                partition.execute(Command("JOB", "COMPLETE", {}, key=(partition.partition_id << 51) + 10**9))
         elif operation == "defect_half_way":
             partition = broker.partitions[1 + counter % PARTITIONS]
             marker = f"defect-{counter}"
             model.defect_variables.add(marker)
 
-            def half_way(target: Any = partition, name: str = marker) -> None:
-                target.cmd_create_instance("prop", -1, -1, {name: True}, [])
-                target.drain()
+            def half_way(ctx: ProcessingContext, command: Command, name: str = marker) -> None:
+                create = processor_for("PROCESS_INSTANCE_CREATION", "CREATE")
+                assert create is not None
+                create(
+                    ctx,
+                    Command(
+                        command.value_type,
+                        command.intent,
+                        request=CreateInstance("prop", variables={name: True}),
+                    ),
+                )
+                ctx.drain()
                 raise RuntimeError("injected defect after the events were written")
 
             with pytest.raises(Rejection) as failure:
-                partition.execute("PROCESS_INSTANCE_CREATION", "CREATE", {}, half_way)
+                partition.execute(Command("PROCESS_INSTANCE_CREATION", "CREATE", {}), half_way)
             assert failure.value.rejection_type == "PROCESSING_ERROR"
         elif operation == "unencodable":
             with pytest.raises(Rejection):

@@ -64,7 +64,7 @@ def test_cancelled_activation_yields_jobs_back(tmp_path: Path) -> None:
             jobs = [job for response in again.written for job in response.jobs]
             assert len(jobs) == 1
             await partition.durable()
-            return [partition.state.jobs[jobs[0].key]["state"]]
+            return [partition.state.jobs[jobs[0].key].state]
         finally:
             await broker.stop()
 

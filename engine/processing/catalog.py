@@ -1,0 +1,26 @@
+"""Every processor, element behaviour and trigger kind of the engine: importing this module
+registers them all. Adding a module to engine/processing is adding its import line here
+(one line per module, sorted within its group, so parallel additions merge cleanly)."""
+
+# ruff: noqa: F401  (imported for their registrations)
+from __future__ import annotations
+
+# --- element behaviours (registry.behavior)
+import engine.processing.elements.call_activity
+import engine.processing.elements.events
+import engine.processing.elements.gateways
+import engine.processing.elements.process
+import engine.processing.elements.subprocesses
+import engine.processing.elements.tasks
+
+# --- command processors (registry.processor)
+import engine.processing.processors.cancel
+import engine.processing.processors.creation
+import engine.processing.processors.deployment
+import engine.processing.processors.incidents
+import engine.processing.processors.jobs
+import engine.processing.processors.modification
+import engine.processing.processors.variables
+
+# --- catch-event trigger kinds (registry.trigger_kind)
+import engine.processing.triggers.errors

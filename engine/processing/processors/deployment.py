@@ -1,0 +1,101 @@
+"""DEPLOYMENT CREATE: deploy parsed resources on partition 1, and the distribution of a
+deployment to the other partitions (the same command, with `DistributeDeployment`)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from engine import records
+from engine.processing.command import Command
+from engine.processing.context import ProcessingContext
+from engine.processing.registry import processor
+from engine.processing.state import remember_models
+from engine.records import deployment_value, process_metadata, process_value
+
+
+@dataclass(slots=True)
+class DeployResources:
+    """What the gateway parsed: (name, content) per resource and its process models."""
+
+    resources: list[tuple[str, bytes]]
+    parsed: list[list[Any]]
+
+
+@dataclass(slots=True)
+class DistributeDeployment:
+    """A deployment of partition 1 written on another partition (keys unchanged)."""
+
+    deployment_key: int
+    deployment: dict[str, Any]
+    processes: list[dict[str, Any]]
+
+
+@processor("DEPLOYMENT", "CREATE")
+def deploy(ctx: ProcessingContext, command: Command) -> dict[str, Any] | None:
+    request = command.request
+    if isinstance(request, DistributeDeployment):
+        write_deployment(ctx, request.deployment_key, request.deployment, request.processes)
+        return None
+    assert isinstance(request, DeployResources)
+    processes: list[tuple[dict[str, Any], bool]] = []
+    new_processes: list[dict[str, Any]] = []
+    pending_versions: dict[str, int] = {}
+    for (resource_name, content), models in zip(request.resources, request.parsed, strict=True):
+        checksum = hashlib.md5(content, usedforsecurity=False).digest()  # Zeebe checksum (§3.4)
+        checksum_b64 = records.b64(checksum)
+        remember_models(checksum_b64, models)
+        for model in models:
+            latest = ctx.state.latest_process(model.bpmn_process_id)
+            if (
+                latest is not None
+                and latest.checksum == checksum_b64
+                and latest.resource_name == resource_name
+            ):
+                processes.append((latest.value, True))
+                continue
+            base = pending_versions.get(model.bpmn_process_id, latest.version if latest else 0)
+            version = base + 1
+            pending_versions[model.bpmn_process_id] = version
+            value = process_value(
+                bpmn_process_id=model.bpmn_process_id,
+                version=version,
+                process_definition_key=ctx.state.new_key(),
+                resource_name=resource_name,
+                resource=content,
+                checksum=checksum,
+                duplicate=False,
+                deployment_key=-1,
+            )
+            processes.append((value, False))
+            new_processes.append(value)
+    deployment_key = ctx.state.new_key()
+    for value in new_processes:
+        value["deploymentKey"] = deployment_key
+    deployment = deployment_value(
+        resources=[
+            {"resourceName": name, "resource": records.b64(content)} for name, content in request.resources
+        ],
+        processes_metadata=[process_metadata(value, duplicate) for value, duplicate in processes],
+        deployment_key=deployment_key,
+    )
+    write_processes(ctx, new_processes)
+    ctx.emit("DEPLOYMENT", "CREATED", deployment_key, deployment)
+    return {"key": deployment_key, "value": deployment, "newProcesses": new_processes}
+
+
+def write_deployment(
+    ctx: ProcessingContext,
+    deployment_key: int,
+    deployment: dict[str, Any],
+    new_processes: list[dict[str, Any]],
+) -> None:
+    write_processes(ctx, new_processes)
+    ctx.emit("DEPLOYMENT", "CREATED", deployment_key, deployment)
+
+
+def write_processes(ctx: ProcessingContext, new_processes: list[dict[str, Any]]) -> None:
+    for value in new_processes:
+        if value["processDefinitionKey"] not in ctx.state.processes:
+            ctx.emit("PROCESS", "CREATED", value["processDefinitionKey"], dict(value))

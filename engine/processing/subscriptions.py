@@ -1,0 +1,110 @@
+"""The catch-event behaviour (Zeebe's BpmnEventSubscriptionBehavior): event subscriptions of an
+element instance, and what happens when one is triggered.
+
+An element instance owns catch events when it is an activity with boundary events, an
+intermediate catch event (it catches for itself), or a scope with event sub-processes (their
+start events). Its behaviour calls `open_subscriptions` when it is activated and
+`close_subscriptions` when it completes or is terminated; each catch event is handed to the
+trigger kind registered for its event type (`registry.trigger_kind`: ERROR, TIMER; later
+MESSAGE, SIGNAL...), which writes what listening takes (TIMER CREATED / CANCELED...).
+Behaviours open subscriptions before they write ELEMENT_ACTIVATED (after their own
+evaluations), close them before ELEMENT_COMPLETED / ELEMENT_TERMINATED.
+
+A trigger source (a due timer, a correlated message, a thrown error) calls
+`trigger(ctx, owner_key, catch_event, variables)`:
+- boundary event: interrupting terminates the activity, then activates the boundary event;
+  non-interrupting activates it beside the activity, which stays active;
+- intermediate catch event (the owner itself): completes it with the variables;
+- event sub-process start event: interrupting terminates the scope's other children first;
+  then the event sub-process is activated inside the scope, its start event completing with
+  the variables.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.processing.context import ProcessingContext
+from engine.processing.registry import trigger_kind_for
+from engine.processing.state import ElementInstance, ProcessInfo
+from engine.processing.transitions import (
+    activate_element,
+    complete_element,
+    terminate_children,
+    terminate_element,
+)
+
+CATCH_ELEMENT_TYPES = ("INTERMEDIATE_CATCH_EVENT", "RECEIVE_TASK")
+
+
+def catch_events_of(element: Any) -> list[Any]:
+    """The catch events an instance of `element` listens for while it is active."""
+    events = list(element.boundary_events)
+    if element.element_type.value == "INTERMEDIATE_CATCH_EVENT":
+        events.append(element)
+    for sub_process in getattr(element, "event_sub_processes", ()):
+        events.extend(getattr(sub_process, "start_events", ()))
+    return events
+
+
+def open_subscriptions(ctx: ProcessingContext, instance: ElementInstance, element: Any) -> None:
+    """Open the subscriptions of every catch event the instance owns. All are evaluated before
+    any is opened: a `MappingFailure` leaves nothing behind (call this before anything else
+    that writes, so that resolving the incident can re-run the activation)."""
+    evaluated = []
+    for catch_event in catch_events_of(element):
+        kind = trigger_kind_for(catch_event.event_type.value)
+        if kind is not None:
+            evaluated.append((kind, catch_event, kind.evaluate(ctx, instance, catch_event)))
+    for kind, catch_event, value in evaluated:
+        kind.open(ctx, instance, catch_event, value)
+
+
+def close_subscriptions(ctx: ProcessingContext, instance: ElementInstance, element: Any) -> None:
+    for catch_event in catch_events_of(element):
+        kind = trigger_kind_for(catch_event.event_type.value)
+        if kind is not None:
+            kind.close(ctx, instance, catch_event)
+
+
+def is_interrupting(catch_event: Any) -> bool:
+    if catch_event.element_type.value == "BOUNDARY_EVENT":
+        return bool(catch_event.cancel_activity)
+    return bool(getattr(catch_event, "interrupting", True))
+
+
+def trigger(
+    ctx: ProcessingContext, owner_key: int, catch_event: Any, variables: dict[str, Any] | None
+) -> int | None:
+    """Trigger `catch_event` owned by the instance `owner_key`; returns the key of the element
+    instance that now carries the flow (None if the owner is gone)."""
+    owner = ctx.state.element_instances.get(owner_key)
+    if owner is None:
+        return None
+    element_type = catch_event.element_type.value
+    if element_type == "BOUNDARY_EVENT":
+        scope_key = owner.flow_scope_key
+        proc = ProcessInfo.of(owner)
+        if catch_event.cancel_activity:
+            terminate_element(ctx, owner_key)
+        return activate_element(ctx, catch_event, scope_key, proc, completion_variables=variables or None)
+    if owner.element_id == catch_event.id:
+        # an intermediate catch event (or receive task) completes with the variables
+        complete_element(ctx, owner_key, variables or None)
+        return owner_key
+    # an event sub-process start event of the scope `owner`
+    sub_process = catch_event.flow_scope
+    proc = ProcessInfo.of(owner)
+    if is_interrupting(catch_event):
+        terminate_children(ctx, owner_key)
+    key = ctx.state.new_key()
+    # The event sub-process is entered at the triggered start event, not its none start event.
+    ctx.scopes_without_start.add(key)
+    try:
+        activated = activate_element(ctx, sub_process, owner_key, proc, key=key)
+    finally:
+        ctx.scopes_without_start.discard(key)
+    if activated is None:
+        return None
+    activate_element(ctx, catch_event, key, proc, completion_variables=variables or None)
+    return key

@@ -1,0 +1,117 @@
+"""Error catching (reference §5.2 "Error events"): find the boundary event that catches an
+error code, scope by scope upward and into calling parents, and trigger it; otherwise the
+caller raises UNHANDLED_ERROR_EVENT with Zeebe's message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.processing.command import MappingFailure
+from engine.processing.context import ProcessingContext
+from engine.processing.expressions import evaluate
+from engine.processing.incidents import raise_incident
+from engine.processing.registry import trigger_kind
+from engine.processing.state import ElementInstance
+from engine.processing.subscriptions import trigger
+from engine.values import feel_type_name
+
+
+@trigger_kind("ERROR")
+class ErrorTrigger:
+    """Error catch events need no subscription: a thrown error searches for them."""
+
+    def evaluate(self, ctx: ProcessingContext, owner: ElementInstance, catch_event: Any) -> None:
+        return None
+
+    def open(self, ctx: ProcessingContext, owner: ElementInstance, catch_event: Any, evaluated: Any) -> None:
+        return None
+
+    def close(self, ctx: ProcessingContext, owner: ElementInstance, catch_event: Any) -> None:
+        return None
+
+
+def _next_scope(instance: ElementInstance) -> int:
+    if instance.element_type == "PROCESS":
+        return instance.parent_element_instance_key
+    return instance.flow_scope_key
+
+
+def find_error_catch(ctx: ProcessingContext, start_key: int, error_code: str) -> tuple[int, Any] | None:
+    """(owner instance key, catch event) of the innermost catch for `error_code`, or None."""
+    current = start_key
+    while current > 0:
+        instance = ctx.state.element_instances.get(current)
+        if instance is None:
+            return None
+        catch = _match_error_catch(ctx.element_of(instance), error_code)
+        if catch is not None:
+            return current, catch
+        current = _next_scope(instance)
+    return None
+
+
+def available_error_events(ctx: ProcessingContext, start_key: int) -> list[str]:
+    codes: list[str] = []
+    current = start_key
+    while current > 0:
+        instance = ctx.state.element_instances.get(current)
+        if instance is None:
+            break
+        for boundary in ctx.element_of(instance).boundary_events:
+            if boundary.event_type.value == "ERROR":
+                codes.append(boundary.error_code or "")
+        current = _next_scope(instance)
+    return codes
+
+
+def throw_error(ctx: ProcessingContext, start_key: int, error_code: str, variables: dict[str, Any]) -> bool:
+    """Throw from the instance `start_key`; False if nothing catches it."""
+    found = find_error_catch(ctx, start_key, error_code)
+    if found is None:
+        return False
+    owner_key, catch_event = found
+    trigger(ctx, owner_key, catch_event, variables)
+    return True
+
+
+def unhandled_error_message(
+    ctx: ProcessingContext, start_key: int, error_code: str, error_message: str
+) -> str:
+    message_part = f" with message '{error_message}'" if error_message else ""
+    available = available_error_events(ctx, start_key)
+    if available:
+        tail = " Available error events are [" + ", ".join(available) + "]"
+    else:
+        tail = " No error events are available in the scope."
+    return f"Expected to throw an error event with the code '{error_code}'{message_part}, but it was not caught.{tail}"
+
+
+def throw_end_event_error(ctx: ProcessingContext, instance: ElementInstance, element: Any) -> None:
+    """An error end event throws its (static or FEEL) error code."""
+    code = element.error_code
+    if code is None and element.error_code_expression is not None:
+        variables = ctx.state.visible_variables(instance.flow_scope_key)
+        code = evaluate(element.error_code_expression, variables, "EXTRACT_VALUE_ERROR")
+        if not isinstance(code, str):
+            raise MappingFailure(
+                "EXTRACT_VALUE_ERROR",
+                f"Expected result of the expression '{element.error_code_expression.text}' to be 'STRING', "
+                f"but was '{feel_type_name(code)}'.",
+            )
+    code = code or ""
+    if not throw_error(ctx, instance.key, code, {}):
+        message = unhandled_error_message(ctx, instance.key, code, "")
+        raise_incident(ctx, instance, "UNHANDLED_ERROR_EVENT", message)
+
+
+def _match_error_catch(element: Any, error_code: str) -> Any:
+    catch_all = None
+    for boundary in element.boundary_events:
+        if boundary.event_type.value != "ERROR":
+            continue
+        if boundary.error_code is None:
+            if catch_all is None:
+                catch_all = boundary
+        elif boundary.error_code == error_code:
+            return boundary
+    return catch_all
