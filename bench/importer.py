@@ -22,7 +22,9 @@ import argparse
 import json
 import multiprocessing
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -131,14 +133,31 @@ def make_cluster(source: str, config: dict[str, str]) -> Any:
     )
 
 
-def drain_timed(cluster: Any, batch_size: int) -> tuple[int, float]:
+def leased_importer(cluster: Any, batch_size: int) -> tuple[Any, Any]:
+    """An importer as `import_records` runs it: with leases (each batch fenced by them)."""
+    from processes.importer.leases import Leases
     from processes.importer.runner import Importer
 
-    importer = Importer(cluster=cluster, batch_size=batch_size)
+    leases = Leases()
+    importer = Importer(cluster=cluster, batch_size=batch_size, leases=leases)
+    leases.round(importer.units())
+    return importer, leases
+
+
+def drain_timed(cluster: Any, batch_size: int) -> tuple[int, float]:
+    importer, leases = leased_importer(cluster, batch_size)
     started = time.perf_counter()
-    received = importer.drain()
+    received = 0
+    for _ in range(1_000_000):
+        if leases.due():
+            leases.round(importer.units())
+        result = importer.run_once()
+        if result is None:
+            break
+        received += result.received
     elapsed = time.perf_counter() - started
     importer.close()
+    leases.close()
     return received, elapsed
 
 
@@ -280,15 +299,14 @@ def _steady_writer(
 def bench_lag(
     corpus: dict[int, list[dict[str, Any]]], runs: int, rate: int, seconds: float, work_dir: Path
 ) -> dict[str, Any]:
-    from processes.importer.runner import Importer
-
     p50s, p99s, maxes = [], [], []
     for _ in range(runs):
         reset_database()
         data_dir = work_dir / f"lag-{uuid.uuid4().hex[:6]}"
         data_dir.mkdir()
+        create_partitions(data_dir, corpus)
         cluster = make_cluster("engine_log", {"data_dir": str(data_dir)})
-        importer = Importer(cluster=cluster, batch_size=5000)
+        importer, leases = leased_importer(cluster, batch_size=5000)
         writer = multiprocessing.get_context("spawn").Process(
             target=_steady_writer, args=(str(data_dir), corpus, rate, seconds)
         )
@@ -296,6 +314,8 @@ def bench_lag(
         lags: list[float] = []
         deadline = time.monotonic() + seconds + 5
         while time.monotonic() < deadline:
+            if leases.due():
+                leases.round(importer.units())
             result = importer.run_once(wait_seconds=0.05)
             if result is None:
                 if not writer.is_alive():
@@ -305,6 +325,7 @@ def bench_lag(
             lags.extend((committed_ms - timestamp) / 1000 for timestamp in result.timestamps_ms)
         writer.join(30)
         importer.close()
+        leases.close()
         lags.sort()
         p50s.append(lags[len(lags) // 2])
         p99s.append(lags[min(len(lags) - 1, int(len(lags) * 0.99))])
@@ -320,13 +341,182 @@ def bench_lag(
     }
 
 
+def create_partitions(data_dir: Path, by_partition: dict[int, list[dict[str, Any]]]) -> None:
+    """Empty partition logs, so the importers find (and lease) the partitions before records come."""
+    from engine.log import LogWriter
+
+    for partition_id in by_partition:
+        LogWriter(data_dir, partition_id).close()
+
+
+def _importer_processes(count: int, batch_size: int, log_path: Path) -> list[subprocess.Popen[bytes]]:
+    """`manage.py import_records --follow` processes on the bench database (same environment)."""
+    with open(log_path, "ab") as log:
+        return [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "manage.py",
+                    "import_records",
+                    "--follow",
+                    "--batch-size",
+                    str(batch_size),
+                    "--idle-wait",
+                    "0.2",
+                ],
+                cwd=REPO_ROOT,
+                env={**os.environ, "LOG_LEVEL": "INFO"},
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+            for _ in range(count)
+        ]
+
+
+def _stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        process.wait(60)
+
+
+def _wait_until(predicate: Any, seconds: float, what: str, processes: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if any(process.poll() is not None for process in processes):
+            raise SystemExit(f"an importer exited while waiting for {what}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def _leases_split(processes: list[subprocess.Popen[bytes]], units: int) -> bool:
+    from processes.models import ImportLease
+
+    holders = [holder for holder in ImportLease.objects.values_list("holder", flat=True) if holder]
+    return len(holders) == units and len(set(holders)) == len(processes)
+
+
+def bench_two_importers(
+    corpus: dict[int, list[dict[str, Any]]], runs: int, batch_size: int, work_dir: Path
+) -> dict[str, Any]:
+    """Two `import_records` processes splitting the corpus's partitions (one each) by leases.
+
+    Timed from the moment both hold their lease of an empty log until every record is committed:
+    the records are moved into place (one directory rename per partition) once both wait on it.
+    """
+    from processes.models import ImportPosition
+
+    ends = {partition_id: len(found) for partition_id, found in corpus.items()}
+    total = sum(ends.values())
+    rates = []
+    for run in range(runs):
+        reset_database()
+        staged = work_dir / f"two-staged-{run}"
+        write_log(staged, corpus)
+        data_dir = work_dir / f"two-{run}"
+        create_partitions(data_dir, corpus)
+        make_cluster("engine_log", {"data_dir": str(data_dir)})
+        processes = _importer_processes(2, batch_size, work_dir / "two-importers.log")
+        try:
+            _wait_until(
+                lambda processes=processes: _leases_split(processes, len(ends)),
+                60,
+                "the leases split",
+                processes,
+            )
+            started = time.perf_counter()
+            for partition_id in ends:
+                # Whole partition logs swapped in at once (engine/log.py layout: partition-<id>/).
+                empty = data_dir / f"partition-{partition_id}"
+                empty.rename(data_dir / f".empty-{partition_id}")
+                (staged / f"partition-{partition_id}").rename(empty)
+
+            def done() -> bool:
+                found = dict(ImportPosition.objects.filter(stream="").values_list("partition_id", "position"))
+                return all(found.get(partition_id) == end for partition_id, end in ends.items())
+
+            _wait_until(done, 600, "the import", processes)
+            elapsed = time.perf_counter() - started
+        finally:
+            _stop_processes(processes)
+        rates.append(total / elapsed)
+    return {
+        "bench": "importer.log_to_postgres_two_importers",
+        "records": total,
+        "batch_size": batch_size,
+        "importers": 2,
+        "partitions": len(ends),
+        "records_per_s_median": round(statistics.median(rates)),
+        "records_per_s_runs": [round(rate) for rate in rates],
+    }
+
+
+def bench_two_importers_lag(
+    corpus: dict[int, list[dict[str, Any]]], runs: int, rate: int, seconds: float, work_dir: Path
+) -> dict[str, Any]:
+    """Two following importers (one partition each) at a steady `rate`: lag sampled every 10 ms
+    as the console shows it, now - the newest imported record's timestamp, per partition (an
+    upper bound of the per-record figure of bench_lag: it also counts the writer's 20 ms ticks)."""
+    from processes.models import ImportPosition
+
+    p50s, p99s, maxes = [], [], []
+    for run in range(runs):
+        reset_database()
+        data_dir = work_dir / f"two-lag-{run}"
+        create_partitions(data_dir, corpus)
+        make_cluster("engine_log", {"data_dir": str(data_dir)})
+        processes = _importer_processes(2, 5000, work_dir / "two-importers-lag.log")
+        lags: list[float] = []
+        try:
+            _wait_until(
+                lambda processes=processes: _leases_split(processes, len(corpus)),
+                60,
+                "the leases split",
+                processes,
+            )
+            writer = multiprocessing.get_context("spawn").Process(
+                target=_steady_writer, args=(str(data_dir), corpus, rate, seconds)
+            )
+            writer.start()
+            # Samples start with the first record imported in each partition.
+            while writer.is_alive():
+                newest = list(
+                    ImportPosition.objects.filter(stream="").values_list("last_record_timestamp", flat=True)
+                )
+                now = time.time()
+                if len(newest) == len(corpus) and all(newest):
+                    lags.extend(now - stamp.timestamp() for stamp in newest)
+                time.sleep(0.01)
+            writer.join(30)
+        finally:
+            _stop_processes(processes)
+        lags.sort()
+        p50s.append(lags[len(lags) // 2])
+        p99s.append(lags[min(len(lags) - 1, int(len(lags) * 0.99))])
+        maxes.append(lags[-1])
+    return {
+        "bench": "importer.lag_at_steady_rate_two_importers",
+        "rate_records_per_s": rate,
+        "seconds": seconds,
+        "importers": 2,
+        "lag_p50_s": round(statistics.median(p50s), 3),
+        "lag_p99_s": round(statistics.median(p99s), 3),
+        "lag_max_s": round(statistics.median(maxes), 3),
+        "measured_as": "now - newest imported timestamp per partition, sampled every 10 ms",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--copies", type=int, default=150, help="copies of the scenario's records")
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--lag-seconds", type=float, default=15.0)
-    parser.add_argument("--only", choices=["log", "redis", "lag", "poison"], action="append")
+    parser.add_argument(
+        "--only", choices=["log", "redis", "lag", "poison", "two", "two-lag"], action="append"
+    )
     parser.add_argument(
         "--poison-every", type=int, default=300, help="poison: one bad VARIABLE event in this many"
     )
@@ -342,7 +532,7 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    only = set(args.only or ["log", "redis", "lag", "poison"])
+    only = set(args.only or ["log", "redis", "lag", "poison", "two", "two-lag"])
     with tempfile.TemporaryDirectory(prefix="bench-importer-") as tmp:
         work_dir = Path(tmp)
         records = scenario_records(work_dir)
@@ -359,6 +549,14 @@ def main() -> None:
             copies = int(2000 * args.lag_seconds * 1.2 / max(1, per_copy)) + 2
             lag_corpus = replicate(records, copies)
             print(json.dumps(bench_lag(lag_corpus, args.runs, 2000, args.lag_seconds, work_dir)), flush=True)
+        if "two" in only:
+            print(json.dumps(bench_two_importers(corpus, args.runs, args.batch_size, work_dir)), flush=True)
+        if "two-lag" in only:
+            per_copy = sum(1 for found in replicate(records, 2, start_copy=0).values() for _ in found) // 2
+            copies = int(2000 * args.lag_seconds * 1.2 / max(1, per_copy)) + 2
+            lag_corpus = replicate(records, copies)
+            figure = bench_two_importers_lag(lag_corpus, args.runs, 2000, args.lag_seconds, work_dir)
+            print(json.dumps(figure), flush=True)
         reset_database()
 
 

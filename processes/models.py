@@ -476,6 +476,58 @@ class ImportPosition(models.Model):
         return f"cluster {self.cluster_id} partition {self.partition_id}{stream} @ {self.position}"
 
 
+class ImportLease(models.Model):
+    """Which importer process imports one (cluster, partition) now (processes/importer/leases.py).
+
+    Several `import_records` processes split a fleet's partitions between them, one lease per
+    (cluster, partition); ``partition_id`` 0 stands for the whole cluster when its source cannot
+    be split by partition (Redis: one stream per value type holds every partition, reference
+    §3.9). ``holder`` "" is a free lease. The holder renews ``expires_at`` (database clock) with
+    every batch and between batches; ``token`` grows by one whenever the lease changes hands, and
+    every batch checks it inside its own transaction, so a holder paused while its lease moved on
+    cannot commit what it read before.
+    """
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="import_leases")
+    partition_id = models.PositiveSmallIntegerField()
+    holder = models.CharField(max_length=128, blank=True, default="")
+    token = models.BigIntegerField(default=0)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    acquired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["cluster", "partition_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "partition_id"], name="import_lease_unique"),
+        ]
+
+    def __str__(self) -> str:
+        unit = f"partition {self.partition_id}" if self.partition_id else "all partitions"
+        return f"cluster {self.cluster_id} {unit}: {self.holder or 'free'} (token {self.token})"
+
+
+class ImporterProcess(models.Model):
+    """A running `import_records` process, for the fair share of leases (processes/importer/leases.py).
+
+    Refreshed by its process every second or so. A row whose ``expires_at`` passed, or whose
+    database session (``backend_pid`` started at ``backend_start``) is gone, is a dead importer:
+    its leases are free to take at once, so a process killed with kill -9 hands over within
+    seconds, and one that is paused (SIGSTOP) once its row expires.
+    """
+
+    holder = models.CharField(max_length=128, unique=True)
+    backend_pid = models.IntegerField()
+    backend_start = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["holder"]
+
+    def __str__(self) -> str:
+        return self.holder
+
+
 class RecordImportError(models.Model):
     """A record the importer could not read (bad JSON, missing or mistyped fields), kept for operators.
 

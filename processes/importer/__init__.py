@@ -4,7 +4,7 @@
     projection.apply_batch(): decode -> fold into per-entity final states -> bulk upserts
                               -> derived flags -> positions -> one commit -> Channels events
     runner.Importer: the batching loop behind `manage.py import_records`, one importer per
-                     cluster at a time (lock.py: a PostgreSQL advisory lock).
+                     (cluster, partition) at a time across processes (leases.py).
 
 Every source feeds the same projection; see sources/base.py for the source interface.
 """

@@ -3,6 +3,12 @@
 `Importer` serves one cluster; `run_importers` round-robins over several in one process and
 stops cleanly when its stop event is set (the command sets it on SIGTERM/SIGINT): the batch in
 flight commits or rolls back as a whole, and the next start resumes from the committed positions.
+
+With `Leases` (the command always has them), several processes split the clusters' partitions
+(leases.py): between batches `run_importers` runs the lease rounds, and each Importer reads only
+the partitions it holds, re-reading its positions whenever they change hands; every batch is
+fenced by its leases and by the positions it was read after (LeaseLost / PositionsMoved: the
+batch is dropped, nothing of it applied).
 """
 
 from __future__ import annotations
@@ -18,8 +24,8 @@ from django.db import DatabaseError, InterfaceError, OperationalError, close_old
 
 from processes.choices import RecordSource
 from processes.importer.events import flush_instance_events
-from processes.importer.lock import ClusterImportLock
-from processes.importer.projection import BatchResult, Projection, db_driver
+from processes.importer.leases import WHOLE_CLUSTER, LeaseLost, Leases, Unit, units_of
+from processes.importer.projection import BatchResult, PositionsMoved, Projection, db_driver
 from processes.importer.sources import RecordSourceReader, open_source
 from processes.importer.sources.readahead import ReadAheadSource
 from processes.models import Cluster, ImportPosition
@@ -32,8 +38,8 @@ SUMMARY_EVERY_SECONDS = 10.0
 # A cluster whose batch failed waits before its next try, doubling from 0.5 s up to this: low,
 # so an importer notices within seconds that PostgreSQL (or a source) is back.
 MAX_ERROR_BACKOFF_SECONDS = 4.0
-# How long run_once sleeps while another importer holds the cluster's lock (at most).
-LOCK_WAIT_SECONDS = 1.0
+# How long run_once sleeps while other importers hold all of the cluster's leases (at most).
+NOTHING_HELD_WAIT_SECONDS = 1.0
 
 
 class Importer:
@@ -45,6 +51,7 @@ class Importer:
         cluster: Cluster,
         source: RecordSourceReader | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        leases: Leases | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {batch_size}")
@@ -57,14 +64,18 @@ class Importer:
             )
         self.source = source
         self.batch_size = batch_size
-        self.projection = Projection(cluster=cluster)
+        self.leases = leases
+        self.projection = Projection(cluster=cluster, fence=self._fence if leases is not None else None)
+        # The cluster's partitions this importer holds (partition -> lease token), as last seen.
+        self._assignment: dict[int, int] | None = None
+        # The source cannot be read by partition: the whole cluster is one lease (leases.py).
+        self._whole_cluster = False
         self.positions: dict[tuple[int, str], int] = {}
         # Set after a failed batch: the committed positions are re-read before the next fetch.
         self.reload_positions_later = False
         self._collector_paused = False
         self._collector_was_enabled = True
         self._paused_batches = 0
-        self.lock = ClusterImportLock(cluster.id)
         # After a failed batch: not before this monotonic time (see run_importers).
         self.retry_at = 0.0
         self.backoff = 0.0
@@ -78,18 +89,39 @@ class Importer:
             ).values_list("partition_id", "stream", "position")
         }
 
+    def units(self) -> set[Unit]:
+        """The cluster's units of import: one per partition, or the whole cluster (leases.py)."""
+        partitions = getattr(self.source, "partitions", lambda: None)()
+        self._whole_cluster = partitions is None
+        return units_of({self.cluster.id: partitions})
+
+    def _fence(self, partitions: frozenset[int]) -> None:
+        assert self.leases is not None
+        self.leases.fence(self.cluster.id, {WHOLE_CLUSTER} if self._whole_cluster else partitions)
+
+    def _follow_assignment(self) -> bool:
+        """Read what this importer holds now; False when it holds none of the cluster."""
+        assert self.leases is not None
+        assignment = self.leases.partitions(self.cluster.id)
+        if assignment != self._assignment:
+            # Gained or lost partitions: another importer may have moved their positions, a read-
+            # ahead batch may hold records of partitions given up, and a Redis group must re-read
+            # its pending entries.
+            self._assignment = assignment
+            restrict = getattr(self.source, "restrict", None)
+            if restrict is not None:
+                whole = self._whole_cluster or WHOLE_CLUSTER in assignment
+                restrict(None if whole else frozenset(assignment))
+            self.source.rewind()
+            self.reload_positions_later = True
+        return bool(assignment)
+
     def run_once(self, wait_seconds: float = 0.0) -> BatchResult | None:
         """Import at most one batch; None when the source had nothing within `wait_seconds`, or
-        another importer holds this cluster's import lock (see lock.py)."""
-        if not self.lock.held():
-            time.sleep(min(wait_seconds, LOCK_WAIT_SECONDS))
+        (with leases) other importers hold all of this cluster's partitions."""
+        if self.leases is not None and not self._follow_assignment():
+            time.sleep(min(wait_seconds, NOTHING_HELD_WAIT_SECONDS))
             return None
-        if self.lock.acquired_again:
-            # Taken over (or taken back after a lost connection): the other importer may have
-            # moved the positions, and a Redis group must re-read its pending entries.
-            self.lock.acquired_again = False
-            self.reload_positions_later = True
-            self.source.rewind()
         if self.reload_positions_later:
             self.reload_positions()
             self.reload_positions_later = False
@@ -99,9 +131,19 @@ class Importer:
             if not records:
                 self._resume_collector()
                 return None
-            result = self.projection.apply_batch(records)
+            result = self.projection.apply_batch(
+                records, expected_positions=self.positions if self.leases is not None else None
+            )
             # Only now, after the commit: XACK for Redis (at-least-once, reference §3.9).
             self.source.acknowledge(records)
+        except (LeaseLost, PositionsMoved) as error:
+            # Another importer has (or had) these partitions: nothing of the batch was applied.
+            logger.warning("cluster %s: %s", self.cluster.id, error)
+            self._resume_collector()
+            self.source.rewind()
+            self.reload_positions_later = True
+            self._assignment = None
+            return None
         except BaseException:
             self._resume_collector()
             try:
@@ -148,11 +190,8 @@ class Importer:
         self._resume_collector()
         try:
             flush_instance_events()
-            self.source.close()
         finally:
-            # A lost connection has taken the lock with it.
-            with contextlib.suppress(DatabaseError):
-                self.lock.release()
+            self.source.close()
 
 
 def database_unavailable(error: BaseException) -> bool:
@@ -170,6 +209,7 @@ def run_importers(
     stop: threading.Event,
     idle_wait_seconds: float = 1.0,
     on_batch: Callable[[Importer, BatchResult], None] | None = None,
+    leases: Leases | None = None,
 ) -> list[tuple[Importer, BaseException]]:
     """Round-robin over the importers until they are idle (or, with `follow`, until `stop`).
 
@@ -177,6 +217,9 @@ def run_importers(
     from 0.5 s to MAX_ERROR_BACKOFF_SECONDS) while the others go on, and then retries from its
     committed positions; without `follow` it is left out of the run. Records PostgreSQL cannot
     hold never get here (the projection isolates them). Returns the clusters given up on.
+
+    With `leases` (shared by the importers), a lease round runs about once a second between
+    batches (leases.py); without `follow` the run imports the partitions this process holds.
     """
     failed: list[tuple[Importer, BaseException]] = []
     active = list(importers)
@@ -185,8 +228,31 @@ def run_importers(
     per_cluster_wait = idle_wait_seconds / len(active)
     totals = BatchResult()
     summary_at = time.monotonic() + SUMMARY_EVERY_SECONDS
+    lease_backoff = 0.0
     while not stop.is_set() and active:
         any_records = False
+        if leases is not None and leases.due():
+            try:
+                leases.round(set().union(*(importer.units() for importer in active)))
+                lease_backoff = 0.0
+            except Exception as error:
+                # Without a round the leases are not renewed: batches go on while the fence
+                # finds them still ours; the database down fails those too, and both retry.
+                lease_backoff = min(MAX_ERROR_BACKOFF_SECONDS, max(0.5, lease_backoff * 2))
+                logger.error(
+                    "lease round failed (%s: %s); retrying in %.1f s",
+                    type(error).__name__,
+                    " ".join(str(error).split())[:300],
+                    lease_backoff,
+                )
+                with contextlib.suppress(DatabaseError):
+                    close_old_connections()
+                if not follow:
+                    failed.extend((importer, error) for importer in active)
+                    break
+                if stop.wait(lease_backoff):
+                    break
+                continue
         now = time.monotonic()
         ready = [importer for importer in active if importer.retry_at <= now]
         if not ready:

@@ -82,16 +82,3 @@ def snapshot_diff(got: dict[str, list[dict[str, Any]]], want: dict[str, list[dic
             }
             lines.append(f"{table} {key}: {fields}")
     return lines[:40]
-
-
-def release_session_locks() -> None:
-    """Drop the import locks this test process's database session holds (processes/importer/lock.py).
-
-    An importer takes its cluster's lock on the session it runs on; tests that leave an Importer
-    unclosed keep it, and a `manage.py import_records` subprocess started afterwards would wait.
-    """
-    from django.db import connection
-
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock_all()")

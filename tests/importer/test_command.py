@@ -18,7 +18,6 @@ from tests.importer.conftest import Fleet
 from tests.importer.helpers import (
     import_all,
     log_cluster,
-    release_session_locks,
     snapshot,
     snapshot_diff,
     wipe_query_models,
@@ -42,7 +41,6 @@ def _command_env() -> dict[str, str]:
 
 
 def _start(batch_size: int, stderr_path: Path) -> subprocess.Popen[bytes]:
-    release_session_locks()
     with open(stderr_path, "ab") as stderr:
         return subprocess.Popen(
             [

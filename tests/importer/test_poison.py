@@ -134,6 +134,8 @@ BAD_ENTRIES: list[tuple[str, str | bytes, str]] = [
     ("PROCESS", json.dumps({**GOOD, "partitionId": -1}), "partitionId -1"),
     ("PROCESS", json.dumps({**GOOD, "partitionId": 40000}), "partitionId 40000"),
     ("PROCESS", b"\x00not json\x00", "not valid JSON"),
+    # zeebe-redis-exporter's default protobuf format (reference §3.9): the error says the fix.
+    ("JOB", b"\n\x1dtype.googleapis.com/record", "set ZEEBE_REDIS_FORMAT=json"),
     ("X" * 80, json.dumps({**GOOD, "valueType": "X" * 80}), "stream name"),
 ]
 

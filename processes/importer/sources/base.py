@@ -48,6 +48,20 @@ class RecordSourceReader(Protocol):
     def close(self) -> None: ...
 
 
+class PartitionedSource(Protocol):
+    """A source that can be read by partition (engine log, Elasticsearch), so that several
+    importers can split a cluster between them (leases.py). A source without these methods (a
+    Redis stream holds every partition) is one unit of import for the whole cluster."""
+
+    def partitions(self) -> list[int]:
+        """The partitions the source has records of now."""
+        ...
+
+    def restrict(self, partitions: frozenset[int] | None) -> None:
+        """Read only these partitions from now on (None: all)."""
+        ...
+
+
 def required_config(config: Mapping[str, object], name: str, cluster: Cluster) -> str:
     value = config.get(name)
     if not isinstance(value, str) or not value:

@@ -24,6 +24,14 @@ class ElasticsearchSource:
 
         self.client = Elasticsearch(url, request_timeout=30)
         self.index = f"{index_prefix}_*"
+        # The partitions this importer holds (leases.py); None: all of them.
+        self._only: frozenset[int] | None = None
+
+    def partitions(self) -> list[int]:
+        return self._partitions()
+
+    def restrict(self, partitions: frozenset[int] | None) -> None:
+        self._only = partitions
 
     def _partitions(self) -> list[int]:
         response: Any = self.client.search(
@@ -48,6 +56,8 @@ class ElasticsearchSource:
 
     def _fetch_once(self, positions: Mapping[tuple[int, str], int], max_records: int) -> list[SourceRecord]:
         partitions = self._partitions()
+        if self._only is not None:
+            partitions = [partition_id for partition_id in partitions if partition_id in self._only]
         records: list[SourceRecord] = []
         if not partitions:
             return records

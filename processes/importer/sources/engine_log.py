@@ -51,6 +51,14 @@ class EngineLogSource:
         self._readers: dict[int, LogReader] = {}
         # partition -> (position of the gap, when it was last logged, its import error committed)
         self._gaps: dict[int, tuple[int, float, bool]] = {}
+        # The partitions this importer holds (leases.py); None: all of them.
+        self._only: frozenset[int] | None = None
+
+    def partitions(self) -> list[int]:
+        return partition_ids(self.data_dir)
+
+    def restrict(self, partitions: frozenset[int] | None) -> None:
+        self._only = partitions
 
     def _reader(self, partition_id: int) -> LogReader:
         reader = self._readers.get(partition_id)
@@ -70,6 +78,8 @@ class EngineLogSource:
 
     def _fetch_once(self, positions: Mapping[tuple[int, str], int], max_records: int) -> list[SourceRecord]:
         partitions = partition_ids(self.data_dir)
+        if self._only is not None:
+            partitions = [partition_id for partition_id in partitions if partition_id in self._only]
         records: list[SourceRecord] = []
         if not partitions:
             return records

@@ -109,6 +109,21 @@ class ReadAheadSource:
     def acknowledge(self, records: Sequence[SourceRecord]) -> None:
         self.source.acknowledge(records)
 
+    def partitions(self) -> list[int] | None:
+        """The wrapped source's partitions; None when it cannot be read by partition."""
+        partitions = getattr(self.source, "partitions", None)
+        return None if partitions is None else list(partitions())
+
+    def restrict(self, partitions: frozenset[int] | None) -> None:
+        # A batch read ahead for the partitions held before is dropped (positions-read sources
+        # read it again; see rewind for a Redis group).
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.thread.join()
+        restrict = getattr(self.source, "restrict", None)
+        if restrict is not None:
+            restrict(partitions)
+
     def rewind(self) -> None:
         # The batch read ahead assumed the failed batch would commit: drop it (a Redis source
         # re-reads it from its pending entries) and let the wrapped source rewind.

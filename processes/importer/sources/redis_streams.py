@@ -215,10 +215,18 @@ class RedisStreamSource:
         raw = next(iter(fields.values()), b"")
         payload: dict[str, Any] | bytes = raw
         partition_id = position = None
+        problem = None
         try:
             decoded = jsontext.loads_record(raw)
         except ValueError:
             decoded = None
+            if not raw.lstrip().startswith(b"{"):
+                # zeebe-redis-exporter's default format is protobuf; Fleetflow reads its json
+                # format (reference §3.9), so say how to fix the exporter, not just "not JSON".
+                problem = (
+                    f"stream entry {entry_id.decode()} is not valid JSON (the exporter's protobuf format?): "
+                    "Fleetflow reads zeebe-redis-exporter's json format, set ZEEBE_REDIS_FORMAT=json"
+                )
         if isinstance(decoded, dict):
             payload = decoded
             if type(decoded.get("partitionId")) is int and type(decoded.get("position")) is int:
@@ -230,6 +238,7 @@ class RedisStreamSource:
             position_hint=position,
             source_ref=entry_id.decode(),
             ack=(stream, entry_id),
+            problem=problem,
         )
 
     def rewind(self) -> None:

@@ -1,8 +1,12 @@
-"""`python manage.py import_records [--follow] [--cluster ID ...] [--batch-size N]`: the importer.
+"""`python manage.py import_records [--follow] [--cluster ID ...] [--batch-size N] [--lease-seconds S]`.
 
 Without --follow it imports what the clusters' sources hold now and exits; with --follow it keeps
 tailing them until SIGTERM or SIGINT, which end it after the batch in flight (nothing is lost:
 positions commit with the rows, and the next start resumes there).
+
+Run several on PostgreSQL to scale out: they split the clusters' partitions between them with
+leases, each taking a fair share, and take over a stopped or killed one's partitions
+(processes/importer/leases.py). A clean stop hands its partitions over at once.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, close_old_connections
 
+from processes.importer.leases import DEFAULT_TTL_SECONDS, ROUND_SECONDS, Leases
 from processes.importer.runner import (
     DEFAULT_BATCH_SIZE,
     MAX_ERROR_BACKOFF_SECONDS,
@@ -45,6 +50,14 @@ class Command(BaseCommand):
             "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="Records per transaction."
         )
         parser.add_argument(
+            "--lease-seconds",
+            type=float,
+            default=DEFAULT_TTL_SECONDS,
+            help="How long a partition's lease outlives its holder's last renewal: another importer "
+            "takes over a paused (SIGSTOP) or unreachable importer's partitions after this long "
+            "(a killed one's at once).",
+        )
+        parser.add_argument(
             "--idle-wait",
             type=float,
             default=1.0,
@@ -56,6 +69,11 @@ class Command(BaseCommand):
         if batch_size < 1:
             raise CommandError(f"--batch-size must be at least 1, got {batch_size}")
         follow: bool = options["follow"]
+        lease_seconds: float = options["lease_seconds"]
+        if lease_seconds < 2 * ROUND_SECONDS:
+            raise CommandError(
+                f"--lease-seconds must be at least {2 * ROUND_SECONDS:g}, got {lease_seconds:g}"
+            )
         stop = threading.Event()
 
         def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -65,8 +83,10 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
         importers: list[Importer] = []
+        leases: Leases | None = None
         try:
-            importers = self._start_importers(options, batch_size, follow, stop)
+            leases = Leases(ttl_seconds=lease_seconds)
+            importers = self._start_importers(options, batch_size, follow, stop, leases)
             if not importers:
                 return  # stopped while waiting for the database
             logger.info(
@@ -78,7 +98,11 @@ class Command(BaseCommand):
                 ", following" if follow else "",
             )
             failed = run_importers(
-                importers, follow=follow, stop=stop, idle_wait_seconds=options["idle_wait"]
+                importers,
+                follow=follow,
+                stop=stop,
+                idle_wait_seconds=options["idle_wait"],
+                leases=leases,
             )
         finally:
             for importer in importers:
@@ -86,6 +110,8 @@ class Command(BaseCommand):
                     importer.close()
                 except Exception:
                     logger.exception("cluster %s: error while closing", importer.cluster.id)
+            if leases is not None:
+                leases.close()
         if failed:
             raise CommandError(
                 "import failed for "
@@ -93,14 +119,19 @@ class Command(BaseCommand):
             )
 
     def _start_importers(
-        self, options: dict[str, Any], batch_size: int, follow: bool, stop: threading.Event
+        self,
+        options: dict[str, Any],
+        batch_size: int,
+        follow: bool,
+        stop: threading.Event,
+        leases: Leases,
     ) -> list[Importer]:
         """The clusters' importers; PostgreSQL down at start-up is said clearly and, with --follow,
         waited for (backing off as when it goes down later)."""
         backoff = 0.0
         while True:
             try:
-                return self._importers(options, batch_size)
+                return self._importers(options, batch_size, leases)
             except DatabaseError as error:
                 if not database_unavailable(error):
                     raise
@@ -113,7 +144,7 @@ class Command(BaseCommand):
                 if stop.wait(backoff):
                     return []
 
-    def _importers(self, options: dict[str, Any], batch_size: int) -> list[Importer]:
+    def _importers(self, options: dict[str, Any], batch_size: int, leases: Leases) -> list[Importer]:
         clusters = list(Cluster.objects.order_by("id"))
         if options["clusters"]:
             wanted = set(options["clusters"])
@@ -129,7 +160,7 @@ class Command(BaseCommand):
         try:
             for cluster in clusters:
                 try:
-                    importers.append(Importer(cluster=cluster, batch_size=batch_size))
+                    importers.append(Importer(cluster=cluster, batch_size=batch_size, leases=leases))
                 except SourceConfigError as error:
                     raise CommandError(str(error)) from None
         except BaseException:
