@@ -24,6 +24,7 @@ from engine.partition import Partition, PartitionUnavailable
 from engine.processing.command import Command, Rejection
 from engine.processing.processors.creation import Created
 from engine.processing.processors.jobs import FailJob, ThrowJobError
+from engine.processing.processors.migration import MigrateInstance
 from engine.processing.processors.modification import ModifyInstance
 from engine.records import BROKER_VERSION, DEFAULT_TENANT
 from engine.values import MAX_MESSAGE_BYTES, parse_variables_document
@@ -598,8 +599,32 @@ class GatewayServicer(pb_grpc.GatewayServicer):
     async def EvaluateDecision(self, request: Any, context: Any) -> Any:
         await self._unimplemented(context, "EvaluateDecision")
 
-    async def MigrateProcessInstance(self, request: Any, context: Any) -> Any:
-        await self._unimplemented(context, "MigrateProcessInstance")
+    @_unary
+    async def MigrateProcessInstance(
+        self, request: pb.MigrateProcessInstanceRequest, context: Any
+    ) -> pb.MigrateProcessInstanceResponse:
+        key = request.processInstanceKey
+        reason = f"Expected to migrate process instance but no process instance found with key '{key}'"
+        partition = self.broker.keyed(key, "MIGRATE", reason)
+        plan = request.migrationPlan
+        mapping = [(item.sourceElementId, item.targetElementId) for item in plan.mappingInstructions]
+        partition.execute(
+            Command(
+                "PROCESS_INSTANCE_MIGRATION",
+                "MIGRATE",
+                {
+                    "processInstanceKey": key,
+                    "targetProcessDefinitionKey": plan.targetProcessDefinitionKey,
+                    "mappingInstructions": [
+                        {"sourceElementId": source, "targetElementId": target} for source, target in mapping
+                    ],
+                },
+                key=key,
+                request=MigrateInstance(plan.targetProcessDefinitionKey, mapping),
+            )
+        )
+        await partition.durable()
+        return pb.MigrateProcessInstanceResponse()
 
     async def DeleteResource(self, request: Any, context: Any) -> Any:
         await self._unimplemented(context, "DeleteResource")

@@ -19,6 +19,7 @@ import engine.processing.processors.creation
 import engine.processing.processors.deployment
 import engine.processing.processors.incidents
 import engine.processing.processors.jobs
+import engine.processing.processors.migration
 import engine.processing.processors.modification
 import engine.processing.processors.variables
 

@@ -4,7 +4,7 @@ definitions' BPMN XML and what it has imported of the instance.
 
 Refused before sending, in the order and with the texts Zeebe 8.5's engine uses
 (ProcessInstanceMigrationPreconditionChecker; the embedded engine writes the same texts,
-engine/processing/migration.py): a child instance; duplicate source ids; a mapping naming an
+engine/processing/processors/migration.py): a child instance; duplicate source ids; a mapping naming an
 element that is not in the source or the target; an event subprocess in either process; then per
 active element instance, from the process down: an unsupported element type (only service and
 user tasks move, so a multi-instance body, a subprocess or a call activity refuses the plan), an

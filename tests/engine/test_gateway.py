@@ -227,7 +227,6 @@ def test_unsupported_rpcs_answer_unimplemented(engine: EngineProcess) -> None:
             (stub.PublishMessage, pb.PublishMessageRequest(name="m", correlationKey="k")),
             (stub.BroadcastSignal, pb.BroadcastSignalRequest(signalName="s")),
             (stub.EvaluateDecision, pb.EvaluateDecisionRequest(decisionId="d")),
-            (stub.MigrateProcessInstance, pb.MigrateProcessInstanceRequest(processInstanceKey=1)),
             (stub.DeleteResource, pb.DeleteResourceRequest(resourceKey=1)),
         ]:
             error = rpc_error(call, request)
