@@ -13,7 +13,14 @@ replicated with every key shifted per copy (so each copy is a distinct set of in
 positions renumbered. The log figure reads every record (commands included, as the engine log
 holds them); the Redis figure reads the events, as an exporter writes them. The lag figure
 appends records stamped with the wall clock to a live log at 2,000 records/s from a separate
-process while the importer follows it; lag = commit time - record timestamp, per record.
+process while the importer follows it; lag = commit time - record timestamp, per record. These
+single-process figures run an Importer in this process, with leases as the command has them.
+
+Scale-out (`--only two`, `--only two-lag`): real `manage.py import_records --follow` processes,
+one and then two (leases split the corpus's two partitions, one each), measured the same way:
+records/s from the moment they hold their leases until every record is committed (the logs are
+renamed into place), and lag at 2,000 records/s sampled every 10 ms from ImportPosition as the
+console shows it (now - newest imported record's timestamp).
 """
 
 from __future__ import annotations
@@ -398,13 +405,14 @@ def _leases_split(processes: list[subprocess.Popen[bytes]], units: int) -> bool:
     return len(holders) == units and len(set(holders)) == len(processes)
 
 
-def bench_two_importers(
-    corpus: dict[int, list[dict[str, Any]]], runs: int, batch_size: int, work_dir: Path
+def bench_processes(
+    corpus: dict[int, list[dict[str, Any]]], runs: int, batch_size: int, work_dir: Path, importers: int
 ) -> dict[str, Any]:
-    """Two `import_records` processes splitting the corpus's partitions (one each) by leases.
+    """`importers` `import_records` processes splitting the corpus's partitions by leases (two:
+    one partition each; one: the same measured the same way, for comparison).
 
-    Timed from the moment both hold their lease of an empty log until every record is committed:
-    the records are moved into place (one directory rename per partition) once both wait on it.
+    Timed from the moment they hold their leases of an empty log until every record is committed:
+    the records are moved into place (one directory rename per partition) once they wait on it.
     """
     from processes.models import ImportPosition
 
@@ -413,12 +421,12 @@ def bench_two_importers(
     rates = []
     for run in range(runs):
         reset_database()
-        staged = work_dir / f"two-staged-{run}"
+        staged = work_dir / f"staged-{importers}-{run}"
         write_log(staged, corpus)
-        data_dir = work_dir / f"two-{run}"
+        data_dir = work_dir / f"processes-{importers}-{run}"
         create_partitions(data_dir, corpus)
         make_cluster("engine_log", {"data_dir": str(data_dir)})
-        processes = _importer_processes(2, batch_size, work_dir / "two-importers.log")
+        processes = _importer_processes(importers, batch_size, work_dir / "importers.log")
         try:
             _wait_until(
                 lambda processes=processes: _leases_split(processes, len(ends)),
@@ -443,31 +451,37 @@ def bench_two_importers(
             _stop_processes(processes)
         rates.append(total / elapsed)
     return {
-        "bench": "importer.log_to_postgres_two_importers",
+        "bench": f"importer.log_to_postgres_{importers}_importer_processes",
         "records": total,
         "batch_size": batch_size,
-        "importers": 2,
+        "importers": importers,
         "partitions": len(ends),
         "records_per_s_median": round(statistics.median(rates)),
         "records_per_s_runs": [round(rate) for rate in rates],
     }
 
 
-def bench_two_importers_lag(
-    corpus: dict[int, list[dict[str, Any]]], runs: int, rate: int, seconds: float, work_dir: Path
+def bench_processes_lag(
+    corpus: dict[int, list[dict[str, Any]]],
+    runs: int,
+    rate: int,
+    seconds: float,
+    work_dir: Path,
+    importers: int,
 ) -> dict[str, Any]:
-    """Two following importers (one partition each) at a steady `rate`: lag sampled every 10 ms
-    as the console shows it, now - the newest imported record's timestamp, per partition (an
-    upper bound of the per-record figure of bench_lag: it also counts the writer's 20 ms ticks)."""
+    """`importers` following `import_records` processes (two: one partition each) at a steady
+    `rate`: lag sampled every 10 ms as the console shows it, now - the newest imported record's
+    timestamp, per partition (an upper bound of the per-record figure of bench_lag: it also counts
+    the writer's 20 ms ticks and the command's polling of an idle log)."""
     from processes.models import ImportPosition
 
     p50s, p99s, maxes = [], [], []
     for run in range(runs):
         reset_database()
-        data_dir = work_dir / f"two-lag-{run}"
+        data_dir = work_dir / f"processes-lag-{importers}-{run}"
         create_partitions(data_dir, corpus)
         make_cluster("engine_log", {"data_dir": str(data_dir)})
-        processes = _importer_processes(2, 5000, work_dir / "two-importers-lag.log")
+        processes = _importer_processes(importers, 5000, work_dir / "importers-lag.log")
         lags: list[float] = []
         try:
             _wait_until(
@@ -497,10 +511,10 @@ def bench_two_importers_lag(
         p99s.append(lags[min(len(lags) - 1, int(len(lags) * 0.99))])
         maxes.append(lags[-1])
     return {
-        "bench": "importer.lag_at_steady_rate_two_importers",
+        "bench": f"importer.lag_at_steady_rate_{importers}_importer_processes",
         "rate_records_per_s": rate,
         "seconds": seconds,
-        "importers": 2,
+        "importers": importers,
         "lag_p50_s": round(statistics.median(p50s), 3),
         "lag_p99_s": round(statistics.median(p99s), 3),
         "lag_max_s": round(statistics.median(maxes), 3),
@@ -550,13 +564,18 @@ def main() -> None:
             lag_corpus = replicate(records, copies)
             print(json.dumps(bench_lag(lag_corpus, args.runs, 2000, args.lag_seconds, work_dir)), flush=True)
         if "two" in only:
-            print(json.dumps(bench_two_importers(corpus, args.runs, args.batch_size, work_dir)), flush=True)
+            for importers in (1, 2):
+                figure = bench_processes(corpus, args.runs, args.batch_size, work_dir, importers)
+                print(json.dumps(figure), flush=True)
         if "two-lag" in only:
             per_copy = sum(1 for found in replicate(records, 2, start_copy=0).values() for _ in found) // 2
             copies = int(2000 * args.lag_seconds * 1.2 / max(1, per_copy)) + 2
             lag_corpus = replicate(records, copies)
-            figure = bench_two_importers_lag(lag_corpus, args.runs, 2000, args.lag_seconds, work_dir)
-            print(json.dumps(figure), flush=True)
+            for importers in (1, 2):
+                figure = bench_processes_lag(
+                    lag_corpus, args.runs, 2000, args.lag_seconds, work_dir, importers
+                )
+                print(json.dumps(figure), flush=True)
         reset_database()
 
 
