@@ -112,7 +112,8 @@ class CompiledExpression:
         `cpu_seconds` overrides the CPU allowance of this evaluation (default: the process-wide
         one, `engine.feel.budget.default_cpu_seconds()`, 5 ms unless ENGINE_FEEL_CPU_MS says
         otherwise)."""
-        return self._run(_scope(variables, cpu_seconds), as_json=True)
+        scope = root_scope(variables) if cpu_seconds is None else _scope(variables, cpu_seconds)
+        return self._run(scope, as_json=True)
 
     def referenced_names(self) -> set[str]:
         """Top-level variable names the expression reads (not loop/context-local names)."""

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.feel import ast, temporal
-from engine.feel.budget import ITEM_BYTES, size_of
+from engine.feel.budget import CHARGING_BUILTINS, ITEM_BYTES, run_charging, size_of
 from engine.feel.builtins.registry import (
     BUILTINS,
     InvalidArgument,
@@ -118,7 +118,10 @@ def _run_builtin(name: str, implementation: Callable[..., Any], arguments: list[
             work += len(argument) >> 6
     scope.budget.charge(work)
     try:
-        result = implementation(*arguments)
+        if implementation in CHARGING_BUILTINS:
+            result = run_charging(implementation, arguments, scope.budget)
+        else:
+            result = implementation(*arguments)
         scope.budget.charge(0, size_of(result))
         return result
     except FeelEvaluationError:

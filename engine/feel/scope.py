@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.feel.budget import Budget, set_running
+from engine.feel.budget import Budget
 from engine.feel.values import MISSING, from_python
 
 
@@ -80,7 +80,4 @@ class InputVariables:
 
 
 def root_scope(variables: Mapping[str, Any], budget: Budget | None = None) -> Scope:
-    if budget is None:
-        budget = Budget()
-    set_running(budget)  # built-ins charge work they do mid-way to it (budget.charge_running)
-    return Scope(InputVariables(variables), None, [], budget)
+    return Scope(InputVariables(variables), None, [], budget if budget is not None else Budget())

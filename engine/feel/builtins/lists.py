@@ -10,7 +10,7 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 
-from engine.feel.budget import charge_running
+from engine.feel.budget import charge_running, charges_as_it_goes
 from engine.feel.builtins.registry import (
     InvalidArgument,
     builtin,
@@ -292,16 +292,19 @@ def _distinct(values: list[Any]) -> list[Any]:
 
 
 @builtin("union", "lists...")
+@charges_as_it_goes
 def union(*lists: Any) -> list[Any]:
     return _distinct(concatenate(*lists))
 
 
 @builtin("distinct values", "list")
+@charges_as_it_goes
 def distinct_values(items: Any) -> list[Any]:
     return _distinct(list_value(items))
 
 
 @builtin("duplicate values", "list")
+@charges_as_it_goes
 def duplicate_values(items: Any) -> list[Any]:
     # the values that occur more than once, each once, in the order of their first occurrence
     counts: dict[tuple[type, Any], list[Any]] = {}  # key -> [first index, value, count]

@@ -23,7 +23,7 @@ try:
 except ImportError:  # pragma: no cover - pinned in pyproject.toml
     _re2 = None
 
-from engine.feel.budget import ITEM_BYTES, charge_running
+from engine.feel.budget import ITEM_BYTES, charge_running, charges_as_it_goes
 from engine.feel.builtins.registry import (
     InvalidArgument,
     builtin,
@@ -52,6 +52,8 @@ def _pattern(pattern: Any, flags: Any = None) -> Any:
             else:
                 raise InvalidArgument(f"unknown regex flag '{flag}'")
     inline = "".join(sorted(set(inline)))
+    if "s" not in inline and "." in text:
+        text = _java_dot(text)
     if len(text) > MAX_CACHED_PATTERN:
         # compiled every time rather than cached: 512 cached patterns of 10,000 characters
         # held 200 MB; a long pattern is rare and its compilation linear in its length
@@ -66,15 +68,15 @@ MAX_CACHED_PATTERN = 500
 #: thirty times 2 s (one uninterruptible call on the partition's thread); 1000 (RE2's own
 #: limit for a single repetition) keeps the compilation within a few milliseconds.
 MAX_REPETITION_TOTAL = 1000
-_REPETITION = re.compile(r"(\\*)\{(\d+)(?:,(\d*))?\}")
+_REPETITION = re.compile(r"(\\*)([xpP]?)\{(\d+)(?:,(\d*))?\}")
 
 
 def _check_repetitions(text: str) -> None:
     total = 0
     for match in _REPETITION.finditer(text):
-        if len(match.group(1)) % 2:  # `\{` is a literal brace
+        if len(match.group(1)) % 2:  # `\{` is a literal brace, `\x{85}` / `\p{..}` an escape
             continue
-        total += int(match.group(3) or match.group(2))
+        total += int(match.group(4) or match.group(3))
         if total > MAX_REPETITION_TOTAL:
             raise InvalidArgument(
                 f"regular expression has counted repetitions adding up to more than {MAX_REPETITION_TOTAL}"
@@ -98,6 +100,34 @@ def _compile(text: str, inline: str) -> Any:
         return re.compile(prefix + _java_to_python_regex(text))
     except (re.error, OverflowError) as error:  # pragma: no cover
         raise InvalidArgument(f"invalid regular expression '{text}': {error}") from None
+
+
+# Java's `.` (feel-scala's regexes are java.util.regex) stops at every line terminator, RE2's
+# only at \n: `matches("a\rb", "a.b")` is false in Zeebe.
+_JAVA_DOT = "[^\\n\\r\\x{85}\\x{2028}\\x{2029}]"
+
+
+def _java_dot(text: str) -> str:
+    """An unescaped `.` outside character classes, as Java reads it without flag `s`."""
+    result = []
+    in_class = False
+    escaped = False
+    for index, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            # `]` right after `[` or `[^` is a literal bracket, not the end of the class
+            if char == "]" and not text[:index].endswith(("[", "[^")):
+                in_class = False
+        elif char == "[":
+            in_class = True
+        elif char == ".":
+            result.append(_JAVA_DOT)
+            continue
+        result.append(char)
+    return "".join(result)
 
 
 def _strip_whitespace(text: str) -> str:
@@ -207,11 +237,13 @@ def _replacement(replacement: str) -> str:
 
 
 @builtin("replace", "input, pattern, replacement")
+@charges_as_it_goes
 def replace(text: Any, pattern: Any, replacement: Any) -> str:
     return replace_flags(text, pattern, replacement, None)
 
 
 @builtin("replace", "input, pattern, replacement, flags")
+@charges_as_it_goes
 def replace_flags(text: Any, pattern: Any, replacement: Any, flags: Any) -> str:
     compiled = _pattern(pattern, flags)
     template = _replacement(string(replacement))
@@ -262,6 +294,7 @@ def matches_flags(text: Any, pattern: Any, flags: Any) -> bool:
 
 
 @builtin("split", "string, delimiter")
+@charges_as_it_goes
 def split(text: Any, delimiter: Any) -> list[str]:
     compiled = _pattern(delimiter)
     text = string(text)
@@ -279,6 +312,7 @@ def split(text: Any, delimiter: Any) -> list[str]:
 
 
 @builtin("extract", "string, pattern")
+@charges_as_it_goes
 def extract(text: Any, pattern: Any) -> list[str]:
     result = []
     for match in _pattern(pattern).finditer(string(text)):
