@@ -114,7 +114,7 @@ class _Converter:
         deserializer: Callable[[bytes], Any] | None,
     ) -> None:
         self.request_type, self.response_type = _TYPES[name]
-        self.copy_request = self.request_type.DESCRIPTOR.name in _REWRITTEN_REQUESTS
+        self.copy_request = self.request_type.DESCRIPTOR.full_name in _REWRITTEN_REQUESTS
         self.native_response = _native(deserializer, self.response_type)
         self.serializer = serializer
         self.deserializer = deserializer
@@ -187,7 +187,7 @@ class UnaryUnaryMultiCallable:
         return _UnaryCall(self._invoke(request, timeout))
 
     async def _invoke(self, request: Any, timeout: float | None) -> Any:
-        core = self._channel.core if self._channel.started else await self._channel.start()
+        core = self._channel.core if self._channel.ready_here() else await self._channel.start()
         converter = self._converter
         if converter is None:
             if self._path == HEALTH_CHECK:
@@ -261,7 +261,7 @@ class UnaryStreamCall:
         self._cancelled = False
 
     async def _run(self) -> None:
-        core = self._channel.core if self._channel.started else await self._channel.start()
+        core = self._channel.core if self._channel.ready_here() else await self._channel.start()
         request = self._converter.request(self._request)
         handler = core.activate_jobs if self._name == "ActivateJobs" else core.stream_activated_jobs
         try:
@@ -288,6 +288,8 @@ class UnaryStreamCall:
     def _start(self) -> None:
         if self._task is None:
             self._task = asyncio.ensure_future(self._run())
+            self._channel.active_calls.add(self)
+            self._task.add_done_callback(lambda _task: self._channel.active_calls.discard(self))
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self
@@ -306,22 +308,26 @@ class UnaryStreamCall:
         if self._cancelled:
             raise rpc_error(grpc.StatusCode.CANCELLED, "Locally cancelled by application!")
         self._start()
-        try:
-            item = await self._call.queue.get()
-        except asyncio.CancelledError:
-            # The consumer was cancelled while waiting: the call ends here (as a client-side
-            # cancel of a real call would); anything being written is held by activation.
-            self.cancel()
-            raise
-        if item is _END:
-            self._finished = True
-            if self._error is not None:
-                raise self._error
-            return grpc.aio.EOF
-        message, taken = item
-        if not taken.done():
+        while True:
+            try:
+                item = await self._call.queue.get()
+            except asyncio.CancelledError:
+                # The consumer was cancelled while waiting: the call ends here (as a client-side
+                # cancel of a real call would); anything being written is held by activation.
+                self.cancel()
+                raise
+            if item is _END:
+                self._finished = True
+                if self._error is not None:
+                    raise self._error
+                return grpc.aio.EOF
+            message, taken = item
+            if taken.done():
+                # Its write was abandoned (the handler was cancelled while offering it): the
+                # activation holds those jobs now, so this copy must never reach the caller.
+                continue
             taken.set_result(None)
-        return self._converter.response(message)
+            return self._converter.response(message)
 
     def cancel(self) -> bool:
         if self._finished or self._cancelled:
@@ -333,6 +339,11 @@ class UnaryStreamCall:
 
     def cancelled(self) -> bool:
         return self._cancelled
+
+    @property
+    def handler(self) -> asyncio.Task[None] | None:
+        """The task running the core's handler (None until the first read)."""
+        return self._task
 
     def done(self) -> bool:
         return self._finished or self._cancelled
@@ -408,6 +419,8 @@ class RoutingChannel(grpc.aio.Channel):
         self._starting: asyncio.Future[RoutingCore] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self.active_calls: set[UnaryStreamCall] = set()
+        """Streaming calls whose handler runs; close() cancels them, as grpc's close does."""
 
     # ----------------------------------------------------------------- construction
 
@@ -474,9 +487,18 @@ class RoutingChannel(grpc.aio.Channel):
 
     # ----------------------------------------------------------------- lifecycle
 
+    def ready_here(self) -> bool:
+        """Started, in the running loop (the hot path's check: no coroutine)."""
+        return self.started and asyncio.get_running_loop() is self._loop
+
     async def start(self) -> RoutingCore:
         """Start the core in the running loop (once; concurrent first calls share the start)."""
         if self.started:
+            if asyncio.get_running_loop() is not self._loop:
+                raise RuntimeError(
+                    "a RoutingChannel is bound to the event loop it was first used in; "
+                    "create one channel per event loop"
+                )
             return self.core
         if self._closed:
             raise rpc_error(grpc.StatusCode.CANCELLED, "the routing channel is closed")
@@ -523,6 +545,13 @@ class RoutingChannel(grpc.aio.Channel):
         if self._closed:
             return
         self._closed = True
+        # Calls still running end CANCELLED first (what a closed grpc channel does to its RPCs),
+        # so the jobs they were writing are held, then handed back as the core closes.
+        handlers = [call.handler for call in list(self.active_calls) if call.handler is not None]
+        for call in list(self.active_calls):
+            call.cancel()
+        if handlers:  # let the cancelled handlers hold what they were writing (bounded)
+            await asyncio.wait(handlers, timeout=1.0)
         if self.started:
             self.started = False
             await self.core.close(hand_back_grace=5.0 if grace is None else grace)

@@ -552,3 +552,101 @@ def test_channel_from_the_proxys_command_line_flags(fleet: Fleet, tmp_path: Path
     assert {cluster_of(k) for k in asyncio.run(drive())} == {1}  # weight 0: no new instances
     with pytest.raises(SystemExit):
         RoutingChannel.from_args(["--port", "1", "--cluster", specs[0]])  # not a proxy: no port
+
+
+def test_the_callers_request_keeps_its_global_key_and_odd_calls_get_grpc_errors(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """The core rewrites keys in place: the channel must hand it a copy. A method the Gateway
+    does not have is UNIMPLEMENTED; a channel is bound to the loop it started in."""
+    channel = _connect(fleet, tmp_path)
+    global_key = to_global(2, (1 << 51) + 999_999)
+    request = pb.CompleteJobRequest(jobKey=global_key)
+
+    async def first_loop() -> tuple[str, int, str]:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as not_found:
+            await stub.CompleteJob(request, timeout=10)
+        with pytest.raises(grpc.aio.AioRpcError) as unknown:
+            await channel.unary_unary("/gateway_protocol.Gateway/NoSuchMethod")(b"", timeout=5)
+        return not_found.value.code().name, request.jobKey, unknown.value.code().name
+
+    code, key_after, unknown_code = asyncio.run(first_loop())
+    assert code == "NOT_FOUND"  # the engine of cluster 2 answered for its local key
+    assert key_after == global_key  # ...and the caller's message still holds the global key
+    assert unknown_code == "UNIMPLEMENTED"
+
+    async def second_loop() -> None:
+        await gateway_pb2_grpc.GatewayStub(channel).Topology(pb.TopologyRequest(), timeout=5)
+
+    with pytest.raises(RuntimeError, match="bound to the event loop"):
+        asyncio.run(second_loop())
+
+
+def test_closing_the_channel_ends_open_streams_cancelled_and_hands_their_jobs_back(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """A job stream open when the channel closes ends with CANCELLED at once (not at its
+    deadline), as on a closed grpc channel; a job activated for it and not yet taken is handed
+    back, not left locked."""
+
+    async def drive() -> tuple[str, float, list[int]]:
+        channel = _connect(fleet, tmp_path)
+        client = ZeebeClient(channel)
+        raw = gateway_pb2_grpc.GatewayStub(channel)
+        await _deploy(client, tmp_path, "ch-close", "ch-close")
+        stream = raw.StreamActivatedJobs(
+            pb.StreamActivatedJobsRequest(type="ch-close", worker="slow", timeout=300_000), timeout=120
+        )
+        first = asyncio.ensure_future(stream.read())
+
+        def streams_open() -> bool:
+            clusters = channel.metrics()["activation"]["clusters"]
+            return all(
+                clusters.get(c, {}).get("jobTypes", {}).get("ch-close", {}).get("openStreams", 0)
+                for c in ("1", "2")
+            )
+
+        await asyncio.to_thread(
+            wait_for, streams_open, 10, interval=0.05, what="stream legs open on both clusters"
+        )
+        # One job is read and taken; the next ones are being handed over when the channel closes.
+        created = [int((await client.run_process("ch-close")).process_instance_key) for _ in range(3)]
+        job = await asyncio.wait_for(first, 30)
+        closed_at = time.monotonic()
+        await channel.close()
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            for _ in range(10):  # the remaining jobs, if any were written before the close
+                await asyncio.wait_for(stream.read(), 5)
+        return ended.value.code().name, time.monotonic() - closed_at, [int(job.processInstanceKey), *created]
+
+    code, waited, keys = asyncio.run(drive())
+    assert code == "CANCELLED"
+    assert waited < 30  # ended by the close, not by the stream's own deadline (120 s)
+    taken, created = keys[0], keys[1:]
+    assert taken in created
+    for instance in created:
+        if instance == taken:
+            continue
+        cluster_id, local = from_global(instance)
+        records = fleet.engine(cluster_id).records()
+        jobs = {
+            r["key"]
+            for r in iter_values(records, "JOB", "CREATED")
+            if r["value"]["processInstanceKey"] == local
+        }
+        activated = [
+            r for r in iter_values(records, "JOB_BATCH", "ACTIVATED") if set(r["value"]["jobKeys"]) & jobs
+        ]
+        released = [
+            r
+            for r in iter_values(records, "JOB", None)
+            if r["key"] in jobs
+            and (
+                r["intent"] == "YIELDED"  # the engine's own: a push to a cancelled stream leg
+                or (r["intent"] == "FAILED" and is_hand_back(r["value"]["errorMessage"]))
+            )
+        ]
+        # Each other job: never activated, or activated for the stream and released again
+        # (handed back by the core, or yielded by the engine), never left locked.
+        assert len(released) == len(activated), (instance, activated, released)
