@@ -42,8 +42,9 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 
-from engine.bpmn import expressions, support, timers, validation
+from engine.bpmn import expressions, support, validation
 from engine.bpmn.errors import BpmnValidationError, Problem
+from engine.bpmn.events import EventReader
 from engine.bpmn.model import (
     ACTIVITY_TYPES,
     DEFAULT_JOB_RETRIES,
@@ -56,26 +57,18 @@ from engine.bpmn.model import (
     USER_TASK_FORM_KEY_HEADER,
     USER_TASK_JOB_RETRIES,
     USER_TASK_JOB_TYPE,
-    CompensationDefinition,
     Element,
     ElementType,
-    EscalationDefinition,
     EventType,
     Expression,
     Mapping,
-    MessageDefinition,
     MultiInstance,
     ProcessModel,
     SequenceFlow,
-    SignalDefinition,
-    TimerDefinition,
-    TimerKind,
     list_literal,
 )
 from engine.bpmn.safe_xml import MAX_RESOURCE_BYTES, XmlRejection, parse_xml
-
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
+from engine.bpmn.xml_access import BPMN_NS, ZEEBE_NS, bpmn_children, is_true, split, zeebe_extensions
 
 #: Resource names the engine treats as BPMN (Zeebe: `.bpmn` and `.xml`).
 BPMN_RESOURCE_SUFFIXES = (".bpmn", ".xml")
@@ -117,86 +110,6 @@ _IGNORED_SCOPE_CHILDREN = frozenset(
         "dataInputAssociation",
         "dataOutputAssociation",
         "completionCondition",
-    }
-)
-
-# Event definitions: the word naming them in an "unsupported" message, and their event type.
-_EVENT_KINDS = {
-    "timerEventDefinition": ("Timer", EventType.TIMER),
-    "messageEventDefinition": ("Message", EventType.MESSAGE),
-    "signalEventDefinition": ("Signal", EventType.SIGNAL),
-    "escalationEventDefinition": ("Escalation", EventType.ESCALATION),
-    "compensateEventDefinition": ("Compensation", EventType.COMPENSATION),
-    "conditionalEventDefinition": ("Conditional", EventType.CONDITIONAL),
-    "linkEventDefinition": ("Link", EventType.LINK),
-    "cancelEventDefinition": ("Cancel", EventType.UNSPECIFIED),
-    "errorEventDefinition": ("Error", EventType.ERROR),
-    "terminateEventDefinition": ("Terminate", EventType.TERMINATE),
-    "eventDefinitionRef": ("Referenced (eventDefinitionRef)", EventType.UNSPECIFIED),
-}
-
-# Which event definitions each kind of event may have (Zeebe's StartEventValidator,
-# SubProcessValidator, IntermediateCatchEventValidator, BoundaryEventValidator,
-# EndEventValidator), and the message when it has another one.
-_PROCESS_START_KINDS = frozenset(
-    {"timerEventDefinition", "messageEventDefinition", "signalEventDefinition", "conditionalEventDefinition"}
-)
-_EVENT_SUB_PROCESS_START_KINDS = frozenset(
-    {
-        "timerEventDefinition",
-        "messageEventDefinition",
-        "errorEventDefinition",
-        "signalEventDefinition",
-        "escalationEventDefinition",
-    }
-)
-_CATCH_KINDS = frozenset(
-    {
-        "messageEventDefinition",
-        "timerEventDefinition",
-        "signalEventDefinition",
-        "linkEventDefinition",
-        "conditionalEventDefinition",
-    }
-)
-_THROW_KINDS = frozenset(
-    {
-        "messageEventDefinition",
-        "signalEventDefinition",
-        "escalationEventDefinition",
-        "linkEventDefinition",
-        "compensateEventDefinition",
-    }
-)
-_BOUNDARY_KINDS = frozenset(
-    {
-        "timerEventDefinition",
-        "messageEventDefinition",
-        "errorEventDefinition",
-        "signalEventDefinition",
-        "escalationEventDefinition",
-        "compensateEventDefinition",
-        "conditionalEventDefinition",
-    }
-)
-_END_KINDS = frozenset(
-    {
-        "errorEventDefinition",
-        "messageEventDefinition",
-        "terminateEventDefinition",
-        "signalEventDefinition",
-        "escalationEventDefinition",
-        "compensateEventDefinition",
-    }
-)
-# Event definitions that may be non-interrupting (Zeebe ModelUtil.NON_INTERRUPTING_EVENT_DEFINITIONS).
-_NON_INTERRUPTING_KINDS = frozenset(
-    {
-        "messageEventDefinition",
-        "timerEventDefinition",
-        "signalEventDefinition",
-        "escalationEventDefinition",
-        "conditionalEventDefinition",
     }
 )
 
@@ -282,78 +195,6 @@ _UNSUPPORTED_FLOW_NODES = frozenset(
 )
 
 
-def _split(tag: str) -> tuple[str, str]:
-    if tag.startswith("{"):
-        namespace, _, local = tag[1:].partition("}")
-        return namespace, local
-    return "", tag
-
-
-def _bpmn_children(xml: ET.Element, local: str | None = None) -> list[ET.Element]:
-    result = []
-    for child in xml:
-        namespace, name = _split(child.tag) if isinstance(child.tag, str) else ("", "")
-        if namespace == BPMN_NS and (local is None or name == local):
-            result.append(child)
-    return result
-
-
-def _zeebe_extensions(xml: ET.Element) -> list[tuple[str, ET.Element]]:
-    """(local name, element) of every zeebe:* child of the element's bpmn:extensionElements."""
-    found = []
-    for extension_elements in _bpmn_children(xml, "extensionElements"):
-        for child in extension_elements:
-            if not isinstance(child.tag, str):
-                continue
-            namespace, name = _split(child.tag)
-            if namespace == ZEEBE_NS:
-                found.append((name, child))
-    return found
-
-
-def _is_true(value: str | None) -> bool:
-    return value is not None and value.strip() in ("true", "1")
-
-
-def _is_false(value: str | None) -> bool:
-    """An explicit xs:boolean false (the attribute's default, when absent, is true)."""
-    return value is not None and value.strip() in ("false", "0")
-
-
-#: The word Zeebe uses for each timer kind in "Invalid timer <word> expression (...)".
-_TIMER_WORDS = {TimerKind.DURATION: "duration", TimerKind.DATE: "date", TimerKind.CYCLE: "cycle"}
-
-
-def _type_name(value: object) -> str:
-    """Zeebe's name of a JSON value type, for "Expected result ... to be 'STRING'" messages."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "BOOLEAN"
-    if isinstance(value, int | float):
-        return "NUMBER"
-    if isinstance(value, str):
-        return "STRING"
-    if isinstance(value, list):
-        return "ARRAY"
-    if isinstance(value, dict):
-        return "OBJECT"
-    return type(value).__name__
-
-
-def _deploy_time_string(expression: Expression) -> str | None:
-    """Evaluate a start event's FEEL name without variables, as Zeebe does at deploy time
-    (ProcessMessageStartEventMessageNameValidator); None when it gives a non-empty string,
-    else the end of a message saying why."""
-    try:
-        value = expression.evaluate({})
-    except Exception as error:  # any FEEL failure rejects the deployment
-        return f"to be evaluable without variables, but '{expression.text}' failed: {error}"
-    if not isinstance(value, str) or not value:
-        return f"to be a non-empty string, but '{expression.text}' gave '{_type_name(value)}' ({value!r})"
-    return None
-
-
 def resource_checksum(content: bytes) -> bytes:
     """MD5 digest of the resource bytes: the `checksum` of Zeebe's PROCESS record (§3.4)."""
     return hashlib.md5(content, usedforsecurity=False).digest()
@@ -424,7 +265,7 @@ class _DefinitionsReader:
         self.escalations: dict[str, ET.Element] = {}
 
     def read(self) -> list[ProcessModel]:
-        namespace, local = _split(self.root.tag)
+        namespace, local = split(self.root.tag)
         if (namespace, local) != (BPMN_NS, "definitions"):
             raise BpmnValidationError(
                 self.resource_name,
@@ -437,7 +278,7 @@ class _DefinitionsReader:
                 ],
             )
         self._check_unique_ids()
-        for error in _bpmn_children(self.root, "error"):
+        for error in bpmn_children(self.root, "error"):
             error_id = error.get("id")
             if error_id:
                 self.errors[error_id] = error.get("errorCode")
@@ -446,13 +287,13 @@ class _DefinitionsReader:
             ("signal", self.signals),
             ("escalation", self.escalations),
         ):
-            for definition in _bpmn_children(self.root, local):
+            for definition in bpmn_children(self.root, local):
                 definition_id = definition.get("id")
                 if definition_id:
                     table[definition_id] = definition
 
-        processes = _bpmn_children(self.root, "process")
-        executable = [p for p in processes if _is_true(p.get("isExecutable"))]
+        processes = bpmn_children(self.root, "process")
+        executable = [p for p in processes if is_true(p.get("isExecutable"))]
         models: list[ProcessModel] = []
         if not executable:
             self.problems.add(
@@ -473,7 +314,7 @@ class _DefinitionsReader:
         seen: set[str] = set()
         reported: set[str] = set()
         for xml in self.root.iter():
-            if not isinstance(xml.tag, str) or _split(xml.tag)[0] != BPMN_NS:
+            if not isinstance(xml.tag, str) or split(xml.tag)[0] != BPMN_NS:
                 continue
             element_id = xml.get("id")
             if element_id is None:
@@ -484,8 +325,9 @@ class _DefinitionsReader:
             seen.add(element_id)
 
 
-class _ProcessReader:
-    """Builds the model of one executable process and collects its problems."""
+class _ProcessReader(EventReader):
+    """Builds the model of one executable process and collects its problems (events are read
+    by `engine.bpmn.events.EventReader`)."""
 
     def __init__(self, definitions: _DefinitionsReader, xml: ET.Element, checksum: bytes) -> None:
         self.definitions = definitions
@@ -546,7 +388,7 @@ class _ProcessReader:
 
     def _read_process_extensions(self, process: Element) -> str | None:
         version_tag = None
-        for name, extension in _zeebe_extensions(self.xml):
+        for name, extension in zeebe_extensions(self.xml):
             path = f"extensionElements > {name}"
             if name == "versionTag":
                 version_tag = extension.get("value") or None
@@ -561,7 +403,7 @@ class _ProcessReader:
 
     def _check_duplicate_extensions(self, xml: ET.Element, element_id: str) -> None:
         # Zeebe ExtensionElementsDuplicationValidator: these may appear at most once.
-        names = [name for name, _ in _zeebe_extensions(xml) if name in _SINGLE_EXTENSIONS]
+        names = [name for name, _ in zeebe_extensions(xml) if name in _SINGLE_EXTENSIONS]
         for name in dict.fromkeys(names):
             if names.count(name) > 1:
                 self.problems.add(
@@ -576,7 +418,7 @@ class _ProcessReader:
         for child in scope_xml:
             if not isinstance(child.tag, str):
                 continue  # comments, processing instructions
-            namespace, local = _split(child.tag)
+            namespace, local = split(child.tag)
             if namespace != BPMN_NS:
                 continue  # foreign extensions are ignored, as in Zeebe
             if local == "sequenceFlow":
@@ -611,7 +453,7 @@ class _ProcessReader:
         element_id = xml.get("id")
         if not element_id:
             self.problems.add(
-                f"{scope.id} > {_split(xml.tag)[1]}", "Attribute 'id' must be present and not empty"
+                f"{scope.id} > {split(xml.tag)[1]}", "Attribute 'id' must be present and not empty"
             )
             return None
         if not _NCNAME.fullmatch(element_id):
@@ -629,12 +471,12 @@ class _ProcessReader:
             return None  # already reported by the document-wide id check
         self.elements_by_id[element_id] = element
 
-        loops = _bpmn_children(xml, "multiInstanceLoopCharacteristics")
+        loops = bpmn_children(xml, "multiInstanceLoopCharacteristics")
         if loops:
             self._read_multi_instance(loops[0], element)
-        if _bpmn_children(xml, "standardLoopCharacteristics"):
+        if bpmn_children(xml, "standardLoopCharacteristics"):
             self._unsupported(element_id, "Loop activities (standardLoopCharacteristics) are")
-        if _is_true(xml.get("isForCompensation")):
+        if is_true(xml.get("isForCompensation")):
             element.is_for_compensation = True
         self._read_extensions(xml, element)
         return element
@@ -646,7 +488,7 @@ class _ProcessReader:
                 element.id, "Multi-instance loop characteristics are only allowed on activities", path
             )
             return
-        found = [ext for name, ext in _zeebe_extensions(loop) if name == "loopCharacteristics"]
+        found = [ext for name, ext in zeebe_extensions(loop) if name == "loopCharacteristics"]
         if len(found) != 1:
             self.problems.add(
                 element.id, "Must have exactly one 'zeebe:loopCharacteristics' extension element", path
@@ -694,7 +536,7 @@ class _ProcessReader:
                 extension_path,
             )
         completion_condition = None
-        conditions = _bpmn_children(loop, "completionCondition")
+        conditions = bpmn_children(loop, "completionCondition")
         if conditions:
             text = "".join(conditions[0].itertext()).strip()
             if text:
@@ -705,7 +547,7 @@ class _ProcessReader:
         if input_collection is None:
             return
         element.multi_instance = MultiInstance(
-            is_sequential=_is_true(loop.get("isSequential")),
+            is_sequential=is_true(loop.get("isSequential")),
             input_collection=input_collection,
             input_element=input_element,
             output_collection=output_collection,
@@ -715,7 +557,7 @@ class _ProcessReader:
 
     def _read_extensions(self, xml: ET.Element, element: Element) -> None:
         io_mappings = []
-        for name, extension in _zeebe_extensions(xml):
+        for name, extension in zeebe_extensions(xml):
             path = f"extensionElements > {name}"
             if name in _ZEEBE_REJECTED:
                 if name == "userTask" and element.element_type is ElementType.USER_TASK:
@@ -755,7 +597,7 @@ class _ProcessReader:
         for child in io_mapping:
             if not isinstance(child.tag, str):
                 continue
-            namespace, kind = _split(child.tag)
+            namespace, kind = split(child.tag)
             if namespace != ZEEBE_NS or kind not in ("input", "output"):
                 continue
             path = f"extensionElements > ioMapping > {kind}"
@@ -782,12 +624,12 @@ class _ProcessReader:
 
     def _read_task_headers(self, xml: ET.Element, element: Element) -> None:
         seen: set[str] = set()
-        for name, extension in _zeebe_extensions(xml):
+        for name, extension in zeebe_extensions(xml):
             if name != "taskHeaders":
                 continue
             path = "extensionElements > taskHeaders"
             for header in extension:
-                if not isinstance(header.tag, str) or _split(header.tag) != (ZEEBE_NS, "header"):
+                if not isinstance(header.tag, str) or split(header.tag) != (ZEEBE_NS, "header"):
                     continue
                 key, value = header.get("key"), header.get("value")
                 if key is None or value is None:
@@ -807,7 +649,7 @@ class _ProcessReader:
                 element.task_headers[key] = value
 
     def _single_extension(self, xml: ET.Element, element: Element, name: str) -> ET.Element | None:
-        found = [ext for ext_name, ext in _zeebe_extensions(xml) if ext_name == name]
+        found = [ext for ext_name, ext in zeebe_extensions(xml) if ext_name == name]
         if len(found) != 1:
             self.problems.add(element.id, f"Must have exactly one 'zeebe:{name}' extension element")
             return None
@@ -835,464 +677,6 @@ class _ProcessReader:
         self.problems.extend(element.id, problems, path)
         return expression
 
-    def _event_definitions(self, xml: ET.Element) -> list[tuple[str, ET.Element]]:
-        return [
-            (_split(child.tag)[1], child)
-            for child in _bpmn_children(xml)
-            if _split(child.tag)[1] in _EVENT_KINDS
-        ]
-
-    # --- readers per element type ---------------------------------------------------------
-    def _read_start_event(self, xml: ET.Element, scope: Element) -> Element | None:
-        definitions = self._event_definitions(xml)
-        total, none_events = self.start_events[scope.id]
-        kind = definitions[0][0] if definitions else None
-        event_type = _EVENT_KINDS[kind][1] if kind else EventType.NONE
-        element = self._new_element(xml, scope, ElementType.START_EVENT, event_type)
-        if element is None:
-            self.start_events[scope.id] = (total + 1, none_events)
-            return None
-        scope.start_events.append(element)
-        if len(definitions) > 1:
-            self.problems.add(element.id, "Start event can't have more than one type")
-        if kind is None:
-            self.start_events[scope.id] = (total + 1, [*none_events, element])
-            if scope.element_type is ElementType.EVENT_SUB_PROCESS:
-                self.problems.add(
-                    element.id,
-                    "Start events in event subprocesses must be one of: message, timer, error, signal or escalation",
-                )
-            elif scope.none_start_event is None:
-                scope.none_start_event = element
-            return element
-        self.start_events[scope.id] = (total + 1, none_events)
-        definition = definitions[0][1]
-        if scope.element_type is ElementType.SUB_PROCESS:
-            self.problems.add(element.id, "Start events in subprocesses must be of type none")
-            return element
-        if scope.element_type is ElementType.EVENT_SUB_PROCESS:
-            element.interrupting = not _is_false(xml.get("isInterrupting"))
-            if kind not in _EVENT_SUB_PROCESS_START_KINDS:
-                self.problems.add(
-                    element.id,
-                    "Start events in event subprocesses must be one of: message, timer, error, signal or escalation",
-                )
-                return element
-            if not element.interrupting and kind not in _NON_INTERRUPTING_KINDS:
-                self.problems.add(element.id, "Non-Interrupting event of this type is not allowed")
-            self._read_event_definition(element, kind, definition, "start")
-            if element.interrupting and element.timer is not None and element.timer.kind is TimerKind.CYCLE:
-                self.problems.add(element.id, "Interrupting timer event with time cycle is not allowed.")
-            return element
-        if kind not in _PROCESS_START_KINDS:
-            self.problems.add(
-                element.id,
-                "Start events of a process must be one of: none, timer, message, signal or conditional "
-                "(error, escalation and compensation start events belong in event subprocesses)",
-            )
-            return element
-        self._read_event_definition(element, kind, definition, "process start")
-        return element
-
-    def _read_end_event(self, xml: ET.Element, scope: Element) -> Element | None:
-        definitions = self._event_definitions(xml)
-        event_type = EventType.NONE
-        if definitions:
-            event_type = _EVENT_KINDS[definitions[0][0]][1]
-        element = self._new_element(xml, scope, ElementType.END_EVENT, event_type)
-        if element is None:
-            return None
-        if len(definitions) > 1:
-            self.problems.add(element.id, "Must have at most one event definition")
-        if not definitions:
-            return element
-        kind, definition = definitions[0]
-        if kind not in _END_KINDS:
-            self.problems.add(
-                element.id,
-                "End events must be one of: none, error, message, terminate, signal, escalation or compensation",
-            )
-            return element
-        if kind == "errorEventDefinition":
-            self._read_error_end(element, definition)
-            return element
-        self._read_event_definition(element, kind, definition, "end")
-        if kind == "compensateEventDefinition" and _is_false(definition.get("waitForCompletion")):
-            self.problems.add(
-                element.id, "A compensation end event waitForCompletion attribute must be true or not present"
-            )
-        if kind == "messageEventDefinition":
-            self._read_message_throw_job(xml, element)
-        return element
-
-    def _read_error_end(self, element: Element, definition: ET.Element) -> None:
-        path = "errorEventDefinition"
-        error_ref = (definition.get("errorRef") or "").strip()
-        if not error_ref or error_ref not in self.definitions.errors:
-            self.problems.add(element.id, "Must reference an error", path)
-            return
-        error_code = self.definitions.errors[error_ref]
-        element.error_ref = error_ref
-        if not error_code:
-            self.problems.add(element.id, "ErrorCode must be present and not empty", path)
-            return
-        # An error end event may compute its errorCode with FEEL (Zeebe 8.2+).
-        expression, problems = expressions.check_expression(error_code, mandatory=True, attribute="errorCode")
-        self.problems.extend(element.id, problems, path)
-        element.error_code_expression = expression
-        element.error_code = error_code if expression is not None and expression.is_static else None
-
-    def _read_boundary_event(self, xml: ET.Element, scope: Element) -> Element | None:
-        definitions = self._event_definitions(xml)
-        event_type = _EVENT_KINDS[definitions[0][0]][1] if definitions else EventType.UNSPECIFIED
-        element = self._new_element(xml, scope, ElementType.BOUNDARY_EVENT, event_type)
-        if element is None:
-            return None
-        element.cancel_activity = not _is_false(xml.get("cancelActivity"))
-        self.pending_boundaries.append((element, xml.get("attachedToRef")))
-        if len(definitions) != 1:
-            self.problems.add(element.id, "Must have exactly one event definition")
-            return element
-        kind, definition = definitions[0]
-        if kind not in _BOUNDARY_KINDS:
-            self.problems.add(
-                element.id, "Boundary events must be one of: timer, message, error, signal, escalation"
-            )
-            return element
-        if not element.cancel_activity and kind not in _NON_INTERRUPTING_KINDS:
-            self.problems.add(element.id, "Non-Interrupting event of this type is not allowed")
-        if kind == "errorEventDefinition":
-            self._read_error_catch(element, definition)
-            return element
-        self._read_event_definition(element, kind, definition, "boundary")
-        if element.cancel_activity and element.timer is not None and element.timer.kind is TimerKind.CYCLE:
-            self.problems.add(element.id, "Interrupting timer event with time cycle is not allowed.")
-        return element
-
-    def _read_error_catch(self, element: Element, definition: ET.Element) -> None:
-        """An error boundary event or error start event of an event subprocess."""
-        error_ref = (definition.get("errorRef") or "").strip()
-        if not error_ref:
-            return  # catch-all
-        if error_ref not in self.definitions.errors:
-            self.problems.add(
-                element.id,
-                f"The errorRef '{error_ref}' does not reference a bpmn:error",
-                "errorEventDefinition",
-            )
-            return
-        error_code = self.definitions.errors[error_ref]
-        element.error_ref = error_ref
-        if not error_code:
-            self.problems.add(
-                element.id,
-                f"The referenced error '{error_ref}' must have an errorCode "
-                "(leave out errorRef to catch all errors)",
-                "errorEventDefinition",
-            )
-        elif error_code.startswith("="):
-            self.problems.add(
-                element.id,
-                "The errorCode of the error catch event is not allowed to be an expression",
-                "errorEventDefinition",
-            )
-        else:
-            element.error_code = error_code
-
-    def _read_intermediate_catch_event(self, xml: ET.Element, scope: Element) -> Element | None:
-        definitions = self._event_definitions(xml)
-        event_type = _EVENT_KINDS[definitions[0][0]][1] if len(definitions) == 1 else EventType.UNSPECIFIED
-        element = self._new_element(xml, scope, ElementType.INTERMEDIATE_CATCH_EVENT, event_type)
-        if element is None:
-            return None
-        if len(definitions) != 1:
-            self.problems.add(element.id, "Must have exactly one event definition")
-            return element
-        kind, definition = definitions[0]
-        if kind not in _CATCH_KINDS:
-            self.problems.add(
-                element.id, "Event definition must be one of: message, timer, signal, link, or conditional"
-            )
-            return element
-        self._read_event_definition(element, kind, definition, "intermediate catch")
-        if element.timer is not None and element.timer.kind is TimerKind.CYCLE:
-            self.problems.add(
-                element.id, "Intermediate timer catch event must have either a time duration or a time date."
-            )
-        if element.link_name is not None and element.link_name not in scope.link_catch_events:
-            scope.link_catch_events[element.link_name] = element
-        return element
-
-    def _read_intermediate_throw_event(self, xml: ET.Element, scope: Element) -> Element | None:
-        definitions = self._event_definitions(xml)
-        event_type = _EVENT_KINDS[definitions[0][0]][1] if definitions else EventType.NONE
-        element = self._new_element(xml, scope, ElementType.INTERMEDIATE_THROW_EVENT, event_type)
-        if element is None:
-            return None
-        if len(definitions) > 1:
-            self.problems.add(element.id, "Must have at most one event definition")
-        if not definitions:
-            return element
-        kind, definition = definitions[0]
-        if kind not in _THROW_KINDS:
-            self.problems.add(
-                element.id,
-                "Intermediate throw events must be one of: none, message, signal, escalation, link or compensation",
-            )
-            return element
-        self._read_event_definition(element, kind, definition, "intermediate throw")
-        if kind == "compensateEventDefinition" and _is_false(definition.get("waitForCompletion")):
-            self.problems.add(
-                element.id,
-                "A compensation intermediate throwing event waitForCompletion attribute must be true or not present",
-            )
-        if kind == "messageEventDefinition":
-            self._read_message_throw_job(xml, element)
-        return element
-
-    # --- event definitions ------------------------------------------------------------------
-    def _read_event_definition(
-        self, element: Element, kind: str, definition: ET.Element, position: str
-    ) -> None:
-        """Read one (allowed) event definition of `element` into its typed field.
-
-        `position`: "process start", "start" (event subprocess), "intermediate catch",
-        "intermediate throw", "boundary" or "end".
-        """
-        catching = position in ("start", "intermediate catch", "boundary")
-        if kind == "timerEventDefinition":
-            element.timer = self._read_timer(element, definition, evaluate_feel=position == "process start")
-        elif kind == "messageEventDefinition":
-            if position in ("intermediate throw", "end"):
-                message_ref = (definition.get("messageRef") or "").strip() or None
-                message_name = None
-                if message_ref in self.definitions.messages:
-                    message_name = self._message_name(message_ref, required=True, at_deploy=False)
-                element.message = MessageDefinition(message_ref=message_ref, name=message_name)
-            else:
-                element.message = self._read_message_ref(
-                    element,
-                    definition.get("messageRef"),
-                    "messageEventDefinition",
-                    subscription=catching,
-                    at_deploy=position == "process start",
-                )
-        elif kind == "signalEventDefinition":
-            element.signal = self._read_signal(element, definition, at_deploy=position == "process start")
-        elif kind == "escalationEventDefinition":
-            element.escalation = self._read_escalation(element, definition, throw=not catching)
-        elif kind == "linkEventDefinition":
-            name = definition.get("name")
-            if not name:
-                self.problems.add(
-                    element.id, "Link name must be present and not empty.", "linkEventDefinition"
-                )
-            else:
-                element.link_name = name
-        elif kind == "compensateEventDefinition":
-            activity_ref = (definition.get("activityRef") or "").strip() or None
-            element.compensation = CompensationDefinition(activity_ref=activity_ref)
-            if activity_ref is not None and not catching:
-                self.pending_compensations.append(element)
-        elif kind == "errorEventDefinition":
-            self._read_error_catch(element, definition)
-        # terminate and conditional carry nothing more (conditional is gated by `support`)
-
-    def _read_timer(
-        self, element: Element, definition: ET.Element, *, evaluate_feel: bool
-    ) -> TimerDefinition | None:
-        path = "timerEventDefinition"
-        found = [
-            (local, child)
-            for child in _bpmn_children(definition)
-            if (local := _split(child.tag)[1]) in ("timeDuration", "timeDate", "timeCycle")
-        ]
-        if len(found) != 1:
-            self.problems.add(
-                element.id, "Must be exactly one type of timer: timeDuration, timeDate or timeCycle", path
-            )
-            return None
-        local, child = found[0]
-        kind = TimerKind(local)
-        # getTextContent() of the BPMN model API: the text, trimmed.
-        text = "".join(child.itertext()).strip()
-        expression, problems = expressions.check_expression(text, mandatory=True, attribute=local)
-        self.problems.extend(element.id, problems, f"{path} > {local}")
-        if expression is None:
-            return None
-        value: object = expression.text
-        if expression.is_feel:
-            if not evaluate_feel:
-                return TimerDefinition(kind=kind, expression=expression)
-            # Zeebe evaluates a process timer start event's expression at deploy time, without
-            # variables (TimerCatchEventExpressionValidator).
-            try:
-                value = expression.evaluate({})
-            except Exception as error:  # FEEL failures of any kind reject the deployment
-                self.problems.add(
-                    element.id,
-                    f"Invalid timer {_TIMER_WORDS[kind]} expression ({error})",
-                    f"{path} > {local}",
-                )
-                return None
-            if not isinstance(value, str):
-                self.problems.add(
-                    element.id,
-                    f"Invalid timer {_TIMER_WORDS[kind]} expression (Expected result of the expression "
-                    f"'{expression.text}' to be 'STRING', but was '{_type_name(value)}'.)",
-                    f"{path} > {local}",
-                )
-                return None
-        failure = timers.check_timer_text(local, str(value))
-        if failure is not None:
-            self.problems.add(element.id, failure, f"{path} > {local}")
-            return None
-        return TimerDefinition(kind=kind, expression=expression)
-
-    def _message_name(self, message_ref: str, *, required: bool, at_deploy: bool) -> Expression | None:
-        """The name of a bpmn:message as an expression; problems are reported on the message."""
-        message = self.definitions.messages[message_ref]
-        raw = message.get("name")
-        if raw is None or raw == "":
-            if required:
-                self.problems.add_once(message_ref, "Name must be present and not empty")
-            return None
-        expression, problems = expressions.check_expression(raw, mandatory=True, attribute="name")
-        for problem in problems:
-            self.problems.add_once(message_ref, problem)
-        if expression is not None and expression.is_feel and at_deploy:
-            failure = _deploy_time_string(expression)
-            if failure is not None:
-                self.problems.add_once(
-                    message_ref, f"Expected the message name of a message start event {failure}"
-                )
-                return None
-        return expression
-
-    def _read_message_ref(
-        self,
-        element: Element,
-        message_ref: str | None,
-        path: str | None,
-        *,
-        subscription: bool,
-        at_deploy: bool,
-    ) -> MessageDefinition | None:
-        """A catching message reference (catch events, boundary events, start events, receive
-        tasks): name required; a zeebe:subscription correlationKey except on process starts."""
-        message_ref = (message_ref or "").strip()
-        if not message_ref or message_ref not in self.definitions.messages:
-            self.problems.add(element.id, "Must reference a message", path)
-            return None
-        name = self._message_name(message_ref, required=True, at_deploy=at_deploy)
-        correlation_key = None
-        if subscription:
-            message = self.definitions.messages[message_ref]
-            found = [ext for ext_name, ext in _zeebe_extensions(message) if ext_name == "subscription"]
-            if len(found) != 1:
-                self.problems.add_once(
-                    message_ref, "Must have exactly one zeebe:subscription extension element"
-                )
-            else:
-                raw = found[0].get("correlationKey")
-                subscription_path = "extensionElements > subscription"
-                if not raw:
-                    self.problems.add_once(
-                        message_ref,
-                        "Attribute 'correlationKey' must be present and not empty",
-                        subscription_path,
-                    )
-                else:
-                    correlation_key, problems = expressions.check_expression(
-                        raw, mandatory=True, non_static=True, attribute="correlationKey"
-                    )
-                    for problem in problems:
-                        self.problems.add_once(message_ref, problem, subscription_path)
-        if name is None:
-            return None
-        return MessageDefinition(message_ref=message_ref, name=name, correlation_key=correlation_key)
-
-    def _read_message_throw_job(self, xml: ET.Element, element: Element) -> None:
-        """Message intermediate throw and end events are job-based (zeebe:taskDefinition)."""
-        task_definitions = [ext for name, ext in _zeebe_extensions(xml) if name == "taskDefinition"]
-        if len(task_definitions) != 1:
-            self.problems.add(
-                element.id,
-                "Must have either one 'zeebe:publishMessage' or one 'zeebe:taskDefinition' extension element",
-            )
-            return
-        self._read_job(element, task_definitions[0])
-        self._read_task_headers(xml, element)
-
-    def _read_job(self, element: Element, task_definition: ET.Element) -> None:
-        element.job_type = self._expression_attribute(element, task_definition, "taskDefinition", "type")
-        element.job_retries = self._expression_attribute(
-            element, task_definition, "taskDefinition", "retries", default=DEFAULT_JOB_RETRIES
-        )
-
-    def _read_signal(
-        self, element: Element, definition: ET.Element, *, at_deploy: bool
-    ) -> SignalDefinition | None:
-        signal_ref = (definition.get("signalRef") or "").strip()
-        if not signal_ref or signal_ref not in self.definitions.signals:
-            self.problems.add(element.id, "Must reference a signal", "signalEventDefinition")
-            return None
-        raw = self.definitions.signals[signal_ref].get("name")
-        if not raw:
-            self.problems.add_once(signal_ref, "Name must be present and not empty")
-            return None
-        expression, problems = expressions.check_expression(raw, mandatory=True, attribute="name")
-        for problem in problems:
-            self.problems.add_once(signal_ref, problem)
-        if expression is None:
-            return None
-        if expression.is_feel and at_deploy:
-            failure = _deploy_time_string(expression)
-            if failure is not None:
-                self.problems.add_once(
-                    signal_ref, f"Expected the signal name of a signal start event {failure}"
-                )
-                return None
-        return SignalDefinition(signal_ref=signal_ref, name=expression)
-
-    def _read_escalation(
-        self, element: Element, definition: ET.Element, *, throw: bool
-    ) -> EscalationDefinition | None:
-        path = "escalationEventDefinition"
-        escalation_ref = (definition.get("escalationRef") or "").strip()
-        if not escalation_ref:
-            if throw:
-                self.problems.add(element.id, "Must reference an escalation", path)
-                return None
-            return EscalationDefinition(escalation_ref=None, code=None)  # catch-all
-        if escalation_ref not in self.definitions.escalations:
-            self.problems.add(
-                element.id, f"The escalationRef '{escalation_ref}' does not reference a bpmn:escalation", path
-            )
-            return None
-        code = self.definitions.escalations[escalation_ref].get("escalationCode")
-        if throw:
-            if not code:
-                self.problems.add_once(escalation_ref, "EscalationCode must be present and not empty")
-                return None
-            expression, problems = expressions.check_expression(
-                code, mandatory=True, attribute="escalationCode"
-            )
-            self.problems.extend(element.id, problems, path)
-            if expression is None:
-                return None
-            return EscalationDefinition(escalation_ref=escalation_ref, code=expression)
-        if code and code.startswith("="):
-            self.problems.add(
-                element.id,
-                "The escalationCode of the escalation catch event is not allowed to be an expression",
-                path,
-            )
-            return None
-        return EscalationDefinition(
-            escalation_ref=escalation_ref, code=Expression.static(code) if code else None
-        )
-
     def _read_service_task(self, xml: ET.Element, scope: Element) -> Element | None:
         element = self._new_element(xml, scope, ElementType.SERVICE_TASK)
         if element is None:
@@ -1310,7 +694,7 @@ class _ProcessReader:
         element = self._new_element(xml, scope, ElementType.USER_TASK)
         if element is None:
             return None
-        extensions = _zeebe_extensions(xml)
+        extensions = zeebe_extensions(xml)
         if any(name == "userTask" for name, _ in extensions):
             # A Zeebe user task (8.5+) is no job: USER_TASK records, completed over REST. Its
             # assignment and schedule are read below like a job-based one's (as headers).
@@ -1397,7 +781,7 @@ class _ProcessReader:
         element = self._new_element(xml, scope, ElementType.SEND_TASK)
         if element is None:
             return None
-        task_definitions = [ext for name, ext in _zeebe_extensions(xml) if name == "taskDefinition"]
+        task_definitions = [ext for name, ext in zeebe_extensions(xml) if name == "taskDefinition"]
         if len(task_definitions) != 1:
             self.problems.add(
                 element.id,
@@ -1412,8 +796,8 @@ class _ProcessReader:
         element = self._new_element(xml, scope, ElementType.SCRIPT_TASK)
         if element is None:
             return None
-        scripts = [ext for name, ext in _zeebe_extensions(xml) if name == "script"]
-        task_definitions = [ext for name, ext in _zeebe_extensions(xml) if name == "taskDefinition"]
+        scripts = [ext for name, ext in zeebe_extensions(xml) if name == "script"]
+        task_definitions = [ext for name, ext in zeebe_extensions(xml) if name == "taskDefinition"]
         if (len(scripts), len(task_definitions)) not in ((1, 0), (0, 1)):
             self.problems.add(
                 element.id,
@@ -1451,8 +835,8 @@ class _ProcessReader:
         element = self._new_element(xml, scope, ElementType.BUSINESS_RULE_TASK)
         if element is None:
             return None
-        decisions = [ext for name, ext in _zeebe_extensions(xml) if name == "calledDecision"]
-        task_definitions = [ext for name, ext in _zeebe_extensions(xml) if name == "taskDefinition"]
+        decisions = [ext for name, ext in zeebe_extensions(xml) if name == "calledDecision"]
+        task_definitions = [ext for name, ext in zeebe_extensions(xml) if name == "taskDefinition"]
         if (len(decisions), len(task_definitions)) not in ((1, 0), (0, 1)):
             self.problems.add(
                 element.id,
@@ -1477,7 +861,7 @@ class _ProcessReader:
         return element
 
     def _read_plain_task(self, xml: ET.Element, scope: Element) -> Element | None:
-        element_type = ElementType.MANUAL_TASK if _split(xml.tag)[1] == "manualTask" else ElementType.TASK
+        element_type = ElementType.MANUAL_TASK if split(xml.tag)[1] == "manualTask" else ElementType.TASK
         return self._new_element(xml, scope, element_type)
 
     def _read_call_activity(self, xml: ET.Element, scope: Element) -> Element | None:
@@ -1498,9 +882,9 @@ class _ProcessReader:
                     element.id, f"Attribute '{attribute}' must be 'true' or 'false', but is '{value}'", path
                 )
             elif attribute == "propagateAllChildVariables":
-                element.propagate_all_child_variables = _is_true(value)
+                element.propagate_all_child_variables = is_true(value)
             else:
-                element.propagate_all_parent_variables = _is_true(value)
+                element.propagate_all_parent_variables = is_true(value)
         binding_type = called.get("bindingType")
         if binding_type not in (None, "", "latest"):
             self._unsupported(
@@ -1509,7 +893,7 @@ class _ProcessReader:
         return element
 
     def _read_sub_process(self, xml: ET.Element, scope: Element) -> Element | None:
-        if _is_true(xml.get("triggeredByEvent")):
+        if is_true(xml.get("triggeredByEvent")):
             event_sub_process = self._new_element(xml, scope, ElementType.EVENT_SUB_PROCESS)
             if event_sub_process is None:
                 return None
@@ -1543,7 +927,7 @@ class _ProcessReader:
         return self._new_element(xml, scope, ElementType.EVENT_BASED_GATEWAY)
 
     def _read_unsupported_flow_node(self, xml: ET.Element, scope: Element) -> Element | None:
-        local = _split(xml.tag)[1]
+        local = split(xml.tag)[1]
         element_id = xml.get("id") or f"{scope.id} > {local}"
         self.rejected_ids.add(element_id)
         self._unsupported(element_id, f"Elements of type '{local}' are")
@@ -1605,7 +989,7 @@ class _ProcessReader:
             target.incoming.append(flow)
 
     def _read_condition(self, xml: ET.Element, flow_id: str) -> Expression | None:
-        conditions = _bpmn_children(xml, "conditionExpression")
+        conditions = bpmn_children(xml, "conditionExpression")
         if not conditions:
             return None
         # getTextContent() of the BPMN model API trims the element text.
