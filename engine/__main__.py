@@ -26,6 +26,7 @@ import logging
 import sys
 
 from engine.auth import AuthConfigError, BearerAuthInterceptor, server_credentials, verifier_from_options
+from engine.backpressure import DEFAULT_LIMIT
 from engine.exporters import ExporterConfigError, exporter_for
 from engine.log import LogCorruption
 from engine.server import serve
@@ -79,6 +80,14 @@ def main(argv: list[str] | None = None) -> int:
         help="export records to redis://HOST:PORT[/DB] (Redis streams, zeebe-redis-exporter JSON) or "
         "http://HOST:9200 (Elasticsearch, Zeebe's index layout); repeatable",
     )
+    parser.add_argument(
+        "--backpressure-limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        metavar="N",
+        help=f"commands in flight per partition before new ones get RESOURCE_EXHAUSTED, as Zeebe's "
+        f"backpressure (default {DEFAULT_LIMIT}; 0 = off; engine/backpressure.py)",
+    )
     security = parser.add_argument_group("security (engine/auth.py)")
     security.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this PEM certificate chain")
     security.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
@@ -90,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.partitions < 1:
         parser.error("--partitions must be at least 1")
+    if args.backpressure_limit < 0:
+        parser.error("--backpressure-limit must be 0 (off) or positive")
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
     logging.basicConfig(
@@ -139,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                 tls=tls,
                 auth=auth,
                 export_urls=args.export,
+                backpressure_limit=args.backpressure_limit,
             )
         )
     except (ValueError, OSError, LogCorruption) as exc:

@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pyzeebe.proto import gateway_pb2_grpc as pb_grpc
 
 from engine.auth import BearerAuthInterceptor
+from engine.backpressure import DEFAULT_LIMIT, BackpressureInterceptor, CommandLimiter
 from engine.broker import Broker
 from engine.exporters.process import ExporterProcess
 from engine.gateway import GatewayServicer
@@ -37,8 +38,11 @@ class EngineServer:
         tls: grpc.ServerCredentials | None = None,
         auth: BearerAuthInterceptor | None = None,
         export_urls: list[str] | None = None,
+        backpressure_limit: int = DEFAULT_LIMIT,
     ):
         self.broker = Broker(data_dir, partitions)
+        # In-flight commands per partition before RESOURCE_EXHAUSTED (engine/backpressure.py; 0 = off).
+        self.backpressure = CommandLimiter(backpressure_limit, self.broker.partition_count)
         self.export_urls = list(export_urls or [])  # --export; engine/exporters/
         self.exporters: ExporterProcess | None = None
         self.tls = tls  # None: plaintext (--tls-cert/--tls-key; engine/auth.py)
@@ -62,7 +66,9 @@ class EngineServer:
         gc.collect()
         gc.freeze()
         # Auth first: a refused call is counted by nobody and reaches no handler.
-        interceptors = [i for i in (self.auth, self.call_metrics) if i is not None]
+        # Metrics before backpressure: refused calls are counted too.
+        limiter = BackpressureInterceptor(self.backpressure) if self.backpressure.limit else None
+        interceptors = [i for i in (self.auth, self.call_metrics, limiter) if i is not None]
         self.server = grpc.aio.server(
             interceptors=interceptors or None,
             options=[
@@ -122,8 +128,18 @@ async def serve(
     tls: grpc.ServerCredentials | None = None,
     auth: BearerAuthInterceptor | None = None,
     export_urls: list[str] | None = None,
+    backpressure_limit: int = DEFAULT_LIMIT,
 ) -> None:
-    engine = EngineServer(data_dir, partitions, host, port, tls=tls, auth=auth, export_urls=export_urls)
+    engine = EngineServer(
+        data_dir,
+        partitions,
+        host,
+        port,
+        tls=tls,
+        auth=auth,
+        export_urls=export_urls,
+        backpressure_limit=backpressure_limit,
+    )
     if metrics_port is not None:
         engine.call_metrics = CallMetrics()
     await engine.start()

@@ -68,7 +68,9 @@ async def flood(address: str) -> tuple[collections.Counter[str], set[str]]:
 def test_flood_of_creates_gets_resource_exhausted_memory_stays_bounded_and_it_recovers(
     tmp_path: Path,
 ) -> None:
-    engine = engine_process(tmp_path, partitions=2, extra_args=["--backpressure-limit", "32"])
+    # A low bound, so that the flood passes it whatever this machine's fsync latency (with the
+    # default of 256 per partition, 800 concurrent creates pass it only when fsyncs are slow).
+    engine = engine_process(tmp_path, partitions=2, extra_args=["--backpressure-limit", "8"])
     assert engine.process is not None
     pid = engine.process.pid
     try:
@@ -92,13 +94,15 @@ def test_flood_of_creates_gets_resource_exhausted_memory_stays_bounded_and_it_re
         finally:
             sampling.set()
             sampler.join(10)
+        growth_mib = (peak[0] - baseline) / 1024
+        print(f"flood: {dict(codes)}; RSS {baseline / 1024:.0f} MiB, +{growth_mib:.0f} MiB at the peak")
         assert codes["RESOURCE_EXHAUSTED"] > 0, codes
         assert codes["OK"] > 0, codes
         assert set(codes) <= {"OK", "RESOURCE_EXHAUSTED"}, codes
         # Round-robin creates: every partition refused, so the gateway's retries-exhausted message.
         assert messages == {RETRIES_EXHAUSTED_MESSAGE}, messages
-        # Generous: 800 concurrent 8 KB creates; what the engine holds is bounded by the limit.
-        growth_mib = (peak[0] - baseline) / 1024
+        # Generous: 800 concurrent 8 KB creates; what the engine holds is bounded by the limit
+        # (measured: +30..60 MiB with it, +90 MiB without it, tests/engine_exporters note).
         assert growth_mib < 200, f"RSS grew by {growth_mib:.0f} MiB (baseline {baseline / 1024:.0f} MiB)"
         assert "backpressure" in engine.log_tail(200_000)
         # The flood is over: commands are accepted again without anyone doing anything.
