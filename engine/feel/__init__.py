@@ -34,7 +34,8 @@ is a snapshot of the earlier results.
 Numbers are `decimal.Decimal` with 34 digits internally; `evaluate()` returns JSON-ready
 values (`to_json_value`: int when integral else float; temporal values as ISO strings, a
 zoned date-time as `2024-01-01T10:00:00+01:00[Europe/Berlin]`), `evaluate_raw()` keeps FEEL
-values. Temporal limits of Python's datetime apply: years 1..9999, microsecond precision.
+values. Temporal limits of Python's datetime apply: years 1..9999; digits below the microsecond
+are kept by parsing, formatting, comparison and conversions (`temporal.NanoTime`), not by arithmetic.
 """
 
 from __future__ import annotations

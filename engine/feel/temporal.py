@@ -7,6 +7,7 @@ Representation (feel-scala type in brackets):
   days and time duration    -> `datetime.timedelta`                 [ValDayTimeDuration]
   years and months duration -> `YearMonthDuration`                  [ValYearMonthDuration]
 Named zones use `zoneinfo`. Years outside 1..9999 are not representable and evaluate to null.
+Digits below the microsecond (java.time keeps nine) ride along in `NanoTime` / `NanoDateTime`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import calendar
 import datetime as dt
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
+
+_T = TypeVar("_T", dt.time, dt.datetime)
 
 # A year of more than four digits has no leading zero (java.time / XML Schema: `01211` is invalid).
 _DATE = r"(?P<year>-?(?:\d{4}|[1-9]\d{4,8}))-(?P<month>\d{2})-(?P<day>\d{2})"
@@ -65,6 +68,92 @@ class YearMonthDuration:
         return f"YearMonthDuration({format_year_month_duration(self)})"
 
 
+class _SubMicroseconds:
+    """Digits below the microsecond, which java.time (feel-scala) keeps and Python's datetime
+    does not: `nanos` (1..999) are the nanoseconds beyond `microsecond`. Parsing, formatting,
+    comparison and the time() / date and time() conversions keep them; arithmetic works at
+    microsecond precision (its result is a plain time / date-time)."""
+
+    nanos: int
+
+    def _key_equal(self, other: object) -> bool | None:
+        equal = super().__eq__(other)
+        if equal is NotImplemented:
+            return None
+        return bool(equal)
+
+    def __eq__(self, other: object) -> bool:
+        equal = self._key_equal(other)
+        if equal is None:
+            return NotImplemented
+        return equal and self.nanos == nanos_of(other)
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __lt__(self, other: Any) -> bool:
+        if self._key_equal(other):
+            return self.nanos < nanos_of(other)
+        return super().__lt__(other)  # type: ignore[misc]
+
+    def __le__(self, other: Any) -> bool:
+        if self._key_equal(other):
+            return self.nanos <= nanos_of(other)
+        return super().__le__(other)  # type: ignore[misc]
+
+    def __gt__(self, other: Any) -> bool:
+        if self._key_equal(other):
+            return self.nanos > nanos_of(other)
+        return super().__gt__(other)  # type: ignore[misc]
+
+    def __ge__(self, other: Any) -> bool:
+        if self._key_equal(other):
+            return self.nanos >= nanos_of(other)
+        return super().__ge__(other)  # type: ignore[misc]
+
+    def __hash__(self) -> int:
+        return super().__hash__()
+
+
+class NanoTime(_SubMicroseconds, dt.time):
+    """A time with digits below the microsecond (see `_SubMicroseconds`)."""
+
+
+class NanoDateTime(_SubMicroseconds, dt.datetime):
+    """A date and time with digits below the microsecond (see `_SubMicroseconds`)."""
+
+
+def nanos_of(value: object) -> int:
+    """The nanoseconds beyond the microsecond of a time / date-time (0 for most)."""
+    return getattr(value, "nanos", 0)
+
+
+def with_nanos(value: _T, nanos: int) -> _T:
+    """`value` carrying `nanos` nanoseconds beyond its microsecond."""
+    if not nanos:
+        return value
+    result: Any
+    if isinstance(value, dt.datetime):
+        result = NanoDateTime(
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+            value.tzinfo,
+            fold=value.fold,
+        )
+    else:
+        result = NanoTime(
+            value.hour, value.minute, value.second, value.microsecond, value.tzinfo, fold=value.fold
+        )
+    result.nanos = nanos
+    return result
+
+
 TEMPORAL_TYPES = (dt.date, dt.time, dt.timedelta, YearMonthDuration)
 
 
@@ -94,18 +183,20 @@ def _zone(offset: str | None, zone: str | None) -> dt.tzinfo | None:
     return dt.timezone(sign * delta)
 
 
-def _time_parts(match: re.Match[str]) -> tuple[int, int, int, int, dt.tzinfo | None]:
+def _time_parts(match: re.Match[str]) -> tuple[int, int, int, int, dt.tzinfo | None, int]:
     hour, minute = int(match["hour"]), int(match["minute"])
     second = int(match["second"] or 0)
     fraction = match["fraction"] or ""
-    microsecond = int((fraction + "000000")[:6]) if fraction else 0
+    # java.time keeps nine digits (nanoseconds): six are microseconds, three go to `nanos`
+    digits = (fraction + "000000000")[:9]
+    microsecond, nanos = int(digits[:6]), int(digits[6:])
     if match["offset"] and match["zone"]:
         # `10:00+02:00@Europe/Paris`: an offset and an @zone together are ambiguous, and
         # feel-scala does not parse them (DMN TCK 1116/1117 expect null); the ISO form with a
         # bracketed zone (`+01:00[Europe/Paris]`) stays valid.
         raise ValueError("both an offset and a time zone")
     zone = match["zone"] or match["bracket_zone"]
-    return hour, minute, second, microsecond, _zone(match["offset"], zone)
+    return hour, minute, second, microsecond, _zone(match["offset"], zone), nanos
 
 
 def parse_date(text: str) -> dt.date | None:
@@ -123,11 +214,9 @@ def parse_time(text: str) -> dt.time | None:
     if not match:
         return None
     try:
-        hour, minute, second, microsecond, zone = _time_parts(match)
-        if isinstance(zone, ZoneInfo):
-            # A time with a region zone has no fixed offset; feel-scala keeps the zone.
-            return dt.time(hour, minute, second, microsecond, tzinfo=zone)
-        return dt.time(hour, minute, second, microsecond, tzinfo=zone)
+        hour, minute, second, microsecond, zone, nanos = _time_parts(match)
+        # (a time with a region zone has no fixed offset; feel-scala keeps the zone)
+        return with_nanos(dt.time(hour, minute, second, microsecond, tzinfo=zone), nanos)
     except ValueError:
         return None
 
@@ -137,11 +226,11 @@ def parse_date_time(text: str) -> dt.datetime | None:
     if not match:
         return None
     try:
-        hour, minute, second, microsecond, zone = _time_parts(match)
-        if hour == 24 and minute == 0 and second == 0 and microsecond == 0:
+        hour, minute, second, microsecond, zone, nanos = _time_parts(match)
+        if hour == 24 and minute == 0 and second == 0 and microsecond == 0 and nanos == 0:
             base = dt.datetime(int(match["year"]), int(match["month"]), int(match["day"]), tzinfo=zone)
             return base + dt.timedelta(days=1)
-        return dt.datetime(
+        value = dt.datetime(
             int(match["year"]),
             int(match["month"]),
             int(match["day"]),
@@ -151,6 +240,7 @@ def parse_date_time(text: str) -> dt.datetime | None:
             microsecond,
             tzinfo=zone,
         )
+        return with_nanos(value, nanos)
     except (ValueError, OverflowError):
         return None
 
@@ -193,10 +283,10 @@ def parse_temporal_literal(text: str) -> Any:
 # formatting --------------------------------------------------------------------------------
 
 
-def _format_fraction(microsecond: int) -> str:
-    if not microsecond:
+def _format_fraction(microsecond: int, nanos: int = 0) -> str:
+    if not microsecond and not nanos:
         return ""
-    return "." + f"{microsecond:06d}".rstrip("0")
+    return "." + f"{microsecond:06d}{nanos:03d}".rstrip("0")
 
 
 def format_date(value: dt.date) -> str:
@@ -215,7 +305,8 @@ def _format_offset(offset: dt.timedelta) -> str:
 
 
 def _format_clock(value: dt.time | dt.datetime) -> str:
-    return f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}{_format_fraction(value.microsecond)}"
+    fraction = _format_fraction(value.microsecond, nanos_of(value))
+    return f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}{fraction}"
 
 
 def format_time(value: dt.time) -> str:

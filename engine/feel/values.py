@@ -92,6 +92,8 @@ _KINDS: dict[type, str] = {
     dt.date: "date",
     dt.datetime: "date and time",
     dt.time: "time",
+    temporal.NanoDateTime: "date and time",
+    temporal.NanoTime: "time",
     dt.timedelta: "days and time duration",
     YearMonthDuration: "years and months duration",
     FeelRange: "range",

@@ -4,7 +4,7 @@ Used as strict xfails: a case that starts passing fails the suite until its entr
 Each reason says why the case is not fixed, by cause (counts in the note of issue 15): where
 Zeebe's FEEL (feel-scala) gives what this engine gives, the reason says so and names the source
 of the expectation (DMN TCK, feelin); the rest are limits of this engine (the evaluation budget
-by design, Python datetime's years and precision, RE2 instead of Java regexes). The observed
+by design, Python datetime's years, RE2 instead of Java regexes). The observed
 difference is appended to each reason.
 """
 
@@ -27,7 +27,6 @@ _ITEM_DEFINITION_LIST = "`list<t_context_013>` names an itemDefinition inside a 
 _IN_LIST_OF_RANGES = "`x in [range, range]`: feel-scala tests membership in a list by equality (a number is not equal to a range), so it answers false, as here; the TCK expects range inclusion"
 _DATE_ITERATION = 'iterates over a range of dates (`for i in @"1980-01-01"..@"1980-01-03"`); feel-scala iterates numeric ranges only, so Zeebe gives null, as here'
 _YEARS = "engine limitation: temporal values are Python datetimes (years 1..9999), so a negative or more-than-4-digit year is null here; feel-scala (java.time, years up to +-999,999,999) gives the expected value. Not changed this session: it needs an own date type under every temporal operation"
-_NANOS = "engine limitation: temporal values are Python datetimes (microsecond precision), so digits beyond the sixth of a second are dropped; feel-scala (java.time, nanoseconds) keeps them"
 _REGEX_JAVA = "regular-expression dialect: this engine runs patterns on RE2 (linear time, so no pattern can freeze the engine, issue 8), feel-scala on Java's java.util.regex"
 _CONTEXT_PUT_PATH = 'the TCK expects null when the key path runs through a non-context value; feel-scala replaces that value with a new context (its own test: context put({x:1, y:2}, ["y", "z"], 2) = {x:1, y:{z:2}}), as here'
 _DMN_NAMES = "a variable name with spaces without backticks (`Full Name`); feel-scala parses such a name only as `` `Full Name` `` (Camunda's TCK run passes through DMN-Scala's option that escapes the DMN model's names before parsing); Zeebe rejects the bare form, as this engine does (FeelSyntaxError)"
@@ -243,23 +242,6 @@ KNOWN_EXTENDED_FAILURES: dict[int, str] = {
     3956: _YEARS + " (expected '-99999-12-31T11:22:33', here None)",
     3963: _YEARS + " (expected '999999999-12-31T23:59:59.999999999@Europe/Paris', here None)",
     3964: _YEARS + " (expected '-999999999-12-31T23:59:59.999999999+02:00', here None)",
-    # --- nanos (11)
-    3906: _NANOS + " (expected '11:22:33.123456789', here '11:22:33.123456')",
-    3916: _NANOS + " (expected '23:59:01.987654321', here '23:59:01.987654')",
-    3958: _NANOS + " (expected '2017-12-31T11:22:33.123456789', here '2017-12-31T11:22:33.123456')",
-    3962: _NANOS
-    + " (expected '2011-12-31T10:15:30.123456789@Europe/Paris', here '2011-12-31T10:15:30.123456@Europe/Paris')",
-    3967: _NANOS
-    + " (expected '2017-01-01T23:59:01.123456789@Europe/Paris', here '2017-01-01T23:59:01.123456@Europe/Paris')",
-    3969: _NANOS + " (expected '2017-08-10T23:59:01.987654321', here '2017-08-10T23:59:01.987654')",
-    3970: _NANOS
-    + " (expected '2017-09-05T09:15:30.987654321@Europe/Paris', here '2017-09-05T09:15:30.987654@Europe/Paris')",
-    3972: _NANOS + " (expected '2017-08-10T23:59:01.987654321', here '2017-08-10T23:59:01.987654')",
-    3973: _NANOS
-    + " (expected '2017-09-05T09:15:30.987654321@Europe/Paris', here '2017-09-05T09:15:30.987654@Europe/Paris')",
-    3975: _NANOS + " (expected '2017-08-10T23:59:01.987654321', here '2017-08-10T23:59:01.987654')",
-    3976: _NANOS
-    + " (expected '2017-09-05T09:15:30.987654321@Europe/Paris', here '2017-09-05T09:15:30.987654@Europe/Paris')",
     # --- regex-java (9)
     3807: _REGEX_JAVA
     + ": XML Schema class subtraction `[A-Z-[OI]]`: Java reads it as a nested-class union (true), RE2 as a class followed by ']' (expected True, here False)",

@@ -60,3 +60,33 @@ def test_a_dot_inside_a_character_class_or_escaped_is_literal() -> None:
     assert evaluate('matches("a]b", "a[].]b")') is True
     assert evaluate('matches("a\\u000Db", "a[^x]b")') is True  # classes are not rewritten
     assert evaluate('split("a.b.c", "\\\\.")') == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        # java.time keeps nine digits of a second; so do parsing, formatting and conversions here
+        ('time("11:22:33.123456789")', "11:22:33.123456789"),
+        (
+            'string(date and time("2011-12-31T10:15:30.123456789@Europe/Paris"))',
+            "2011-12-31T10:15:30.123456789@Europe/Paris",
+        ),
+        ('time(date and time("2017-08-10T23:59:01.987654321"))', "23:59:01.987654321"),
+        ('date and time(date("2017-01-01"), time("23:59:01.123456789"))', "2017-01-01T23:59:01.123456789"),
+        ('time("10:00:00.000000001") > time("10:00:00")', True),
+        ('time("10:00:00.000000001") = time("10:00:00")', False),
+        ('time("10:00:00") < time("10:00:00.000000001")', True),
+        ('time("10:00:00.0000000019") = time("10:00:00.000000001")', True),  # beyond nine digits: cut
+        ('date and time("2017-12-31T11:22:33.100000001") > date and time("2017-12-31T11:22:33.1")', True),
+        (
+            'distinct values([time("10:00:00.000000001"), time("10:00:00"), time("10:00:00.000000001")])',
+            ["10:00:00.000000001", "10:00:00"],
+        ),
+        ('time("10:00:00.000000001") instance of time', True),
+        ('time("10:00:00.5")', "10:00:00.5"),
+        # arithmetic works at microsecond precision (a documented limit)
+        ('time("10:00:00.123456789") + duration("PT1S")', "10:00:01.123456"),
+    ],
+)
+def test_digits_below_the_microsecond(expression: str, expected: object) -> None:
+    assert evaluate(expression) == expected

@@ -52,10 +52,10 @@ def time_from(value: Any) -> dt.time:
             date_time = temporal.parse_date_time(value)
             if date_time is None:
                 raise InvalidArgument(f"'{value}' is not a time")
-            return date_time.timetz()
+            return temporal.with_nanos(date_time.timetz(), temporal.nanos_of(date_time))
         return parsed
     if isinstance(value, dt.datetime):
-        return value.timetz()
+        return temporal.with_nanos(value.timetz(), temporal.nanos_of(value))
     if isinstance(value, dt.date):
         return dt.time(0, 0, 0, tzinfo=dt.UTC)
     if isinstance(value, dt.time):
@@ -107,7 +107,7 @@ def date_and_time_parts(date: Any, time: Any) -> dt.datetime:
         return date.astimezone(zone)
     if not isinstance(time, dt.time):
         raise InvalidArgument("expected a time")
-    return dt.datetime.combine(_date_part(date), time)
+    return temporal.with_nanos(dt.datetime.combine(_date_part(date), time), temporal.nanos_of(time))
 
 
 @builtin("duration", "from")
