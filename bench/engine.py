@@ -13,7 +13,11 @@ delays the others (issue 8: the FEEL budget and RE2 bound it).
 Each figure is measured over several runs against a fresh `python -m engine` subprocess and
 the median is printed. Usage:
 `python bench/engine.py [--runs 3] [--seconds 10] [--partitions 1] [--event-loop auto|asyncio|uvloop]
-[--hostile N --hostile-kind loop|regex]`.
+[--hostile N --hostile-kind loop|regex] [--timers 2000]`.
+
+3. timers fired per second: `--timers N` instances (on a fresh engine) wait on an intermediate
+   timer catch event whose FEEL date is the same for all; the figure is N over the engine time
+   from that date until the last instance completed (from the engine's log).
 """
 
 from __future__ import annotations
@@ -239,6 +243,83 @@ async def delivery_latency(address: str, samples: int) -> dict[str, float]:
     }
 
 
+TIMER_PROCESS = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" id="t" targetNamespace="http://fleetflow.bench">
+  <bpmn:process id="timer-bench" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="wait"/>
+    <bpmn:intermediateCatchEvent id="wait"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+      <bpmn:timerEventDefinition><bpmn:timeDate xsi:type="bpmn:tFormalExpression">=due</bpmn:timeDate></bpmn:timerEventDefinition>
+    </bpmn:intermediateCatchEvent>
+    <bpmn:sequenceFlow id="f2" sourceRef="wait" targetRef="end"/>
+    <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
+  </bpmn:process>
+</bpmn:definitions>"""
+
+
+async def timers_fired(engine: Engine, count: int, creators: int) -> dict[str, float]:
+    """`count` instances wait on a timer that comes due for all of them at the same moment;
+    timers fired per second = count / (engine time from the due date until the last of them
+    completed), read from the engine's own log (TIMER TRIGGERED, PROCESS ELEMENT_COMPLETED)."""
+    # bench/ (first on sys.path) holds this engine.py: put the repository first to reach the package
+    sys.path.insert(0, str(REPO_ROOT))
+    from engine.log import LogReader, partition_ids
+
+    channel = grpc.aio.insecure_channel(engine.address)
+    stub = pb_grpc.GatewayStub(channel)
+    await stub.DeployResource(
+        pb.DeployResourceRequest(resources=[pb.Resource(name="timer-bench.bpmn", content=TIMER_PROCESS)])
+    )
+    # Room to create every instance before the date (at a pessimistic 150 creations/s).
+    lead = 1.0 + count / 150
+    due_ms = int((time.time() + lead) * 1000)
+    due_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(due_ms // 1000)) + f".{due_ms % 1000:03d}Z"
+    variables = json.dumps({"due": due_text})
+    remaining = count
+
+    async def creator() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await stub.CreateProcessInstance(
+                pb.CreateProcessInstanceRequest(bpmnProcessId="timer-bench", version=-1, variables=variables),
+                timeout=30,
+            )
+
+    await asyncio.gather(*(creator() for _ in range(creators)))
+    created_by = int(time.time() * 1000)
+    await channel.close()
+    data_dir = Path(engine.tmp.name) / "data"
+    deadline = time.monotonic() + lead + 120
+    while True:
+        completed, triggered = [], []
+        for partition_id in partition_ids(data_dir):
+            for record in LogReader(data_dir, partition_id).read(1, 10_000_000):
+                if record["recordType"] != "EVENT":
+                    continue
+                if record["valueType"] == "TIMER" and record["intent"] == "TRIGGERED":
+                    triggered.append(record)
+                elif (
+                    record["valueType"] == "PROCESS_INSTANCE"
+                    and record["intent"] == "ELEMENT_COMPLETED"
+                    and record["value"]["bpmnElementType"] == "PROCESS"
+                ):
+                    completed.append(record["timestamp"])
+        if len(completed) >= count or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(max(0.5, (due_ms - time.time() * 1000) / 1000))
+    span_ms = max(1, max(completed, default=due_ms) - due_ms)
+    return {
+        "timers_per_second": len(completed) / (span_ms / 1000),
+        "timers": count,
+        "timers_completed": len(completed),
+        "fired_before_due": sum(
+            1 for record in triggered if record["timestamp"] < record["value"]["dueDate"]
+        ),
+        "created_before_due": created_by <= due_ms,
+    }
+
+
 async def one_run(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float]]:
     engine = Engine(args.partitions, args.event_loop)
     try:
@@ -253,9 +334,17 @@ async def one_run(args: argparse.Namespace) -> tuple[dict[str, float], dict[str,
         if hostile is not None:
             stop.set()
             latency["hostile_created"] = await hostile
-        return rate, latency
     finally:
         engine.close()
+    if args.timers:
+        # on a fresh engine: only these instances in its log
+        timer_engine = Engine(args.partitions, args.event_loop)
+        try:
+            await timer_engine.ready()
+            latency.update(await timers_fired(timer_engine, args.timers, args.creators))
+        finally:
+            timer_engine.close()
+    return rate, latency
 
 
 def main() -> None:
@@ -269,13 +358,18 @@ def main() -> None:
     parser.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     parser.add_argument("--hostile", type=int, default=0, help="clients creating hostile instances")
     parser.add_argument("--hostile-kind", choices=sorted(HOSTILE_EXPRESSIONS), default="loop")
+    parser.add_argument(
+        "--timers", type=int, default=2000, help="instances waiting on one due date (0: skip)"
+    )
     args = parser.parse_args()
-    rates, p50s, p99s = [], [], []
+    rates, p50s, p99s, timer_rates = [], [], [], []
     for run in range(args.runs):
         rate, latency = asyncio.run(one_run(args))
         rates.append(rate["instances_per_second"])
         p50s.append(latency["p50_ms"])
         p99s.append(latency["p99_ms"])
+        if args.timers:
+            timer_rates.append(latency["timers_per_second"])
         print(json.dumps({"bench": "engine", "run": run + 1, **rate, **latency}), flush=True)
     common = {
         "bench": "engine",
@@ -300,6 +394,17 @@ def main() -> None:
     print(
         json.dumps({**common, "metric": "job_delivery_p99_ms", "median": statistics.median(p99s), "goal": 20})
     )
+    if timer_rates:
+        print(
+            json.dumps(
+                {
+                    **common,
+                    "metric": "timers_fired_per_second",
+                    "timers": args.timers,
+                    "median": statistics.median(timer_rates),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

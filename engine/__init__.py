@@ -6,11 +6,10 @@ Modules:
 - `log`: the per-partition append-only record log (the source of truth) and its stable
   reader API `partition_ids(data_dir)` / `LogReader(data_dir, partition_id).read(...)`;
 - `records`: builders for Zeebe's record JSON (reference §3.3-3.4);
-- `state`: partition state and the event appliers (the only code that mutates state);
-- `execution`: BPMN element lifecycle, variables, incidents, error propagation;
-- `commands`: client command processing and Zeebe rejection texts;
+- `processing/`: command processors, element behaviours, the state-transition and catch-event
+  behaviours, typed state and its appliers (Zeebe's engine layout; see its README.md);
 - `partition`: command execution, group commit (write + fsync), snapshots, recovery;
-- `broker`: partitions, deployment distribution, routing, job activation, timers;
+- `broker`: partitions, deployment distribution, routing, job activation, the timer loop;
 - `gateway`: the gateway gRPC servicer; `server`: grpc.aio server + health service.
 - `bpmn/` (BPMN parser and model) and `feel/` (FEEL evaluator) are separate packages.
 """
