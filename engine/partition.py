@@ -95,6 +95,9 @@ class Partition:
         self.closed = False
         self.failure: BaseException | None = None
         self.metrics = PartitionCounters()  # read by engine/metrics.py (--metrics-port)
+        # Told the log position fsynced after each group commit (the exporters export no further:
+        # engine/exporters/process.py).
+        self.on_durable: Callable[[int], None] | None = None
 
     @property
     def state(self) -> PartitionState:
@@ -466,6 +469,8 @@ class Partition:
                         waiter.set_exception(error)
                 self._inflight_waiters, self._pending_waiters, self._pending = [], [], []
                 return
+            if self.on_durable is not None:
+                self.on_durable(self.writer.next_position - 1)
             if snapshot_text is not None:
                 try:
                     await loop.run_in_executor(self._executor, self._write_snapshot, snapshot_text)

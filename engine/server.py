@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import signal
@@ -58,8 +59,13 @@ class EngineServer:
         if self.export_urls:
             # After recovery: the logs are whole (torn tails cut) when the exporters read them.
             self.exporters = ExporterProcess(
-                self.broker.data_dir, self.broker.partition_count, self.export_urls
+                self.broker.data_dir, self.broker.partition_count, self.export_urls, track_durable=True
             )
+            for partition_id, partition in self.broker.partitions.items():
+                # What recovery found is on disk; from now on, what each group commit fsynced.
+                assert partition.writer is not None
+                self.exporters.durable(partition_id, partition.writer.next_position - 1)
+                partition.on_durable = functools.partial(self.exporters.durable, partition_id)
             self.exporters.start()
         # The recovered state is long-lived: keep it out of the cyclic GC's generations so
         # full collections (latency spikes) only scan what changes afterwards.

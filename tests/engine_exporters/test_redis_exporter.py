@@ -224,3 +224,46 @@ def test_engine_serves_while_redis_is_down_and_exports_when_it_comes_back(tmp_pa
         if server is not None:
             server.terminate()
             server.wait(10)
+
+
+def test_only_what_the_engine_fsynced_is_exported(tmp_path: Path, redis_url: str) -> None:
+    """The exporters child with --durable-from-stdin (as the engine runs it) exports a partition only
+    up to the position the engine says it fsynced, and stops when the engine closes its input."""
+    import subprocess
+    import sys
+
+    from engine.log import LogWriter
+    from tests.support import python_env
+
+    writer = LogWriter(tmp_path, 1)
+    writer.append_batch([json.dumps(_record(1, position)).encode() for position in range(1, 21)])
+    writer.close()
+    name = stream_name()
+    client = redis.Redis.from_url(redis_url)
+    argv = [sys.executable, "-m", "engine.exporters", "--data-dir", str(tmp_path), "--partitions", "1"]
+    argv += ["--export", export_url(redis_url, name), "--durable-from-stdin"]
+    stderr_path = tmp_path / "exporters.log"
+    with open(stderr_path, "wb") as stderr:
+        child = subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=stderr, env=python_env())
+    assert child.stdin is not None
+
+    def exported() -> list[int]:
+        return [json.loads(next(iter(f.values())))["position"] for _, f in client.xrange(f"{name}:JOB")]
+
+    try:
+        child.stdin.write(b"1 5\n")
+        child.stdin.flush()
+        wait_for(lambda: exported() == [1, 2, 3, 4, 5], timeout=30, what="positions 1..5 exported")
+        child.stdin.write(b"garbage\n1 12\n")
+        child.stdin.flush()
+        wait_for(lambda: exported() == list(range(1, 13)), timeout=30, what="positions 1..12 exported")
+        child.stdin.close()  # the engine is gone
+        assert child.wait(30) == 0
+        assert exported() == list(range(1, 13))  # nothing beyond what was fsynced
+        assert "malformed durable position" in stderr_path.read_text()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        client.delete(f"{name}:JOB", f"{name}:exporter-positions")
+        client.close()
