@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.bpmn import BpmnValidationError, Problem, zeebe_rejection_reason
+from engine.bpmn.errors import DEPLOYMENT_REJECTION_PREFIX
 from engine.bpmn.parser import parse_bpmn
+from engine.dmn import DmnParseError, parse_dmn
 from engine.log import partition_ids
 from engine.partition import Partition, now_ms
 from engine.processing.command import Command, Rejection
+from engine.processing.decisions import distribution_plans, distribution_resources, duplicate_id_problems
 from engine.processing.processors.creation import Created, CreateInstance
 from engine.processing.processors.deployment import DeployResources, DistributeDeployment
 from engine.processing.processors.jobs import ActivateJobs
@@ -104,11 +107,14 @@ class Broker:
             if process["resourceName"] not in seen:
                 seen.add(process["resourceName"])
                 resources.append({"resourceName": process["resourceName"], "resource": process["resource"]})
+        entry = source.state.deployments.get(deployment_key, {})
+        decisions = distribution_plans(source.state.decision_state, entry)
+        resources.extend(distribution_resources(decisions))
         deployment = {
             "resources": resources,
             "processesMetadata": metadata,
-            "decisionsMetadata": [],
-            "decisionRequirementsMetadata": [],
+            "decisionsMetadata": entry.get("decisionsMetadata", []),
+            "decisionRequirementsMetadata": entry.get("decisionRequirementsMetadata", []),
             "formMetadata": [],
             "tenantId": "<default>",
             "deploymentKey": deployment_key,
@@ -119,7 +125,7 @@ class Broker:
                 "CREATE",
                 {"resources": [], "processesMetadata": metadata},
                 key=deployment_key,
-                request=DistributeDeployment(deployment_key, deployment, processes),
+                request=DistributeDeployment(deployment_key, deployment, processes, decisions),
             )
         )
 
@@ -141,14 +147,26 @@ class Broker:
             )
         parsed: list[list[Any]] = []
         errors: list[BpmnValidationError] = []
+        drgs: list[tuple[str, bytes, Any]] = []
+        dmn_errors: list[str] = []
         for name, content in resources:
+            if name.endswith(".dmn"):
+                parsed.append([])
+                try:
+                    drgs.append((name, content, parse_dmn(content)))
+                except DmnParseError as error:
+                    dmn_errors.append(error.resource_message(name))
+                except Exception as exc:  # a parser defect must not take the engine down
+                    log.exception("DMN parser failed on %s", name)
+                    dmn_errors.append(f"'{name}': Failed to parse the resource: {exc}")
+                continue
             if not name.endswith((".bpmn", ".xml")):
                 kind = name.rsplit(".", 1)[-1] if "." in name else name
                 raise Rejection(
                     "CREATE",
                     INVALID_ARGUMENT,
                     f"Expected to deploy new resources, but encountered the following errors:\n'{name}': "
-                    f"resource type '.{kind}' is not supported by this engine (only BPMN processes)",
+                    f"resource type '.{kind}' is not supported by this engine (only BPMN processes and DMN decisions)",
                 )
             try:
                 parsed.append(parse_bpmn(name, content))
@@ -159,14 +177,18 @@ class Broker:
                 errors.append(
                     BpmnValidationError(name, [Problem(None, f"Failed to parse the resource: {exc}")])
                 )
-        if errors:
-            rejection = Rejection("CREATE", INVALID_ARGUMENT, zeebe_rejection_reason(errors))
+        dmn_errors.extend(duplicate_id_problems([(name, drg) for name, _content, drg in drgs]))
+        if errors or dmn_errors:
+            # one rejection for every bad resource: a deployment is atomic (reference §1.3)
+            reason = zeebe_rejection_reason(errors) if errors else DEPLOYMENT_REJECTION_PREFIX
+            reason += "".join("\n" + line for line in dmn_errors)
+            rejection = Rejection("CREATE", INVALID_ARGUMENT, reason)
             try:
                 first.execute(Command("DEPLOYMENT", "CREATE", command_value), _refuse(rejection))
             finally:
                 await first.durable()
         result = first.execute(
-            Command("DEPLOYMENT", "CREATE", command_value, request=DeployResources(resources, parsed))
+            Command("DEPLOYMENT", "CREATE", command_value, request=DeployResources(resources, parsed, drgs))
         )
         for partition in list(self.partitions.values())[1:]:
             self._distribute(partition, result["key"], result["value"]["processesMetadata"], first)

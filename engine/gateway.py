@@ -23,6 +23,7 @@ from engine.broker import Broker
 from engine.partition import Partition, PartitionUnavailable
 from engine.processing.command import Command, Rejection
 from engine.processing.processors.creation import Created
+from engine.processing.processors.decisions import EvaluateDecision, evaluate_command_value
 from engine.processing.processors.jobs import FailJob, ThrowJobError
 from engine.processing.processors.migration import MigrateInstance
 from engine.processing.processors.modification import ModifyInstance
@@ -131,6 +132,61 @@ def _check_tenant(rpc: str, tenant_id: str) -> None:
     )
 
 
+def _evaluate_decision_response(key: int, value: dict[str, Any]) -> pb.EvaluateDecisionResponse:
+    """Zeebe's ResponseMapper.toEvaluateDecisionResponse: on failure the failed decision id and
+    message are set and `decisionOutput` is left empty."""
+    evaluated = [
+        pb.EvaluatedDecision(
+            decisionKey=item["decisionKey"],
+            decisionId=item["decisionId"],
+            decisionName=item["decisionName"],
+            decisionVersion=item["decisionVersion"],
+            decisionType=item["decisionType"],
+            decisionOutput=item["decisionOutput"],
+            matchedRules=[
+                pb.MatchedDecisionRule(
+                    ruleId=rule["ruleId"],
+                    ruleIndex=rule["ruleIndex"],
+                    evaluatedOutputs=[
+                        pb.EvaluatedDecisionOutput(
+                            outputId=output["outputId"],
+                            outputName=output["outputName"],
+                            outputValue=output["outputValue"],
+                        )
+                        for output in rule["evaluatedOutputs"]
+                    ],
+                )
+                for rule in item["matchedRules"]
+            ],
+            evaluatedInputs=[
+                pb.EvaluatedDecisionInput(
+                    inputId=entry["inputId"], inputName=entry["inputName"], inputValue=entry["inputValue"]
+                )
+                for entry in item["evaluatedInputs"]
+            ],
+            tenantId=DEFAULT_TENANT,
+        )
+        for item in value["evaluatedDecisions"]
+    ]
+    response = pb.EvaluateDecisionResponse(
+        decisionKey=value["decisionKey"],
+        decisionId=value["decisionId"],
+        decisionName=value["decisionName"],
+        decisionVersion=value["decisionVersion"],
+        decisionRequirementsId=value["decisionRequirementsId"],
+        decisionRequirementsKey=value["decisionRequirementsKey"],
+        evaluatedDecisions=evaluated,
+        tenantId=DEFAULT_TENANT,
+        decisionInstanceKey=key,
+    )
+    if value["failedDecisionId"]:
+        response.failedDecisionId = value["failedDecisionId"]
+        response.failureMessage = value["evaluationFailureMessage"]
+    else:
+        response.decisionOutput = value["decisionOutput"]
+    return response
+
+
 def _wake_up(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -212,6 +268,34 @@ class GatewayServicer(pb_grpc.GatewayServicer):
                 )
             )
             for m in result["value"]["processesMetadata"]
+        ]
+        # Zeebe's order (ResponseMapper.toDeployResourceResponse): processes, decisions, DRGs
+        deployments += [
+            pb.Deployment(
+                decision=pb.DecisionMetadata(
+                    dmnDecisionId=m["decisionId"],
+                    dmnDecisionName=m["decisionName"],
+                    version=m["version"],
+                    decisionKey=m["decisionKey"],
+                    dmnDecisionRequirementsId=m["decisionRequirementsId"],
+                    decisionRequirementsKey=m["decisionRequirementsKey"],
+                    tenantId=DEFAULT_TENANT,
+                )
+            )
+            for m in result["value"].get("decisionsMetadata", [])
+        ]
+        deployments += [
+            pb.Deployment(
+                decisionRequirements=pb.DecisionRequirementsMetadata(
+                    dmnDecisionRequirementsId=m["decisionRequirementsId"],
+                    dmnDecisionRequirementsName=m["decisionRequirementsName"],
+                    version=m["decisionRequirementsVersion"],
+                    decisionRequirementsKey=m["decisionRequirementsKey"],
+                    resourceName=m["resourceName"],
+                    tenantId=DEFAULT_TENANT,
+                )
+            )
+            for m in result["value"].get("decisionRequirementsMetadata", [])
         ]
         return pb.DeployResourceResponse(key=result["key"], deployments=deployments, tenantId=DEFAULT_TENANT)
 
@@ -596,8 +680,20 @@ class GatewayServicer(pb_grpc.GatewayServicer):
     async def BroadcastSignal(self, request: Any, context: Any) -> Any:
         await self._unimplemented(context, "BroadcastSignal")
 
-    async def EvaluateDecision(self, request: Any, context: Any) -> Any:
-        await self._unimplemented(context, "EvaluateDecision")
+    @_unary
+    async def EvaluateDecision(
+        self, request: pb.EvaluateDecisionRequest, context: Any
+    ) -> pb.EvaluateDecisionResponse:
+        _check_tenant("EvaluateDecision", request.tenantId)
+        evaluation = EvaluateDecision(request.decisionId, request.decisionKey, _variables(request.variables))
+        # round-robin over the partitions, like instance creation (reference §2): every
+        # partition has the deployed decisions
+        partition = self.broker.next_partition()
+        result = partition.execute(
+            Command("DECISION_EVALUATION", "EVALUATE", evaluate_command_value(evaluation), request=evaluation)
+        )
+        await partition.durable()
+        return _evaluate_decision_response(result["key"], result["value"])
 
     @_unary
     async def MigrateProcessInstance(

@@ -66,8 +66,6 @@ NOT_YET_SUPPORTED: dict[str, str] = {
     "send-task": "Elements of type 'sendTask' are",  # job-based, like a service task
     "job-script-task": "Elements of type 'scriptTask' are",  # job-based, like a service task
     "feel-script-task": "Elements of type 'scriptTask' are",  # zeebe:script
-    "job-business-rule-task": "Elements of type 'businessRuleTask' are",  # job-based
-    "decision-business-rule-task": "Elements of type 'businessRuleTask' are",  # zeebe:calledDecision
     "zeebe-user-task": "Zeebe user tasks (zeebe:userTask) are",
     "linked-form": "Linked forms (zeebe:formDefinition formId/externalReference) are",
     # activity markers

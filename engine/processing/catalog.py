@@ -6,6 +6,7 @@ registers them all. Adding a module to engine/processing is adding its import li
 from __future__ import annotations
 
 # --- element behaviours (registry.behavior)
+import engine.processing.elements.business_rule_tasks
 import engine.processing.elements.call_activity
 import engine.processing.elements.events
 import engine.processing.elements.gateways
@@ -16,6 +17,7 @@ import engine.processing.elements.tasks
 # --- command processors (registry.processor)
 import engine.processing.processors.cancel
 import engine.processing.processors.creation
+import engine.processing.processors.decisions
 import engine.processing.processors.deployment
 import engine.processing.processors.incidents
 import engine.processing.processors.jobs

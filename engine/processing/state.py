@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.processing.decision_state import DecisionState
 from engine.records import DEFAULT_TENANT, decode_local_key, decode_partition, encode_key
 
 ACTIVATABLE = "ACTIVATABLE"
@@ -283,6 +284,8 @@ class PartitionState:
         self.jobs: dict[int, Job] = {}
         self.incidents: dict[int, Incident] = {}
         self.timers: dict[int, Timer] = {}
+        # deployed DRGs and decisions (engine/processing/decision_state.py)
+        self.decision_state = DecisionState()
         # derived
         self.children: dict[int, dict[int, None]] = {}
         self.activatable: dict[str, dict[int, None]] = {}
@@ -433,6 +436,7 @@ class PartitionState:
             "jobs": [[job.key, job.state, job.value] for job in self.jobs.values()],
             "incidents": [[incident.key, incident.value] for incident in self.incidents.values()],
             "timers": [[timer.key, timer.value] for timer in self.timers.values()],
+            **self.decision_state.to_snapshot(),
         }
 
     def load_snapshot(self, snapshot: dict[str, Any]) -> None:
@@ -471,6 +475,7 @@ class PartitionState:
                 self.set_backoff(key, value["recurringTime"])
         for key, incident in snapshot["incidents"]:
             self._add_incident(Incident(key, incident))
+        self.decision_state.load_snapshot(snapshot)
         for key, value in snapshot.get("timers", []):
             timer = Timer(key, value)
             self.timers[key] = timer
@@ -708,6 +713,9 @@ def _deployment_created(state: PartitionState, record: dict[str, Any]) -> None:
     state.deployments[record["key"]] = {
         "processesMetadata": value["processesMetadata"],
         "resources": [resource["resourceName"] for resource in value["resources"]],
+        # what a distribution to the other partitions needs (engine/processing/decisions.py)
+        "decisionsMetadata": value.get("decisionsMetadata", []),
+        "decisionRequirementsMetadata": value.get("decisionRequirementsMetadata", []),
     }
 
 

@@ -17,7 +17,8 @@ from engine.records import job_value
 from engine.values import json_text
 
 
-@behavior("SERVICE_TASK", "USER_TASK", "SEND_TASK", "BUSINESS_RULE_TASK", "SCRIPT_TASK")
+# BUSINESS_RULE_TASK: elements/business_rule_tasks.py (a job-based one is run by this behaviour from there)
+@behavior("SERVICE_TASK", "USER_TASK", "SEND_TASK", "SCRIPT_TASK")
 class JobTaskBehavior(BaseBehavior):
     def activate(self, ctx: ProcessingContext, instance: ElementInstance, element: Any) -> None:
         apply_input_mappings(ctx, instance, element)

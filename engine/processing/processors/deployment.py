@@ -4,12 +4,19 @@ deployment to the other partitions (the same command, with `DistributeDeployment
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine import records
 from engine.processing.command import Command
 from engine.processing.context import ProcessingContext
+from engine.processing.decisions import (
+    PlannedRequirements,
+    deployment_metadata,
+    plan_decisions,
+    version_together,
+    write_decision_records,
+)
 from engine.processing.registry import processor
 from engine.processing.state import remember_models
 from engine.records import deployment_value, process_metadata, process_value
@@ -21,6 +28,8 @@ class DeployResources:
 
     resources: list[tuple[str, bytes]]
     parsed: list[list[Any]]
+    #: The DMN resources among them: (name, content, parsed DRG); their `parsed` entry is [].
+    decisions: list[tuple[str, bytes, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -30,12 +39,14 @@ class DistributeDeployment:
     deployment_key: int
     deployment: dict[str, Any]
     processes: list[dict[str, Any]]
+    decisions: list[PlannedRequirements] = field(default_factory=list)
 
 
 @processor("DEPLOYMENT", "CREATE")
 def deploy(ctx: ProcessingContext, command: Command) -> dict[str, Any] | None:
     request = command.request
     if isinstance(request, DistributeDeployment):
+        write_decision_records(ctx, request.decisions)
         write_deployment(ctx, request.deployment_key, request.deployment, request.processes)
         return None
     assert isinstance(request, DeployResources)
@@ -70,6 +81,10 @@ def deploy(ctx: ProcessingContext, command: Command) -> dict[str, Any] | None:
             )
             processes.append((value, False))
             new_processes.append(value)
+    planned = plan_decisions(ctx, request.decisions)
+    if new_processes or not all(plan.duplicate for plan in planned):
+        # Zeebe versions the resources of a deployment together (decisions.version_together)
+        version_together(ctx, planned)
     deployment_key = ctx.state.new_key()
     for value in new_processes:
         value["deploymentKey"] = deployment_key
@@ -80,9 +95,11 @@ def deploy(ctx: ProcessingContext, command: Command) -> dict[str, Any] | None:
         processes_metadata=[process_metadata(value, duplicate) for value, duplicate in processes],
         deployment_key=deployment_key,
     )
+    deployment["decisionsMetadata"], deployment["decisionRequirementsMetadata"] = deployment_metadata(planned)
     write_processes(ctx, new_processes)
+    write_decision_records(ctx, planned)
     ctx.emit("DEPLOYMENT", "CREATED", deployment_key, deployment)
-    return {"key": deployment_key, "value": deployment, "newProcesses": new_processes}
+    return {"key": deployment_key, "value": deployment, "newProcesses": new_processes, "decisions": planned}
 
 
 def write_deployment(
