@@ -221,10 +221,20 @@ def test_a_pattern_that_is_slow_to_compile_is_refused() -> None:
     assert slow.evaluate({"s": "a{5000}", "p": "a\\{5000\\}"}) is True  # escaped braces are text
 
 
-def test_long_patterns_are_not_kept_in_the_pattern_cache() -> None:
+def test_an_overlong_pattern_is_refused_before_it_is_rewritten_or_compiled() -> None:
+    # a 1 MB pattern of dots took 3 s (rewriting Java's `.` and compiling, uninterruptible)
+    for pattern in ("." * 1_000_000, "a" * 1001):
+        result, warnings = compile_expression("matches(s, p)").evaluate_with_warnings(
+            {"s": "a", "p": pattern}
+        )
+        assert result is None
+        assert any("longer than 1000 characters" in warning for warning in warnings)
+
+
+def test_long_rewritten_patterns_are_not_kept_in_the_pattern_cache() -> None:
     strings._compiled.cache_clear()
-    pattern = "(a|b)" * 200
-    assert evaluate("matches(s, p)", {"s": "ab" * 100, "p": pattern}) is True
+    # 200 dots become 200 Java-style classes: over the cached length, compiled each time
+    assert evaluate("matches(s, p)", {"s": "a" * 200, "p": "." * 200}) is True
     assert strings._compiled.cache_info().currsize == 0
     assert evaluate('matches("ab", "a|b")') is True
     assert strings._compiled.cache_info().currsize == 1

@@ -40,6 +40,10 @@ def _pattern(pattern: Any, flags: Any = None) -> Any:
     when available. FEEL's XML-Schema regexes have no backreferences or lookaround, so RE2
     loses nothing, and a pattern like `(a+)+$` can no longer freeze the engine."""
     text = string(pattern)
+    if len(text) > MAX_PATTERN_LENGTH:
+        # rewriting and compiling is linear but uninterruptible: a 1 MB pattern of dots took
+        # 3 s on the partition's thread, 1000 of them (with Java's `.`) take about 12 ms once
+        raise InvalidArgument(f"regular expression longer than {MAX_PATTERN_LENGTH} characters")
     inline = ""
     if flags is not None:
         for flag in string(flags):
@@ -54,15 +58,17 @@ def _pattern(pattern: Any, flags: Any = None) -> Any:
     inline = "".join(sorted(set(inline)))
     if "s" not in inline and "." in text:
         text = _java_dot(text)
+    # (the `q` and `x` flags and Java's `.` can lengthen the text: longer ones are compiled
+    # each time, not cached - 512 cached patterns of 10,000 characters held 200 MB)
     if len(text) > MAX_CACHED_PATTERN:
-        # compiled every time rather than cached: 512 cached patterns of 10,000 characters
-        # held 200 MB; a long pattern is rare and its compilation linear in its length
         return _compile(text, inline)
     return _compiled(text, inline)
 
 
+#: Longest pattern accepted (a real one is a few dozen characters).
+MAX_PATTERN_LENGTH = 1000
 #: Patterns up to this length are cached (compiled once per engine process).
-MAX_CACHED_PATTERN = 500
+MAX_CACHED_PATTERN = MAX_PATTERN_LENGTH
 #: Sum of the bounds of counted repetitions (`{n}`, `{n,m}`, `{n,}`) a pattern may have. RE2
 #: matches in linear time, but *compiling* `[a-z]{1,1000}` ten times over takes 175 ms and
 #: thirty times 2 s (one uninterruptible call on the partition's thread); 1000 (RE2's own
