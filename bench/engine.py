@@ -3,7 +3,11 @@
 1. throughput: instances of a one-task process completed per second, with several
    pyzeebe-style workers (grpc.aio ActivateJobs long polls + CompleteJob) and creators;
 2. delivery latency: from CreateProcessInstance to the job arriving at an already parked
-   long poll (p50/p99).
+   long poll (p50/p99);
+3. decisions: EvaluateDecision calls answered per second by parallel clients on a two-decision
+   DRG (a vendor table required by a rules table, the "rules match" step of hardware
+   diagnosis), and the decisions they evaluated per second (Zeebe counts each evaluated
+   decision of a DRG: two per call here). Measured after the figures above, on the same engine.
 
 With `--hostile N`, N clients meanwhile create instances of a process whose input mapping is a
 hostile expression (`--hostile-kind loop`: a 150,000-iteration loop; `regex`: a catastrophic
@@ -51,6 +55,35 @@ PROCESS = b"""<?xml version="1.0" encoding="UTF-8"?>
     <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
   </bpmn:process>
 </bpmn:definitions>"""
+
+
+DECISIONS = b"""<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="bench_rules" name="Bench rules" namespace="http://fleetflow.bench">
+  <decision id="vendor" name="Vendor">
+    <variable name="management"/>
+    <decisionTable id="vendor_table" hitPolicy="FIRST">
+      <input id="vendor_in" label="Vendor"><inputExpression typeRef="string"><text>vendor</text></inputExpression></input>
+      <output id="management_out" name="management" typeRef="string"/>
+      <rule id="v1"><inputEntry><text>"dell"</text></inputEntry><outputEntry><text>"idrac"</text></outputEntry></rule>
+      <rule id="v2"><inputEntry><text>"hp"</text></inputEntry><outputEntry><text>"ilo"</text></outputEntry></rule>
+      <rule id="v3"><inputEntry><text>"lenovo"</text></inputEntry><outputEntry><text>"xcc"</text></outputEntry></rule>
+      <rule id="v4"><inputEntry><text>-</text></inputEntry><outputEntry><text>"ipmi"</text></outputEntry></rule>
+    </decisionTable>
+  </decision>
+  <decision id="action" name="Action">
+    <informationRequirement id="needs_vendor"><requiredDecision href="#vendor"/></informationRequirement>
+    <decisionTable id="action_table" hitPolicy="UNIQUE">
+      <input id="management_in" label="Management"><inputExpression typeRef="string"><text>management</text></inputExpression></input>
+      <input id="temperature_in" label="Temperature"><inputExpression typeRef="number"><text>temperature</text></inputExpression></input>
+      <output id="action_out" name="action" typeRef="string"/>
+      <output id="priority_out" name="priority" typeRef="number"/>
+      <rule id="a1"><inputEntry><text>"idrac"</text></inputEntry><inputEntry><text>&gt; 80</text></inputEntry><outputEntry><text>"powercycle"</text></outputEntry><outputEntry><text>1</text></outputEntry></rule>
+      <rule id="a2"><inputEntry><text>not("idrac")</text></inputEntry><inputEntry><text>&gt; 80</text></inputEntry><outputEntry><text>"ticket"</text></outputEntry><outputEntry><text>2</text></outputEntry></rule>
+      <rule id="a3"><inputEntry><text>-</text></inputEntry><inputEntry><text>[60..80]</text></inputEntry><outputEntry><text>"watch"</text></outputEntry><outputEntry><text>3</text></outputEntry></rule>
+      <rule id="a4"><inputEntry><text>-</text></inputEntry><inputEntry><text>&lt; 60</text></inputEntry><outputEntry><text>"none"</text></outputEntry><outputEntry><text>4</text></outputEntry></rule>
+    </decisionTable>
+  </decision>
+</definitions>"""
 
 
 def free_port() -> int:
@@ -320,6 +353,42 @@ async def timers_fired(engine: Engine, count: int, creators: int) -> dict[str, f
     }
 
 
+async def decision_rate(address: str, seconds: float, clients: int) -> dict[str, float]:
+    """EvaluateDecision calls answered per second, and the decisions they evaluated per second."""
+    vendors = ("dell", "hp", "lenovo", "supermicro")
+    answered = evaluated = failed = 0
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = pb_grpc.GatewayStub(channel)
+        await stub.DeployResource(
+            pb.DeployResourceRequest(resources=[pb.Resource(name="bench.dmn", content=DECISIONS)]), timeout=30
+        )
+        deadline = time.monotonic() + seconds
+
+        async def client(index: int) -> None:
+            nonlocal answered, evaluated, failed
+            call = index
+            while time.monotonic() < deadline:
+                call += clients
+                variables = {"vendor": vendors[call % len(vendors)], "temperature": 40 + (call * 7) % 60}
+                response = await stub.EvaluateDecision(
+                    pb.EvaluateDecisionRequest(decisionId="action", variables=json.dumps(variables)),
+                    timeout=30,
+                )
+                if response.failedDecisionId:
+                    failed += 1
+                answered += 1
+                evaluated += len(response.evaluatedDecisions)
+
+        started = time.monotonic()
+        await asyncio.gather(*(client(index) for index in range(clients)))
+        elapsed = time.monotonic() - started
+    return {
+        "decision_calls_per_second": answered / elapsed,
+        "decisions_evaluated_per_second": evaluated / elapsed,
+        "decision_failures": failed,
+    }
+
+
 async def one_run(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float]]:
     engine = Engine(args.partitions, args.event_loop)
     try:
@@ -334,6 +403,8 @@ async def one_run(args: argparse.Namespace) -> tuple[dict[str, float], dict[str,
         if hostile is not None:
             stop.set()
             latency["hostile_created"] = await hostile
+        # last on this engine, so that the figures above are measured exactly as before
+        rate.update(await decision_rate(engine.address, args.seconds, args.decision_clients))
     finally:
         engine.close()
     if args.timers:
@@ -355,6 +426,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--creators", type=int, default=16)
     parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--decision-clients", type=int, default=8, help="parallel EvaluateDecision callers")
     parser.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     parser.add_argument("--hostile", type=int, default=0, help="clients creating hostile instances")
     parser.add_argument("--hostile-kind", choices=sorted(HOSTILE_EXPRESSIONS), default="loop")
@@ -362,10 +434,11 @@ def main() -> None:
         "--timers", type=int, default=2000, help="instances waiting on one due date (0: skip)"
     )
     args = parser.parse_args()
-    rates, p50s, p99s, timer_rates = [], [], [], []
+    rates, p50s, p99s, timer_rates, decision_rates = [], [], [], [], []
     for run in range(args.runs):
         rate, latency = asyncio.run(one_run(args))
         rates.append(rate["instances_per_second"])
+        decision_rates.append(rate["decisions_evaluated_per_second"])
         p50s.append(latency["p50_ms"])
         p99s.append(latency["p99_ms"])
         if args.timers:
@@ -393,6 +466,16 @@ def main() -> None:
     print(json.dumps({**common, "metric": "job_delivery_p50_ms", "median": statistics.median(p50s)}))
     print(
         json.dumps({**common, "metric": "job_delivery_p99_ms", "median": statistics.median(p99s), "goal": 20})
+    )
+    print(
+        json.dumps(
+            {
+                **common,
+                "metric": "decisions_evaluated_per_second",
+                "decision_clients": args.decision_clients,
+                "median": statistics.median(decision_rates),
+            }
+        )
     )
     if timer_rates:
         print(
