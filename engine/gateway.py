@@ -670,7 +670,7 @@ class GatewayServicer(pb_grpc.GatewayServicer):
     async def _unimplemented(self, context: Any, rpc: str) -> None:
         await context.abort(
             grpc.StatusCode.UNIMPLEMENTED,
-            f"{rpc} is not supported by the Fleetflow embedded engine (messages, signals, decisions, migration and "
+            f"{rpc} is not supported by the Fleetflow embedded engine (messages, signals, migration and "
             f"resource deletion are not implemented)",
         )
 

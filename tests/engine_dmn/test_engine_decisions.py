@@ -522,3 +522,47 @@ def test_decisions_survive_a_restart(tmp_path: Path) -> None:
         )
     finally:
         second.stop()
+
+
+def test_a_job_based_business_rule_task_is_a_job_for_a_worker(engine: EngineProcess, tmp_path: Path) -> None:
+    body = (
+        '<bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>'
+        '<bpmn:businessRuleTask id="rules-job"><bpmn:extensionElements>'
+        '<zeebe:taskDefinition type="external-rules" retries="2"/>'
+        '<zeebe:ioMapping><zeebe:output source="=verdict" target="ruling"/></zeebe:ioMapping>'
+        "</bpmn:extensionElements><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>"
+        "</bpmn:businessRuleTask>"
+        '<bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>'
+        + flow("f1", "start", "rules-job")
+        + flow("f2", "rules-job", "end")
+    )
+    bpmn_file = write(tmp_path, "external-rules.bpmn", process_xml("external-rules", body))
+    jobs: list[Any] = []
+
+    async def scenario() -> Any:
+        async with grpc.aio.insecure_channel(engine.address) as channel:
+            client = ZeebeClient(channel)
+            await client.deploy_resource(bpmn_file)
+            worker = ZeebeWorker(channel, name="rules-worker", request_timeout=2000)
+
+            @worker.task(task_type="external-rules")
+            async def rules(sn: str) -> dict[str, Any]:
+                jobs.append(sn)
+                return {"verdict": "ok" if sn.startswith("SN") else "reject"}
+
+            work = asyncio.create_task(worker.work())
+            try:
+                return await client.run_process_with_result("external-rules", {"sn": "SN-7"}, timeout=30_000)
+            finally:
+                await worker.stop()
+                await asyncio.wait_for(work, 30)
+
+    result = run(scenario())
+    assert result.variables == {"sn": "SN-7", "ruling": "ok"}
+    assert jobs == ["SN-7"]
+    created = [
+        r
+        for r in events(engine.data_dir, valueType="JOB", intent="CREATED")
+        if r["value"]["processInstanceKey"] == result.process_instance_key
+    ]
+    assert [(r["value"]["elementId"], r["value"]["retries"]) for r in created] == [("rules-job", 2)]
