@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine import records
-from engine.dmn import DecisionEvaluationResult, DecisionRequirementsGraph, evaluate_decision
+from engine.dmn import DecisionEvaluationResult, DecisionRequirementsGraph, evaluate_decision, json_text
 from engine.processing.context import ProcessingContext
 from engine.processing.decision_state import (
     DecisionState,
@@ -33,6 +33,10 @@ from engine.processing.decision_state import (
     remember_parsed,
 )
 from engine.processing.state import PartitionState, register_applier
+from engine.values import MAX_MESSAGE_BYTES
+
+#: Largest DECISION_EVALUATION record written (room left for the response's framing).
+MAX_EVALUATION_BYTES = MAX_MESSAGE_BYTES - 64 * 1024
 
 
 @register_applier("DECISION_REQUIREMENTS", "CREATED")
@@ -214,6 +218,23 @@ def evaluate_deployed_decision(
         variables=command_variables,
         process=process,
     )
+    size = len(json_text(value).encode())
+    if size > MAX_EVALUATION_BYTES:
+        # Zeebe cannot write a record batch beyond its maximum message size either; here the
+        # evaluation fails with a reason (no client could receive it, exporters would choke).
+        result = DecisionEvaluationResult(
+            decision_id=str(decision["decisionId"]),
+            output=None,
+            evaluated_decisions=(),
+            failure_message=(
+                f"Expected to evaluate decision '{decision['decisionId']}', but the evaluation record of {size} "
+                f"bytes exceeds the maximum message size of {MAX_MESSAGE_BYTES} bytes"
+            ),
+            failed_decision_id=str(decision["decisionId"]),
+        )
+        value = decision_evaluation_value(
+            decision=decision, result=result, decision_info={}, variables=command_variables, process=process
+        )
     intent = "FAILED" if result.is_failure else "EVALUATED"
     key = ctx.state.new_key()
     ctx.emit("DECISION_EVALUATION", intent, key, value)

@@ -566,3 +566,23 @@ def test_a_job_based_business_rule_task_is_a_job_for_a_worker(engine: EngineProc
         if r["value"]["processInstanceKey"] == result.process_instance_key
     ]
     assert [(r["value"]["elementId"], r["value"]["retries"]) for r in created] == [("rules-job", 2)]
+
+
+def test_an_evaluation_too_large_for_a_message_fails_with_a_reason(engine: EngineProcess) -> None:
+    # 1,500 chained decisions, each passing on a 4 KB text: ~6 MB of evaluated decisions
+    chain = [literal("big0", '"' + "x" * 4000 + '"')] + [
+        literal(f"big{i}", f"big{i - 1}", requires=[f"big{i - 1}"]) for i in range(1, 1500)
+    ]
+    with gateway(engine.address) as stub:
+        stub.DeployResource(
+            pb.DeployResourceRequest(
+                resources=[pb.Resource(name="big.dmn", content=definitions(*chain, definitions_id="big"))]
+            ),
+            timeout=60,
+        )
+        response = stub.EvaluateDecision(pb.EvaluateDecisionRequest(decisionId="big1499"), timeout=60)
+        assert response.failedDecisionId == "big1499"
+        assert "exceeds the maximum message size of 4194304 bytes" in response.failureMessage
+        # the engine keeps answering
+        small = stub.EvaluateDecision(pb.EvaluateDecisionRequest(decisionId="big1"), timeout=20)
+        assert json.loads(small.decisionOutput) == "x" * 4000
