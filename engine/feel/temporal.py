@@ -74,7 +74,9 @@ class _SubMicroseconds:
     comparison and the time() / date and time() conversions keep them; arithmetic works at
     microsecond precision (its result is a plain time / date-time)."""
 
-    nanos: int
+    # Class default: datetime's own arithmetic (`value + timedelta`) builds instances of the
+    # subclass without calling `with_nanos`, and those have no digits below the microsecond.
+    nanos: int = 0
 
     def _key_equal(self, other: object) -> bool | None:
         equal = super().__eq__(other)

@@ -86,6 +86,17 @@ def test_a_dot_inside_a_character_class_or_escaped_is_literal() -> None:
         ('time("10:00:00.5")', "10:00:00.5"),
         # arithmetic works at microsecond precision (a documented limit)
         ('time("10:00:00.123456789") + duration("PT1S")', "10:00:01.123456"),
+        ('date and time("2017-12-31T11:22:33.123456789") + duration("PT1S")', "2017-12-31T11:22:34.123456"),
+        (
+            'date and time("2017-12-31T11:22:33.123456789") + duration("PT1S")'
+            ' = date and time("2017-12-31T11:22:34.123456")',
+            True,
+        ),
+        (
+            'date and time("2017-12-31T11:22:33.123456789") - duration("P1D") < date and time("2018-01-01")',
+            True,
+        ),
+        ('time("10:00:00.123456789@Europe/Paris") + duration("PT1S") > time("10:00:01@Europe/Paris")', True),
     ],
 )
 def test_digits_below_the_microsecond(expression: str, expected: object) -> None:
