@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import grpc
 import pytest
 from pyzeebe.proto import gateway_pb2 as pb
 
@@ -29,7 +30,7 @@ COUNT = 100
 def deployed(clusters: Stack) -> None:
     gateway = clusters.gateway()
     try:
-        for process_id in ("p2-migrate", "p2-migrate-refused"):
+        for process_id in ("p2-migrate", "p2-migrate-refused", "p2-migrate-proxy"):
             # Version 1: diagnose -> repair. Version 2 adds 'verify' between them.
             gateway.deploy(f"{process_id}.bpmn", linear_process(process_id, "diagnose", "repair"))
             gateway.deploy(f"{process_id}.bpmn", linear_process(process_id, "diagnose", "verify", "repair"))
@@ -199,4 +200,44 @@ def test_a_plan_the_engine_refuses_shows_zeebes_reason_and_changes_nothing(stack
             processInstanceKey=local(key),
         )
         == 1
+    )
+
+
+def test_a_client_migrates_through_the_proxy_with_global_keys(stack: Stack) -> None:
+    """zbctl-style clients call MigrateProcessInstance on the proxy with global keys: routed by the
+    instance key to its cluster; a target definition key of the other cluster is refused there."""
+    gateway = stack.gateway()
+    try:
+        key = create_version_1(gateway, "p2-migrate-proxy", "SN-MIG-PROXY")
+        imported_waiting("p2-migrate-proxy", [key])
+        own, other = (
+            ProcessDefinition.objects.get(
+                cluster_id=cluster_id, bpmn_process_id="p2-migrate-proxy", version=2
+            ).key
+            for cluster_id in (cluster_of(key), 3 - cluster_of(key))
+        )
+
+        def migrate(target: int) -> None:
+            request = pb.MigrateProcessInstanceRequest(processInstanceKey=key)
+            request.migrationPlan.targetProcessDefinitionKey = target
+            request.migrationPlan.mappingInstructions.add(
+                sourceElementId="diagnose", targetElementId="diagnose"
+            )
+            gateway.stub.MigrateProcessInstance(request, timeout=10)
+
+        with pytest.raises(grpc.RpcError) as info:
+            migrate(other)
+        assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        migrate(own)
+        finish(gateway, "p2-migrate-proxy-diagnose", 1)
+        (verify,) = gateway.activate_all("p2-migrate-proxy-verify", 1)
+        assert verify.processInstanceKey == key and verify.processDefinitionKey == own
+        gateway.complete(verify.key)
+        finish(gateway, "p2-migrate-proxy-repair", 1)
+    finally:
+        gateway.close()
+    wait_for(
+        lambda: ProcessInstance.objects.filter(key=key, state="completed", version=2).exists(),
+        60,
+        what="the instance completed on version 2",
     )
