@@ -734,6 +734,15 @@ class _DiagramCache:
 
     def __init__(self) -> None:
         self.diagrams: dict[int, MigrationDiagram] = {}
+        self.definitions: dict[int, ProcessDefinition | None] = {}
+        # (cluster id, bpmn process id) -> the target version's definition there
+        self.targets: dict[tuple[int, str], ProcessDefinition | None] = {}
+
+    def definition(self, key: int) -> ProcessDefinition | None:
+        """One query per distinct definition, not per instance (a batch page shares a few)."""
+        if key not in self.definitions:
+            self.definitions[key] = ProcessDefinition.objects.filter(key=key).first()
+        return self.definitions[key]
 
     def get(self, definition: ProcessDefinition, *, field: str) -> MigrationDiagram:
         if definition.key not in self.diagrams:
@@ -828,7 +837,7 @@ def _plan_for(
             f"Process instance {process_instance.key} has already ended.", "process_instance"
         )
     source = (
-        ProcessDefinition.objects.filter(key=process_instance.process_definition_id).first()
+        diagrams.definition(process_instance.process_definition_id)
         if process_instance.process_definition_id is not None
         else None
     )
@@ -961,7 +970,7 @@ def _batch_migrate_checks(
     mapping = (
         [tuple(pair) for pair in parameters["mapping"]] if parameters.get("mapping") is not None else None
     )
-    targets: dict[tuple[int, str], ProcessDefinition | None] = {}
+    targets = diagrams.targets
     results: dict[int, MigrationPlan | str] = {}
     for instance in instances:
         pair = (instance.cluster_id, instance.bpmn_process_id)

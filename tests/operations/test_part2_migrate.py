@@ -445,3 +445,24 @@ def test_api_batch_migrate_dry_run_and_start(many):
     )
     assert started.status_code == 202, started.content
     assert BatchOperation.objects.get().action == "migrate"
+
+
+def test_batch_dry_run_queries_do_not_grow_with_the_instances(world, django_assert_max_num_queries):
+    """Per page of 500: the instances, their active elements, their incidents; per distinct
+    definition one more. 3 or 60 instances cost the same."""
+
+    def add(count: int) -> None:
+        for _ in range(count):
+            f.element(f.instance(process_definition=world["v1"]), "diagnose")
+
+    def dry_run() -> Any:
+        return services.batch_migrate_dry_run(
+            actor=world["operator"], filter=SELECTION, parameters={"target_version": 2}
+        )
+
+    add(2)
+    with django_assert_max_num_queries(12) as small:
+        assert dry_run().migrate_count == 3
+    add(57)
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        assert dry_run().migrate_count == 60
