@@ -26,7 +26,7 @@ from typing import Any
 
 import grpc
 import pytest
-from pyzeebe import Job, ZeebeWorker, create_insecure_channel
+from pyzeebe import Job, ZeebeClient, ZeebeWorker, create_insecure_channel
 from pyzeebe.proto import gateway_pb2 as pb
 from pyzeebe.proto import gateway_pb2_grpc
 
@@ -268,3 +268,55 @@ def test_simultaneous_deploys_through_both_proxies_line_up_on_every_cluster(two_
     assert [v for v, _ in one] == list(range(1, len(contents) + 1))
     assert one == two  # same content at every version on both clusters
     assert {checksum for _, checksum in one} == {_checksum(c) for c in contents}
+
+
+def test_a_channel_sharing_the_journal_is_one_more_proxy(two_proxies: TwoProxies) -> None:
+    """A routing channel given the proxies' cluster file and journal: what it deploys while a
+    cluster is down is replayed by a proxy after the channel has gone, and the channel sees the
+    proxies' deployments in its placement at once."""
+    import routing
+
+    proxy_a, _proxy_b = two_proxies.proxies
+    engine_two = two_proxies.engines[1]
+    engine_two.kill9()
+    wait_for(lambda: proxy_a.metrics()["clusters"]["2"]["health"] == "down", 10, what="cluster 2 down")
+    content = service_task_process("mp-channel", "mp-channel")
+
+    async def deploy_through_channel() -> int:
+        channel = routing.connect(clusters_file=two_proxies.clusters_file, journal=two_proxies.journal)
+        try:
+            stub = gateway_pb2_grpc.GatewayStub(channel)
+            response = await stub.DeployResource(
+                pb.DeployResourceRequest(resources=[pb.Resource(name="mp-channel.bpmn", content=content)]),
+                timeout=30,
+            )
+            return int(response.key)
+        finally:
+            await channel.close()
+
+    assert cluster_of(asyncio.run(deploy_through_channel())) == 1
+    wait_for(
+        lambda: proxy_a.metrics()["clusters"]["2"]["pendingDeployments"] == 1,
+        5,
+        what="the channel's deployment pending for cluster 2 in proxy A",
+    )
+    engine_two.start()
+    wait_for(
+        lambda: proxy_a.metrics()["clusters"]["2"]["pendingDeployments"] == 0,
+        20,
+        what="proxy A replayed the channel's deployment to cluster 2",
+    )
+    assert _versions(engine_two, "mp-channel") == [(1, _checksum(content))]
+
+    _deploy(proxy_a.address, "mp-channel-2.bpmn", service_task_process("mp-channel-2", "mp-channel"))
+
+    async def create_through_channel() -> set[int]:
+        channel = routing.connect(clusters_file=two_proxies.clusters_file, journal=two_proxies.journal)
+        try:
+            client = ZeebeClient(channel)
+            keys = [(await client.run_process("mp-channel-2")).process_instance_key for _ in range(6)]
+            return {cluster_of(k) for k in keys}
+        finally:
+            await channel.close()
+
+    assert asyncio.run(create_through_channel()) == {1, 2}
