@@ -181,6 +181,17 @@ def test_bad_requests_are_refused_like_zeebe(engine: EngineProcess, tmp_path: Pa
                 pb.EvaluateDecisionRequest(decisionId="overlap", variables="[1]"), timeout=20
             )
         assert not_an_object.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        # neither id nor key: the key 0 is looked up, as Zeebe does (decisionKey > -1)
+        with pytest.raises(grpc.RpcError) as nothing:
+            stub.EvaluateDecision(pb.EvaluateDecisionRequest(), timeout=20)
+        assert nothing.value.details().endswith(
+            "Expected to evaluate decision '0', but no decision found for key '0'"
+        )
+        # an empty variables document is an empty object
+        empty = stub.EvaluateDecision(
+            pb.EvaluateDecisionRequest(decisionId="overlap", variables=""), timeout=20
+        )
+        assert empty.decisionOutput == "null" and not empty.failedDecisionId
 
 
 def test_redeploying_is_a_duplicate_and_a_change_is_a_new_version(
