@@ -929,6 +929,22 @@ def operation_migrate(
     )
     if plan.check.refusal is not None:
         raise OperationRejected(plan.check.refusal, plan.check.about)
+    # A second request while the first is under way (a double click, a retried POST) would only
+    # migrate the instance again onto the same definition: refuse it, naming the first.
+    pending = (
+        Operation.objects.filter(
+            action=OperationAction.MIGRATE,
+            process_instance_key=process_instance.key,
+            state__in=[*OPERATION_OPEN_STATES, OperationState.SUCCEEDED],
+        )
+        .values_list("id", flat=True)
+        .first()
+    )
+    if pending is not None:
+        raise OperationRejected(
+            f"Instance {process_instance.key} is already being migrated (operation {pending}).",
+            "process_instance",
+        )
     return _create_operation(
         actor=actor,
         action=OperationAction.MIGRATE,

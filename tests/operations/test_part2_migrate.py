@@ -123,6 +123,10 @@ def test_a_valid_plan_is_queued_once_and_confirmed_from_the_rows(world, django_c
         )
     assert len(callbacks) == 1
     assert operation.action == "migrate" and operation.state == OperationState.QUEUED
+    with pytest.raises(OperationRejected) as twice:  # a double click while it is under way
+        services.operation_migrate(actor=world["operator"], process_instance=world["root"], target_version=2)
+    assert f"already being migrated (operation {operation.id})" in twice.value.message
+    assert Operation.objects.count() == 1
     assert operation.parameters["target_process_definition_key"] == world["v2"].key
     assert ["diagnose", "diagnose"] in operation.parameters["mapping"]
     assert operation.parameters["plan"] == [
