@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine import records
-from engine.dmn import DecisionEvaluationResult, DecisionRequirementsGraph, evaluate_decision, json_text
+from engine.dmn import (
+    DecisionEvaluationResult,
+    DecisionRequirementsGraph,
+    DmnParseError,
+    evaluate_decision,
+    json_text,
+)
 from engine.processing.context import ProcessingContext
 from engine.processing.decision_state import (
     DecisionState,
@@ -210,7 +216,21 @@ def evaluate_deployed_decision(
     """Evaluate a deployed decision and write DECISION_EVALUATION EVALUATED or FAILED."""
     store = ctx.state.decision_state
     requirements_key = int(decision["decisionRequirementsKey"])
-    result = evaluate_decision(store.parsed(requirements_key), str(decision["decisionId"]), variables)
+    decision_id = str(decision["decisionId"])
+    try:
+        result = evaluate_decision(store.parsed(requirements_key), decision_id, variables)
+    except DmnParseError:
+        # a resource that parsed at deployment but not any more (a stricter parser after an
+        # upgrade): the evaluation fails, as Zeebe's does for an invalid DRG
+        result = DecisionEvaluationResult(
+            decision_id=decision_id,
+            output=None,
+            evaluated_decisions=(),
+            failure_message=(
+                f"Expected to evaluate decision '{decision_id}', but the decision requirements graph is invalid"
+            ),
+            failed_decision_id=decision_id,
+        )
     value = decision_evaluation_value(
         decision=decision,
         result=result,
