@@ -89,7 +89,8 @@ def read_migration_diagram(bpmn_xml: str, *, process_id: str) -> MigrationDiagra
         event_subprocesses=tuple(
             element.element_id
             for element in diagram.elements.values()
-            if element.element_type == "EVENT_SUB_PROCESS"
+            # The process's own, as the engine looks at them.
+            if element.element_type == "EVENT_SUB_PROCESS" and not element.scopes
         ),
         zeebe_user_tasks=frozenset(user_tasks),
     )

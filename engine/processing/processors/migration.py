@@ -144,7 +144,8 @@ def migrate(ctx: ProcessingContext, command: Command) -> None:
 
 
 def _has_event_subprocess(model: Any) -> bool:
-    return any(element.is_event_sub_process for element in model.elements_by_id.values())
+    # The process's own event subprocesses, as Zeebe 8.5 looks at them (getEventSubprocesses()).
+    return bool(model.process.event_sub_processes)
 
 
 def _breadth_first(state: PartitionState, root: ElementInstance) -> list[ElementInstance]:
