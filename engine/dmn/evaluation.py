@@ -11,6 +11,9 @@ DecisionEvaluator/DecisionTableEvaluator), reference/zeebe-protocol.md §3.4:
   No match gives the outputs' default values (`defaultOutputEntry`), or null. One output gives
   the value itself, several give a context keyed by output name; RULE ORDER, OUTPUT ORDER and
   COLLECT give a list (COLLECT with SUM/MIN/MAX/COUNT a number).
+* Boxed context: entries in order, each seeing those before it; the result is the last entry
+  without a variable, else the context. Boxed list: the list of its items. Relation: one context
+  per row. Anything may nest; only a decision's own logic is audited, as in dmn-scala.
 * Every evaluated decision is audited in evaluation order: its output, its inputs, and for a
   table the matched rules with their outputs (Zeebe `evaluatedDecisions`). A decision that
   fails is audited too, with a null output (dmn-scala audits `ValError`, which Zeebe writes as
@@ -42,7 +45,10 @@ from typing import Any
 
 from engine.dmn.model import (
     Aggregation,
+    BoxedContext,
+    BoxedList,
     Decision,
+    DecisionLogic,
     DecisionRequirementsGraph,
     DecisionTable,
     HitPolicy,
@@ -201,19 +207,50 @@ def _evaluate(decision: Decision, scope: Mapping[str, Any], audit: list[Evaluate
     if isinstance(logic, DecisionTable):
         value = _evaluate_table(decision, logic, scope, audit)
     else:
-        value = _evaluate_literal(decision, logic, scope, audit)
+        try:
+            value = _value_of(logic, scope)
+        except FeelError as error:
+            _audit(audit, decision, None)
+            raise _Failure(str(error)) from None
+        except _Failure:
+            _audit(audit, decision, None)
+            raise
+        _audit(audit, decision, to_json_value(value))
     if decision.result_type:
         _check_type(value, decision.result_type)
     return value
 
 
+def _value_of(logic: DecisionLogic, scope: Mapping[str, Any]) -> Any:
+    """The value of a (possibly nested) boxed expression. Only a decision's own logic is
+    audited (dmn-scala audits the logic of the decision being evaluated, not what it nests)."""
+    if isinstance(logic, LiteralExpression):
+        return logic.expression.evaluate_raw(scope)
+    if isinstance(logic, DecisionTable):
+        return _evaluate_table(None, logic, scope, None)
+    if isinstance(logic, BoxedContext):
+        entries: dict[str, Any] = {}
+        inner = _Overlay(entries, scope)  # each entry sees the entries before it
+        for name, entry in logic.entries:
+            entries[name] = _value_of(entry, inner)
+        return _value_of(logic.result, inner) if logic.result is not None else entries
+    if isinstance(logic, BoxedList):
+        return [_value_of(item, scope) for item in logic.items]
+    return [
+        {column: _value_of(cell, scope) for column, cell in zip(logic.columns, row, strict=True)}
+        for row in logic.rows
+    ]
+
+
 def _audit(
-    audit: list[EvaluatedDecision],
-    decision: Decision,
+    audit: list[EvaluatedDecision] | None,
+    decision: Decision | None,
     output: Any,
     inputs: tuple[EvaluatedInput, ...] = (),
     rules: tuple[MatchedRule, ...] = (),
 ) -> None:
+    if audit is None or decision is None:  # a table nested in a boxed expression
+        return
     audit.append(
         EvaluatedDecision(
             decision_id=decision.id,
@@ -226,20 +263,11 @@ def _audit(
     )
 
 
-def _evaluate_literal(
-    decision: Decision, logic: LiteralExpression, scope: Mapping[str, Any], audit: list[EvaluatedDecision]
-) -> Any:
-    try:
-        value = logic.expression.evaluate_raw(scope)
-    except FeelError as error:
-        _audit(audit, decision, None)
-        raise _Failure(str(error)) from None
-    _audit(audit, decision, to_json_value(value))
-    return value
-
-
 def _evaluate_table(
-    decision: Decision, table: DecisionTable, scope: Mapping[str, Any], audit: list[EvaluatedDecision]
+    decision: Decision | None,
+    table: DecisionTable,
+    scope: Mapping[str, Any],
+    audit: list[EvaluatedDecision] | None,
 ) -> Any:
     input_values: list[Any] = []
     for table_input in table.inputs:

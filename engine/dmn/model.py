@@ -42,6 +42,9 @@ class DecisionType(enum.StrEnum):
 
     DECISION_TABLE = "DECISION_TABLE"
     LITERAL_EXPRESSION = "LITERAL_EXPRESSION"
+    CONTEXT = "CONTEXT"
+    LIST = "LIST"
+    RELATION = "RELATION"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +126,40 @@ class LiteralExpression:
     decision_type = DecisionType.LITERAL_EXPRESSION
 
 
-DecisionLogic = DecisionTable | LiteralExpression
+@dataclass(frozen=True, slots=True)
+class BoxedContext:
+    """`context`: entries evaluated in order, each seeing the ones before; the result is the
+    final entry without a variable when there is one, else the context of all entries."""
+
+    id: str | None
+    entries: tuple[tuple[str, DecisionLogic], ...]
+    result: DecisionLogic | None
+
+    decision_type = DecisionType.CONTEXT
+
+
+@dataclass(frozen=True, slots=True)
+class BoxedList:
+    """`list`: the list of its expressions' values."""
+
+    id: str | None
+    items: tuple[DecisionLogic, ...]
+
+    decision_type = DecisionType.LIST
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """`relation`: a list of contexts, one per row, keyed by the column names."""
+
+    id: str | None
+    columns: tuple[str, ...]
+    rows: tuple[tuple[DecisionLogic, ...], ...]
+
+    decision_type = DecisionType.RELATION
+
+
+DecisionLogic = DecisionTable | LiteralExpression | BoxedContext | BoxedList | Relation
 
 
 @dataclass(frozen=True, slots=True)

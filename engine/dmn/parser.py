@@ -15,9 +15,9 @@ here follow dmn-scala's DmnParser where it has one:
 
 Where camunda-dmn-model would crash with a Java exception instead of a message (a required
 decision that does not exist, a rule with fewer cells than columns), the failure says what is
-wrong in plain words. Decision logic other than decision tables and literal expressions
-(contexts, relations, lists, invocations, business knowledge models) is refused by name: the
-Fleetflow engine does not evaluate it.
+wrong in plain words. Decision logic: decision tables, literal expressions, boxed contexts,
+lists and relations, nested in one another; invocations, function definitions and business
+knowledge models are refused by name (the Fleetflow engine does not evaluate them).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from engine.bpmn.safe_xml import MAX_RESOURCE_BYTES, XmlRejection, parse_xml
 from engine.dmn.errors import DmnParseError
 from engine.dmn.model import (
     Aggregation,
+    BoxedContext,
+    BoxedList,
     Decision,
     DecisionLogic,
     DecisionRequirementsGraph,
@@ -37,6 +39,7 @@ from engine.dmn.model import (
     InputEntry,
     LiteralExpression,
     OutputEntry,
+    Relation,
     Rule,
     TableInput,
     TableOutput,
@@ -80,12 +83,12 @@ FEEL_LANGUAGES = frozenset(
 MAX_DMN_XML_ELEMENTS = 100_000
 
 _UNSUPPORTED_LOGIC = {
-    "context": "a boxed context",
-    "relation": "a relation",
-    "list": "a boxed list",
     "invocation": "an invocation",
     "functionDefinition": "a function definition",
 }
+_EXPRESSION_ELEMENTS = frozenset(
+    {"decisionTable", "literalExpression", "context", "list", "relation", "invocation", "functionDefinition"}
+)
 
 
 def parse_dmn(content: bytes) -> DecisionRequirementsGraph:
@@ -264,28 +267,14 @@ class _Parser:
     # decisions ----------------------------------------------------------------------------
     def _decision(self, element: ET.Element, required: tuple[str, ...]) -> Decision | None:
         decision_id = element.get("id", "")
+        expression = self._expression_child(element)
         logic: DecisionLogic | None = None
-        table = self._child(element, "decisionTable")
-        literal = self._child(element, "literalExpression")
-        if table is not None:
-            logic = self._decision_table(table, decision_id)
-        elif literal is not None:
-            text, expression = self._expression(literal, decision_id)
-            if expression is not None:
-                logic = LiteralExpression(literal.get("id"), text, expression)
+        if expression is None:
+            self.failures.append(
+                f"unsupported decision expression 'null' (decision '{decision_id}' has no logic)"
+            )
         else:
-            kinds = [
-                kind for local, kind in _UNSUPPORTED_LOGIC.items() if self._child(element, local) is not None
-            ]
-            if kinds:
-                self.failures.append(
-                    f"decision '{decision_id}' is {kinds[0]}, which is not supported by the Fleetflow embedded "
-                    "engine (decision tables and literal expressions are)"
-                )
-            else:
-                self.failures.append(
-                    f"unsupported decision expression 'null' (decision '{decision_id}' has no logic)"
-                )
+            logic = self._logic(expression, decision_id)
         if logic is None:
             return None
         variable = self._child(element, "variable")
@@ -299,6 +288,82 @@ class _Parser:
             result_type=result_type or None,
             required_decisions=required,
         )
+
+    def _expression_child(self, element: ET.Element) -> ET.Element | None:
+        """The (first) expression element inside a decision, context entry or relation row."""
+        for child in element:
+            namespace, local = _split(child.tag)
+            if namespace == self.namespace and local in _EXPRESSION_ELEMENTS:
+                return child
+        return None
+
+    def _logic(self, element: ET.Element, owner: str) -> DecisionLogic | None:
+        """Any boxed expression: a decision table, a literal expression, a context, a list or
+        a relation (nested as deep as the XML allows, which safe_xml bounds)."""
+        _namespace, local = _split(element.tag)
+        failures_before = len(self.failures)
+        if local == "decisionTable":
+            return self._decision_table(element, owner)
+        if local == "literalExpression":
+            text, expression = self._expression(element, owner)
+            return LiteralExpression(element.get("id"), text, expression) if expression is not None else None
+        if local == "context":
+            entries: list[tuple[str, DecisionLogic]] = []
+            result: DecisionLogic | None = None
+            context_entries = self._children(element, "contextEntry")
+            for index, entry in enumerate(context_entries):
+                variable = self._child(entry, "variable")
+                name = variable.get("name") if variable is not None else None
+                inner = self._expression_child(entry)
+                logic = self._logic(inner, owner) if inner is not None else None
+                if inner is None:
+                    self.failures.append(f"decision '{owner}': a context entry has no expression")
+                if name is None and index != len(context_entries) - 1:
+                    self.failures.append(
+                        f"decision '{owner}': only the last context entry may have no variable"
+                    )
+                if logic is None:
+                    continue
+                if name is None:
+                    result = logic
+                else:
+                    entries.append((name, logic))
+            if len(self.failures) > failures_before:
+                return None
+            return BoxedContext(element.get("id"), tuple(entries), result)
+        if local == "list":
+            items = []
+            for child in element:
+                namespace, child_local = _split(child.tag)
+                if namespace == self.namespace and child_local in _EXPRESSION_ELEMENTS:
+                    items.append(self._logic(child, owner))
+            if len(self.failures) > failures_before:
+                return None
+            return BoxedList(element.get("id"), tuple(item for item in items if item is not None))
+        if local == "relation":
+            columns = tuple(column.get("name") or "" for column in self._children(element, "column"))
+            rows = []
+            for row in self._children(element, "row"):
+                cells = [
+                    self._logic(child, owner)
+                    for child in row
+                    if _split(child.tag)[0] == self.namespace and _split(child.tag)[1] in _EXPRESSION_ELEMENTS
+                ]
+                if len(cells) != len(columns):
+                    # dmn-scala's message
+                    self.failures.append(
+                        f"expected row with '{len(columns)}' elements but found '{len(cells)}'"
+                    )
+                rows.append(tuple(cell for cell in cells if cell is not None))
+            if len(self.failures) > failures_before:
+                return None
+            return Relation(element.get("id"), columns, tuple(rows))
+        kind = _UNSUPPORTED_LOGIC.get(local, f"'{local}'")
+        self.failures.append(
+            f"decision '{owner}' uses {kind}, which is not supported by the Fleetflow embedded engine "
+            "(decision tables, literal expressions, contexts, lists and relations are)"
+        )
+        return None
 
     def _decision_table(self, table: ET.Element, decision_id: str) -> DecisionTable | None:
         failures_before = len(self.failures)

@@ -128,10 +128,13 @@ def test_unknown_hit_policy_and_aggregation() -> None:
 
 
 def test_logic_the_engine_does_not_evaluate_is_refused_by_name() -> None:
-    context = '<decision id="c" name="C"><context><contextEntry><variable name="v"/><literalExpression><text>1</text></literalExpression></contextEntry></context></decision>'
-    assert failures(definitions(context)) == [
-        "decision 'c' is a boxed context, which is not supported by the Fleetflow embedded engine "
-        "(decision tables and literal expressions are)"
+    invocation = (
+        '<decision id="c" name="C"><invocation><literalExpression><text>bkm</text></literalExpression>'
+        "</invocation></decision>"
+    )
+    assert failures(definitions(invocation)) == [
+        "decision 'c' uses an invocation, which is not supported by the Fleetflow embedded engine "
+        "(decision tables, literal expressions, contexts, lists and relations are)"
     ]
     bkm = '<businessKnowledgeModel id="bkm" name="BKM"/>'
     assert failures(definitions(literal("a", "1"), bkm)) == [
