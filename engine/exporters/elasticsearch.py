@@ -32,7 +32,7 @@ import urllib.request
 from typing import Any
 
 from engine.exporters.positions import ExporterPositions
-from engine.exporters.runner import ExporterConfigError
+from engine.exporters.runner import ExporterConfigError, dumps_record
 from engine.records import BROKER_VERSION, PARTITION_BITS_SHIFT
 
 log = logging.getLogger("engine.exporters.elasticsearch")
@@ -358,7 +358,7 @@ class ElasticsearchExporter:
                 }
             }
             lines.append(json.dumps(action, separators=(",", ":")))
-            lines.append(json.dumps(document, separators=(",", ":"), ensure_ascii=False))
+            lines.append(dumps_record(document))
         return ("\n".join(lines) + "\n").encode(), counters
 
     def _request(self, method: str, path: str, body: bytes, content_type: str) -> dict[str, Any]:

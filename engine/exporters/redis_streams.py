@@ -19,7 +19,6 @@ partition's records and positions are only ordered within a partition.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import urllib.parse
@@ -28,7 +27,7 @@ from typing import Any
 import redis
 
 from engine.exporters.positions import ExporterPositions
-from engine.exporters.runner import ExporterConfigError
+from engine.exporters.runner import ExporterConfigError, dumps_record
 
 log = logging.getLogger("engine.exporters.redis")
 
@@ -121,7 +120,7 @@ class RedisStreamsExporter:
             args += [
                 f"{self.name}:{record['valueType']}",
                 record["position"],
-                json.dumps(record, separators=(",", ":"), ensure_ascii=False),
+                dumps_record(record),
             ]
         self._script(keys=[self.positions_key], args=args)
 

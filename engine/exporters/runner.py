@@ -20,6 +20,7 @@ fixed ids `partitionId-position`, so indexing one again overwrites it).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -29,6 +30,11 @@ from typing import Any, Protocol
 
 from engine.exporters.positions import ExporterPositions
 from engine.log import LogCorruption, LogReader
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is pinned in pyproject.toml
+    orjson = None  # type: ignore[assignment]
 
 log = logging.getLogger("engine.exporters")
 
@@ -40,6 +46,18 @@ POLL_INTERVAL_SECONDS = 0.05
 SAVE_INTERVAL_SECONDS = 1.0
 BACKOFF_FIRST_SECONDS = 0.1
 BACKOFF_MAX_SECONDS = 5.0
+
+
+def dumps_record(record: dict[str, Any]) -> str:
+    """Compact record JSON; orjson when it can (several times faster: encoding is most of an
+    exporter's CPU), the standard library for what orjson refuses (integers beyond 64 bits in
+    variables). Both give the same JSON value."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(record).decode()
+        except TypeError:
+            pass
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
 
 
 class ExporterConfigError(ValueError):

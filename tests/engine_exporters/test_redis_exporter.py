@@ -154,9 +154,11 @@ def test_a_batch_sent_again_adds_nothing(redis_url: str) -> None:
         exporter.export(1, batch)
         exporter.export(1, batch)  # the crash-between-write-and-save case
         exporter.export(1, [*batch, _record(1, 4)])  # an overlapping batch adds only what is new
-        exporter.export(2, [_record(2, 1)])  # partitions are counted apart
+        huge = {**_record(2, 1), "value": {"variables": {"big": 2**70, "text": "é\u2028"}}}
+        exporter.export(2, [huge])  # partitions are counted apart; a 70-bit integer survives
         job = client.xrange(f"{name}:JOB")
         assert [json.loads(next(iter(fields.values())))["position"] for _, fields in job] == [1, 3, 4, 1]
+        assert json.loads(next(iter(job[-1][1].values()))) == huge
         assert client.xlen(f"{name}:PROCESS_INSTANCE") == 1
         assert client.hgetall(f"{name}:exporter-positions") == {b"1": b"4", b"2": b"1"}
     finally:
