@@ -1,8 +1,9 @@
 """DMN decisions for the embedded Zeebe-compatible engine (no Django).
 
 `parse_dmn(bytes)` reads a DMN 1.1-1.5 resource into a `DecisionRequirementsGraph` (decision
-tables with every hit policy Zeebe supports, literal expressions, boxed contexts, lists and
-relations, required decisions), FEEL compiled once by `engine.feel`. `evaluate_decision(drg, decision_id, variables)` evaluates one
+tables with every hit policy Zeebe supports, literal expressions, boxed contexts, lists,
+relations and invocations, business knowledge models, required decisions), FEEL compiled once
+by `engine.feel`. `evaluate_decision(drg, decision_id, variables)` evaluates one
 decision and its required decisions and returns what Zeebe's DECISION_EVALUATION record
 carries (reference/zeebe-protocol.md §3.4): the output, every evaluated decision with its
 inputs and matched rules, or the failure message and failed decision id.

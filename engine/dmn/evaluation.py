@@ -14,6 +14,10 @@ DecisionEvaluator/DecisionTableEvaluator), reference/zeebe-protocol.md §3.4:
 * Boxed context: entries in order, each seeing those before it; the result is the last entry
   without a variable, else the context. Boxed list: the list of its items. Relation: one context
   per row. Anything may nest; only a decision's own logic is audited, as in dmn-scala.
+* Business knowledge models a decision requires are FEEL functions under their names (called
+  from FEEL or by an invocation); a model sees its parameters and the models it requires only.
+  At most MAX_KNOWLEDGE_MODEL_CALLS calls per evaluation (models calling each other twice down
+  a chain would otherwise take exponential time).
 * Every evaluated decision is audited in evaluation order: its output, its inputs, and for a
   table the matched rules with their outputs (Zeebe `evaluatedDecisions`). A decision that
   fails is audited too, with a null output (dmn-scala audits `ValError`, which Zeebe writes as
@@ -52,11 +56,17 @@ from engine.dmn.model import (
     DecisionRequirementsGraph,
     DecisionTable,
     HitPolicy,
+    Invocation,
+    KnowledgeModel,
     LiteralExpression,
     Rule,
     TableOutput,
 )
-from engine.feel import FeelError, evaluate_raw, to_json_value
+from engine.feel import FeelError, FeelEvaluationError, evaluate_raw, to_json_value
+
+# FEEL's function value (not in engine.feel's public API): a business knowledge model is called
+# from FEEL like any function, so it must be one.
+from engine.feel.values import FeelFunction
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,11 +165,14 @@ def evaluate_decision(
     try:
         results: dict[str, Any] = {}
         value: Any = None
+        calls = _CallBudget()
         for decision in _evaluation_order(drg, decision_id):
-            required_results = {
-                drg.decisions[required].result_name: results[required]
+            # the required knowledge models as functions, then the required decisions' results
+            required_results = _functions(drg, decision.required_knowledge, calls)
+            required_results.update(
+                (drg.decisions[required].result_name, results[required])
                 for required in decision.required_decisions
-            }
+            )
             scope = _Overlay(required_results, variables) if required_results else variables
             value = _evaluate(decision, scope, audit)
             results[decision.id] = value
@@ -236,10 +249,64 @@ def _value_of(logic: DecisionLogic, scope: Mapping[str, Any]) -> Any:
         return _value_of(logic.result, inner) if logic.result is not None else entries
     if isinstance(logic, BoxedList):
         return [_value_of(item, scope) for item in logic.items]
+    if isinstance(logic, Invocation):
+        function = scope.get(logic.knowledge_model)
+        if not isinstance(function, FeelFunction):
+            raise _Failure(f"no BKM found with name '{logic.knowledge_model}'")
+        arguments = {name: _value_of(binding, scope) for name, binding in logic.bindings}
+        try:
+            return function.invoke([arguments.get(parameter) for parameter in function.parameters])
+        except FeelEvaluationError as error:
+            raise _Failure(str(error)) from None
     return [
         {column: _value_of(cell, scope) for column, cell in zip(logic.columns, row, strict=True)}
         for row in logic.rows
     ]
+
+
+class _CallBudget:
+    """Business knowledge model calls left in one evaluation: BKMs calling each other twice
+    over a long chain would otherwise take exponential time (the FEEL budget is per call)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left = MAX_KNOWLEDGE_MODEL_CALLS
+
+
+#: Most business knowledge model invocations in one evaluation.
+MAX_KNOWLEDGE_MODEL_CALLS = 10_000
+
+
+def _functions(
+    drg: DecisionRequirementsGraph, knowledge_ids: tuple[str, ...], calls: _CallBudget
+) -> dict[str, Any]:
+    """The required business knowledge models as FEEL functions, by name."""
+    functions: dict[str, Any] = {}
+    for knowledge_id in knowledge_ids:
+        model = drg.knowledge_models[knowledge_id]
+        functions[model.name] = _function(drg, model, calls)
+    return functions
+
+
+def _function(drg: DecisionRequirementsGraph, model: KnowledgeModel, calls: _CallBudget) -> FeelFunction:
+    def invoke(arguments: list[Any]) -> Any:
+        calls.left -= 1
+        if calls.left < 0:
+            raise FeelEvaluationError(
+                f"the evaluation called business knowledge models more than {MAX_KNOWLEDGE_MODEL_CALLS} times"
+            )
+        if model.body is None:
+            return None
+        # a knowledge model sees its parameters and the models it requires, not the caller's variables
+        scope = _functions(drg, model.required_knowledge, calls)
+        scope.update(zip(model.parameters, arguments, strict=False))
+        try:
+            return _value_of(model.body, scope)
+        except _Failure as failure:
+            raise FeelEvaluationError(failure.reason) from None
+
+    return FeelFunction(model.name, list(model.parameters), invoke)
 
 
 def _audit(

@@ -45,6 +45,7 @@ class DecisionType(enum.StrEnum):
     CONTEXT = "CONTEXT"
     LIST = "LIST"
     RELATION = "RELATION"
+    INVOCATION = "INVOCATION"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +160,33 @@ class Relation:
     decision_type = DecisionType.RELATION
 
 
-DecisionLogic = DecisionTable | LiteralExpression | BoxedContext | BoxedList | Relation
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """`invocation`: calls the business knowledge model named `knowledge_model` with each
+    parameter bound to its binding's value (a parameter without binding is null)."""
+
+    id: str | None
+    knowledge_model: str
+    bindings: tuple[tuple[str, DecisionLogic], ...]
+
+    decision_type = DecisionType.INVOCATION
+
+
+DecisionLogic = DecisionTable | LiteralExpression | BoxedContext | BoxedList | Relation | Invocation
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeModel:
+    """A business knowledge model: a function of its parameters. A decision that requires it
+    (knowledgeRequirement) calls it by name, in FEEL (`name(a, b)`) or with an invocation."""
+
+    id: str
+    name: str
+    parameters: tuple[str, ...]
+    #: None without `encapsulatedLogic` (the function returns null, as in dmn-scala).
+    body: DecisionLogic | None
+    #: Ids of the knowledge models its body may call.
+    required_knowledge: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +201,8 @@ class Decision:
     result_type: str | None
     #: Ids of the decisions this one requires, in document order (informationRequirement).
     required_decisions: tuple[str, ...]
+    #: Ids of the business knowledge models it may call (knowledgeRequirement).
+    required_knowledge: tuple[str, ...] = ()
 
     @property
     def decision_type(self) -> DecisionType:
@@ -189,3 +218,5 @@ class DecisionRequirementsGraph:
     namespace: str
     #: Decisions by id, in document order (the order Zeebe writes DECISION records in).
     decisions: dict[str, Decision] = field(default_factory=dict)
+    #: Business knowledge models by id.
+    knowledge_models: dict[str, KnowledgeModel] = field(default_factory=dict)

@@ -16,8 +16,9 @@ here follow dmn-scala's DmnParser where it has one:
 Where camunda-dmn-model would crash with a Java exception instead of a message (a required
 decision that does not exist, a rule with fewer cells than columns), the failure says what is
 wrong in plain words. Decision logic: decision tables, literal expressions, boxed contexts,
-lists and relations, nested in one another; invocations, function definitions and business
-knowledge models are refused by name (the Fleetflow engine does not evaluate them).
+lists, relations and invocations, nested in one another, and business knowledge models
+(`Invalid DMN model: Cyclic dependencies between BKMs detected.`, `no BKM found with name '<x>'`);
+a boxed function definition is refused by name (the Fleetflow engine does not evaluate it).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from engine.dmn.model import (
     DecisionTable,
     HitPolicy,
     InputEntry,
+    Invocation,
+    KnowledgeModel,
     LiteralExpression,
     OutputEntry,
     Relation,
@@ -83,7 +86,6 @@ FEEL_LANGUAGES = frozenset(
 MAX_DMN_XML_ELEMENTS = 100_000
 
 _UNSUPPORTED_LOGIC = {
-    "invocation": "an invocation",
     "functionDefinition": "a function definition",
 }
 _EXPRESSION_ELEMENTS = frozenset(
@@ -122,6 +124,10 @@ class _Parser:
         self.namespace = namespace
         self.failures: list[str] = []
         self.imported_namespaces: set[str] = set()
+        #: business knowledge model id -> name
+        self.knowledge_ids: dict[str, str] = {}
+        #: names of the knowledge models invocations call (checked once all are known)
+        self.invoked: list[str] = []
 
     # helpers ------------------------------------------------------------------------------
     def _q(self, local: str) -> str:
@@ -197,27 +203,65 @@ class _Parser:
                 )
             else:
                 seen.add(decision_id)
-        for element in self._children(root, "businessKnowledgeModel"):
-            self.failures.append(
-                f"business knowledge model '{element.get('id') or element.get('name')}' is not supported "
-                "by the Fleetflow embedded engine"
-            )
+        knowledge_xml = self._children(root, "businessKnowledgeModel")
+        for element in knowledge_xml:
+            knowledge_id = element.get("id")
+            if not knowledge_id:
+                self.failures.append("Failed to parse DMN: a business knowledge model has no id")
+            elif knowledge_id in seen or knowledge_id in self.knowledge_ids:
+                self.failures.append(
+                    f"Failed to parse DMN: the id '{knowledge_id}' is used by more than one element"
+                )
+            else:
+                self.knowledge_ids[knowledge_id] = element.get("name") or knowledge_id
         if self.failures:
             raise DmnParseError(self.failures)
 
         requirements = {
             element.get("id", ""): self._required_decisions(element, seen) for element in decisions_xml
         }
+        decision_knowledge = {
+            element.get("id", ""): self._required_knowledge(element) for element in decisions_xml
+        }
+        knowledge_requirements = {
+            element.get("id", ""): self._required_knowledge(element) for element in knowledge_xml
+        }
         if self.failures:
             raise DmnParseError(self.failures)
         if _has_cycle(requirements):
             raise DmnParseError(["Invalid DMN model: Cyclic dependencies between decisions detected."])
+        if _has_cycle(knowledge_requirements):
+            raise DmnParseError(["Invalid DMN model: Cyclic dependencies between BKMs detected."])
+        knowledge_models = {}
+        for element in knowledge_xml:
+            knowledge_id = element.get("id", "")
+            logic = self._child(element, "encapsulatedLogic")
+            body = None
+            parameters: tuple[str, ...] = ()
+            if logic is not None:
+                parameters = tuple(
+                    item.get("name") or "" for item in self._children(logic, "formalParameter")
+                )
+                expression = self._expression_child(logic)
+                body = self._logic(expression, knowledge_id) if expression is not None else None
+            knowledge_models[knowledge_id] = KnowledgeModel(
+                id=knowledge_id,
+                name=self.knowledge_ids[knowledge_id],
+                parameters=parameters,
+                body=body,
+                required_knowledge=knowledge_requirements[knowledge_id],
+            )
 
         decisions: dict[str, Decision] = {}
         for element in decisions_xml:
-            decision = self._decision(element, requirements[element.get("id", "")])
+            decision_id = element.get("id", "")
+            decision = self._decision(element, requirements[decision_id], decision_knowledge[decision_id])
             if decision is not None:
                 decisions[decision.id] = decision
+        known_names = set(self.knowledge_ids.values())
+        for name in self.invoked:
+            if name not in known_names:
+                self.failures.append(f"no BKM found with name '{name}'")
         if self.failures:
             raise DmnParseError(self.failures)
         assert definitions_id is not None
@@ -226,6 +270,7 @@ class _Parser:
             name=root.get("name") or definitions_id,
             namespace=root.get("namespace") or "",
             decisions=decisions,
+            knowledge_models=knowledge_models,
         )
 
     def _required_decisions(self, decision: ET.Element, known_ids: set[str]) -> tuple[str, ...]:
@@ -257,15 +302,38 @@ class _Parser:
                 )
                 continue
             required.append(target)
-        for _requirement in self._children(decision, "knowledgeRequirement"):
-            self.failures.append(
-                f"decision '{decision_id}' requires a business knowledge model, which is not supported "
-                "by the Fleetflow embedded engine"
-            )
+        return tuple(required)
+
+    def _required_knowledge(self, element: ET.Element) -> tuple[str, ...]:
+        """The business knowledge models a decision or a BKM requires (knowledgeRequirement)."""
+        owner = element.get("id", "")
+        required: list[str] = []
+        for requirement in self._children(element, "knowledgeRequirement"):
+            reference = self._child(requirement, "requiredKnowledge")
+            if reference is None:
+                continue
+            href = reference.get("href", "")
+            namespace, hash_sign, target = href.partition("#")
+            if not hash_sign:
+                namespace, target = "", href
+            if namespace:
+                self.failures.append(
+                    f"'{owner}' requires the imported business knowledge model '{href}': imports are not "
+                    "supported by the Fleetflow embedded engine"
+                )
+            elif target not in self.knowledge_ids:
+                self.failures.append(
+                    f"Invalid DMN model: '{owner}' requires the business knowledge model '{target}', which does "
+                    "not exist in this DMN"
+                )
+            else:
+                required.append(target)
         return tuple(required)
 
     # decisions ----------------------------------------------------------------------------
-    def _decision(self, element: ET.Element, required: tuple[str, ...]) -> Decision | None:
+    def _decision(
+        self, element: ET.Element, required: tuple[str, ...], knowledge: tuple[str, ...]
+    ) -> Decision | None:
         decision_id = element.get("id", "")
         expression = self._expression_child(element)
         logic: DecisionLogic | None = None
@@ -287,6 +355,7 @@ class _Parser:
             result_name=result_name,
             result_type=result_type or None,
             required_decisions=required,
+            required_knowledge=knowledge,
         )
 
     def _expression_child(self, element: ET.Element) -> ET.Element | None:
@@ -358,10 +427,26 @@ class _Parser:
             if len(self.failures) > failures_before:
                 return None
             return Relation(element.get("id"), columns, tuple(rows))
+        if local == "invocation":
+            target = self._child(element, "literalExpression")
+            name = (self._text(target) or "").strip() if target is not None else ""
+            bindings = []
+            for binding in self._children(element, "binding"):
+                parameter = self._child(binding, "parameter")
+                inner = self._expression_child(binding)
+                logic = self._logic(inner, owner) if inner is not None else None
+                if parameter is not None and logic is not None:
+                    bindings.append((parameter.get("name") or "", logic))
+            if not name:
+                self.failures.append(f"decision '{owner}': the invocation names no business knowledge model")
+            self.invoked.append(name)
+            if len(self.failures) > failures_before:
+                return None
+            return Invocation(element.get("id"), name, tuple(bindings))
         kind = _UNSUPPORTED_LOGIC.get(local, f"'{local}'")
         self.failures.append(
             f"decision '{owner}' uses {kind}, which is not supported by the Fleetflow embedded engine "
-            "(decision tables, literal expressions, contexts, lists and relations are)"
+            "(decision tables, literal expressions, contexts, lists, relations and invocations are)"
         )
         return None
 

@@ -105,3 +105,140 @@ def test_malformed_boxed_expressions_are_refused() -> None:
     with pytest.raises(DmnParseError) as raised:
         parse_dmn(definitions(bad_feel))
     assert raised.value.failures[0].startswith("FEEL expression: failed to parse expression '1 +'")
+
+
+def knowledge_model(
+    model_id: str, name: str, parameters: list[str], body: str, requires: tuple[str, ...] = ()
+) -> str:
+    formal = "".join(f'<formalParameter name="{parameter}"/>' for parameter in parameters)
+    needs = "".join(
+        f'<knowledgeRequirement><requiredKnowledge href="#{required}"/></knowledgeRequirement>'
+        for required in requires
+    )
+    return (
+        f'<businessKnowledgeModel id="{model_id}" name="{name}">{needs}'
+        f"<encapsulatedLogic>{formal}{body}</encapsulatedLogic></businessKnowledgeModel>"
+    )
+
+
+DISCOUNT_TABLE = (
+    '<decisionTable hitPolicy="FIRST"><input id="age_in"><inputExpression><text>age</text></inputExpression></input>'
+    '<output id="rate_out" name="rate"/>'
+    '<rule id="young"><inputEntry><text>&lt; 25</text></inputEntry><outputEntry><text>0.2</text></outputEntry></rule>'
+    '<rule id="other"><inputEntry><text>-</text></inputEntry><outputEntry><text>0.05</text></outputEntry></rule>'
+    "</decisionTable>"
+)
+
+
+def uses(decision_id: str, body: str, *knowledge: str) -> str:
+    needs = "".join(
+        f'<knowledgeRequirement><requiredKnowledge href="#{required}"/></knowledgeRequirement>'
+        for required in knowledge
+    )
+    return f'<decision id="{decision_id}" name="{decision_id}">{needs}{body}</decision>'
+
+
+def test_business_knowledge_models_are_called_from_feel_and_by_invocation() -> None:
+    drg = parse_dmn(
+        definitions(
+            knowledge_model("bkm_discount", "discount", ["age"], DISCOUNT_TABLE),
+            knowledge_model(
+                "bkm_price",
+                "price",
+                ["amount", "age"],
+                "<literalExpression><text>amount * (1 - discount(age))</text></literalExpression>",
+                requires=("bkm_discount",),
+            ),
+            uses(
+                "by_feel",
+                "<literalExpression><text>price(100, customer.age)</text></literalExpression>",
+                "bkm_price",
+            ),
+            uses(
+                "by_invocation",
+                "<invocation><literalExpression><text>price</text></literalExpression>"
+                '<binding><parameter name="amount"/><literalExpression><text>total</text></literalExpression></binding>'
+                '<binding><parameter name="age"/><literalExpression><text>customer.age</text></literalExpression></binding>'
+                "</invocation>",
+                "bkm_price",
+            ),
+        )
+    )
+    assert evaluate_decision(drg, "by_feel", {"customer": {"age": 20}}).output == 80
+    assert evaluate_decision(drg, "by_feel", {"customer": {"age": 40}}).output == 95
+    invoked = evaluate_decision(drg, "by_invocation", {"total": 200, "customer": {"age": 20}})
+    assert invoked.output == 160
+    assert invoked.evaluated_decisions[0].decision_type == "INVOCATION"
+
+
+def test_a_failing_knowledge_model_fails_the_decision() -> None:
+    drg = parse_dmn(
+        definitions(
+            knowledge_model(
+                "bkm_check",
+                "check",
+                ["x"],
+                '<literalExpression><text>assert(x, x > 0, "x must be positive")</text></literalExpression>',
+            ),
+            uses("checked", "<literalExpression><text>check(value)</text></literalExpression>", "bkm_check"),
+        )
+    )
+    assert evaluate_decision(drg, "checked", {"value": 3}).output == 3
+    failed = evaluate_decision(drg, "checked", {"value": -3})
+    assert failed.is_failure and failed.failed_decision_id == "checked"
+    assert failed.failure_message is not None and "x must be positive" in failed.failure_message
+
+
+def test_knowledge_model_calls_are_bounded() -> None:
+    # each model calls the next one twice: 2**30 calls without a bound
+    models = [knowledge_model("k0", "f0", ["x"], "<literalExpression><text>x</text></literalExpression>")]
+    models += [
+        knowledge_model(
+            f"k{i}",
+            f"f{i}",
+            ["x"],
+            f"<literalExpression><text>f{i - 1}(x) + f{i - 1}(x)</text></literalExpression>",
+            requires=(f"k{i - 1}",),
+        )
+        for i in range(1, 31)
+    ]
+    drg = parse_dmn(
+        definitions(
+            *models, uses("boom", "<literalExpression><text>f30(1)</text></literalExpression>", "k30")
+        )
+    )
+    result = evaluate_decision(drg, "boom", {})
+    assert result.is_failure
+    assert result.failure_message is not None
+    assert "called business knowledge models more than 10000 times" in result.failure_message
+
+
+def test_knowledge_model_references_are_checked() -> None:
+    with pytest.raises(DmnParseError) as cyclic:
+        parse_dmn(
+            definitions(
+                knowledge_model(
+                    "a", "a", [], "<literalExpression><text>b()</text></literalExpression>", requires=("b",)
+                ),
+                knowledge_model(
+                    "b", "b", [], "<literalExpression><text>a()</text></literalExpression>", requires=("a",)
+                ),
+                literal("d", "1"),
+            )
+        )
+    assert cyclic.value.failures == ["Invalid DMN model: Cyclic dependencies between BKMs detected."]
+    with pytest.raises(DmnParseError) as missing:
+        parse_dmn(definitions(uses("d", "<literalExpression><text>1</text></literalExpression>", "ghost")))
+    assert missing.value.failures == [
+        "Invalid DMN model: 'd' requires the business knowledge model 'ghost', which does not exist in this DMN"
+    ]
+    with pytest.raises(DmnParseError) as unknown_name:
+        parse_dmn(
+            definitions(
+                uses(
+                    "d",
+                    "<invocation><literalExpression><text>nobody</text></literalExpression></invocation>",
+                )
+            )
+        )
+    assert unknown_name.value.failures == ["no BKM found with name 'nobody'"]

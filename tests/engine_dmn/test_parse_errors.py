@@ -128,17 +128,13 @@ def test_unknown_hit_policy_and_aggregation() -> None:
 
 
 def test_logic_the_engine_does_not_evaluate_is_refused_by_name() -> None:
-    invocation = (
-        '<decision id="c" name="C"><invocation><literalExpression><text>bkm</text></literalExpression>'
-        "</invocation></decision>"
+    function = (
+        '<decision id="c" name="C"><functionDefinition><literalExpression><text>1</text></literalExpression>'
+        "</functionDefinition></decision>"
     )
-    assert failures(definitions(invocation)) == [
-        "decision 'c' uses an invocation, which is not supported by the Fleetflow embedded engine "
-        "(decision tables, literal expressions, contexts, lists and relations are)"
-    ]
-    bkm = '<businessKnowledgeModel id="bkm" name="BKM"/>'
-    assert failures(definitions(literal("a", "1"), bkm)) == [
-        "business knowledge model 'bkm' is not supported by the Fleetflow embedded engine"
+    assert failures(definitions(function)) == [
+        "decision 'c' uses a function definition, which is not supported by the Fleetflow embedded engine "
+        "(decision tables, literal expressions, contexts, lists, relations and invocations are)"
     ]
     assert failures(definitions('<decision id="empty" name="Empty"/>')) == [
         "unsupported decision expression 'null' (decision 'empty' has no logic)"
