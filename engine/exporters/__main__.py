@@ -106,12 +106,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.durable_from_stdin:
         durable = DurablePositions(sys.stdin.buffer, stop)
         durable.start()
-    runners = [
-        ExporterRunner(
-            exporter, args.data_dir, partitions, durable_position=durable.get if durable is not None else None
-        )
-        for exporter in exporters
-    ]
+    try:
+        runners = [
+            ExporterRunner(
+                exporter,
+                args.data_dir,
+                partitions,
+                durable_position=durable.get if durable is not None else None,
+            )
+            for exporter in exporters
+        ]
+    except ValueError as exc:  # an unreadable position file: refuse to guess where to resume
+        log.critical("exporters cannot start: %s", exc)
+        return 2
     for runner in runners:
         runner.start()
     while not stop.wait(PARENT_CHECK_SECONDS):

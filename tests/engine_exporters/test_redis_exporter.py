@@ -269,3 +269,36 @@ def test_only_what_the_engine_fsynced_is_exported(tmp_path: Path, redis_url: str
             child.wait()
         client.delete(f"{name}:JOB", f"{name}:exporter-positions")
         client.close()
+
+
+def test_a_damaged_position_file_stops_the_exporters_with_its_name(tmp_path: Path) -> None:
+    """Only a rename ever replaces the file, so damage is from outside: refuse to guess (resuming at
+    0 would resend everything, skipping would lose records) and say which file."""
+    import subprocess
+    import sys
+
+    from tests.support import python_env
+
+    url = "redis://127.0.0.1:1/0"
+    path = ExporterPositions(tmp_path, RedisStreamsExporter(url).exporter_id).path
+    path.parent.mkdir(parents=True)
+    path.write_text('{"partitions": {"1": {"position": "x"}}}')
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine.exporters",
+            "--data-dir",
+            str(tmp_path),
+            "--partitions",
+            "1",
+            "--export",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=python_env(),
+    )
+    assert result.returncode == 2
+    assert str(path) in result.stderr and "fix or remove it" in result.stderr
