@@ -112,7 +112,7 @@ def _run_builtin(name: str, implementation: Callable[..., Any], arguments: list[
     work = 1
     for argument in arguments:
         kind = type(argument)
-        if kind is list:
+        if kind is list or kind is dict:  # get entries / context merge walk every entry
             work += len(argument)
         elif kind is str:
             work += len(argument) >> 6

@@ -238,3 +238,12 @@ def test_long_rewritten_patterns_are_not_kept_in_the_pattern_cache() -> None:
     assert strings._compiled.cache_info().currsize == 0
     assert evaluate('matches("ab", "a|b")') is True
     assert strings._compiled.cache_info().currsize == 1
+
+
+def test_a_built_in_over_a_huge_context_is_charged_per_entry() -> None:
+    # `get entries` of 50,000 entries ran 200 ms with no budget check: a context argument
+    # counted as one step, so the CPU check (every 256 steps) never came
+    context = {f"k{n}": n for n in range(50_000)}
+    with pytest.raises(FeelBudgetExceeded, match="steps"):
+        compile_expression("get entries(c)")._evaluator(root_scope({"c": context}, Budget(steps=10_000)))
+    assert evaluate("count(get entries(c))", {"c": {"a": 1, "b": 2}}) == 2
