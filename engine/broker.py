@@ -33,6 +33,10 @@ from engine.records import INVALID_ARGUMENT, NOT_FOUND, decode_partition
 log = logging.getLogger("engine.broker")
 
 TIMER_INTERVAL_SECONDS = 0.05
+#: Due BPMN timers triggered per partition per check: a burst of due timers (many instances
+#: waiting for the same date, or after a restart) is spread over several loop turns instead of
+#: holding the event loop; the rest fire at the next check.
+TIMERS_PER_CHECK = 500
 
 
 class Broker:
@@ -319,7 +323,7 @@ class Broker:
                     job = partition.state.jobs.get(job_key)
                     if job is not None:
                         partition.execute(Command("JOB", intent, dict(job.value), key=job_key))
-            for timer_key in partition.state.due_timers(now):
+            for timer_key in partition.state.due_timers(now, TIMERS_PER_CHECK):
                 timer = partition.state.timers.get(timer_key)
                 if timer is None:
                     continue

@@ -23,12 +23,10 @@ ENGINE_NAME = "the Fleetflow embedded engine"
 #: Delete a line when the execution runs that feature.
 NOT_YET_SUPPORTED: dict[str, str] = {
     # start events of a process
-    "timer-start": "Timer start events are",
     "message-start": "Message start events are",
     "signal-start": "Signal start events are",
     "conditional-start": "Conditional start events are",  # not in Zeebe 8.5 either
     # intermediate catch events
-    "timer-intermediate-catch": "Timer intermediate catch events are",
     "message-intermediate-catch": "Message intermediate catch events are",
     "signal-intermediate-catch": "Signal intermediate catch events are",
     "link-intermediate-catch": "Link intermediate catch events are",
@@ -41,7 +39,6 @@ NOT_YET_SUPPORTED: dict[str, str] = {
     "link-intermediate-throw": "Link intermediate throw events are",
     "compensation-intermediate-throw": "Compensation intermediate throw events are",
     # boundary events (error boundary events run)
-    "timer-boundary": "Timer boundary events are",
     "message-boundary": "Message boundary events are",
     "signal-boundary": "Signal boundary events are",
     "escalation-boundary": "Escalation boundary events are",
@@ -53,9 +50,7 @@ NOT_YET_SUPPORTED: dict[str, str] = {
     "escalation-end": "Escalation end events are",
     "compensation-end": "Compensation end events are",
     # event subprocesses, by the kind of their start event
-    "timer-event-sub-process": "Event subprocesses are",
     "message-event-sub-process": "Event subprocesses are",
-    "error-event-sub-process": "Event subprocesses are",
     "signal-event-sub-process": "Event subprocesses are",
     "escalation-event-sub-process": "Event subprocesses are",
     # gateways

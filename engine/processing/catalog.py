@@ -8,6 +8,7 @@ from __future__ import annotations
 # --- element behaviours (registry.behavior)
 import engine.processing.elements.business_rule_tasks
 import engine.processing.elements.call_activity
+import engine.processing.elements.event_subprocesses
 import engine.processing.elements.events
 import engine.processing.elements.gateways
 import engine.processing.elements.process
@@ -23,7 +24,9 @@ import engine.processing.processors.incidents
 import engine.processing.processors.jobs
 import engine.processing.processors.migration
 import engine.processing.processors.modification
+import engine.processing.processors.timers
 import engine.processing.processors.variables
 
 # --- catch-event trigger kinds (registry.trigger_kind)
 import engine.processing.triggers.errors
+import engine.processing.triggers.timers

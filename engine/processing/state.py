@@ -400,10 +400,10 @@ class PartitionState:
         if timer.element_instance_key > 0:
             self.element_timers.setdefault(timer.element_instance_key, {})[timer.key] = None
 
-    def due_timers(self, now: int) -> list[int]:
-        """Timer keys whose due date has passed, popping them from the heap."""
-        due = []
-        while self.timer_heap and self.timer_heap[0][0] <= now:
+    def due_timers(self, now: int, limit: int = 1_000_000) -> list[int]:
+        """Up to `limit` timer keys whose due date has passed, popping them from the heap."""
+        due: list[int] = []
+        while self.timer_heap and self.timer_heap[0][0] <= now and len(due) < limit:
             when, timer_key = heapq.heappop(self.timer_heap)
             timer = self.timers.get(timer_key)
             if timer is not None and timer.due_date == when:
@@ -520,6 +520,14 @@ def _element_activating(state: PartitionState, record: dict[str, Any]) -> None:
         parent = state.element_instances.get(parent_key)
         if parent is not None:
             parent.child_instance_key = instance.key
+    if instance.element_type == "EVENT_SUB_PROCESS" and flow_scope_key > 0:
+        scope = state.element_instances.get(flow_scope_key)
+        element = state.model(instance.process_definition_key).elements_by_id.get(instance.element_id)
+        starts = getattr(element, "start_events", ())
+        if scope is not None and starts and starts[0].interrupting:
+            # An interrupting event sub-process ends every path of its scope, tokens waiting
+            # at a join included: the scope completes when the event sub-process does.
+            scope.taken.clear()
 
 
 def _consume_tokens(state: PartitionState, scope: ElementInstance, instance: ElementInstance) -> None:

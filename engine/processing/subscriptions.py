@@ -96,6 +96,14 @@ def trigger(
     sub_process = catch_event.flow_scope
     proc = ProcessInfo.of(owner)
     if is_interrupting(catch_event):
+        # The scope is interrupted: no other event sub-process of it starts any more (its
+        # boundary events stay), and what ran in it ends.
+        scope_element = ctx.element_of(owner)
+        for other in getattr(scope_element, "event_sub_processes", ()):
+            for start in getattr(other, "start_events", ()):
+                kind = trigger_kind_for(start.event_type.value)
+                if kind is not None:
+                    kind.close(ctx, owner, start)
         terminate_children(ctx, owner_key)
     key = ctx.state.new_key()
     # The event sub-process is entered at the triggered start event, not its none start event.

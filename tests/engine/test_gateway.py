@@ -106,8 +106,8 @@ def test_bad_input_gets_zeebe_codes_and_messages(engine: EngineProcess) -> None:
         assert doctype.code() == grpc.StatusCode.INVALID_ARGUMENT and "'doctype.bpmn'" in doctype.details()
         unsupported = one_task_process("unsupported", "x").replace(
             b'<bpmn:endEvent id="end">',
-            b'<bpmn:intermediateCatchEvent id="wait"><bpmn:timerEventDefinition>'
-            b"<bpmn:timeDuration>PT1S</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>"
+            b'<bpmn:intermediateCatchEvent id="wait"><bpmn:signalEventDefinition signalRef="sig"/>'
+            b"</bpmn:intermediateCatchEvent>"
             b'<bpmn:endEvent id="end">',
         )
         rejected = rpc_error(deploy_raw, "unsupported.bpmn", unsupported)
@@ -226,7 +226,6 @@ def test_unsupported_rpcs_answer_unimplemented(engine: EngineProcess) -> None:
         for call, request in [
             (stub.PublishMessage, pb.PublishMessageRequest(name="m", correlationKey="k")),
             (stub.BroadcastSignal, pb.BroadcastSignalRequest(signalName="s")),
-            (stub.EvaluateDecision, pb.EvaluateDecisionRequest(decisionId="d")),
             (stub.DeleteResource, pb.DeleteResourceRequest(resourceKey=1)),
         ]:
             error = rpc_error(call, request)

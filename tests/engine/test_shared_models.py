@@ -35,6 +35,14 @@ EXPECTED_RUN = {
     "fork-uncontrolled-join": "completed",
     "throw-bpmn-error": "completed",
     "FooProcess": "incident",  # calls BarProcess, which is not deployable (business rule task)
+    "timer-start-event-daily": "start timer armed",  # R/P1D timer start event, no none start
+    "Process_Timer_Test_01": "completed",  # a job, then a 1 s intermediate timer
+    # Two files define "process"; the later one, zeebe-redis-exporter__process (deployable since
+    # messages run), wins: its '=key' (input mapping and correlation key) is unset, an incident.
+    # camunda__ModelWalkerTest's "process" (a task, then a timer catch event) completes.
+    "process": "incident",
+    "BoundaryEventTest": "incident",  # its webhook message boundary's '=myCorrKey' is unset
+    "demo2": "incident",  # its catch event's correlation key '=key' is not set: EXTRACT_VALUE_ERROR
 }
 
 
@@ -68,12 +76,33 @@ def run_instance(stub: object, data_dir: Path, process_id: str, job_types: set[s
         ):
             return "incident"
         time.sleep(0.05)
+    timers = {r["key"]: r["intent"] for r in events(data_dir, valueType="TIMER", processInstanceKey=instance)}
+    if "CREATED" in timers.values():
+        return "waiting for a timer"  # legitimately: a timer longer than this test waits
     return "stuck"
+
+
+def armed_start_timer(data_dir: Path, process_definition_key: int) -> str:
+    """The outcome of a process that only a timer starts: its start timer is armed."""
+    armed = events(data_dir, valueType="TIMER", intent="CREATED", processDefinitionKey=process_definition_key)
+    return (
+        "start timer armed" if any(r["value"]["elementInstanceKey"] == -1 for r in armed) else "never starts"
+    )
+
+
+def has_none_start(path: Path, process_id: str) -> bool:
+    return any(
+        model.none_start_event is not None
+        for model in parse_bpmn(path.name, path.read_bytes())
+        if model.bpmn_process_id == process_id
+    )
 
 
 def test_shared_models_deploy_and_run_or_are_rejected(engine: EngineProcess) -> None:
     notes = manifest_notes()
     deployed: dict[str, set[str]] = {}
+    files: dict[str, Path] = {}
+    definition_keys: dict[str, int] = {}
     job_types: set[str] = set()
     with gateway(engine.address) as stub:
         for path in model_files():
@@ -93,7 +122,14 @@ def test_shared_models_deploy_and_run_or_are_rejected(engine: EngineProcess) -> 
                 continue
             assert not must_fail, f"{path.name} must be rejected ({notes[path.name]})"
             for deployment in response.deployments:
-                deployed[deployment.process.bpmnProcessId] = {path.name}
+                if deployment.HasField("process"):
+                    deployed[deployment.process.bpmnProcessId] = {path.name}
+                    files[deployment.process.bpmnProcessId] = path
+                    definition_keys[deployment.process.bpmnProcessId] = (
+                        deployment.process.processDefinitionKey
+                    )
+            if path.suffix != ".bpmn":
+                continue  # a DMN resource deploys decisions, not processes
             for model in parse_bpmn(path.name, content):
                 for element in model.elements_by_id.values():
                     if element.job_type is not None and element.job_type.is_static:
@@ -102,6 +138,8 @@ def test_shared_models_deploy_and_run_or_are_rejected(engine: EngineProcess) -> 
         assert set(deployed) == set(EXPECTED_RUN), sorted(deployed)
         outcomes = {
             process_id: run_instance(stub, engine.data_dir, process_id, job_types)
+            if has_none_start(files[process_id], process_id)
+            else armed_start_timer(engine.data_dir, definition_keys[process_id])
             for process_id in sorted(deployed)
         }
         assert outcomes == EXPECTED_RUN

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine import records
-from engine.processing.command import Command
+from engine.bpmn.model import EventType
+from engine.processing.command import Command, MappingFailure, Rejection
 from engine.processing.context import ProcessingContext
 from engine.processing.decisions import (
     PlannedRequirements,
@@ -19,7 +20,8 @@ from engine.processing.decisions import (
 )
 from engine.processing.registry import processor
 from engine.processing.state import remember_models
-from engine.records import deployment_value, process_metadata, process_value
+from engine.processing.triggers.timers import cancel_timer, create_timer, evaluate_timer, start_event_timers
+from engine.records import INVALID_ARGUMENT, deployment_value, process_metadata, process_value
 
 
 @dataclass(slots=True)
@@ -97,6 +99,7 @@ def deploy(ctx: ProcessingContext, command: Command) -> dict[str, Any] | None:
     )
     deployment["decisionsMetadata"], deployment["decisionRequirementsMetadata"] = deployment_metadata(planned)
     write_processes(ctx, new_processes)
+    schedule_start_timers(ctx, new_processes)
     write_decision_records(ctx, planned)
     ctx.emit("DEPLOYMENT", "CREATED", deployment_key, deployment)
     return {"key": deployment_key, "value": deployment, "newProcesses": new_processes, "decisions": planned}
@@ -116,3 +119,34 @@ def write_processes(ctx: ProcessingContext, new_processes: list[dict[str, Any]])
     for value in new_processes:
         if value["processDefinitionKey"] not in ctx.state.processes:
             ctx.emit("PROCESS", "CREATED", value["processDefinitionKey"], dict(value))
+
+
+def schedule_start_timers(ctx: ProcessingContext, new_processes: list[dict[str, Any]]) -> None:
+    """Timer start events are armed at deployment, on the deployment partition only, and a new
+    version disarms the previous versions' (reference §5.2 "Timers")."""
+    now = ctx.now()
+    for value in new_processes:
+        process_id = value["bpmnProcessId"]
+        model = ctx.state.model(value["processDefinitionKey"])
+        starts = model.start_events_of(EventType.TIMER)
+        for older in list(ctx.state.process_versions.get(process_id, {}).values()):
+            if older != value["processDefinitionKey"]:
+                for timer in start_event_timers(ctx, older):
+                    cancel_timer(ctx, timer)
+        for start in starts:
+            try:
+                due = evaluate_timer(start, {}, now)
+            except MappingFailure as failure:
+                raise Rejection(
+                    "CREATE",
+                    INVALID_ARGUMENT,
+                    f"Expected to deploy new resources, but encountered the following errors:\n"
+                    f"'{value['resourceName']}': Element: {start.id}: {failure.message}",
+                ) from None
+            create_timer(
+                ctx,
+                owner=None,
+                process_definition_key=value["processDefinitionKey"],
+                catch_event=start,
+                due=due,
+            )

@@ -37,17 +37,33 @@ def _next_scope(instance: ElementInstance) -> int:
 
 
 def find_error_catch(ctx: ProcessingContext, start_key: int, error_code: str) -> tuple[int, Any] | None:
-    """(owner instance key, catch event) of the innermost catch for `error_code`, or None."""
+    """(owner instance key, catch event) of the innermost catch for `error_code`, or None.
+
+    At each instance from the thrower upward (into calling parents): the error start events of
+    its event sub-processes, then its error boundary events; a catch for the code beats a
+    catch-all at the same instance (reference §5.2 "Error events")."""
     current = start_key
     while current > 0:
         instance = ctx.state.element_instances.get(current)
         if instance is None:
             return None
-        catch = _match_error_catch(ctx.element_of(instance), error_code)
+        catch = _match_error_catch(error_catch_events(ctx.element_of(instance)), error_code)
         if catch is not None:
             return current, catch
         current = _next_scope(instance)
     return None
+
+
+def error_catch_events(element: Any) -> list[Any]:
+    """The error catch events an instance of `element` owns, in search order."""
+    events = [
+        start
+        for sub_process in getattr(element, "event_sub_processes", ())
+        for start in getattr(sub_process, "start_events", ())
+        if start.event_type.value == "ERROR"
+    ]
+    events.extend(boundary for boundary in element.boundary_events if boundary.event_type.value == "ERROR")
+    return events
 
 
 def available_error_events(ctx: ProcessingContext, start_key: int) -> list[str]:
@@ -57,9 +73,7 @@ def available_error_events(ctx: ProcessingContext, start_key: int) -> list[str]:
         instance = ctx.state.element_instances.get(current)
         if instance is None:
             break
-        for boundary in ctx.element_of(instance).boundary_events:
-            if boundary.event_type.value == "ERROR":
-                codes.append(boundary.error_code or "")
+        codes.extend(catch.error_code or "" for catch in error_catch_events(ctx.element_of(instance)))
         current = _next_scope(instance)
     return codes
 
@@ -104,14 +118,12 @@ def throw_end_event_error(ctx: ProcessingContext, instance: ElementInstance, ele
         raise_incident(ctx, instance, "UNHANDLED_ERROR_EVENT", message)
 
 
-def _match_error_catch(element: Any, error_code: str) -> Any:
+def _match_error_catch(catch_events: list[Any], error_code: str) -> Any:
     catch_all = None
-    for boundary in element.boundary_events:
-        if boundary.event_type.value != "ERROR":
-            continue
-        if boundary.error_code is None:
+    for catch in catch_events:
+        if catch.error_code is None:
             if catch_all is None:
-                catch_all = boundary
-        elif boundary.error_code == error_code:
-            return boundary
+                catch_all = catch
+        elif catch.error_code == error_code:
+            return catch
     return catch_all
