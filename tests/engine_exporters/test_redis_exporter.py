@@ -302,3 +302,39 @@ def test_a_damaged_position_file_stops_the_exporters_with_its_name(tmp_path: Pat
     )
     assert result.returncode == 2
     assert str(path) in result.stderr and "fix or remove it" in result.stderr
+
+
+def test_streams_of_another_log_are_refused_not_skipped(tmp_path: Path, redis_url: str) -> None:
+    """Redis says partition 1 was exported up to 1000, this log ends at 20 (a new data directory
+    against old streams): exporting would skip every record up to 1000 silently, so it refuses."""
+    import subprocess
+    import sys
+
+    from engine.log import LogWriter
+    from tests.support import python_env
+
+    writer = LogWriter(tmp_path, 1)
+    writer.append_batch([json.dumps(_record(1, position)).encode() for position in range(1, 21)])
+    writer.close()
+    name = stream_name()
+    client = redis.Redis.from_url(redis_url)
+    client.hset(f"{name}:exporter-positions", "1", "1000")
+    stderr_path = tmp_path / "exporters.log"
+    argv = [sys.executable, "-m", "engine.exporters", "--data-dir", str(tmp_path), "--partitions", "1"]
+    with open(stderr_path, "wb") as stderr:
+        child = subprocess.Popen(
+            [*argv, "--export", export_url(redis_url, name)], stderr=stderr, env=python_env()
+        )
+    try:
+        wait_for(
+            lambda: "another engine's records" in stderr_path.read_text(),
+            timeout=30,
+            what="the exporter refusing the streams",
+        )
+        assert client.exists(f"{name}:JOB") == 0
+        assert client.hget(f"{name}:exporter-positions", "1") == b"1000"
+    finally:
+        child.terminate()
+        child.wait(30)
+        client.delete(f"{name}:exporter-positions")
+        client.close()
