@@ -387,3 +387,49 @@ def test_leaving_the_task_or_canceling_the_instance_cancels_its_timers(
     assert records.index(("TIMER", "CANCELED", "late")) < records.index(
         ("PROCESS_INSTANCE", "ELEMENT_TERMINATED", "task")
     )
+
+
+def test_cron_and_date_timer_start_events(engine: EngineProcess, tmp_path: Path) -> None:
+    def start_process(process_id: str, definition: str) -> bytes:
+        body = (
+            f'<bpmn:startEvent id="tick"><bpmn:outgoing>f0</bpmn:outgoing>{definition}</bpmn:startEvent>'
+            + end("end", "f0")
+            + flow("f0", "tick", "end")
+        )
+        return process_xml(process_id, body)
+
+    cron = write(tmp_path, "tm-cron.bpmn", start_process("tm-cron", timer("timeCycle", "* * * * * *")))
+    past = write(
+        tmp_path, "tm-past.bpmn", start_process("tm-past", timer("timeDate", "2020-01-01T00:00:00Z"))
+    )
+    stop = write(tmp_path, "tm-cron-stop.bpmn", start_process("tm-cron", ""))
+    data = engine.data_dir
+
+    def completed(process_id: str) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in events(
+                data, valueType="PROCESS_INSTANCE", bpmnProcessId=process_id, intent="ELEMENT_COMPLETED"
+            )
+            if r["value"]["bpmnElementType"] == "PROCESS"
+        ]
+
+    async def deploy(client: ZeebeClient, path: Path) -> int:
+        deployed = await client.deploy_resource(path)
+        return int(deployed.deployments[0].process_definition_key)
+
+    cron_key = pyzeebe_call(engine.address, lambda client: deploy(client, cron))
+    pyzeebe_call(engine.address, lambda client: deploy(client, past))
+    # a date in the past fires at once, and only once
+    wait_for(lambda: len(completed("tm-past")) == 1, 10, "the past date's instance")
+    # every second, on the second
+    wait_for(lambda: len(completed("tm-cron")) >= 2, 10, "two cron instances")
+    fired = events(data, valueType="TIMER", intent="TRIGGERED", processDefinitionKey=cron_key)
+    assert len(fired) >= 2
+    assert all(r["value"]["dueDate"] % 1000 == 0 for r in fired)
+    # a version without the timer start event stops it (and is started by CreateProcessInstance)
+    pyzeebe_call(engine.address, lambda client: deploy(client, stop))
+    count = len(completed("tm-cron"))
+    time.sleep(1.5)
+    assert len(completed("tm-cron")) == count
+    assert len(completed("tm-past")) == 1
