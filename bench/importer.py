@@ -20,7 +20,8 @@ Scale-out (`--only two`, `--only two-lag`): real `manage.py import_records --fol
 one and then two (leases split the corpus's two partitions, one each), measured the same way:
 records/s from the moment they hold their leases until every record is committed (the logs are
 renamed into place), and lag at 2,000 records/s sampled every 10 ms from ImportPosition as the
-console shows it (now - newest imported record's timestamp).
+console shows it (now - newest imported record's timestamp). `--only takeover`: seconds until a
+killed (SIGKILL) or paused (SIGSTOP) importer's partition is held, and committed, by the other.
 """
 
 from __future__ import annotations
@@ -494,14 +495,22 @@ def bench_processes_lag(
                 target=_steady_writer, args=(str(data_dir), corpus, rate, seconds)
             )
             writer.start()
-            # Samples start with the first record imported in each partition.
+            # Samples start with the first record imported in each partition, and end for a
+            # partition once its records are all written (its newest timestamp stops moving).
+            ends = {partition_id: len(found) for partition_id, found in corpus.items()}
             while writer.is_alive():
                 newest = list(
-                    ImportPosition.objects.filter(stream="").values_list("last_record_timestamp", flat=True)
+                    ImportPosition.objects.filter(stream="").values_list(
+                        "partition_id", "position", "last_record_timestamp"
+                    )
                 )
                 now = time.time()
-                if len(newest) == len(corpus) and all(newest):
-                    lags.extend(now - stamp.timestamp() for stamp in newest)
+                if len(newest) == len(corpus) and all(stamp for _, _, stamp in newest):
+                    lags.extend(
+                        now - stamp.timestamp()
+                        for partition_id, position, stamp in newest
+                        if position < ends[partition_id]
+                    )
                 time.sleep(0.01)
             writer.join(30)
         finally:
@@ -522,6 +531,63 @@ def bench_processes_lag(
     }
 
 
+def _takeover_once(
+    processes: list[subprocess.Popen[bytes]], partitions: int, how: str
+) -> tuple[float, float]:
+    from processes.models import ImportLease, ImportPosition
+
+    _wait_until(lambda: _leases_split(processes, partitions), 60, "the leases split", processes)
+    victim, survivor = processes
+    partition_id = ImportLease.objects.filter(holder__contains=f":{victim.pid}:").get().partition_id
+
+    def position() -> int:
+        found = ImportPosition.objects.filter(partition_id=partition_id, stream="").first()
+        return found.position if found is not None else 0
+
+    def taken() -> bool:
+        return ImportLease.objects.filter(
+            partition_id=partition_id, holder__contains=f":{survivor.pid}:"
+        ).exists()
+
+    _wait_until(lambda: position() > 0, 60, "the victim's first batch", processes)
+    victim.send_signal(signal.SIGKILL if how == "kill" else signal.SIGSTOP)
+    stopped = time.perf_counter()
+    at_stop = position()
+    _wait_until(taken, 120, "the takeover", [survivor])
+    held = time.perf_counter() - stopped
+    _wait_until(lambda: position() > at_stop, 120, "the partition's next commit", [survivor])
+    return held, time.perf_counter() - stopped
+
+
+def bench_takeover(
+    corpus: dict[int, list[dict[str, Any]]], runs: int, work_dir: Path, how: str
+) -> dict[str, Any]:
+    """Two following importers split the corpus's partitions; one is killed (SIGKILL) or paused
+    (SIGSTOP) mid-import: seconds until the other holds its partition, and until the first batch
+    of that partition is committed again. Small batches (200) keep the import going long enough."""
+    held_s, resumed_s = [], []
+    for run in range(runs):
+        reset_database()
+        data_dir = work_dir / f"takeover-{how}-{run}"
+        write_log(data_dir, corpus)
+        make_cluster("engine_log", {"data_dir": str(data_dir)})
+        processes = _importer_processes(2, 200, work_dir / "takeover.log")
+        try:
+            held, resumed = _takeover_once(processes, len(corpus), how)
+            held_s.append(held)
+            resumed_s.append(resumed)
+        finally:
+            processes[0].send_signal(signal.SIGCONT)
+            _stop_processes(processes)
+    return {
+        "bench": f"importer.takeover_after_{'sigkill' if how == 'kill' else 'sigstop'}",
+        "lease_seconds": 10.0,
+        "takeover_s_median": round(statistics.median(held_s), 2),
+        "takeover_s_runs": [round(value, 2) for value in held_s],
+        "next_commit_s_median": round(statistics.median(resumed_s), 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -529,7 +595,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--lag-seconds", type=float, default=15.0)
     parser.add_argument(
-        "--only", choices=["log", "redis", "lag", "poison", "two", "two-lag"], action="append"
+        "--only",
+        choices=["log", "redis", "lag", "poison", "two", "two-lag", "takeover"],
+        action="append",
     )
     parser.add_argument(
         "--poison-every", type=int, default=300, help="poison: one bad VARIABLE event in this many"
@@ -546,7 +614,7 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    only = set(args.only or ["log", "redis", "lag", "poison", "two", "two-lag"])
+    only = set(args.only or ["log", "redis", "lag", "poison", "two", "two-lag", "takeover"])
     with tempfile.TemporaryDirectory(prefix="bench-importer-") as tmp:
         work_dir = Path(tmp)
         records = scenario_records(work_dir)
@@ -568,14 +636,19 @@ def main() -> None:
                 figure = bench_processes(corpus, args.runs, args.batch_size, work_dir, importers)
                 print(json.dumps(figure), flush=True)
         if "two-lag" in only:
-            per_copy = sum(1 for found in replicate(records, 2, start_copy=0).values() for _ in found) // 2
-            copies = int(2000 * args.lag_seconds * 1.2 / max(1, per_copy)) + 2
+            # The writer spreads the rate evenly over the partitions: every partition must last.
+            one, two = replicate(records, 1), replicate(records, 2)
+            smallest = min(len(two[partition_id]) - len(one.get(partition_id, [])) for partition_id in two)
+            copies = int(2000 / 2 * args.lag_seconds * 1.2 / max(1, smallest)) + 2
             lag_corpus = replicate(records, copies)
             for importers in (1, 2):
                 figure = bench_processes_lag(
                     lag_corpus, args.runs, 2000, args.lag_seconds, work_dir, importers
                 )
                 print(json.dumps(figure), flush=True)
+        if "takeover" in only:
+            for how in ("kill", "stop"):
+                print(json.dumps(bench_takeover(corpus, args.runs, work_dir, how)), flush=True)
         reset_database()
 
 

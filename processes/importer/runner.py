@@ -70,6 +70,8 @@ class Importer:
         self._assignment: dict[int, int] | None = None
         # The source cannot be read by partition: the whole cluster is one lease (leases.py).
         self._whole_cluster = False
+        self._units: set[Unit] = set()
+        self._units_error: Exception | None = None
         self.positions: dict[tuple[int, str], int] = {}
         # Set after a failed batch: the committed positions are re-read before the next fetch.
         self.reload_positions_later = False
@@ -90,10 +92,21 @@ class Importer:
         }
 
     def units(self) -> set[Unit]:
-        """The cluster's units of import: one per partition, or the whole cluster (leases.py)."""
-        partitions = getattr(self.source, "partitions", lambda: None)()
+        """The cluster's units of import: one per partition, or the whole cluster (leases.py).
+
+        A source that cannot say (Elasticsearch unreachable) keeps the units last seen, so its
+        outage costs its own cluster's batches only, not the lease rounds of every cluster."""
+        try:
+            partitions = getattr(self.source, "partitions", lambda: None)()
+        except Exception as error:
+            # Raised by run_once while this importer holds none of the cluster, so the outage is
+            # this cluster's batch error (backed off and logged, or the run's failure).
+            self._units_error = error
+            return self._units
+        self._units_error = None
         self._whole_cluster = partitions is None
-        return units_of({self.cluster.id: partitions})
+        self._units = units_of({self.cluster.id: partitions})
+        return self._units
 
     def _fence(self, partitions: frozenset[int]) -> None:
         assert self.leases is not None
@@ -120,6 +133,8 @@ class Importer:
         """Import at most one batch; None when the source had nothing within `wait_seconds`, or
         (with leases) other importers hold all of this cluster's partitions."""
         if self.leases is not None and not self._follow_assignment():
+            if self._units_error is not None:
+                raise self._units_error
             time.sleep(min(wait_seconds, NOTHING_HELD_WAIT_SECONDS))
             return None
         if self.reload_positions_later:

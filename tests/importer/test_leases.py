@@ -7,6 +7,7 @@ The subprocess tests (test_two_importers.py) cover kill -9 and SIGSTOP/SIGCONT."
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from processes.importer.leases import LeaseLost, Leases
 from processes.importer.positions import PositionsMoved
-from processes.importer.runner import Importer
+from processes.importer.runner import Importer, run_importers
 from processes.models import ImporterProcess, ImportLease, ImportPosition
 from tests.importer.conftest import Fleet
 from tests.importer.helpers import import_all, log_cluster, snapshot, snapshot_diff, wipe_query_models
@@ -147,3 +148,32 @@ def test_a_killed_holders_session_frees_its_leases_at_once(fleet: Fleet) -> None
     finally:
         a.close()
         b.close()
+
+
+def test_a_source_that_cannot_list_its_partitions_costs_only_its_own_cluster(fleet: Fleet) -> None:
+    """An Elasticsearch that does not answer (a real client, a port nothing listens on) fails its
+    own cluster's run; the lease round goes on and the other cluster is imported in full."""
+    from processes.services import cluster_create
+    from tests.support import free_port
+
+    good = log_cluster(1, fleet.data_dirs[1])
+    down = cluster_create(
+        cluster_id=2,
+        name="es-down",
+        gateway_address="127.0.0.1:26502",
+        record_source="elasticsearch",
+        record_source_config={"url": f"http://127.0.0.1:{free_port()}"},
+    )
+    leases = Leases(holder="importer-a")
+    importers = [Importer(cluster=cluster, batch_size=500, leases=leases) for cluster in (good, down)]
+    try:
+        failed = run_importers(importers, follow=False, stop=threading.Event(), leases=leases)
+    finally:
+        for importer in importers:
+            importer.close()
+        leases.close()
+    assert [importer.cluster.id for importer, _ in failed] == [2]
+    last: dict[int, int] = {}
+    for record in fleet.records[1]:
+        last[record["partitionId"]] = max(last.get(record["partitionId"], 0), record["position"])
+    assert dict(ImportPosition.objects.filter(cluster=good).values_list("partition_id", "position")) == last
