@@ -66,6 +66,8 @@ class RedisStreamSource:
         if self._streams and now - self._scanned_at < STREAM_RESCAN_SECONDS:
             return
         self._scanned_at = now
+        # Streams only: the engine's exporter keeps its dedupe hash `<prefix>:exporter-positions`
+        # under the same prefix (engine/exporters/redis_streams.py).
         found = sorted(
             set(self.client.scan_iter(match=f"{self.stream_prefix}:*", _type="STREAM", count=1000))
         )
