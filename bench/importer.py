@@ -22,6 +22,7 @@ records/s from the moment they hold their leases until every record is committed
 renamed into place), and lag at 2,000 records/s sampled every 10 ms from ImportPosition as the
 console shows it (now - newest imported record's timestamp). `--only takeover`: seconds until a
 killed (SIGKILL) or paused (SIGSTOP) importer's partition is held, and committed, by the other.
+`--only lease-overhead`: milliseconds per lease round and per batch fence.
 """
 
 from __future__ import annotations
@@ -588,6 +589,42 @@ def bench_takeover(
     }
 
 
+def bench_lease_overhead(work_dir: Path, calls: int = 500) -> dict[str, Any]:
+    """What leases add to one importer: the fence (one UPDATE per batch, in its transaction) and a
+    round (about once a second), each timed alone over `calls` calls."""
+    from django.db import transaction
+
+    from processes.importer.leases import Leases
+
+    reset_database()
+    data_dir = work_dir / "lease-overhead"
+    create_partitions(data_dir, {1: [], 2: []})
+    cluster = make_cluster("engine_log", {"data_dir": str(data_dir)})
+    leases = Leases()
+    units = {(cluster.id, 1), (cluster.id, 2)}
+    started = time.perf_counter()
+    for _ in range(calls):
+        leases.round(units)
+    round_ms = (time.perf_counter() - started) * 1000 / calls
+    started = time.perf_counter()
+    for _ in range(calls):
+        with transaction.atomic():
+            leases.fence(cluster.id, [1, 2])
+    fence_ms = (time.perf_counter() - started) * 1000 / calls
+    started = time.perf_counter()
+    for _ in range(calls):
+        with transaction.atomic():
+            pass
+    empty_ms = (time.perf_counter() - started) * 1000 / calls
+    leases.close()
+    return {
+        "bench": "importer.lease_overhead",
+        "round_ms": round(round_ms, 3),
+        "fence_ms_in_own_transaction": round(fence_ms, 3),
+        "empty_transaction_ms": round(empty_ms, 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -596,7 +633,7 @@ def main() -> None:
     parser.add_argument("--lag-seconds", type=float, default=15.0)
     parser.add_argument(
         "--only",
-        choices=["log", "redis", "lag", "poison", "two", "two-lag", "takeover"],
+        choices=["log", "redis", "lag", "poison", "two", "two-lag", "takeover", "lease-overhead"],
         action="append",
     )
     parser.add_argument(
@@ -614,7 +651,7 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    only = set(args.only or ["log", "redis", "lag", "poison", "two", "two-lag", "takeover"])
+    only = set(args.only or ["log", "redis", "lag", "poison", "two", "two-lag", "takeover", "lease-overhead"])
     with tempfile.TemporaryDirectory(prefix="bench-importer-") as tmp:
         work_dir = Path(tmp)
         records = scenario_records(work_dir)
@@ -646,6 +683,8 @@ def main() -> None:
                     lag_corpus, args.runs, 2000, args.lag_seconds, work_dir, importers
                 )
                 print(json.dumps(figure), flush=True)
+        if "lease-overhead" in only:
+            print(json.dumps(bench_lease_overhead(work_dir)), flush=True)
         if "takeover" in only:
             for how in ("kill", "stop"):
                 print(json.dumps(bench_takeover(corpus, args.runs, work_dir, how)), flush=True)
