@@ -23,11 +23,14 @@ from engine.bpmn.parser import parse_bpmn
 from engine.dmn import DmnParseError, parse_dmn
 from engine.log import partition_ids
 from engine.partition import Partition, now_ms
+from engine.processing import signal_state
 from engine.processing.command import Command, Rejection
 from engine.processing.decisions import distribution_plans, distribution_resources, duplicate_id_problems
 from engine.processing.processors.creation import Created, CreateInstance
 from engine.processing.processors.deployment import DeployResources, DistributeDeployment
 from engine.processing.processors.jobs import ActivateJobs
+from engine.processing.processors.signals import BroadcastSignal
+from engine.processing.triggers.signals import signal_value
 from engine.records import INVALID_ARGUMENT, NOT_FOUND, decode_partition
 
 log = logging.getLogger("engine.broker")
@@ -65,6 +68,7 @@ class Broker:
         for partition in self.partitions.values():
             partition.state.on_jobs_available = self._notify_jobs_available
             partition.ctx.on_process_completed = self._process_completed
+            signal_state.connect(partition.ctx, self._signal_thrown)
 
     @property
     def partition_count(self) -> int:
@@ -140,6 +144,40 @@ class Broker:
     def next_partition(self) -> Partition:
         self._round_robin = self._round_robin % self.partition_count + 1
         return self.partitions[self._round_robin]
+
+    # ------------------------------------------------------------------ signals
+    def broadcast_signal(self, name: str, variables: dict[str, Any]) -> int:
+        """SIGNAL BROADCAST on the deployment partition (its key is the answer), then on every
+        other partition with that key (Zeebe distributes the command to all partitions)."""
+        value = signal_value(name, variables)
+        first = self.partitions[1]
+        key = int(
+            first.execute(
+                Command("SIGNAL", "BROADCAST", dict(value), request=BroadcastSignal(name, variables))
+            )
+        )
+        for partition in list(self.partitions.values())[1:]:
+            request = BroadcastSignal(name, variables, distributed=True)
+            try:
+                partition.execute(Command("SIGNAL", "BROADCAST", dict(value), key=key, request=request))
+            except Exception:
+                log.exception("distributing signal %d to partition %d failed", key, partition.partition_id)
+        return key
+
+    def _signal_thrown(self, name: str, variables: dict[str, Any]) -> None:
+        """A process threw a signal: broadcast it after the throwing command (never nested)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a broker driven synchronously): broadcast now
+            self._broadcast_thrown(name, variables)
+            return
+        loop.call_soon(self._broadcast_thrown, name, variables)
+
+    def _broadcast_thrown(self, name: str, variables: dict[str, Any]) -> None:
+        try:
+            self.broadcast_signal(name, variables)
+        except Exception:
+            log.exception("broadcasting the thrown signal %r failed", name)
 
     # ------------------------------------------------------------------ deployment
     async def deploy(self, resources: list[tuple[str, bytes]]) -> dict[str, Any]:

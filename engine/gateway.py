@@ -677,8 +677,16 @@ class GatewayServicer(pb_grpc.GatewayServicer):
     async def PublishMessage(self, request: Any, context: Any) -> Any:
         await self._unimplemented(context, "PublishMessage")
 
-    async def BroadcastSignal(self, request: Any, context: Any) -> Any:
-        await self._unimplemented(context, "BroadcastSignal")
+    @_unary
+    async def BroadcastSignal(
+        self, request: pb.BroadcastSignalRequest, context: Any
+    ) -> pb.BroadcastSignalResponse:
+        """Broadcast to every partition (reference §1.3); answered with the signal key once
+        SIGNAL BROADCASTED is durable everywhere."""
+        _check_tenant("BroadcastSignal", request.tenantId)
+        key = self.broker.broadcast_signal(request.signalName, _variables(request.variables))
+        await asyncio.gather(*(partition.durable() for partition in self.broker.partitions.values()))
+        return pb.BroadcastSignalResponse(key=key, tenantId=DEFAULT_TENANT)
 
     @_unary
     async def EvaluateDecision(

@@ -24,34 +24,28 @@ ENGINE_NAME = "the Fleetflow embedded engine"
 NOT_YET_SUPPORTED: dict[str, str] = {
     # start events of a process
     "message-start": "Message start events are",
-    "signal-start": "Signal start events are",
     "conditional-start": "Conditional start events are",  # not in Zeebe 8.5 either
     # intermediate catch events
     "message-intermediate-catch": "Message intermediate catch events are",
-    "signal-intermediate-catch": "Signal intermediate catch events are",
     "link-intermediate-catch": "Link intermediate catch events are",
     "conditional-intermediate-catch": "Conditional intermediate catch events are",  # not in Zeebe 8.5
     # intermediate throw events
     "none-intermediate-throw": "None intermediate throw events are",
     "message-intermediate-throw": "Message intermediate throw events are",
-    "signal-intermediate-throw": "Signal intermediate throw events are",
     "escalation-intermediate-throw": "Escalation intermediate throw events are",
     "link-intermediate-throw": "Link intermediate throw events are",
     "compensation-intermediate-throw": "Compensation intermediate throw events are",
     # boundary events (error boundary events run)
     "message-boundary": "Message boundary events are",
-    "signal-boundary": "Signal boundary events are",
     "escalation-boundary": "Escalation boundary events are",
     "compensation-boundary": "Compensation boundary events are",
     "conditional-boundary": "Conditional boundary events are",  # not in Zeebe 8.5
     # end events (none, terminate and error end events run)
     "message-end": "Message end events are",
-    "signal-end": "Signal end events are",
     "escalation-end": "Escalation end events are",
     "compensation-end": "Compensation end events are",
     # event subprocesses, by the kind of their start event
     "message-event-sub-process": "Event subprocesses are",
-    "signal-event-sub-process": "Event subprocesses are",
     "escalation-event-sub-process": "Event subprocesses are",
     # gateways
     "inclusive-gateway": "Elements of type 'inclusiveGateway' are",

@@ -24,9 +24,11 @@ import engine.processing.processors.incidents
 import engine.processing.processors.jobs
 import engine.processing.processors.migration
 import engine.processing.processors.modification
+import engine.processing.processors.signals
 import engine.processing.processors.timers
 import engine.processing.processors.variables
 
 # --- catch-event trigger kinds (registry.trigger_kind)
 import engine.processing.triggers.errors
+import engine.processing.triggers.signals
 import engine.processing.triggers.timers

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.processing.decision_state import DecisionState
+from engine.processing.signal_state import SignalState
 from engine.records import DEFAULT_TENANT, decode_local_key, decode_partition, encode_key
 
 ACTIVATABLE = "ACTIVATABLE"
@@ -286,6 +287,8 @@ class PartitionState:
         self.timers: dict[int, Timer] = {}
         # deployed DRGs and decisions (engine/processing/decision_state.py)
         self.decision_state = DecisionState()
+        # signal subscriptions (engine/processing/signal_state.py)
+        self.signal_state = SignalState()
         # derived
         self.children: dict[int, dict[int, None]] = {}
         self.activatable: dict[str, dict[int, None]] = {}
@@ -437,6 +440,7 @@ class PartitionState:
             "incidents": [[incident.key, incident.value] for incident in self.incidents.values()],
             "timers": [[timer.key, timer.value] for timer in self.timers.values()],
             **self.decision_state.to_snapshot(),
+            **self.signal_state.to_snapshot(),
         }
 
     def load_snapshot(self, snapshot: dict[str, Any]) -> None:
@@ -476,6 +480,7 @@ class PartitionState:
         for key, incident in snapshot["incidents"]:
             self._add_incident(Incident(key, incident))
         self.decision_state.load_snapshot(snapshot)
+        self.signal_state.load_snapshot(snapshot)
         for key, value in snapshot.get("timers", []):
             timer = Timer(key, value)
             self.timers[key] = timer

@@ -225,7 +225,6 @@ def test_unsupported_rpcs_answer_unimplemented(engine: EngineProcess) -> None:
     with gateway(engine.address) as stub:
         for call, request in [
             (stub.PublishMessage, pb.PublishMessageRequest(name="m", correlationKey="k")),
-            (stub.BroadcastSignal, pb.BroadcastSignalRequest(signalName="s")),
             (stub.DeleteResource, pb.DeleteResourceRequest(resourceKey=1)),
         ]:
             error = rpc_error(call, request)

@@ -36,6 +36,7 @@ EXPECTED_RUN = {
     "throw-bpmn-error": "completed",
     "FooProcess": "incident",  # calls BarProcess, which is not deployable (business rule task)
     "timer-start-event-daily": "start timer armed",  # R/P1D timer start event, no none start
+    "Signal": "signal start subscribed",  # c8-js-sdk: only a signal start event
     "Process_Timer_Test_01": "completed",  # a job, then a 1 s intermediate timer
     # Two files define "process"; the later one, zeebe-redis-exporter__process (deployable since
     # messages run), wins: its '=key' (input mapping and correlation key) is unset, an incident.
@@ -83,7 +84,11 @@ def run_instance(stub: object, data_dir: Path, process_id: str, job_types: set[s
 
 
 def armed_start_timer(data_dir: Path, process_definition_key: int) -> str:
-    """The outcome of a process that only a timer starts: its start timer is armed."""
+    """The outcome of a process that only a timer or a signal starts: its start timer is armed,
+    or its signal start event subscribed."""
+    signals = events(data_dir, valueType="SIGNAL_SUBSCRIPTION", processDefinitionKey=process_definition_key)
+    if any(r["value"]["catchEventInstanceKey"] == -1 for r in signals):
+        return "signal start subscribed"
     armed = events(data_dir, valueType="TIMER", intent="CREATED", processDefinitionKey=process_definition_key)
     return (
         "start timer armed" if any(r["value"]["elementInstanceKey"] == -1 for r in armed) else "never starts"

@@ -17,6 +17,7 @@ from engine.processing.transitions import (
     terminate_children,
 )
 from engine.processing.triggers.errors import throw_end_event_error
+from engine.processing.triggers.signals import throw_signal
 from engine.processing.variables import apply_input_mappings
 
 
@@ -33,6 +34,8 @@ class StartEventBehavior(BaseBehavior):
 class ThrowEventBehavior(BaseBehavior):
     def activate(self, ctx: ProcessingContext, instance: ElementInstance, element: Any) -> None:
         apply_input_mappings(ctx, instance, element)
+        if instance.event_type == "SIGNAL":
+            throw_signal(ctx, instance, element)
         ctx.emit_pi(instance, "ELEMENT_ACTIVATED")
         queue_complete(ctx, instance.key, take_completion_variables(ctx, instance.key))
 
@@ -62,6 +65,8 @@ class EndEventBehavior(BaseBehavior):
             throw_end_event_error(ctx, instance, element)
             return
         apply_input_mappings(ctx, instance, element)
+        if instance.event_type == "SIGNAL":
+            throw_signal(ctx, instance, element)
         ctx.emit_pi(instance, "ELEMENT_ACTIVATED")
         queue_complete(ctx, instance.key, take_completion_variables(ctx, instance.key))
 
