@@ -58,7 +58,6 @@ NOT_YET_SUPPORTED: dict[str, str] = {
     "zeebe-user-task": "Zeebe user tasks (zeebe:userTask) are",
     "linked-form": "Linked forms (zeebe:formDefinition formId/externalReference) are",
     # activity markers
-    "multi-instance": "Multi-instance activities are",
     "compensation-handler": "Compensation handlers (isForCompensation) are",
 }
 

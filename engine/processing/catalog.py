@@ -11,6 +11,7 @@ import engine.processing.elements.call_activity
 import engine.processing.elements.event_subprocesses
 import engine.processing.elements.events
 import engine.processing.elements.gateways
+import engine.processing.elements.multi_instance
 import engine.processing.elements.process
 import engine.processing.elements.subprocesses
 import engine.processing.elements.tasks

@@ -82,6 +82,10 @@ class ElementInstance:
     child_instance_key: int = -1
     #: Sequence-flow tokens inside this scope not yet consumed, by flow id.
     taken: dict[str, int] = field(default_factory=dict)
+    #: For a MULTI_INSTANCE_BODY: inner instances activated, completed and terminated so far.
+    mi_created: int = 0
+    mi_completed: int = 0
+    mi_terminated: int = 0
 
     def record_value(self) -> dict[str, Any]:
         """The PROCESS_INSTANCE value (reference §3.4), field order as Zeebe writes it."""
@@ -129,16 +133,19 @@ class ElementInstance:
             self.job_key,
             self.child_instance_key,
             self.taken,
+            [self.mi_created, self.mi_completed, self.mi_terminated],
         ]
 
     @classmethod
     def from_snapshot(cls, entry: list[Any]) -> ElementInstance:
-        key, state, value, job_key, child_instance_key, taken = entry
+        key, state, value, job_key, child_instance_key, taken, *rest = entry
         instance = cls.from_record(key, value)
         instance.state = state
         instance.job_key = job_key
         instance.child_instance_key = child_instance_key
         instance.taken = dict(taken)
+        if rest:  # multi-instance counters (absent in snapshots written before them)
+            instance.mi_created, instance.mi_completed, instance.mi_terminated = rest[0]
         return instance
 
 
@@ -520,6 +527,8 @@ def _element_activating(state: PartitionState, record: dict[str, Any]) -> None:
         scope = state.element_instances.get(flow_scope_key)
         if scope is not None and scope.taken:
             _consume_tokens(state, scope, instance)
+        if scope is not None and scope.element_type == "MULTI_INSTANCE_BODY":
+            scope.mi_created += 1
     parent_key = instance.parent_element_instance_key
     if instance.element_type == "PROCESS" and parent_key > 0:
         parent = state.element_instances.get(parent_key)
@@ -573,6 +582,12 @@ def _element_ended(state: PartitionState, record: dict[str, Any]) -> None:
     siblings = state.children.get(instance.flow_scope_key)
     if siblings is not None:
         siblings.pop(key, None)
+    scope = state.element_instances.get(instance.flow_scope_key)
+    if scope is not None and scope.element_type == "MULTI_INSTANCE_BODY":
+        if record["intent"] == "ELEMENT_COMPLETED":
+            scope.mi_completed += 1
+        else:
+            scope.mi_terminated += 1
     if instance.job_key > 0 and instance.job_key in state.jobs:
         state.remove_job(instance.job_key)
     parent_key = instance.parent_element_instance_key

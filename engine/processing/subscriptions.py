@@ -37,9 +37,16 @@ from engine.processing.transitions import (
 CATCH_ELEMENT_TYPES = ("INTERMEDIATE_CATCH_EVENT", "RECEIVE_TASK")
 
 
-def catch_events_of(element: Any) -> list[Any]:
-    """The catch events an instance of `element` listens for while it is active."""
-    events = list(element.boundary_events)
+def catch_events_of(element: Any, instance: ElementInstance | None = None) -> list[Any]:
+    """The catch events an instance of `element` listens for while it is active. A
+    multi-instance activity's boundary events belong to its body, the rest to each inner
+    instance."""
+    if getattr(element, "multi_instance", None) is not None:
+        if instance is not None and instance.element_type == "MULTI_INSTANCE_BODY":
+            return list(element.boundary_events)
+        events = []
+    else:
+        events = list(element.boundary_events)
     if element.element_type.value == "INTERMEDIATE_CATCH_EVENT":
         events.append(element)
     for sub_process in getattr(element, "event_sub_processes", ()):
@@ -52,7 +59,7 @@ def open_subscriptions(ctx: ProcessingContext, instance: ElementInstance, elemen
     any is opened: a `MappingFailure` leaves nothing behind (call this before anything else
     that writes, so that resolving the incident can re-run the activation)."""
     evaluated = []
-    for catch_event in catch_events_of(element):
+    for catch_event in catch_events_of(element, instance):
         kind = trigger_kind_for(catch_event.event_type.value)
         if kind is not None:
             evaluated.append((kind, catch_event, kind.evaluate(ctx, instance, catch_event)))
@@ -61,7 +68,7 @@ def open_subscriptions(ctx: ProcessingContext, instance: ElementInstance, elemen
 
 
 def close_subscriptions(ctx: ProcessingContext, instance: ElementInstance, element: Any) -> None:
-    for catch_event in catch_events_of(element):
+    for catch_event in catch_events_of(element, instance):
         kind = trigger_kind_for(catch_event.event_type.value)
         if kind is not None:
             kind.close(ctx, instance, catch_event)

@@ -70,15 +70,19 @@ def activate_element(
             return None
     if key is None:
         key = ctx.state.new_key()
+    element_type, event_type = element.element_type.value, element.event_type.value
+    if is_multi_instance(element) and not _inside_own_body(ctx, element, flow_scope_key):
+        # the activity is entered through its multi-instance body (elements/multi_instance.py)
+        element_type, event_type = "MULTI_INSTANCE_BODY", "UNSPECIFIED"
     value = process_instance_value(
-        bpmn_element_type=element.element_type.value,
+        bpmn_element_type=element_type,
         element_id=element.id,
         bpmn_process_id=proc.bpmn_process_id,
         version=proc.version,
         process_definition_key=proc.process_definition_key,
         process_instance_key=proc.process_instance_key,
         flow_scope_key=flow_scope_key,
-        bpmn_event_type=element.event_type.value,
+        bpmn_event_type=event_type,
         parent_process_instance_key=proc.parent_process_instance_key,
         parent_element_instance_key=proc.parent_element_instance_key,
     )
@@ -87,6 +91,22 @@ def activate_element(
     ctx.emit("PROCESS_INSTANCE", "ELEMENT_ACTIVATING", key, value)
     run_activation(ctx, key)
     return key
+
+
+def is_multi_instance(element: Any) -> bool:
+    return getattr(element, "multi_instance", None) is not None
+
+
+def is_inner_instance(instance: ElementInstance, element: Any) -> bool:
+    """An instance running inside the multi-instance body of its own element."""
+    return instance.element_type != "MULTI_INSTANCE_BODY" and is_multi_instance(element)
+
+
+def _inside_own_body(ctx: ProcessingContext, element: Any, flow_scope_key: int) -> bool:
+    scope = ctx.state.element_instances.get(flow_scope_key)
+    return (
+        scope is not None and scope.element_type == "MULTI_INSTANCE_BODY" and scope.element_id == element.id
+    )
 
 
 def queue_activate(ctx: ProcessingContext, element: Any, flow_scope_key: int, proc: ProcessInfo) -> None:
@@ -126,7 +146,11 @@ def run_completion(ctx: ProcessingContext, key: int, variables: dict[str, Any] |
     instance = ctx.state.element_instances[key]
     element = ctx.element_of(instance)
     try:
-        apply_output_mappings(ctx, instance, element, variables)
+        if instance.element_type != "MULTI_INSTANCE_BODY":  # the body propagates its output collection
+            apply_output_mappings(ctx, instance, element, variables)
+        if is_inner_instance(instance, element):
+            body = ctx.state.element_instances[instance.flow_scope_key]
+            behavior_for(body.element_type).on_child_completing(ctx, body, element, instance)  # type: ignore[attr-defined]
     except MappingFailure as failure:
         raise_incident(ctx, instance, failure.error_type, failure.message)
         return
@@ -135,6 +159,9 @@ def run_completion(ctx: ProcessingContext, key: int, variables: dict[str, Any] |
 
 def take_outgoing(ctx: ProcessingContext, instance: ElementInstance, element: Any) -> None:
     """Take every outgoing flow whose condition holds; none: the path ends in the scope."""
+    if is_inner_instance(instance, element):
+        path_ended(ctx, instance.flow_scope_key, instance)  # back to its multi-instance body
+        return
     flows = []
     if element.outgoing:
         variables: dict[str, Any] | None = None

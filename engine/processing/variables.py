@@ -74,8 +74,9 @@ def evaluate_mappings(mappings: list[Any], variables: dict[str, Any]) -> dict[st
 def apply_input_mappings(ctx: ProcessingContext, instance: ElementInstance, element: Any) -> None:
     if not element.inputs:
         return
-    flow_scope_key = instance.flow_scope_key
-    variables = ctx.state.visible_variables(flow_scope_key) if flow_scope_key > 0 else {}
+    # Seen from the instance itself: its own local variables exist before its input mappings
+    # only inside a multi-instance body (loopCounter, the input element), which they may read.
+    variables = ctx.state.visible_variables(instance.key)
     document = evaluate_mappings(element.inputs, variables)
     set_local_variables(ctx, instance.key, document, ProcessInfo.of(instance))
 

@@ -38,6 +38,7 @@ EXPECTED_RUN = {
     "timer-start-event-daily": "start timer armed",  # R/P1D timer start event, no none start
     "Signal": "signal start subscribed",  # c8-js-sdk: only a signal start event
     "Process_Timer_Test_01": "completed",  # a job, then a 1 s intermediate timer
+    "automatedTestsProcess": "completed",  # parallel multi-instance sub-process over a FEEL list
     # Two files define "process"; the later one, zeebe-redis-exporter__process (deployable since
     # messages run), wins: its '=key' (input mapping and correlation key) is unset, an incident.
     # camunda__ModelWalkerTest's "process" (a task, then a timer catch event) completes.

@@ -29,7 +29,7 @@ from tests.engine.helpers import (
 def as_format_1(snapshot: dict[str, Any]) -> dict[str, Any]:
     """The same state in part 1's snapshot layout (engine/state.py before issue 14)."""
     instances = []
-    for key, state, value, job_key, child_instance_key, taken in snapshot["elementInstances"]:
+    for key, state, value, job_key, child_instance_key, taken, *_counters in snapshot["elementInstances"]:
         instances.append(
             dict(
                 value, key=key, state=state, jobKey=job_key, childInstanceKey=child_instance_key, taken=taken

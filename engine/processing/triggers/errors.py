@@ -47,22 +47,30 @@ def find_error_catch(ctx: ProcessingContext, start_key: int, error_code: str) ->
         instance = ctx.state.element_instances.get(current)
         if instance is None:
             return None
-        catch = _match_error_catch(error_catch_events(ctx.element_of(instance)), error_code)
+        catch = _match_error_catch(error_catch_events(ctx.element_of(instance), instance), error_code)
         if catch is not None:
             return current, catch
         current = _next_scope(instance)
     return None
 
 
-def error_catch_events(element: Any) -> list[Any]:
-    """The error catch events an instance of `element` owns, in search order."""
+def error_catch_events(element: Any, instance: ElementInstance | None = None) -> list[Any]:
+    """The error catch events an instance of `element` owns, in search order (a
+    multi-instance activity's boundary events belong to its body)."""
+    if getattr(element, "multi_instance", None) is not None:
+        boundaries = instance is not None and instance.element_type == "MULTI_INSTANCE_BODY"
+        if boundaries:
+            return [b for b in element.boundary_events if b.event_type.value == "ERROR"]
+        element_boundaries: Any = ()
+    else:
+        element_boundaries = element.boundary_events
     events = [
         start
         for sub_process in getattr(element, "event_sub_processes", ())
         for start in getattr(sub_process, "start_events", ())
         if start.event_type.value == "ERROR"
     ]
-    events.extend(boundary for boundary in element.boundary_events if boundary.event_type.value == "ERROR")
+    events.extend(boundary for boundary in element_boundaries if boundary.event_type.value == "ERROR")
     return events
 
 
@@ -73,7 +81,9 @@ def available_error_events(ctx: ProcessingContext, start_key: int) -> list[str]:
         instance = ctx.state.element_instances.get(current)
         if instance is None:
             break
-        codes.extend(catch.error_code or "" for catch in error_catch_events(ctx.element_of(instance)))
+        codes.extend(
+            catch.error_code or "" for catch in error_catch_events(ctx.element_of(instance), instance)
+        )
         current = _next_scope(instance)
     return codes
 

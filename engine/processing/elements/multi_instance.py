@@ -1,0 +1,192 @@
+"""Multi-instance activities (reference §5.2; Zeebe's MultiInstanceBodyProcessor).
+
+An activity with `multiInstanceLoopCharacteristics` is activated as a MULTI_INSTANCE_BODY
+element instance (same element id) that owns the activity's boundary events; the activity runs
+inside it as inner instances, one per item of `inputCollection`: all at once (parallel) or one
+after the other (sequential). Each inner instance gets the local variables `loopCounter`
+(1-based) and, when `inputElement` is set, the item. `outputCollection` is a local variable of
+the body, initialised with one null per item; when an inner instance completes, its
+`outputElement` is written at its `loopCounter`. After each inner completion the
+`completionCondition` is evaluated in the inner instance's scope, with `numberOfInstances`,
+`numberOfActiveInstances`, `numberOfCompletedInstances` and `numberOfTerminatedInstances`
+(the completing instance counted as completed); true terminates the other inner instances.
+The body completes when no inner instance is left, and propagates `outputCollection` to its
+flow scope.
+
+`transitions` knows only two things about it: an element with loop characteristics that is not
+activated inside its own body becomes a body, and an inner instance that completes hands its
+path back to the body instead of taking the outgoing flows.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from engine.processing.command import MappingFailure
+from engine.processing.context import ProcessingContext
+from engine.processing.expressions import evaluate
+from engine.processing.registry import behavior
+from engine.processing.state import ElementInstance, ProcessInfo
+from engine.processing.subscriptions import close_subscriptions, open_subscriptions
+from engine.processing.transitions import (
+    BaseBehavior,
+    activate_element,
+    check_scope_completion,
+    queue_complete,
+    take_outgoing,
+    terminate_children,
+)
+from engine.processing.variables import merge_variables, set_variable
+from engine.values import feel_type_name
+
+#: Inner instances a parallel body activates per follow-up step: the rest are queued behind
+#: other follow-up work of the same command, so one huge collection is created in slices.
+PARALLEL_SLICE = 1000
+
+#: child key -> the completion condition held when that inner instance completed (evaluated
+#: in its scope, before its variables are removed; read by `on_child_completed` in the same
+#: command, so an in-memory hand-over is enough).
+_CONDITION_MET: dict[int, bool] = {}
+
+
+def input_items(ctx: ProcessingContext, body: ElementInstance, element: Any) -> list[Any]:
+    """The evaluated `inputCollection`; `MappingFailure` (EXTRACT_VALUE_ERROR) unless a list."""
+    expression = element.multi_instance.input_collection
+    value = evaluate(expression, ctx.state.visible_variables(body.key), "EXTRACT_VALUE_ERROR")
+    if not isinstance(value, list):
+        raise MappingFailure(
+            "EXTRACT_VALUE_ERROR",
+            f"Expected result of the expression '{expression.text.strip()}' to be 'ARRAY', "
+            f"but was '{feel_type_name(value)}'.",
+        )
+    return value
+
+
+@behavior("MULTI_INSTANCE_BODY")
+class MultiInstanceBodyBehavior(BaseBehavior):
+    def activate(self, ctx: ProcessingContext, instance: ElementInstance, element: Any) -> None:
+        characteristics = element.multi_instance
+        items = input_items(ctx, instance, element)  # before anything is written
+        open_subscriptions(ctx, instance, element)
+        proc = ProcessInfo.of(instance)
+        if characteristics.output_collection:
+            set_variable(ctx, instance.key, characteristics.output_collection, [None] * len(items), proc)
+        ctx.emit_pi(instance, "ELEMENT_ACTIVATED")
+        if not items:
+            queue_complete(ctx, instance.key)
+        elif characteristics.is_sequential:
+            _queue_inner(ctx, instance, element, items, 0, 1)
+        else:
+            _queue_inner(ctx, instance, element, items, 0, PARALLEL_SLICE)
+
+    def on_child_completing(
+        self, ctx: ProcessingContext, body: ElementInstance, element: Any, child: ElementInstance
+    ) -> None:
+        """An inner instance completed its output mappings: collect its output element and
+        evaluate the completion condition while its variables still exist."""
+        characteristics = element.multi_instance
+        visible = ctx.state.visible_variables(child.key)
+        if characteristics.output_collection and characteristics.output_element is not None:
+            output = evaluate(characteristics.output_element, visible, "EXTRACT_VALUE_ERROR")
+            loop_counter = visible.get("loopCounter")
+            current = ctx.state.variables.get(body.key, {}).get(characteristics.output_collection)
+            collection = (
+                list(current.value) if current is not None and isinstance(current.value, list) else []
+            )
+            if isinstance(loop_counter, int) and 1 <= loop_counter <= len(collection):
+                collection[loop_counter - 1] = output
+                set_variable(
+                    ctx, body.key, characteristics.output_collection, collection, ProcessInfo.of(body)
+                )
+        if characteristics.completion_condition is not None:
+            active = len(ctx.state.children.get(body.key, {}))
+            context = dict(visible)
+            context.update(
+                numberOfInstances=_number_of_instances(ctx, body, element),
+                numberOfActiveInstances=max(active - 1, 0),
+                numberOfCompletedInstances=body.mi_completed + 1,
+                numberOfTerminatedInstances=body.mi_terminated,
+            )
+            met = evaluate(characteristics.completion_condition, context, "EXTRACT_VALUE_ERROR")
+            if not isinstance(met, bool):
+                raise MappingFailure(
+                    "EXTRACT_VALUE_ERROR",
+                    f"Expected result of the expression '{characteristics.completion_condition.text.strip()}' "
+                    f"to be 'BOOLEAN', but was '{feel_type_name(met)}'.",
+                )
+            _CONDITION_MET[child.key] = met
+
+    def on_child_completed(
+        self, ctx: ProcessingContext, scope: ElementInstance, element: Any, child: ElementInstance | None
+    ) -> None:
+        met = _CONDITION_MET.pop(child.key, False) if child is not None else False
+        if scope.state != "ELEMENT_ACTIVATED":
+            return
+        if met:
+            terminate_children(ctx, scope.key)
+        elif element.multi_instance.is_sequential and child is not None:
+            try:
+                items = input_items(ctx, scope, element)
+            except MappingFailure:
+                items = []  # the collection went away: nothing more to run (Zeebe re-reads it too)
+            if scope.mi_created < len(items):
+                _queue_inner(ctx, scope, element, items, scope.mi_created, 1)
+                return
+        check_scope_completion(ctx, scope.key)
+
+    def complete(self, ctx: ProcessingContext, instance: ElementInstance, element: Any) -> None:
+        close_subscriptions(ctx, instance, element)
+        name = element.multi_instance.output_collection
+        if name:
+            variable = ctx.state.variables.get(instance.key, {}).get(name)
+            if variable is not None and instance.flow_scope_key > 0:
+                merge_variables(
+                    ctx, instance.flow_scope_key, {name: variable.value}, ProcessInfo.of(instance)
+                )
+        ctx.emit_pi(instance, "ELEMENT_COMPLETED")
+        take_outgoing(ctx, instance, element)
+
+    def terminate(self, ctx: ProcessingContext, instance: ElementInstance, element: Any) -> None:
+        close_subscriptions(ctx, instance, element)
+
+
+def _number_of_instances(ctx: ProcessingContext, body: ElementInstance, element: Any) -> int:
+    name = element.multi_instance.output_collection
+    if name:
+        variable = ctx.state.variables.get(body.key, {}).get(name)
+        if variable is not None and isinstance(variable.value, list):
+            return len(variable.value)
+    try:
+        return len(input_items(ctx, body, element))
+    except MappingFailure:
+        return body.mi_created
+
+
+def _queue_inner(
+    ctx: ProcessingContext, body: ElementInstance, element: Any, items: list[Any], start: int, count: int
+) -> None:
+    ctx.queue.append(functools.partial(_activate_inner, ctx, body.key, element, items, start, count))
+
+
+def _activate_inner(
+    ctx: ProcessingContext, body_key: int, element: Any, items: list[Any], start: int, count: int
+) -> None:
+    """Activate inner instances `start` .. `start + count - 1`; the rest of a parallel body is
+    queued as the next slice."""
+    body = ctx.state.element_instances.get(body_key)
+    if body is None or body.state != "ELEMENT_ACTIVATED":
+        return
+    proc = ProcessInfo.of(body)
+    input_element = element.multi_instance.input_element
+    end = min(start + count, len(items))
+    for index in range(start, end):
+        key = ctx.state.new_key()
+        # The inner instance's local variables exist before it activates (its input mappings
+        # may read them), as in Zeebe.
+        set_variable(ctx, key, "loopCounter", index + 1, proc)
+        if input_element:
+            set_variable(ctx, key, input_element, items[index], proc)
+        activate_element(ctx, element, body_key, proc, key=key)
+    if not element.multi_instance.is_sequential and end < len(items):
+        _queue_inner(ctx, body, element, items, end, count)
