@@ -12,7 +12,7 @@ links, gateways) are in `engine.bpmn.validation`.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine.bpmn import expressions, timers
 from engine.bpmn.model import (
@@ -29,9 +29,6 @@ from engine.bpmn.model import (
     TimerKind,
 )
 from engine.bpmn.xml_access import bpmn_children, is_false, split, zeebe_extensions
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from engine.bpmn.parser import _DefinitionsReader, _Problems
 
 # Event definitions: the word naming them in an "unsupported" message, and their event type.
 EVENT_KINDS = {
@@ -152,8 +149,10 @@ class EventReader:
     """Event readers of the process reader (`engine.bpmn.parser._ProcessReader`)."""
 
     if TYPE_CHECKING:  # provided by the process reader
-        problems: _Problems
-        definitions: _DefinitionsReader
+        # parser._Problems and parser._DefinitionsReader (typed loosely: naming them here
+        # would make engine.bpmn's modules import each other in a circle)
+        problems: Any
+        definitions: Any
         start_events: dict[str, tuple[int, list[Element]]]
         pending_boundaries: list[tuple[Element, str | None]]
         pending_compensations: list[Element]
@@ -408,7 +407,7 @@ class EventReader:
             if position in ("intermediate throw", "end"):
                 message_ref = (definition.get("messageRef") or "").strip() or None
                 message_name = None
-                if message_ref in self.definitions.messages:
+                if message_ref is not None and message_ref in self.definitions.messages:
                     message_name = self._message_name(message_ref, required=True, at_deploy=False)
                 element.message = MessageDefinition(message_ref=message_ref, name=message_name)
             else:
