@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -73,6 +74,7 @@ from routing.health import Health, HealthMonitor
 from routing.journal import DeploymentJournal, JournalEntry
 from routing.keymap import KeyRewriteError, globalize_response, localize_request
 from routing.keys import CLUSTER_SHIFT, ZEEBE_PARTITION_SHIFT, InvalidKeyError
+from routing.messages import start_message_names
 from routing.metrics import ProxyMetrics, write_json_atomically
 from routing.placement import SmoothWeightedRoundRobin
 from routing.upstream import ChannelPool
@@ -157,7 +159,9 @@ KEY_ADDRESSED = (
 )
 PLACED = {"CreateProcessInstance": True, "CreateProcessInstanceWithResult": True, "EvaluateDecision": False}
 """Placed methods and whether each starts an instance (counted; never retried after sending)."""
-FAN_OUT = ("PublishMessage", "BroadcastSignal")
+FAN_OUT = ("BroadcastSignal",)
+"""Fanned out as is. PublishMessage is fanned out too, unless its name starts instances
+(:meth:`RoutingCore.publish_message`)."""
 STREAMING = ("ActivateJobs", "StreamActivatedJobs")
 """Server-streaming methods: routed by :mod:`routing.activation` through an ActivationCall."""
 
@@ -211,10 +215,12 @@ class RoutingCore:
         self._sync_wakeup: asyncio.Event | None = None
         self._last_source_error: str | None = None
         self._started = time.time()
+        self._start_messages: tuple[int, frozenset[str]] = (-1, frozenset())
         self.unary_routes: dict[str, Callable[[Any, float | None], Awaitable[Any]]] = {
             **{method: self._key_addressed_route(method) for method in KEY_ADDRESSED},
             **{method: self._placed_route(method, counts) for method, counts in PLACED.items()},
             **{method: self._fan_out_route(method) for method in FAN_OUT},
+            "PublishMessage": self.publish_message,
             "DeployResource": self.deploy_resource,
             "DeployProcess": self.deploy_process,
             "Topology": self.topology,
@@ -519,6 +525,10 @@ class RoutingCore:
         def remaining() -> float | None:
             return None if deadline is None else max(0.0, deadline - time.monotonic())
 
+        if method == "EvaluateDecision" and request.decisionId:
+            # Zeebe evaluates by id when one is given and ignores the key; so does routing
+            # (the key may even be a plain, cluster-less one).
+            request.decisionKey = 0
         cluster_id, field, global_key = self._localize(request)
         if cluster_id is not None:
             # By definition key: the definition exists on that cluster only.
@@ -575,6 +585,65 @@ class RoutingCore:
         if last_error is not None:
             raise last_error
         raise RoutingAbort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded in proxy")
+
+    def start_message_names(self) -> frozenset[str]:
+        """Literal names of the process-level message start events of the latest deployed
+        version of every process in the journal (routing/messages.py), cached per journal
+        version."""
+        entries = self.journal.entries
+        version = self.journal.version
+        if self._start_messages[0] != version:
+            names = start_message_names(r for entry in entries for r in entry.resources)
+            self._start_messages = (version, names)
+        return self._start_messages[1]
+
+    def start_message_target(self, correlation_key: str) -> list[Cluster]:
+        """The cluster(s), in order of preference, for a message that starts instances.
+
+        A non-empty correlation key always maps to the same cluster while the candidates stay
+        the same (stable hash over the candidates sorted by id; the same in every proxy and
+        channel), so Zeebe's "one active instance per correlation key" holds fleet-wide. Without
+        a key: placement (weights, draining respected) like a create."""
+        candidates = self.placement_candidates()
+        if not candidates:
+            return []
+        if correlation_key:
+            ordered = sorted(candidates, key=lambda c: c.id)
+            digest = hashlib.blake2b(correlation_key.encode("utf-8"), digest_size=8).digest()
+            return [ordered[int.from_bytes(digest, "big") % len(ordered)]]
+        return self.placement.order(candidates)
+
+    async def publish_message(self, request: gateway_pb2.PublishMessageRequest, timeout: float | None) -> Any:
+        """Fan-out, except for a message that starts instances: to exactly one cluster.
+
+        Trade-off (routing/README.md "Messages"): a name that is both a start message and the
+        name of catch events reaches only that one cluster, so a catch event of the same name
+        waiting on another cluster does not get it. Fanning it out instead would start one
+        instance per cluster, which is the worse surprise for a start message."""
+        if request.name not in self.start_message_names():
+            return await self.fan_out("PublishMessage", request, timeout)
+        order = self.start_message_target(request.correlationKey)
+        if not order:
+            raise RoutingAbort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"no active healthy cluster for start message {request.name!r} ({self.describe_clusters()})",
+            )
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        last_error: grpc.aio.AioRpcError | None = None
+        for cluster in order:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                response = await self.call(cluster, "PublishMessage", request, left)
+            except grpc.aio.AioRpcError as error:
+                # Without a correlation key another cluster is as good, if this one provably did
+                # not take it (else the message could start two instances).
+                if not provably_not_taken(error):
+                    raise
+                last_error = error
+                continue
+            return self._globalize(cluster, response)
+        assert last_error is not None
+        raise last_error
 
     async def fan_out(self, method: str, request: Message, timeout: float | None) -> Any:
         """Send to every reachable non-disabled cluster; first success in cluster-id order."""

@@ -286,6 +286,12 @@ class DeploymentJournal:
         return result
 
     @property
+    def version(self) -> int:
+        """Changes whenever the entries change (here or, once re-read, in another process);
+        read it after :attr:`entries` to key a cache derived from them."""
+        return self._version
+
+    @property
     def entries(self) -> list[JournalEntry]:
         with self._lock:
             if self.path is not None:

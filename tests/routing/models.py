@@ -34,3 +34,36 @@ def two_task_process(process_id: str, first_type: str, second_type: str) -> byte
 def empty_process(process_id: str) -> bytes:
     """start -> end: finishes at once (CreateProcessInstanceWithResult answers immediately)."""
     return process_xml(process_id, START + _end("f1") + flow("f1", "start", "end"))
+
+
+def message_start_process(process_id: str, message_name: str, job_type: str) -> bytes:
+    """message start event (``message_name``) -> service task (``job_type``) -> end: each
+    instance stays active until its job completes."""
+    body = (
+        '<bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing>'
+        '<bpmn:messageEventDefinition messageRef="start-msg"/></bpmn:startEvent>'
+        + service_task("task", job_type, "f1", "f2")
+        + _end("f2")
+        + flow("f1", "start", "task")
+        + flow("f2", "task", "end")
+    )
+    extra = f'<bpmn:message id="start-msg" name="{message_name}"/>'
+    return process_xml(process_id, body, extra)
+
+
+def message_catch_process(process_id: str, message_name: str) -> bytes:
+    """start -> intermediate message catch (``message_name``, correlation key = variable
+    ``key``) -> end."""
+    body = (
+        START + '<bpmn:intermediateCatchEvent id="wait"><bpmn:incoming>f1</bpmn:incoming>'
+        "<bpmn:outgoing>f2</bpmn:outgoing>"
+        '<bpmn:messageEventDefinition messageRef="catch-msg"/></bpmn:intermediateCatchEvent>'
+        + _end("f2")
+        + flow("f1", "start", "wait")
+        + flow("f2", "wait", "end")
+    )
+    extra = (
+        f'<bpmn:message id="catch-msg" name="{message_name}"><bpmn:extensionElements>'
+        '<zeebe:subscription correlationKey="=key"/></bpmn:extensionElements></bpmn:message>'
+    )
+    return process_xml(process_id, body, extra)
