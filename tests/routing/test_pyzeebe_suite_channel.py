@@ -3,13 +3,11 @@
 The suite (pyzeebe's test files as shipped; tests/routing/pyzeebe_suite.py says what its conftest
 gets instead of a Docker container) runs once through ``routing.connect`` over two engines, and
 once through ``python -m routing`` in front of the same engines: every test must end the same way
-both times, and every test passes unless one of two kinds of known reason applies, each reported
-as an expected failure with its precise cause:
-
-* the engine does not run something yet (the BPMN's message start event, DMN deployment,
-  PublishMessage, EvaluateDecision): the reason is the engine's own refusal text, detected from
-  the run, so a test starts to count as a plain pass the day the engine supports it;
-* routing's documented behaviour differs from a single Zeebe: :data:`ROUTING_DIFFERENCES`.
+both times, and every test passes except the exact list :data:`ROUTING_DIFFERENCES` (routing's
+documented behaviour differs from a single Zeebe), which must fail with the recorded text (a
+test on that list that passes fails the run: the list is strict). The engine runs everything the
+suite uses (message start events, DMN), so an engine refusal is a failure here, reported with
+the engine's own text.
 
 Skipped with the reason when the sdist cannot be fetched (PyPI unreachable).
 """
@@ -52,12 +50,6 @@ ROUTING_DIFFERENCES = {
         "assert 2 == 1",
         "two single-broker clusters are behind the channel and Topology lists every cluster's "
         "brokers (routing/README.md, Topology); the test expects one single-broker Zeebe",
-    ),
-    "evaluate_decision_test.py::test_non_existent_decision": (
-        "carries cluster id 0",
-        "the test passes decisionKey 1, a plain Zeebe key: routing answers INVALID_ARGUMENT for a "
-        "key that names no cluster (routing/README.md, Errors), where pyzeebe expects Zeebe's "
-        "'no decision found' text",
     ),
 }
 """Failures the routing causes by design, with the text the failure must contain."""
@@ -107,13 +99,13 @@ def test_the_suite_is_the_pinned_one_and_ends_the_same_through_channel_and_proxy
 def test_pyzeebe_suite_through_the_channel(name: str, outcomes: dict[str, dict[str, object]]) -> None:
     result = outcomes["channel"].get(name)
     assert isinstance(result, SuiteResult), f"{name} did not run: {outcomes['output']['channel']}"
-    if result.outcome == "passed":
-        return
     if name in ROUTING_DIFFERENCES:
         expected_text, reason = ROUTING_DIFFERENCES[name]
+        assert result.outcome != "passed", f"{name} passed: remove it from ROUTING_DIFFERENCES"
         assert expected_text in result.message, result.message
         pytest.xfail(f"routing by design: {reason}")
+    if result.outcome == "passed":
+        return
     blocked = outcomes["blocked"].get(name)
-    if blocked is not None:
-        pytest.xfail(f"engine: {blocked}")
-    pytest.fail(f"{name} {result.outcome} through the routing channel:\n{result.message}")
+    engine = f" (the engine refused: {blocked})" if blocked is not None else ""
+    pytest.fail(f"{name} {result.outcome} through the routing channel{engine}:\n{result.message}")
