@@ -34,16 +34,13 @@ NOT_YET_SUPPORTED: dict[str, str] = {
     "message-intermediate-throw": "Message intermediate throw events are",
     "escalation-intermediate-throw": "Escalation intermediate throw events are",
     "link-intermediate-throw": "Link intermediate throw events are",
-    "compensation-intermediate-throw": "Compensation intermediate throw events are",
     # boundary events (error boundary events run)
     "message-boundary": "Message boundary events are",
     "escalation-boundary": "Escalation boundary events are",
-    "compensation-boundary": "Compensation boundary events are",
     "conditional-boundary": "Conditional boundary events are",  # not in Zeebe 8.5
     # end events (none, terminate and error end events run)
     "message-end": "Message end events are",
     "escalation-end": "Escalation end events are",
-    "compensation-end": "Compensation end events are",
     # event subprocesses, by the kind of their start event
     "message-event-sub-process": "Event subprocesses are",
     "escalation-event-sub-process": "Event subprocesses are",
@@ -58,7 +55,6 @@ NOT_YET_SUPPORTED: dict[str, str] = {
     "zeebe-user-task": "Zeebe user tasks (zeebe:userTask) are",
     "linked-form": "Linked forms (zeebe:formDefinition formId/externalReference) are",
     # activity markers
-    "compensation-handler": "Compensation handlers (isForCompensation) are",
 }
 
 #: What to say after "not supported by <engine>" for a feature, where there is a way out.

@@ -29,7 +29,8 @@ import engine.processing.processors.signals
 import engine.processing.processors.timers
 import engine.processing.processors.variables
 
-# --- catch-event trigger kinds (registry.trigger_kind)
+# --- catch-event trigger kinds (registry.trigger_kind) and throw-side triggers
+import engine.processing.triggers.compensation
 import engine.processing.triggers.errors
 import engine.processing.triggers.signals
 import engine.processing.triggers.timers

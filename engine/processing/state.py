@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.processing.compensation_state import CompensationState
 from engine.processing.decision_state import DecisionState
 from engine.processing.signal_state import SignalState
 from engine.records import DEFAULT_TENANT, decode_local_key, decode_partition, encode_key
@@ -294,6 +295,8 @@ class PartitionState:
         self.timers: dict[int, Timer] = {}
         # deployed DRGs and decisions (engine/processing/decision_state.py)
         self.decision_state = DecisionState()
+        # compensation subscriptions (engine/processing/compensation_state.py)
+        self.compensation_state = CompensationState()
         # signal subscriptions (engine/processing/signal_state.py)
         self.signal_state = SignalState()
         # derived
@@ -447,6 +450,7 @@ class PartitionState:
             "incidents": [[incident.key, incident.value] for incident in self.incidents.values()],
             "timers": [[timer.key, timer.value] for timer in self.timers.values()],
             **self.decision_state.to_snapshot(),
+            **self.compensation_state.to_snapshot(),
             **self.signal_state.to_snapshot(),
         }
 
@@ -487,6 +491,7 @@ class PartitionState:
         for key, incident in snapshot["incidents"]:
             self._add_incident(Incident(key, incident))
         self.decision_state.load_snapshot(snapshot)
+        self.compensation_state.load_snapshot(snapshot)
         self.signal_state.load_snapshot(snapshot)
         for key, value in snapshot.get("timers", []):
             timer = Timer(key, value)

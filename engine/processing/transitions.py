@@ -22,6 +22,11 @@ import functools
 from typing import Any
 
 from engine.processing.command import MappingFailure
+from engine.processing.compensation import (
+    delete_subscriptions,
+    handler_completed,
+    subscribe_completed_activity,
+)
 from engine.processing.context import ProcessingContext
 from engine.processing.expressions import evaluate
 from engine.processing.incidents import raise_incident, resolve_incidents_of
@@ -154,7 +159,14 @@ def run_completion(ctx: ProcessingContext, key: int, variables: dict[str, Any] |
     except MappingFailure as failure:
         raise_incident(ctx, instance, failure.error_type, failure.message)
         return
+    # Zeebe writes COMPENSATION_SUBSCRIPTION CREATED/DELETED before ELEMENT_COMPLETED
+    subscribe_completed_activity(ctx, instance, element)
+    if instance.element_type == "PROCESS":
+        delete_subscriptions(ctx, instance.process_instance_key)
     behavior_for(instance.element_type).complete(ctx, instance, element)
+    throw_key = handler_completed(ctx, instance)
+    if throw_key is not None:  # the last handler a compensation throw event started
+        queue_complete(ctx, throw_key)
 
 
 def take_outgoing(ctx: ProcessingContext, instance: ElementInstance, element: Any) -> None:
@@ -229,6 +241,8 @@ def terminate_element(ctx: ProcessingContext, key: int) -> None:
     behavior_for(instance.element_type).terminate(ctx, instance, ctx.element_of(instance))
     resolve_incidents_of(ctx, key)
     ctx.completion_variables.pop(key, None)
+    if instance.element_type == "PROCESS":
+        delete_subscriptions(ctx, instance.process_instance_key)
     ctx.emit_pi(instance, "ELEMENT_TERMINATED")
 
 

@@ -16,6 +16,7 @@ from engine.processing.transitions import (
     take_completion_variables,
     terminate_children,
 )
+from engine.processing.triggers.compensation import throw_compensation
 from engine.processing.triggers.errors import throw_end_event_error
 from engine.processing.triggers.signals import throw_signal
 from engine.processing.variables import apply_input_mappings
@@ -37,6 +38,8 @@ class ThrowEventBehavior(BaseBehavior):
         if instance.event_type == "SIGNAL":
             throw_signal(ctx, instance, element)
         ctx.emit_pi(instance, "ELEMENT_ACTIVATED")
+        if instance.event_type == "COMPENSATION" and throw_compensation(ctx, instance, element):
+            return  # waits until the compensation handlers it started have completed
         queue_complete(ctx, instance.key, take_completion_variables(ctx, instance.key))
 
 
@@ -68,6 +71,8 @@ class EndEventBehavior(BaseBehavior):
         if instance.event_type == "SIGNAL":
             throw_signal(ctx, instance, element)
         ctx.emit_pi(instance, "ELEMENT_ACTIVATED")
+        if instance.event_type == "COMPENSATION" and throw_compensation(ctx, instance, element):
+            return  # waits until the compensation handlers it started have completed
         queue_complete(ctx, instance.key, take_completion_variables(ctx, instance.key))
 
     def complete(self, ctx: ProcessingContext, instance: ElementInstance, element: Any) -> None:
