@@ -216,7 +216,7 @@
     function draw(name, columns, names) {
       var target = root.querySelector('[data-chart="' + name + '"]');
       if (!target) { return; }
-      if (plots[name]) { plots[name].setData(columns); return; }
+      if (plots[name]) { plots[name].setData(columns); fitTimeAxis(plots[name], columns[0]); return; }
       var series = [{}].concat(names.map(function (label) {
         return { label: label.replace("_", " "), stroke: COLOURS[label] || "#333", width: 2, points: { show: false } };
       }));
@@ -224,10 +224,18 @@
         width: Math.max(280, target.clientWidth || 360),
         height: 180,
         series: series,
-        // One sample (the lag chart right after the page opened) would span years otherwise.
-        scales: { x: { time: true, range: function (plot, min, max) { return min === max ? [min - 300, max + 10] : [min, max]; } } }
+        scales: { x: { time: true } }
       };
       plots[name] = new window.uPlot(options, columns, target);
+      target.uplot = plots[name];  // for the browser tests
+      fitTimeAxis(plots[name], columns[0]);
+    }
+    // With fewer than two samples (nothing imported yet, or the lag chart right after the page
+    // opened) uPlot pads the time axis by years; show the last five minutes instead.
+    function fitTimeAxis(plot, times) {
+      if (times.length > 1) { return; }
+      var end = times.length ? times[0] : Date.now() / 1000;
+      plot.setScale("x", { min: end - 300, max: end + 10 });
     }
     function load() {
       fetch(root.dataset.seriesUrl, { credentials: "same-origin" })

@@ -246,6 +246,14 @@ def test_login_and_dashboard(walk: Walk) -> None:
     assert "up" in page.inner_text("#dashboard-body")  # cluster health from the proxy's metrics.json
     page.wait_for_selector("[data-charts][data-charts-ready='1']")
     assert page.locator("[data-chart=instances] canvas").count() == 1
+    # The lag chart has one sample right after the page opened: its time axis must end near
+    # now, not span years (uPlot pads a single point by years unless told otherwise).
+    span = page.evaluate(
+        "() => { const x = document.querySelector('[data-chart=lag]').uplot.scales.x;"
+        " return [x.min, x.max, Date.now() / 1000]; }"
+    )
+    low, high, now = span
+    assert now - 3600 < low < high < now + 3600, span
 
 
 def test_filter_instances(walk: Walk, stack) -> None:  # type: ignore[no-untyped-def]
