@@ -2,13 +2,18 @@
 boundary events and handlers (job-based, ordinary jobs for workers), intermediate throw events
 with and without activityRef, a compensation end event, an activity that did not complete is
 not compensated, compensation reaching into a completed embedded sub-process, a handler
-incident resolved, and subscriptions surviving a kill -9 restart."""
+incident resolved, a multi-instance activity compensated once, an activity completed twice
+compensated twice, a saga run by pyzeebe workers, and subscriptions surviving a kill -9
+restart."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+from pyzeebe import ZeebeClient, ZeebeWorker, create_insecure_channel
+from pyzeebe.errors import BusinessError
 from pyzeebe.proto import gateway_pb2 as pb
 
 from tests.engine.conftest import EngineProcess
@@ -343,3 +348,135 @@ def test_cancel_while_compensating_deletes_subscriptions_and_cancels_the_handler
     deleted = subscriptions(engine, key, "DELETED")
     assert [d["value"]["compensableActivityId"] for d in deleted] == ["B"]
     assert deleted[0]["value"]["throwEventId"] == "compensate"
+
+
+def test_multi_instance_activity_is_compensated_once(engine: EngineProcess) -> None:
+    """Zeebe: the boundary events of a multi-instance activity belong to its body; the handler
+    is invoked once for the activity, not once per item."""
+    body = (
+        start("f1") + '<bpmn:serviceTask id="A"><bpmn:extensionElements><zeebe:taskDefinition type="cm-a"/>'
+        "</bpmn:extensionElements><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>"
+        "<bpmn:multiInstanceLoopCharacteristics><bpmn:extensionElements>"
+        '<zeebe:loopCharacteristics inputCollection="= items" inputElement="item"/>'
+        "</bpmn:extensionElements></bpmn:multiInstanceLoopCharacteristics></bpmn:serviceTask>"
+        '<bpmn:boundaryEvent id="A_comp" attachedToRef="A"><bpmn:compensateEventDefinition/></bpmn:boundaryEvent>'
+        '<bpmn:serviceTask id="undo_A" isForCompensation="true"><bpmn:extensionElements>'
+        '<zeebe:taskDefinition type="undo-cm-a"/></bpmn:extensionElements></bpmn:serviceTask>'
+        '<bpmn:association id="assoc" associationDirection="One" sourceRef="A_comp" targetRef="undo_A"/>'
+        + throw("compensate", "f2", "f3")
+        + end("f3")
+        + flow("f1", "start", "A")
+        + flow("f2", "A", "compensate")
+        + flow("f3", "compensate", "end")
+    )
+    with gateway(engine.address) as stub:
+        deploy(stub, "comp-mi.bpmn", process_xml("comp-mi", body))
+        key = create(stub, "comp-mi", {"items": [1, 2, 3]})
+        for _ in range(3):
+            complete(stub, activate_one(stub, "cm-a").key)
+        complete(stub, activate_one(stub, "undo-cm-a").key)
+        wait_for(lambda: instance_state(engine.data_dir, key) == "ELEMENT_COMPLETED")
+        none_of(stub, "undo-cm-a")
+    created = subscriptions(engine, key, "CREATED")
+    assert len(created) == 1
+    body_key = next(
+        r["key"]
+        for r in element_records(engine, key, "A")
+        if r["value"]["bpmnElementType"] == "MULTI_INSTANCE_BODY"
+    )
+    assert created[0]["value"]["compensableActivityInstanceKey"] == body_key
+
+
+def test_an_activity_completed_twice_is_compensated_twice(engine: EngineProcess) -> None:
+    body = (
+        start("f1")
+        + '<bpmn:exclusiveGateway id="merge"><bpmn:incoming>f1</bpmn:incoming><bpmn:incoming>back</bpmn:incoming>'
+        "<bpmn:outgoing>f2</bpmn:outgoing></bpmn:exclusiveGateway>"
+        + compensable("A", "c2-a", "f2", "f3")
+        + '<bpmn:exclusiveGateway id="again"><bpmn:incoming>f3</bpmn:incoming>'
+        "<bpmn:outgoing>back</bpmn:outgoing><bpmn:outgoing>f4</bpmn:outgoing></bpmn:exclusiveGateway>"
+        + throw("compensate", "f4", "f5")
+        + end("f5")
+        + flow("f1", "start", "merge")
+        + flow("f2", "merge", "A")
+        + flow("f3", "A", "again")
+        + flow("back", "again", "merge", "= runs &lt; 2")
+        + flow("f4", "again", "compensate", "= runs &gt;= 2")
+        + flow("f5", "compensate", "end")
+    )
+    with gateway(engine.address) as stub:
+        deploy(stub, "comp-twice.bpmn", process_xml("comp-twice", body))
+        key = create(stub, "comp-twice")
+        complete(stub, activate_one(stub, "c2-a").key, {"runs": 1})
+        complete(stub, activate_one(stub, "c2-a").key, {"runs": 2})
+        undos = [activate_one(stub, "undo-c2-a"), activate_one(stub, "undo-c2-a")]
+        assert len({job.elementInstanceKey for job in undos}) == 2
+        for job in undos:
+            complete(stub, job.key)
+        wait_for(lambda: instance_state(engine.data_dir, key) == "ELEMENT_COMPLETED")
+    assert len(subscriptions(engine, key, "COMPLETED")) == 2
+
+
+def test_saga_with_pyzeebe_workers(engine: EngineProcess) -> None:
+    """Book a flight and a hotel, fail the payment with a BPMN error, compensate both bookings
+    (handlers are ordinary pyzeebe tasks) and end on the failure path."""
+    body = (
+        start("f1")
+        + compensable("flight", "saga-book-flight", "f1", "f2")
+        + compensable("hotel", "saga-book-hotel", "f2", "f3")
+        + service_task("charge", "saga-charge", "f3", "f4")
+        + end("f4", "paid")
+        + '<bpmn:boundaryEvent id="declined" attachedToRef="charge"><bpmn:outgoing>e1</bpmn:outgoing>'
+        '<bpmn:errorEventDefinition errorRef="paymentDeclined"/></bpmn:boundaryEvent>'
+        + throw("undoBookings", "e1", "e2")
+        + end("e2", "notPaid")
+        + flow("f1", "start", "flight")
+        + flow("f2", "flight", "hotel")
+        + flow("f3", "hotel", "charge")
+        + flow("f4", "charge", "paid")
+        + flow("e1", "declined", "undoBookings")
+        + flow("e2", "undoBookings", "notPaid")
+    )
+    extra = '<bpmn:error id="paymentDeclined" errorCode="payment-declined"/>'
+    with gateway(engine.address) as stub:
+        deploy(stub, "saga.bpmn", process_xml("saga", body, extra))
+    undone: list[str] = []
+
+    async def scenario() -> dict[str, Any]:
+        channel = create_insecure_channel(grpc_address=engine.address)
+        worker = ZeebeWorker(channel)
+
+        @worker.task("saga-book-flight")
+        async def book_flight() -> dict[str, Any]:
+            return {"flightId": "LH-400"}
+
+        @worker.task("saga-book-hotel")
+        async def book_hotel() -> dict[str, Any]:
+            return {"hotelId": "H-7"}
+
+        @worker.task("saga-charge")
+        async def charge() -> None:
+            raise BusinessError("payment-declined")
+
+        @worker.task("undo-saga-book-flight")
+        async def cancel_flight(flightId: str) -> dict[str, Any]:
+            undone.append(flightId)
+            return {"flightCancelled": True}
+
+        @worker.task("undo-saga-book-hotel")
+        async def cancel_hotel(hotelId: str) -> dict[str, Any]:
+            undone.append(hotelId)
+            return {"hotelCancelled": True}
+
+        work = asyncio.create_task(worker.work())
+        try:
+            client = ZeebeClient(channel)
+            result = await client.run_process_with_result("saga", {}, timeout=60_000)
+            return dict(result.variables)
+        finally:
+            await worker.stop()
+            work.cancel()
+
+    variables = asyncio.run(asyncio.wait_for(scenario(), timeout=90))
+    assert sorted(undone) == ["H-7", "LH-400"]
+    assert variables["flightCancelled"] is True and variables["hotelCancelled"] is True
