@@ -1,5 +1,10 @@
 """`python -m demo --gateway HOST:PORT`: the demo's workers and the flow starter, through the proxy.
 
+`python -m demo --routing-journal FILE` instead routes in-process (issue 16: no second gRPC hop for
+our own Python workers): a `routing.connect` channel over the Cluster table, the same source as
+`manage.py run_gateway_proxy`, sharing the proxy's deployment journal FILE so placement and
+replays agree with it. `run_stack --demo` starts the workers this way; outside clients keep the proxy.
+
 The starter keeps the fleet busy at a steady pace: a new flow every `--pace` seconds (server repairs
 mostly, some diagnoses alone, now and then a rack sweep) while fewer than `--max-active` root flows are
 active. Flows waiting for a person or an operator stay for `--max-age` minutes; then the "night shift"
@@ -103,9 +108,21 @@ class Starter:
         )
 
 
+def open_channel(args: argparse.Namespace) -> grpc.aio.Channel:
+    """The channel the workers and the starter share: in-process routing over the Cluster table
+    with ``--routing-journal``, else a plain channel to the ``--gateway`` proxy."""
+    if args.routing_journal is None:
+        return grpc.aio.insecure_channel(args.gateway)
+    import routing
+    from processes.management.commands.run_gateway_proxy import cluster_table_source
+
+    # No state_dir: metrics.json is the proxy's (the console reads cluster health from it).
+    return routing.connect(source=cluster_table_source, journal=args.routing_journal)
+
+
 async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
     rng = random.Random(args.random_seed)
-    async with grpc.aio.insecure_channel(args.gateway) as channel:
+    async with open_channel(args) as channel:
         worker = build_worker(channel, Trouble(seed=args.random_seed, speed=args.speed))
         starter = Starter(ZeebeClient(channel), rng=rng)
         work = asyncio.create_task(worker.work())
@@ -155,7 +172,14 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m demo", description="Fleetflow demo workers and flows")
-    parser.add_argument("--gateway", required=True, help="HOST:PORT of the gateway proxy")
+    parser.add_argument(
+        "--gateway",
+        help="HOST:PORT of the gateway proxy (for --seed; and the workers without --routing-journal)",
+    )
+    parser.add_argument(
+        "--routing-journal",
+        help="route in-process over the Cluster table (no proxy hop), sharing the proxy's deployment journal FILE",
+    )
     parser.add_argument("--pace", type=float, default=4.0, help="seconds between new flows (default 4)")
     parser.add_argument("--max-active", type=int, default=80, help="active root flows kept at most (80)")
     parser.add_argument("--max-age", type=float, default=30.0, help="minutes before a stuck flow is canceled")
@@ -174,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.gateway is None and (args.routing_journal is None or args.seed):
+        parser.error("--gateway is required (unless --routing-journal is given and --seed is not)")
     if args.pace <= 0 or args.speed <= 0 or args.max_active < 1 or args.max_age <= 0:
         parser.error("--pace, --speed and --max-age must be positive, --max-active at least 1")
     logging.basicConfig(

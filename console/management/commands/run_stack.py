@@ -426,7 +426,15 @@ class Command(BaseCommand):
         stack.start(
             ChildSpec(
                 name="demo-workers",
-                argv=[sys.executable, "-m", "demo", "--gateway", f"{HOST}:{proxy_port}"],
+                # In-process routing (no second gRPC hop) over the Cluster table and the proxy's
+                # own deployment journal; the proxy port stays for outside clients (issue 16).
+                argv=[
+                    sys.executable,
+                    "-m",
+                    "demo",
+                    "--routing-journal",
+                    str(Path(env["FLEETFLOW_PROXY_STATE_DIR"]) / "deployments.json"),
+                ],
                 env=env,
                 cwd=Path(settings.BASE_DIR),
             )
