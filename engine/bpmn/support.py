@@ -27,31 +27,17 @@ NOT_YET_SUPPORTED: dict[str, str] = {
     "conditional-start": "Conditional start events are",  # not in Zeebe 8.5 either
     # intermediate catch events
     "message-intermediate-catch": "Message intermediate catch events are",
-    "link-intermediate-catch": "Link intermediate catch events are",
     "conditional-intermediate-catch": "Conditional intermediate catch events are",  # not in Zeebe 8.5
     # intermediate throw events
-    "none-intermediate-throw": "None intermediate throw events are",
-    "message-intermediate-throw": "Message intermediate throw events are",
-    "escalation-intermediate-throw": "Escalation intermediate throw events are",
-    "link-intermediate-throw": "Link intermediate throw events are",
     # boundary events (error boundary events run)
     "message-boundary": "Message boundary events are",
-    "escalation-boundary": "Escalation boundary events are",
     "conditional-boundary": "Conditional boundary events are",  # not in Zeebe 8.5
     # end events (none, terminate and error end events run)
-    "message-end": "Message end events are",
-    "escalation-end": "Escalation end events are",
     # event subprocesses, by the kind of their start event
     "message-event-sub-process": "Event subprocesses are",
-    "escalation-event-sub-process": "Event subprocesses are",
     # gateways
-    "inclusive-gateway": "Elements of type 'inclusiveGateway' are",
-    "event-based-gateway": "Elements of type 'eventBasedGateway' are",
     # tasks
     "receive-task": "Elements of type 'receiveTask' are",
-    "send-task": "Elements of type 'sendTask' are",  # job-based, like a service task
-    "job-script-task": "Elements of type 'scriptTask' are",  # job-based, like a service task
-    "feel-script-task": "Elements of type 'scriptTask' are",  # zeebe:script
     "zeebe-user-task": "Zeebe user tasks (zeebe:userTask) are",
     "linked-form": "Linked forms (zeebe:formDefinition formId/externalReference) are",
     # activity markers

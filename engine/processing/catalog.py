@@ -8,9 +8,11 @@ from __future__ import annotations
 # --- element behaviours (registry.behavior)
 import engine.processing.elements.business_rule_tasks
 import engine.processing.elements.call_activity
+import engine.processing.elements.event_based_gateway
 import engine.processing.elements.event_subprocesses
 import engine.processing.elements.events
 import engine.processing.elements.gateways
+import engine.processing.elements.inclusive_gateway
 import engine.processing.elements.multi_instance
 import engine.processing.elements.process
 import engine.processing.elements.subprocesses
@@ -32,5 +34,6 @@ import engine.processing.processors.variables
 # --- catch-event trigger kinds (registry.trigger_kind) and throw-side triggers
 import engine.processing.triggers.compensation
 import engine.processing.triggers.errors
+import engine.processing.triggers.escalations
 import engine.processing.triggers.signals
 import engine.processing.triggers.timers

@@ -560,7 +560,7 @@ def _consume_tokens(state: PartitionState, scope: ElementInstance, instance: Ele
         return
     taken = scope.taken
     incoming = [flow.id for flow in element.incoming if taken.get(flow.id)]
-    if instance.element_type != "PARALLEL_GATEWAY":
+    if instance.element_type not in ("PARALLEL_GATEWAY", "INCLUSIVE_GATEWAY"):
         incoming = incoming[:1]
     for flow_id in incoming:
         taken[flow_id] -= 1

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.processing.context import ProcessingContext
-from engine.processing.registry import trigger_kind_for
+from engine.processing.registry import behavior_for, trigger_kind_for
 from engine.processing.state import ElementInstance, ProcessInfo
 from engine.processing.transitions import (
     activate_element,
@@ -88,6 +88,11 @@ def trigger(
     owner = ctx.state.element_instances.get(owner_key)
     if owner is None:
         return None
+    # an owner that decides itself what its events do (the event-based gateway)
+    on_event_triggered = getattr(behavior_for(owner.element_type), "on_event_triggered", None)
+    if on_event_triggered is not None:
+        result: int | None = on_event_triggered(ctx, owner, catch_event, variables)
+        return result
     element_type = catch_event.element_type.value
     if element_type == "BOUNDARY_EVENT":
         scope_key = owner.flow_scope_key

@@ -30,6 +30,7 @@ from engine.processing.compensation import (
 from engine.processing.context import ProcessingContext
 from engine.processing.expressions import evaluate
 from engine.processing.incidents import raise_incident, resolve_incidents_of
+from engine.processing.inclusive_join import join_ready, pending_joins
 from engine.processing.registry import behavior_for
 from engine.processing.state import ElementInstance, ProcessInfo
 from engine.processing.variables import apply_output_mappings
@@ -201,6 +202,9 @@ def take_flow(ctx: ProcessingContext, flow: Any, source: ElementInstance) -> Non
     ctx.emit("PROCESS_INSTANCE", "SEQUENCE_FLOW_TAKEN", ctx.state.new_key(), value)
     target = flow.target
     proc = ProcessInfo.of(source)
+    if target.element_type.value == "INCLUSIVE_GATEWAY" and len(target.incoming) > 1:
+        queue_join(ctx, flow_scope_key, target, proc)
+        return
     if target.element_type.value == "PARALLEL_GATEWAY" and len(target.incoming) > 1:
         scope = ctx.state.element_instances.get(flow_scope_key)
         if scope is None:
@@ -224,9 +228,26 @@ def check_scope_completion(ctx: ProcessingContext, scope_key: int) -> None:
     scope = ctx.state.element_instances.get(scope_key)
     if scope is None or scope.state != "ELEMENT_ACTIVATED":
         return
+    if scope.taken:
+        # a joining inclusive gateway of the scope may have waited for this path
+        for gateway in pending_joins(ctx.state, scope):
+            queue_join(ctx, scope_key, gateway, ProcessInfo.of(scope))
     if ctx.state.children.get(scope_key) or scope.taken:
         return
     queue_complete(ctx, scope_key)
+
+
+def queue_join(ctx: ProcessingContext, scope_key: int, gateway: Any, proc: ProcessInfo) -> None:
+    """Activate the joining inclusive gateway once no further token can reach it (checked when
+    the queued step runs: tokens on their way then count, and a second check finds the tokens
+    consumed by the first)."""
+
+    def join() -> None:
+        scope = ctx.state.element_instances.get(scope_key)
+        if scope is not None and scope.is_active and join_ready(ctx.state, scope, gateway):
+            activate_element(ctx, gateway, scope_key, proc)
+
+    ctx.queue.append(join)
 
 
 # ---------------------------------------------------------------------- termination

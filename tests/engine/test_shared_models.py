@@ -37,6 +37,8 @@ EXPECTED_RUN = {
     "FooProcess": "incident",  # calls BarProcess, which is not deployable (business rule task)
     "timer-start-event-daily": "start timer armed",  # R/P1D timer start event, no none start
     "Signal": "signal start subscribed",  # c8-js-sdk: only a signal start event
+    "LoadTest": "incident",  # inclusive fork runs; its multi-instance '=listOfColors' comes from a connector
+    "simple-link-events": "completed",  # lib-bpmn-engine: link events inside a subprocess
     "Process_Timer_Test_01": "completed",  # a job, then a 1 s intermediate timer
     "automatedTestsProcess": "completed",  # parallel multi-instance sub-process over a FEEL list
     # Two files define "process"; the later one, zeebe-redis-exporter__process (deployable since

@@ -392,3 +392,60 @@ def test_a_signal_name_that_is_not_a_string_is_an_incident(engine: EngineProcess
         == "Expected result of the expression 'count' to be 'STRING', but was 'NUMBER'."
     )
     assert not events(data, valueType="SIGNAL_SUBSCRIPTION", processInstanceKey=instance)
+
+
+@pytest.mark.parametrize("stop", ["kill -9", "clean stop"])
+def test_signal_subscriptions_survive_a_restart(tmp_path: Path, stop: str) -> None:
+    """After kill -9 (the log is replayed) or a clean stop (the snapshot is loaded), the start
+    event and the waiting catch event still listen, and a broadcast reaches both once."""
+    data = tmp_path / "data"
+    start_body = (
+        '<bpmn:startEvent id="go"><bpmn:outgoing>f0</bpmn:outgoing>'
+        + definition("sig")
+        + "</bpmn:startEvent>"
+        + end("end", "f0")
+        + flow("f0", "go", "end")
+    )
+    engine = EngineProcess(data, partitions=2).start()
+    try:
+        with gateway(engine.address) as stub:
+            deploy(
+                stub, "sg-r-start.bpmn", process_xml("sg-r-start", start_body, signal("sig", "sg-restart"))
+            )
+            deploy(stub, "sg-r-catch.bpmn", catch_process("sg-r-catch", "sg-restart"))
+            waiting = [create(stub, "sg-r-catch") for _ in range(4)]
+            for key in waiting:
+                wait_for(
+                    lambda key=key: pi_intents(data, key, "wait")[-1:] == ["ELEMENT_ACTIVATED"], 10, "waiting"
+                )
+    finally:
+        if stop == "kill -9":
+            engine.kill()
+        else:
+            engine.stop()
+    restarted = EngineProcess(data, partitions=2).start()
+    try:
+        broadcast_result = pyzeebe_call(
+            restarted.address, lambda client: client.broadcast_signal("sg-restart")
+        )
+        assert broadcast_result is not None
+        for key in waiting:
+            wait_for(lambda key=key: instance_state(data, key) == "ELEMENT_COMPLETED", 10, "catch completed")
+
+        def started() -> int:
+            return len(
+                [
+                    r
+                    for r in events(
+                        data,
+                        valueType="PROCESS_INSTANCE",
+                        bpmnProcessId="sg-r-start",
+                        intent="ELEMENT_COMPLETED",
+                    )
+                    if r["value"]["bpmnElementType"] == "PROCESS"
+                ]
+            )
+
+        wait_for(lambda: started() == 1, 10, "one signal-started instance")
+    finally:
+        restarted.stop()

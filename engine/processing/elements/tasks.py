@@ -23,8 +23,18 @@ class JobTaskBehavior(BaseBehavior):
     def activate(self, ctx: ProcessingContext, instance: ElementInstance, element: Any) -> None:
         apply_input_mappings(ctx, instance, element)
         if element.job_type is None:  # not job-based: nothing to wait for
+            variables = take_completion_variables(ctx, instance.key)
+            if element.script_expression is not None:
+                # zeebe:script (Zeebe's ScriptTaskProcessor): the FEEL result goes to
+                # resultVariable through the completion, like a job's variables
+                result = evaluate(
+                    element.script_expression,
+                    ctx.state.visible_variables(instance.key),
+                    "EXTRACT_VALUE_ERROR",
+                )
+                variables = {element.result_variable: result}
             ctx.emit_pi(instance, "ELEMENT_ACTIVATED")
-            queue_complete(ctx, instance.key, take_completion_variables(ctx, instance.key))
+            queue_complete(ctx, instance.key, variables)
             return
         job = job_of(ctx, instance, element)  # evaluated before anything is written
         open_subscriptions(ctx, instance, element)
