@@ -116,7 +116,8 @@ def _complete_empty_scopes(ctx: ProcessingContext, process_instance_key: int, sc
             (
                 (key, value)
                 for key, value in subscriptions.items()
-                if value["compensableActivityInstanceKey"] == scope_key
+                # a sub-process with a handler of its own completes with that handler
+                if value["compensableActivityInstanceKey"] == scope_key and not value["compensationHandlerId"]
             ),
             None,
         )

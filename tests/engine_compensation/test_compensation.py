@@ -480,3 +480,35 @@ def test_saga_with_pyzeebe_workers(engine: EngineProcess) -> None:
     variables = asyncio.run(asyncio.wait_for(scenario(), timeout=90))
     assert sorted(undone) == ["H-7", "LH-400"]
     assert variables["flightCancelled"] is True and variables["hotelCancelled"] is True
+
+
+def test_compensation_end_event_in_an_error_event_sub_process(engine: EngineProcess) -> None:
+    """The saga pattern with an event sub-process: an error ends the process's main path and the
+    error event sub-process's compensation end event undoes what completed in the process."""
+    body = (
+        start("f1")
+        + compensable("A", "ces-a", "f1", "f2")
+        + service_task("B", "ces-b", "f2", "f3")
+        + end("f3")
+        + flow("f1", "start", "A")
+        + flow("f2", "A", "B")
+        + flow("f3", "B", "end")
+        + '<bpmn:subProcess id="onError" triggeredByEvent="true">'
+        '<bpmn:startEvent id="errStart"><bpmn:outgoing>e1</bpmn:outgoing><bpmn:errorEventDefinition/>'
+        "</bpmn:startEvent>"
+        + compensation_end("undoAll", "e1")
+        + flow("e1", "errStart", "undoAll")
+        + "</bpmn:subProcess>"
+    )
+    with gateway(engine.address) as stub:
+        deploy(stub, "comp-esp.bpmn", process_xml("comp-esp", body))
+        key = create(stub, "comp-esp")
+        complete(stub, activate_one(stub, "ces-a").key)
+        failing = activate_one(stub, "ces-b")
+        stub.ThrowError(pb.ThrowErrorRequest(jobKey=failing.key, errorCode="boom"), timeout=10)
+        undo_a = activate_one(stub, "undo-ces-a")
+        event_sub_process_key = element_records(engine, key, "onError")[0]["key"]
+        assert element_records(engine, key, "undo_A")[0]["value"]["flowScopeKey"] == event_sub_process_key
+        complete(stub, undo_a.key)
+        wait_for(lambda: instance_state(engine.data_dir, key) == "ELEMENT_COMPLETED")
+    assert [c["value"]["compensableActivityId"] for c in subscriptions(engine, key, "COMPLETED")] == ["A"]

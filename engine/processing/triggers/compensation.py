@@ -2,7 +2,8 @@
 triggerCompensationForActivity): start the compensation handlers of completed activities.
 
 A compensation throw event (intermediate or end) with no `activityRef` triggers every
-not-yet-triggered compensation subscription of its flow scope; with one, only the
+not-yet-triggered compensation subscription of its flow scope (inside an event sub-process:
+also of the event sub-process's own flow scope); with one, only the
 subscriptions of that activity in its flow scope. Triggering a sub-process's subscription goes
 on into the subscriptions of the activities that completed inside it (top to bottom). For each
 subscription with a handler, the compensation boundary event is written as activated and
@@ -35,13 +36,20 @@ def throw_compensation(ctx: ProcessingContext, throw: ElementInstance, element: 
         for key, value in ctx.state.compensation_state.of_instance(throw.process_instance_key).items()
         if not value["throwEventId"]  # one already triggered is not compensated twice
     }
-    scope_key = throw.flow_scope_key
+    scope_keys = {throw.flow_scope_key}
+    flow_scope = getattr(element, "flow_scope", None)
+    if flow_scope is not None and flow_scope.element_type.value == "EVENT_SUB_PROCESS":
+        # inside an event sub-process, the activities completed in the scope the event
+        # sub-process interrupted (or runs beside) are compensated too
+        event_sub_process = ctx.state.element_instances.get(throw.flow_scope_key)
+        if event_sub_process is not None:
+            scope_keys.add(event_sub_process.flow_scope_key)
     definition = getattr(element, "compensation", None)
     activity = getattr(definition, "activity", None)
     chosen = [
         key
         for key, value in subscriptions.items()
-        if value["compensableActivityScopeKey"] == scope_key
+        if value["compensableActivityScopeKey"] in scope_keys
         and (activity is None or value["compensableActivityId"] == activity.id)
     ]
     for key in chosen:
