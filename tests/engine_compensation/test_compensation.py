@@ -512,3 +512,26 @@ def test_compensation_end_event_in_an_error_event_sub_process(engine: EngineProc
         complete(stub, undo_a.key)
         wait_for(lambda: instance_state(engine.data_dir, key) == "ELEMENT_COMPLETED")
     assert [c["value"]["compensableActivityId"] for c in subscriptions(engine, key, "COMPLETED")] == ["A"]
+
+
+def test_a_manual_task_handler_passes_through_and_the_throw_event_completes(engine: EngineProcess) -> None:
+    body = (
+        start("f1")
+        + service_task("A", "cmt-a", "f1", "f2")
+        + '<bpmn:boundaryEvent id="A_comp" attachedToRef="A"><bpmn:compensateEventDefinition/></bpmn:boundaryEvent>'
+        '<bpmn:manualTask id="undo_A" isForCompensation="true"/>'
+        '<bpmn:association id="assoc" associationDirection="One" sourceRef="A_comp" targetRef="undo_A"/>'
+        + throw("compensate", "f2", "f3")
+        + end("f3")
+        + flow("f1", "start", "A")
+        + flow("f2", "A", "compensate")
+        + flow("f3", "compensate", "end")
+    )
+    with gateway(engine.address) as stub:
+        deploy(stub, "comp-manual.bpmn", process_xml("comp-manual", body))
+        key = create(stub, "comp-manual")
+        complete(stub, activate_one(stub, "cmt-a").key)
+        wait_for(lambda: instance_state(engine.data_dir, key) == "ELEMENT_COMPLETED")
+    handler = [r["intent"] for r in element_records(engine, key, "undo_A")]
+    assert handler == ["ELEMENT_ACTIVATING", "ELEMENT_ACTIVATED", "ELEMENT_COMPLETING", "ELEMENT_COMPLETED"]
+    assert [c["value"]["compensableActivityId"] for c in subscriptions(engine, key, "COMPLETED")] == ["A"]
