@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 from pyzeebe import ZeebeClient
+from pyzeebe.proto import gateway_pb2 as pb
 
 from tests.engine.conftest import EngineProcess
 from tests.engine.helpers import (
@@ -642,3 +643,33 @@ def test_escalation_event_subprocess_non_interrupting(engine: EngineProcess, tmp
         complete(stub, activate_one(stub, "esc-esp-work").key)
     wait_for(lambda: completed(data, instance), 10, "instance completed")
     assert pi_intents(data, instance, "raise")[-1] == "ELEMENT_COMPLETED"
+
+
+def test_canceling_an_instance_at_an_event_based_gateway_closes_its_subscriptions(
+    engine: EngineProcess, tmp_path: Path
+) -> None:
+    data = engine.data_dir
+    with gateway(engine.address) as stub:
+        deploy(stub, "eg-cancel.bpmn", event_gateway_process("eg-cancel", "eg-cancel-go", "PT1H"))
+        instance = create(stub, "eg-cancel")
+        wait_for(
+            lambda: pi_intents(data, instance, "choose")[-1:] == ["ELEMENT_ACTIVATED"], 10, "gateway waiting"
+        )
+        stub.CancelProcessInstance(pb.CancelProcessInstanceRequest(processInstanceKey=instance), timeout=10)
+    wait_for(lambda: instance_state(data, instance) == "ELEMENT_TERMINATED", 10, "instance canceled")
+    assert pi_intents(data, instance, "choose")[-1] == "ELEMENT_TERMINATED"
+    assert [r["intent"] for r in events(data, valueType="TIMER", processInstanceKey=instance)] == [
+        "CREATED",
+        "CANCELED",
+    ]
+    gateway_key = events(data, valueType="PROCESS_INSTANCE", processInstanceKey=instance, elementId="choose")[
+        0
+    ]["key"]
+    assert [
+        r["intent"] for r in events(data, valueType="SIGNAL_SUBSCRIPTION", catchEventInstanceKey=gateway_key)
+    ] == [
+        "CREATED",
+        "DELETED",
+    ]
+    broadcast(engine.address, "eg-cancel-go")
+    assert not pi_intents(data, instance, "on-signal")

@@ -449,3 +449,33 @@ def test_signal_subscriptions_survive_a_restart(tmp_path: Path, stop: str) -> No
         wait_for(lambda: started() == 1, 10, "one signal-started instance")
     finally:
         restarted.stop()
+
+
+def test_bad_broadcasts_are_refused_and_write_nothing(engine: EngineProcess) -> None:
+    data = engine.data_dir
+    before = len(events(data, valueType="SIGNAL"))
+    with gateway(engine.address) as stub:
+        for request, code, text in [
+            (
+                pb.BroadcastSignalRequest(signalName="sg-bad", variables="[1]"),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "Property 'variables' is invalid",
+            ),
+            (
+                pb.BroadcastSignalRequest(signalName="sg-bad", variables="{not json"),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "Property 'variables' is invalid",
+            ),
+            (
+                pb.BroadcastSignalRequest(signalName="sg-bad", tenantId="other-tenant"),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "tenant",
+            ),
+        ]:
+            with pytest.raises(grpc.RpcError) as raised:
+                stub.BroadcastSignal(request, timeout=10)
+            assert raised.value.code() == code, raised.value.details()
+            assert text in raised.value.details(), raised.value.details()
+        # the engine still answers, and nothing was broadcast
+        assert stub.BroadcastSignal(pb.BroadcastSignalRequest(signalName="sg-fine"), timeout=10).key > 0
+    assert len(events(data, valueType="SIGNAL")) == before + 2  # only sg-fine, on both partitions
