@@ -353,6 +353,103 @@ async def timers_fired(engine: Engine, count: int, creators: int) -> dict[str, f
     }
 
 
+MESSAGE_PROCESS = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:zeebe="http://camunda.org/schema/zeebe/1.0" id="d" targetNamespace="t">
+  <bpmn:message id="m" name="paid">
+    <bpmn:extensionElements><zeebe:subscription correlationKey="=orderId"/></bpmn:extensionElements>
+  </bpmn:message>
+  <bpmn:process id="message-bench" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="wait"/>
+    <bpmn:intermediateCatchEvent id="wait">
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+      <bpmn:messageEventDefinition messageRef="m"/>
+    </bpmn:intermediateCatchEvent>
+    <bpmn:sequenceFlow id="f2" sourceRef="wait" targetRef="end"/>
+    <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
+  </bpmn:process>
+</bpmn:definitions>"""
+
+
+async def messages_correlated(engine: Engine, count: int, creators: int) -> dict[str, float]:
+    """`count` instances wait on a message catch event, each with its own correlation key
+    (spread over the partitions by the key hash); then all `count` messages are published by
+    `creators` clients at once. Messages correlated per second = count / (time from the first
+    publish until the last instance completed, from the engine's log timestamps)."""
+    sys.path.insert(0, str(REPO_ROOT))
+    from engine.log import LogReader, partition_ids
+
+    channel = grpc.aio.insecure_channel(engine.address)
+    stub = pb_grpc.GatewayStub(channel)
+    await stub.DeployResource(
+        pb.DeployResourceRequest(resources=[pb.Resource(name="message-bench.bpmn", content=MESSAGE_PROCESS)])
+    )
+    data_dir = Path(engine.tmp.name) / "data"
+
+    def log_events(value_type: str, intent: str) -> list[dict]:
+        found = []
+        for partition_id in partition_ids(data_dir):
+            for record in LogReader(data_dir, partition_id).read(1, 10_000_000):
+                if (
+                    record["recordType"] == "EVENT"
+                    and record["valueType"] == value_type
+                    and record["intent"] == intent
+                ):
+                    found.append(record)
+        return found
+
+    pending = list(range(count))
+
+    async def creator() -> None:
+        while pending:
+            number = pending.pop()
+            await stub.CreateProcessInstance(
+                pb.CreateProcessInstanceRequest(
+                    bpmnProcessId="message-bench",
+                    version=-1,
+                    variables=json.dumps({"orderId": f"order-{number}"}),
+                ),
+                timeout=30,
+            )
+
+    await asyncio.gather(*(creator() for _ in range(creators)))
+    deadline = time.monotonic() + 120
+    while len(log_events("PROCESS_MESSAGE_SUBSCRIPTION", "CREATED")) < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    started_ms = int(time.time() * 1000)
+    pending = list(range(count))
+
+    async def publisher() -> None:
+        while pending:
+            number = pending.pop()
+            await stub.PublishMessage(
+                pb.PublishMessageRequest(
+                    name="paid", correlationKey=f"order-{number}", variables='{"paid": true}'
+                ),
+                timeout=30,
+            )
+
+    await asyncio.gather(*(publisher() for _ in range(creators)))
+    await channel.close()
+    deadline = time.monotonic() + 120
+    while True:
+        completed = [
+            r["timestamp"]
+            for r in log_events("PROCESS_INSTANCE", "ELEMENT_COMPLETED")
+            if r["value"]["bpmnElementType"] == "PROCESS"
+        ]
+        if len(completed) >= count or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    span_ms = max(1, max(completed, default=started_ms) - started_ms)
+    return {
+        "messages_per_second": len(completed) / (span_ms / 1000),
+        "messages": count,
+        "messages_correlated": len(completed),
+    }
+
+
 async def decision_rate(address: str, seconds: float, clients: int) -> dict[str, float]:
     """EvaluateDecision calls answered per second, and the decisions they evaluated per second."""
     vendors = ("dell", "hp", "lenovo", "supermicro")
@@ -415,6 +512,14 @@ async def one_run(args: argparse.Namespace) -> tuple[dict[str, float], dict[str,
             latency.update(await timers_fired(timer_engine, args.timers, args.creators))
         finally:
             timer_engine.close()
+    if args.messages:
+        # on a fresh engine too: only these instances in its log
+        message_engine = Engine(args.partitions, args.event_loop)
+        try:
+            await message_engine.ready()
+            latency.update(await messages_correlated(message_engine, args.messages, args.creators))
+        finally:
+            message_engine.close()
     return rate, latency
 
 
@@ -433,8 +538,11 @@ def main() -> None:
     parser.add_argument(
         "--timers", type=int, default=2000, help="instances waiting on one due date (0: skip)"
     )
+    parser.add_argument(
+        "--messages", type=int, default=2000, help="instances waiting for one message each (0: skip)"
+    )
     args = parser.parse_args()
-    rates, p50s, p99s, timer_rates, decision_rates = [], [], [], [], []
+    rates, p50s, p99s, timer_rates, decision_rates, message_rates = [], [], [], [], [], []
     for run in range(args.runs):
         rate, latency = asyncio.run(one_run(args))
         rates.append(rate["instances_per_second"])
@@ -443,6 +551,8 @@ def main() -> None:
         p99s.append(latency["p99_ms"])
         if args.timers:
             timer_rates.append(latency["timers_per_second"])
+        if args.messages:
+            message_rates.append(latency["messages_per_second"])
         print(json.dumps({"bench": "engine", "run": run + 1, **rate, **latency}), flush=True)
     common = {
         "bench": "engine",
@@ -485,6 +595,17 @@ def main() -> None:
                     "metric": "timers_fired_per_second",
                     "timers": args.timers,
                     "median": statistics.median(timer_rates),
+                }
+            )
+        )
+    if message_rates:
+        print(
+            json.dumps(
+                {
+                    **common,
+                    "metric": "messages_correlated_per_second",
+                    "messages": args.messages,
+                    "median": statistics.median(message_rates),
                 }
             )
         )

@@ -6,7 +6,11 @@
   woken whenever a job becomes activatable (created, failed with retries, timed out, recurred);
 - one timer loop for job deadlines (JOB TIMED_OUT), retry backoffs (RECURRED_AFTER_BACKOFF)
   and due BPMN timers (TIMER TRIGGER);
-- CreateProcessInstanceWithResult waiters.
+- CreateProcessInstanceWithResult waiters;
+- messages (reference §2.3, §5.2): PublishMessage on the correlation key's partition, the
+  commands the message and instance partitions send each other (delivered on the event loop
+  after the sending command, sent again after a restart from what is still pending), TTL
+  expiry and the release of message-start locks in the same timer loop.
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ from engine.bpmn.parser import parse_bpmn
 from engine.dmn import DmnParseError, parse_dmn
 from engine.log import partition_ids
 from engine.partition import Partition, now_ms
-from engine.processing import signal_state
+from engine.processing import message_state, signal_state
 from engine.processing.command import Command, Rejection
 from engine.processing.decisions import distribution_plans, distribution_resources, duplicate_id_problems
 from engine.processing.processors.creation import Created, CreateInstance
 from engine.processing.processors.deployment import DeployResources, DistributeDeployment
 from engine.processing.processors.jobs import ActivateJobs
+from engine.processing.processors.messages import PublishMessage, publish_command_value
 from engine.processing.processors.signals import BroadcastSignal
+from engine.processing.triggers.messages import message_subscription_value
 from engine.processing.triggers.signals import signal_value
 from engine.records import INVALID_ARGUMENT, NOT_FOUND, decode_partition
 
@@ -40,6 +46,11 @@ TIMER_INTERVAL_SECONDS = 0.05
 #: waiting for the same date, or after a restart) is spread over several loop turns instead of
 #: holding the event loop; the rest fire at the next check.
 TIMERS_PER_CHECK = 500
+#: Expired messages written per partition per check (as TIMERS_PER_CHECK).
+MESSAGES_PER_CHECK = 500
+#: How often ended message-started instances are looked for (their buffered messages may
+#: start the next instance of the same correlation key).
+START_LOCK_CHECK_MS = 500
 
 
 class Broker:
@@ -69,6 +80,8 @@ class Broker:
             partition.state.on_jobs_available = self._notify_jobs_available
             partition.ctx.on_process_completed = self._process_completed
             signal_state.connect(partition.ctx, self._signal_thrown)
+            message_state.connect(partition.ctx, self._send_message_command, partition_count)
+        self._last_lock_check = 0
 
     @property
     def partition_count(self) -> int:
@@ -80,6 +93,7 @@ class Broker:
             partition.recover()
             partition.start()
         await self._redistribute_deployments()
+        self._resend_pending_message_commands()
         self._timer_task = asyncio.get_running_loop().create_task(self._timer_loop())
 
     async def stop(self) -> None:
@@ -352,6 +366,9 @@ class Broker:
                 log.exception("timer check failed")
 
     def check_timers(self, now: int) -> None:
+        check_locks = now - self._last_lock_check >= START_LOCK_CHECK_MS
+        if check_locks:
+            self._last_lock_check = now
         for partition in self.partitions.values():
             for intent, due in (
                 ("TIME_OUT", partition.state.due_jobs(now)),
@@ -361,6 +378,7 @@ class Broker:
                     job = partition.state.jobs.get(job_key)
                     if job is not None:
                         partition.execute(Command("JOB", intent, dict(job.value), key=job_key))
+            self._check_messages(partition, now, check_locks)
             for timer_key in partition.state.due_timers(now, TIMERS_PER_CHECK):
                 timer = partition.state.timers.get(timer_key)
                 if timer is None:
@@ -370,6 +388,100 @@ class Broker:
                 except Rejection as rejection:
                     # logged with its rejection; the timer stays (a restart re-arms it)
                     log.warning("timer %d was not triggered: %s", timer_key, rejection.reason)
+
+    # ------------------------------------------------------------------ messages
+    def publish_message(self, request: PublishMessage) -> tuple[Partition, int]:
+        """PublishMessage on the partition of its correlation key (reference §2.3)."""
+        partition_id = message_state.subscription_partition_id(request.correlation_key, self.partition_count)
+        partition = self.partitions[partition_id]
+        key = partition.execute(
+            Command("MESSAGE", "PUBLISH", publish_command_value(request), request=request)
+        )
+        return partition, int(key)
+
+    def _send_message_command(
+        self, partition_id: int, value_type: str, intent: str, value: dict[str, Any]
+    ) -> None:
+        """Deliver a command of one partition to another after the sending command is done
+        (queued on the loop: processing never nests)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a broker driven synchronously): deliver now
+            self._deliver_message_command(partition_id, value_type, intent, value)
+            return
+        loop.call_soon(self._deliver_message_command, partition_id, value_type, intent, value)
+
+    def _deliver_message_command(
+        self, partition_id: int, value_type: str, intent: str, value: dict[str, Any]
+    ) -> None:
+        partition = self.partitions.get(partition_id)
+        if partition is None or partition.closed or partition.failure is not None:
+            return  # sent again from the pending state after a restart
+        try:
+            partition.execute(Command(value_type, intent, value))
+        except Rejection as rejection:
+            log.debug(
+                "%s %s on partition %d rejected: %s", value_type, intent, partition_id, rejection.reason
+            )
+        except Exception:
+            log.exception("delivering %s %s to partition %d failed", value_type, intent, partition_id)
+
+    def _resend_pending_message_commands(self) -> None:
+        """After a restart: what one partition sent another may have been lost with the
+        process (Zeebe's pending subscription checkers send it again; every receiver
+        tolerates a repeat)."""
+        for partition in self.partitions.values():
+            state = partition.state.message_state
+            for entry in list(state.process_subscriptions.values()):
+                value = entry["value"]
+                target = message_state.subscription_partition_id(
+                    value["correlationKey"], self.partition_count
+                )
+                intent = {"CREATING": "CREATE", "DELETING": "DELETE"}.get(entry["state"])
+                if intent is not None:
+                    self._send_message_command(
+                        target, "MESSAGE_SUBSCRIPTION", intent, message_subscription_value(value)
+                    )
+            for subscription in list(state.subscriptions.values()):
+                message_key = subscription["correlating"]
+                message = state.messages.get(message_key)
+                if message_key == -1 or message is None:
+                    continue
+                value = message_subscription_value(subscription)
+                value["messageKey"] = message_key
+                value["variables"] = dict(message["variables"])
+                target = decode_partition(int(subscription["elementInstanceKey"]))
+                self._send_message_command(target, "PROCESS_MESSAGE_SUBSCRIPTION", "CORRELATE", value)
+
+    def _check_messages(self, partition: Partition, now: int, check_locks: bool) -> None:
+        state = partition.state.message_state
+        for message_key in state.expired_messages(now, MESSAGES_PER_CHECK):
+            message = state.messages.get(message_key)
+            if message is None:
+                continue
+            try:
+                partition.execute(Command("MESSAGE", "EXPIRE", dict(message), key=message_key))
+            except Rejection as rejection:
+                log.warning("message %d did not expire: %s", message_key, rejection.reason)
+        if not check_locks:
+            return
+        instances = partition.state.element_instances
+        for (process_id, correlation_key), holder in list(state.start_locks.items()):
+            if holder in instances:
+                continue
+            # the instance ended: a buffered message with its key may start the next one
+            started = partition.execute(
+                Command(
+                    "MESSAGE",
+                    "CORRELATE_START",
+                    {"bpmnProcessId": process_id, "correlationKey": correlation_key},
+                    logged=False,
+                )
+            )
+            if not started and state.start_locks.get((process_id, correlation_key)) == holder:
+                # nothing waits for it: forget the ended lock (a stale lock means "free", so
+                # this changes no outcome; snapshots leave ended locks out likewise)
+                del state.start_locks[(process_id, correlation_key)]
 
 
 def _refuse(rejection: Rejection) -> Any:

@@ -25,6 +25,7 @@ from engine.processing.command import Command, Rejection
 from engine.processing.processors.creation import Created
 from engine.processing.processors.decisions import EvaluateDecision, evaluate_command_value
 from engine.processing.processors.jobs import FailJob, ThrowJobError
+from engine.processing.processors.messages import PublishMessage
 from engine.processing.processors.migration import MigrateInstance
 from engine.processing.processors.modification import ModifyInstance
 from engine.records import BROKER_VERSION, DEFAULT_TENANT
@@ -674,8 +675,27 @@ class GatewayServicer(pb_grpc.GatewayServicer):
             f"resource deletion are not implemented)",
         )
 
-    async def PublishMessage(self, request: Any, context: Any) -> Any:
-        await self._unimplemented(context, "PublishMessage")
+    @_unary
+    async def PublishMessage(
+        self, request: pb.PublishMessageRequest, context: Any
+    ) -> pb.PublishMessageResponse:
+        """Published on the correlation key's partition (reference §1.3, §2.3); the answer
+        carries the message key once MESSAGE PUBLISHED is durable."""
+        _check_tenant("PublishMessage", request.tenantId)
+        if not request.name:
+            raise GatewayError(
+                grpc.StatusCode.INVALID_ARGUMENT, "Expected message name to be non-empty, but it was empty"
+            )
+        publish = PublishMessage(
+            name=request.name,
+            correlation_key=request.correlationKey,
+            time_to_live=request.timeToLive,
+            message_id=request.messageId,
+            variables=_variables(request.variables),
+        )
+        partition, key = self.broker.publish_message(publish)
+        await partition.durable()
+        return pb.PublishMessageResponse(key=key, tenantId=DEFAULT_TENANT)
 
     @_unary
     async def BroadcastSignal(

@@ -23,21 +23,16 @@ ENGINE_NAME = "the Fleetflow embedded engine"
 #: Delete a line when the execution runs that feature.
 NOT_YET_SUPPORTED: dict[str, str] = {
     # start events of a process
-    "message-start": "Message start events are",
     "conditional-start": "Conditional start events are",  # not in Zeebe 8.5 either
     # intermediate catch events
-    "message-intermediate-catch": "Message intermediate catch events are",
     "conditional-intermediate-catch": "Conditional intermediate catch events are",  # not in Zeebe 8.5
     # intermediate throw events
     # boundary events (error boundary events run)
-    "message-boundary": "Message boundary events are",
     "conditional-boundary": "Conditional boundary events are",  # not in Zeebe 8.5
     # end events (none, terminate and error end events run)
     # event subprocesses, by the kind of their start event
-    "message-event-sub-process": "Event subprocesses are",
     # gateways
     # tasks
-    "receive-task": "Elements of type 'receiveTask' are",
     "zeebe-user-task": "Zeebe user tasks (zeebe:userTask) are",
     "linked-form": "Linked forms (zeebe:formDefinition formId/externalReference) are",
     # activity markers

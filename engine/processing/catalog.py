@@ -15,6 +15,7 @@ import engine.processing.elements.gateways
 import engine.processing.elements.inclusive_gateway
 import engine.processing.elements.multi_instance
 import engine.processing.elements.process
+import engine.processing.elements.receive_tasks
 import engine.processing.elements.subprocesses
 import engine.processing.elements.tasks
 
@@ -25,6 +26,7 @@ import engine.processing.processors.decisions
 import engine.processing.processors.deployment
 import engine.processing.processors.incidents
 import engine.processing.processors.jobs
+import engine.processing.processors.messages
 import engine.processing.processors.migration
 import engine.processing.processors.modification
 import engine.processing.processors.signals
@@ -35,5 +37,6 @@ import engine.processing.processors.variables
 import engine.processing.triggers.compensation
 import engine.processing.triggers.errors
 import engine.processing.triggers.escalations
+import engine.processing.triggers.messages
 import engine.processing.triggers.signals
 import engine.processing.triggers.timers

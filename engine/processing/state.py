@@ -25,6 +25,7 @@ from typing import Any
 
 from engine.processing.compensation_state import CompensationState
 from engine.processing.decision_state import DecisionState
+from engine.processing.message_state import MessageState
 from engine.processing.signal_state import SignalState
 from engine.records import DEFAULT_TENANT, decode_local_key, decode_partition, encode_key
 
@@ -299,6 +300,8 @@ class PartitionState:
         self.compensation_state = CompensationState()
         # signal subscriptions (engine/processing/signal_state.py)
         self.signal_state = SignalState()
+        # messages and message subscriptions (engine/processing/message_state.py)
+        self.message_state = MessageState()
         # derived
         self.children: dict[int, dict[int, None]] = {}
         self.activatable: dict[str, dict[int, None]] = {}
@@ -452,6 +455,7 @@ class PartitionState:
             **self.decision_state.to_snapshot(),
             **self.compensation_state.to_snapshot(),
             **self.signal_state.to_snapshot(),
+            **self.message_state.to_snapshot(self.element_instances),
         }
 
     def load_snapshot(self, snapshot: dict[str, Any]) -> None:
@@ -493,6 +497,7 @@ class PartitionState:
         self.decision_state.load_snapshot(snapshot)
         self.compensation_state.load_snapshot(snapshot)
         self.signal_state.load_snapshot(snapshot)
+        self.message_state.load_snapshot(snapshot)
         for key, value in snapshot.get("timers", []):
             timer = Timer(key, value)
             self.timers[key] = timer

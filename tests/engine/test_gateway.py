@@ -224,7 +224,6 @@ def test_bad_input_gets_zeebe_codes_and_messages(engine: EngineProcess) -> None:
 def test_unsupported_rpcs_answer_unimplemented(engine: EngineProcess) -> None:
     with gateway(engine.address) as stub:
         for call, request in [
-            (stub.PublishMessage, pb.PublishMessageRequest(name="m", correlationKey="k")),
             (stub.DeleteResource, pb.DeleteResourceRequest(resourceKey=1)),
         ]:
             error = rpc_error(call, request)

@@ -20,6 +20,7 @@ from engine.processing.decisions import (
 )
 from engine.processing.registry import processor
 from engine.processing.state import remember_models
+from engine.processing.triggers.messages import open_start_subscriptions
 from engine.processing.triggers.signals import open_start_subscriptions as open_signal_start_subscriptions
 from engine.processing.triggers.timers import cancel_timer, create_timer, evaluate_timer, start_event_timers
 from engine.records import INVALID_ARGUMENT, deployment_value, process_metadata, process_value
@@ -101,6 +102,7 @@ def deploy(ctx: ProcessingContext, command: Command) -> dict[str, Any] | None:
     deployment["decisionsMetadata"], deployment["decisionRequirementsMetadata"] = deployment_metadata(planned)
     write_processes(ctx, new_processes)
     schedule_start_timers(ctx, new_processes)
+    open_start_subscriptions(ctx, new_processes)
     # signal start events listen on the deployment partition only (one instance per broadcast)
     open_signal_start_subscriptions(ctx, new_processes)
     write_decision_records(ctx, planned)
@@ -115,6 +117,8 @@ def write_deployment(
     new_processes: list[dict[str, Any]],
 ) -> None:
     write_processes(ctx, new_processes)
+    # message start events listen on every partition (any may be a message partition)
+    open_start_subscriptions(ctx, new_processes)
     ctx.emit("DEPLOYMENT", "CREATED", deployment_key, deployment)
 
 
