@@ -479,3 +479,42 @@ def test_bad_broadcasts_are_refused_and_write_nothing(engine: EngineProcess) -> 
         # the engine still answers, and nothing was broadcast
         assert stub.BroadcastSignal(pb.BroadcastSignalRequest(signalName="sg-fine"), timeout=10).key > 0
     assert len(events(data, valueType="SIGNAL")) == before + 2  # only sg-fine, on both partitions
+
+
+def test_interrupting_signal_event_subprocess_ends_the_task(engine: EngineProcess, tmp_path: Path) -> None:
+    body = (
+        START
+        + service_task("task", "sg-esp-int-work", "f0", "f1")
+        + end("end", "f1")
+        + flow("f0", "start", "task")
+        + flow("f1", "task", "end")
+        + '<bpmn:subProcess id="abort" triggeredByEvent="true">'
+        + '<bpmn:startEvent id="abort-start"><bpmn:outgoing>e0</bpmn:outgoing>'
+        + definition("sig")
+        + "</bpmn:startEvent>"
+        + end("abort-end", "e0")
+        + flow("e0", "abort-start", "abort-end")
+        + "</bpmn:subProcess>"
+    )
+    data = engine.data_dir
+    with gateway(engine.address) as stub:
+        deploy(stub, "sg-esp-int.bpmn", process_xml("sg-esp-int", body, signal("sig", "sg-esp-abort")))
+        instance = create(stub, "sg-esp-int")
+        wait_for(lambda: pi_intents(data, instance, "task")[-1:] == ["ELEMENT_ACTIVATED"], 10, "task active")
+
+    async def run(client: ZeebeClient) -> None:
+        await client.broadcast_signal("sg-esp-abort", {"why": "rack down"})
+
+    pyzeebe_call(engine.address, run)
+    wait_for(lambda: instance_state(data, instance) == "ELEMENT_COMPLETED", 10, "instance completed")
+    assert pi_intents(data, instance, "task")[-1] == "ELEMENT_TERMINATED"
+    assert pi_intents(data, instance, "abort")[-1] == "ELEMENT_COMPLETED"
+    assert not pi_intents(data, instance, "end")
+    assert [r["intent"] for r in events(data, valueType="JOB", processInstanceKey=instance)] == [
+        "CREATED",
+        "CANCELED",
+    ]
+    assert variables_of(data, instance)["why"] == "rack down"
+    # the process's subscription for the event subprocess was closed with the interruption
+    process_subscriptions = events(data, valueType="SIGNAL_SUBSCRIPTION", catchEventInstanceKey=instance)
+    assert [r["intent"] for r in process_subscriptions] == ["CREATED", "DELETED"]
