@@ -268,6 +268,21 @@ def _globalized(cluster_id: int, jobs: Sequence[gateway_pb2.ActivatedJob]) -> li
     return out
 
 
+def _globalized_response(
+    cluster_id: int, jobs: Sequence[gateway_pb2.ActivatedJob]
+) -> gateway_pb2.ActivateJobsResponse:
+    """One ActivateJobsResponse of ``jobs`` with global keys; ``jobs`` themselves (cluster-local,
+    held again if the write fails) are left unchanged. The constructor copies each job into the
+    response once and the keys are rewritten in that copy: one copy per job instead of two (a
+    copy per job, then the response's own of it); same bytes, ~20% less CPU for a 32-job answer
+    (timeit, 20 interleaved rounds: best 54 vs 71 µs, median 154 vs 188 µs on a loaded machine).
+    tests/routing/test_activation_rewrite.py compares it with the generic rewrite on random jobs."""
+    response = gateway_pb2.ActivateJobsResponse(jobs=jobs)
+    for job in response.jobs:
+        globalize_job(cluster_id, job)
+    return response
+
+
 def _keys(jobs: Sequence[gateway_pb2.ActivatedJob]) -> str:
     return ",".join(str(job.key) for job in jobs)
 
@@ -344,7 +359,7 @@ class _Delivery:
         if not fitting:
             return
         try:
-            await self.context.write(gateway_pb2.ActivateJobsResponse(jobs=_globalized(cluster_id, fitting)))
+            await self.context.write(_globalized_response(cluster_id, fitting))
         except BaseException:
             # The client left (or its deadline passed) with these in hand: the next caller's.
             self.activation.hold(self.signature, cluster_id, fitting)

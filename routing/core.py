@@ -597,19 +597,23 @@ class RoutingCore:
             self._start_messages = (version, names)
         return self._start_messages[1]
 
-    def start_message_target(self, correlation_key: str) -> list[Cluster]:
+    def start_message_target(self, correlation_key: str, message_id: str = "") -> list[Cluster]:
         """The cluster(s), in order of preference, for a message that starts instances.
 
         A non-empty correlation key always maps to the same cluster while the candidates stay
         the same (stable hash over the candidates sorted by id; the same in every proxy and
         channel), so Zeebe's "one active instance per correlation key" holds fleet-wide. Without
-        a key: placement (weights, draining respected) like a create."""
+        a key but with a ``messageId``: the same by the id, so a retried publish meets the first
+        one's ``messageId`` (Zeebe's ALREADY_EXISTS) instead of starting a second instance on
+        another cluster. Without either: placement (weights, draining respected) like a create."""
         candidates = self.placement_candidates()
         if not candidates:
             return []
-        if correlation_key:
+        stable = correlation_key or message_id
+        if stable:
             ordered = sorted(candidates, key=lambda c: c.id)
-            digest = hashlib.blake2b(correlation_key.encode("utf-8"), digest_size=8).digest()
+            prefix = b"k:" if correlation_key else b"i:"
+            digest = hashlib.blake2b(prefix + stable.encode("utf-8"), digest_size=8).digest()
             return [ordered[int.from_bytes(digest, "big") % len(ordered)]]
         return self.placement.order(candidates)
 
@@ -622,7 +626,7 @@ class RoutingCore:
         instance per cluster, which is the worse surprise for a start message."""
         if request.name not in self.start_message_names():
             return await self.fan_out("PublishMessage", request, timeout)
-        order = self.start_message_target(request.correlationKey)
+        order = self.start_message_target(request.correlationKey, request.messageId)
         if not order:
             raise RoutingAbort(
                 grpc.StatusCode.UNAVAILABLE,

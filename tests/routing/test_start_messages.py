@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from pyzeebe import ZeebeClient, create_insecure_channel
+from pyzeebe.errors import MessageAlreadyExistsError
 
 import routing
 from routing.messages import start_message_names, start_messages_by_process
@@ -191,3 +192,39 @@ def test_draining_cluster_gets_no_start_messages(fleet: Fleet, tmp_path: Path) -
     asyncio.run(drive())
     c1, c2 = _settled_counts(fleet, process_id, 12)
     assert (c1, c2) == (12, 0)
+
+
+def test_retried_publish_with_a_message_id_meets_the_first_one(fleet: Fleet, tmp_path: Path) -> None:
+    """Empty correlation key, same messageId: both publishes reach the same cluster, whose
+    messageId uniqueness refuses the second (Zeebe's ALREADY_EXISTS) instead of a second
+    instance on the other cluster."""
+    process_id = "rt-msg-id"
+    message = "rt-msg-id"
+    ids = [f"publish-{i}" for i in range(6)]
+
+    async def drive() -> list[str]:
+        channel = create_insecure_channel(grpc_address=fleet.proxy.address)
+        client = ZeebeClient(channel)
+        refused = []
+        try:
+            await _deploy_async(
+                client, tmp_path, "i.bpmn", message_start_process(process_id, message, "rt-hold")
+            )
+            for message_id in ids + ids:
+                try:
+                    await client.publish_message(
+                        message,
+                        correlation_key="",
+                        message_id=message_id,
+                        time_to_live_in_milliseconds=60_000,
+                    )
+                except MessageAlreadyExistsError:
+                    refused.append(message_id)
+        finally:
+            await channel.close()
+        return refused
+
+    refused = asyncio.run(drive())
+    assert refused == ids
+    c1, c2 = _settled_counts(fleet, process_id, len(ids))
+    assert c1 + c2 == len(ids), (c1, c2)
