@@ -673,3 +673,92 @@ def test_canceling_an_instance_at_an_event_based_gateway_closes_its_subscription
     ]
     broadcast(engine.address, "eg-cancel-go")
     assert not pi_intents(data, instance, "on-signal")
+
+
+def test_event_based_gateway_a_message_wins_over_a_signal_and_a_timer(
+    engine: EngineProcess, tmp_path: Path
+) -> None:
+    require_zbctl()
+    body = (
+        START
+        + node("eventBasedGateway", "choose", ["f0"], ["fm", "fs", "ft"])
+        + node(
+            "intermediateCatchEvent",
+            "on-message",
+            ["fm"],
+            ["f1"],
+            '<bpmn:messageEventDefinition messageRef="msg"/>',
+        )
+        + node(
+            "intermediateCatchEvent",
+            "on-signal",
+            ["fs"],
+            ["f2"],
+            '<bpmn:signalEventDefinition signalRef="sig"/>',
+        )
+        + node(
+            "intermediateCatchEvent",
+            "on-timer",
+            ["ft"],
+            ["f3"],
+            '<bpmn:timerEventDefinition><bpmn:timeDuration xsi:type="bpmn:tFormalExpression">PT1H'
+            "</bpmn:timeDuration></bpmn:timerEventDefinition>",
+        )
+        + end("by-message", "f1")
+        + end("by-signal", "f2")
+        + end("by-timer", "f3")
+        + flow("f0", "start", "choose")
+        + flow("fm", "choose", "on-message")
+        + flow("fs", "choose", "on-signal")
+        + flow("ft", "choose", "on-timer")
+        + flow("f1", "on-message", "by-message")
+        + flow("f2", "on-signal", "by-signal")
+        + flow("f3", "on-timer", "by-timer")
+    )
+    extra = (
+        '<bpmn:message id="msg" name="eg-vendor-answer"><bpmn:extensionElements>'
+        '<zeebe:subscription correlationKey="=ticket"/></bpmn:extensionElements></bpmn:message>'
+        '<bpmn:signal id="sig" name="eg-three-signal"/>'
+    )
+    path = tmp_path / "eg-three.bpmn"
+    path.write_bytes(process_xml("eg-three", body, extra))
+    address, data = engine.address, engine.data_dir
+    assert run_zbctl(address, "deploy", "resource", str(path)).returncode == 0
+    created = run_zbctl(address, "create", "instance", "eg-three", "--variables", '{"ticket": "T-9"}')
+    assert created.returncode == 0, created.stderr
+    instance = int(json.loads(created.stdout)["processInstanceKey"])
+    wait_for(
+        lambda: events(
+            data, valueType="PROCESS_MESSAGE_SUBSCRIPTION", intent="CREATED", processInstanceKey=instance
+        ),
+        10,
+        "message subscription open",
+    )
+    published = run_zbctl(
+        address,
+        "publish",
+        "message",
+        "eg-vendor-answer",
+        "--correlationKey",
+        "T-9",
+        "--variables",
+        '{"answer": "ok"}',
+    )
+    assert published.returncode == 0, published.stderr
+    wait_for(lambda: completed(data, instance), 10, "instance completed")
+    assert pi_intents(data, instance, "by-message")[-1] == "ELEMENT_COMPLETED"
+    assert not pi_intents(data, instance, "on-signal") and not pi_intents(data, instance, "on-timer")
+    assert variables_of(data, instance)["answer"] == "ok"
+    assert [r["intent"] for r in events(data, valueType="TIMER", processInstanceKey=instance)] == [
+        "CREATED",
+        "CANCELED",
+    ]
+    gateway_key = events(data, valueType="PROCESS_INSTANCE", processInstanceKey=instance, elementId="choose")[
+        0
+    ]["key"]
+    assert [
+        r["intent"] for r in events(data, valueType="SIGNAL_SUBSCRIPTION", catchEventInstanceKey=gateway_key)
+    ] == [
+        "CREATED",
+        "DELETED",
+    ]
