@@ -13,11 +13,12 @@ ignored and replays the whole log. Replayed records count towards the next snaps
 replay is followed by a snapshot before the partition serves, so an engine that crashes more
 often than its snapshot interval still recovers in time bounded by that interval.
 
-Atomicity: a command's records (the command, its events, or its rejection) are all kept or
-none. A command that fails unexpectedly half-way is rolled back: its records are dropped from
-the pending batch before anything is written, the state is rebuilt from what is durable plus
-the other commands' pending records, and the command is answered with Zeebe's PROCESSING_ERROR
-rejection. Positions therefore stay dense whatever fails.
+Atomicity: a command's records (the command, its follow-up commands and all their events, or
+its rejection) are all kept or none. A command that fails unexpectedly half-way is rolled
+back: its records are dropped from the pending batch before anything is written, the state
+is rebuilt from what is durable plus the other commands' pending records, and the command is
+answered with Zeebe's PROCESSING_ERROR rejection. Positions therefore stay dense whatever
+fails.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class Partition:
         self._wake: asyncio.Event | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fsync-{partition_id}")
-        self._source_position = -1
+        self.ctx.write_command = self._write_follow_up
         self._next_position = 1
         self._records_since_snapshot = 0
         self._last_snapshot_time = time.monotonic()
@@ -235,12 +236,29 @@ class Partition:
             intent=intent,
             value=value,
             timestamp=self.now(),
-            source_record_position=self._source_position,
+            source_record_position=self.ctx.source_position,
         )
         self._append(record)
         self._events_emitted += 1
         self.state.apply(record)
         return record
+
+    def _write_follow_up(self, value_type: str, intent: str, key: int, value: dict[str, Any]) -> int:
+        """Log a follow-up command (ACTIVATE_ELEMENT, COMPLETE_ELEMENT...) as Zeebe does, inside
+        the current command's batch; returns its position (the source of its events)."""
+        record = make_record(
+            partition_id=self.partition_id,
+            key=key,
+            value_type=value_type,
+            intent=intent,
+            value=value,
+            timestamp=self.now(),
+            record_type=COMMAND,
+            source_record_position=self.ctx.source_position,
+        )
+        self._append(record)
+        self.state.apply(record)
+        return record["position"]
 
     def _rejection_record(
         self,
@@ -293,7 +311,8 @@ class Partition:
         )
 
     def execute(self, command: Command, handler: Handler | None = None) -> Any:
-        """Process one command: log it, run its processor (events), drain follow-ups.
+        """Process one command: log it, run its processor (events), drain follow-ups (each logged
+        as a follow-up COMMAND record when queued, its events pointing at it).
 
         The processor is the one registered for the command's value type and intent
         (engine/processing/registry.py); `handler` replaces it (tests inject failures so).
@@ -333,7 +352,7 @@ class Partition:
             command_position = command_record["position"]
         kept = len(self._pending)
         kept_marks = (self.state.last_position, state_marks[1])
-        self._source_position = command_position
+        self.ctx.source_position = command_position
         try:
             result = handler(self.ctx, command)
             self.ctx.drain()
@@ -388,7 +407,7 @@ class Partition:
             self.metrics.command_done(value_type, intent, result)
             return result
         finally:
-            self._source_position = -1
+            self.ctx.source_position = -1
             self._schedule_flush()
 
     def _append_rejection(

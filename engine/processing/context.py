@@ -2,9 +2,12 @@
 
 `ProcessingContext` holds the partition's state, the `emit` function (append an event and
 apply it at once), the clock, and the follow-up queue: work that Zeebe writes as a follow-up
-command (ACTIVATE_ELEMENT, COMPLETE_ELEMENT) is queued and run after the current step, inside
-the same command's processing, so the records of one command form one atomic log batch
-(reference §3.8 order).
+command (ACTIVATE_ELEMENT, COMPLETE_ELEMENT) is logged as that COMMAND record when it is queued
+(`follow_up_command`) and run after the current step, inside the same command's processing, so
+the records of one command form one atomic log batch (reference §3.8 order). The events of a
+follow-up point at it (`sourceRecordPosition`), as in a Zeebe log; on replay a COMMAND record
+changes nothing but the position (only events are applied), so nothing runs twice.
+Plain callables appended to `queue` keep the source of the command that queued them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,33 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.processing.state import ElementInstance, PartitionState
+
+
+class FollowUp:
+    """Queued work and the log position its records name as their source."""
+
+    __slots__ = ("source_position", "work")
+
+    def __init__(self, source_position: int, work: Callable[[], object]):
+        self.source_position = source_position
+        self.work = work
+
+    def __call__(self) -> object:
+        return self.work()
+
+
+class FollowUpQueue(deque[Callable[[], object]]):
+    """The follow-up queue; a plain callable appended to it is run with the source position of
+    the command being processed when it was queued."""
+
+    def __init__(self, ctx: ProcessingContext):
+        super().__init__()
+        self._ctx = ctx
+
+    def append(self, work: Callable[[], object]) -> None:
+        if type(work) is not FollowUp:
+            work = FollowUp(self._ctx.source_position, work)
+        super().append(work)
 
 
 class ProcessingContext:
@@ -28,7 +58,13 @@ class ProcessingContext:
         self.state = state
         self.emit = emit
         self.now = now
-        self.queue: deque[Callable[[], object]] = deque()
+        # Position of the command whose records are being written (their sourceRecordPosition).
+        self.source_position = -1
+        # Set by the partition: log a follow-up COMMAND record, return its position.
+        self.write_command: Callable[[str, str, int, dict[str, Any]], int] = (
+            lambda value_type, intent, key, value: self.source_position
+        )
+        self.queue: deque[Callable[[], object]] = FollowUpQueue(self)
         # Completion variables handed from an activation to the queued completion (in-memory
         # only: both happen inside the same command's processing).
         self.completion_variables: dict[int, dict[str, Any]] = {}
@@ -42,9 +78,24 @@ class ProcessingContext:
         # Run once the current command succeeded (a rolled-back command must not answer anyone).
         self.after_command: list[Callable[[], None]] = []
 
+    def follow_up_command(
+        self, value_type: str, intent: str, key: int, value: dict[str, Any], work: Callable[[], object]
+    ) -> None:
+        """Log the follow-up command Zeebe would write now, and queue `work` (its processing)."""
+        self.queue.append(FollowUp(self.write_command(value_type, intent, key, value), work))
+
     def drain(self) -> None:
-        while self.queue:
-            self.queue.popleft()()
+        source = self.source_position
+        try:
+            while self.queue:
+                follow_up = self.queue.popleft()
+                if type(follow_up) is FollowUp:
+                    self.source_position = follow_up.source_position
+                    follow_up.work()
+                else:
+                    follow_up()
+        finally:
+            self.source_position = source
         self.closing_scopes.clear()
 
     def discard_follow_ups(self) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from engine.processing.context import ProcessingContext
 from engine.processing.state import DeployedProcess, ProcessInfo
-from engine.processing.transitions import activate_element, ensure_flow_scope
+from engine.processing.transitions import activate_element, ensure_flow_scope, queue_activate
 from engine.processing.variables import set_local_variables
 from engine.records import process_instance_creation_value
 
@@ -49,8 +49,8 @@ def start_process_instance(
                 if scope_key is not None:
                     activate_element(ctx, element, scope_key, proc)
 
-        ctx.queue.append(start_with_instructions)
+        queue_activate(ctx, model.process, -1, proc, key=key, work=start_with_instructions)
     else:
-        ctx.queue.append(lambda: activate_element(ctx, model.process, -1, proc, key=key))
+        queue_activate(ctx, model.process, -1, proc, key=key)
     if write_creation:
         ctx.emit("PROCESS_INSTANCE_CREATION", "CREATED", key, value)

@@ -323,15 +323,21 @@ class PartitionState:
     def apply(self, record: dict[str, Any]) -> None:
         """Apply one record (events change state; every record advances key and position)."""
         key = record["key"]
-        # Only events carry keys this partition generated; a command's key comes from a client
-        # and must not move the key generator (a crafted key could push it into other bits).
-        if key > 0 and record["recordType"] == "EVENT" and decode_partition(key) == self.partition_id:
+        # Only events and follow-up commands (the engine's own: they have a source position)
+        # carry keys this partition generated; a client command's key must not move the key
+        # generator (a crafted key could push it into other bits).
+        record_type = record["recordType"]
+        if (
+            key > 0
+            and (record_type == "EVENT" or (record_type == "COMMAND" and record["sourceRecordPosition"] >= 0))
+            and decode_partition(key) == self.partition_id
+        ):
             local = decode_local_key(key)
             if local >= self.next_local_key:
                 self.next_local_key = local + 1
         if record["position"] > self.last_position:
             self.last_position = record["position"]
-        if record["recordType"] != "EVENT":
+        if record_type != "EVENT":
             return
         applier = APPLIERS.get((record["valueType"], record["intent"]))
         if applier is not None:

@@ -19,6 +19,7 @@ ACTIVATING/COMPLETING with an incident; resolving it re-runs `run_activation`/`r
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from engine.processing.command import MappingFailure
@@ -70,12 +71,16 @@ def activate_element(
 ) -> int | None:
     """Write ELEMENT_ACTIVATING for a new instance of `element` and run its activation.
     None if the flow scope is gone or ending (the token dies with it)."""
-    if flow_scope_key > 0:
-        scope = ctx.state.element_instances.get(flow_scope_key)
-        if scope is None or not scope.is_active or flow_scope_key in ctx.closing_scopes:
-            return None
-    if key is None:
-        key = ctx.state.new_key()
+    return _activate(
+        ctx, flow_scope_key, key, activation_value(ctx, element, flow_scope_key, proc), completion_variables
+    )
+
+
+def activation_value(
+    ctx: ProcessingContext, element: Any, flow_scope_key: int, proc: ProcessInfo
+) -> dict[str, Any]:
+    """The PROCESS_INSTANCE value of a new instance of `element` (its ACTIVATE_ELEMENT command
+    and its ELEMENT_ACTIVATING event)."""
     element_type, event_type = element.element_type.value, element.event_type.value
     if is_multi_instance(element) and not _inside_own_body(ctx, element, flow_scope_key):
         # the activity is entered through its multi-instance body (elements/multi_instance.py)
@@ -92,6 +97,22 @@ def activate_element(
         parent_process_instance_key=proc.parent_process_instance_key,
         parent_element_instance_key=proc.parent_element_instance_key,
     )
+    return value
+
+
+def _activate(
+    ctx: ProcessingContext,
+    flow_scope_key: int,
+    key: int | None,
+    value: dict[str, Any],
+    completion_variables: dict[str, Any] | None = None,
+) -> int | None:
+    if flow_scope_key > 0:
+        scope = ctx.state.element_instances.get(flow_scope_key)
+        if scope is None or not scope.is_active or flow_scope_key in ctx.closing_scopes:
+            return None
+    if key is None or key < 0:
+        key = ctx.state.new_key()
     if completion_variables:
         ctx.completion_variables[key] = completion_variables
     ctx.emit("PROCESS_INSTANCE", "ELEMENT_ACTIVATING", key, value)
@@ -115,8 +136,23 @@ def _inside_own_body(ctx: ProcessingContext, element: Any, flow_scope_key: int) 
     )
 
 
-def queue_activate(ctx: ProcessingContext, element: Any, flow_scope_key: int, proc: ProcessInfo) -> None:
-    ctx.queue.append(functools.partial(activate_element, ctx, element, flow_scope_key, proc))
+def queue_activate(
+    ctx: ProcessingContext,
+    element: Any,
+    flow_scope_key: int,
+    proc: ProcessInfo,
+    key: int = -1,
+    work: Callable[[], object] | None = None,
+) -> None:
+    """Log the ACTIVATE_ELEMENT follow-up command for a new instance of `element` and queue
+    its activation. Key -1 (Zeebe's activateChildInstance: a scope's start event): the instance
+    key is taken when the command is processed; a key taken now (a flow's target, a new process
+    instance) is the command's key and the instance's. `work` replaces the plain activation
+    (a process instance entered at start instructions)."""
+    value = activation_value(ctx, element, flow_scope_key, proc)
+    if work is None:
+        work = functools.partial(_activate, ctx, flow_scope_key, key, value)
+    ctx.follow_up_command("PROCESS_INSTANCE", "ACTIVATE_ELEMENT", key, value, work)
 
 
 def run_activation(ctx: ProcessingContext, key: int) -> None:
@@ -144,7 +180,22 @@ def complete_element(ctx: ProcessingContext, key: int, variables: dict[str, Any]
 
 
 def queue_complete(ctx: ProcessingContext, key: int, variables: dict[str, Any] | None = None) -> None:
-    ctx.queue.append(functools.partial(complete_element, ctx, key, variables))
+    """Log the COMPLETE_ELEMENT follow-up command (key and value of the instance) and queue the
+    completion. A none end event completes at once, in its activation's step (Zeebe's
+    NoneEndEventBehavior: ACTIVATING..COMPLETED all come from its ACTIVATE_ELEMENT)."""
+    instance = ctx.state.element_instances.get(key)
+    if instance is None:
+        return
+    if instance.element_type == "END_EVENT" and instance.event_type == "NONE":
+        complete_element(ctx, key, variables)
+        return
+    ctx.follow_up_command(
+        "PROCESS_INSTANCE",
+        "COMPLETE_ELEMENT",
+        key,
+        instance.record_value(),
+        functools.partial(complete_element, ctx, key, variables),
+    )
 
 
 def run_completion(ctx: ProcessingContext, key: int, variables: dict[str, Any] | None) -> None:
@@ -210,9 +261,10 @@ def take_flow(ctx: ProcessingContext, flow: Any, source: ElementInstance) -> Non
         if scope is None:
             return
         if all(scope.taken.get(incoming.id, 0) > 0 for incoming in target.incoming):
-            queue_activate(ctx, target, flow_scope_key, proc)
+            queue_activate(ctx, target, flow_scope_key, proc, key=ctx.state.new_key())
         return
-    queue_activate(ctx, target, flow_scope_key, proc)
+    # Zeebe's activateElementInstanceInFlowScope: the target's key is taken with the flow.
+    queue_activate(ctx, target, flow_scope_key, proc, key=ctx.state.new_key())
 
 
 def path_ended(ctx: ProcessingContext, scope_key: int, child: ElementInstance | None) -> None:

@@ -1,4 +1,10 @@
-"""Golden test: the records of one instance, field by field, against reference §3.3-3.8."""
+"""Golden test: the records of one instance, field by field, against reference §3.3-3.8, and
+the follow-up commands with the sourceRecordPosition of every record as a real Zeebe log has
+them (../shared/data/records/zeebe-chaos__2021-11-11_zdb-log-print_entries.jsonl, positions
+5-24: CREATE, ACTIVATE_ELEMENT of the process, of the start event with key -1,
+COMPLETE_ELEMENT of the start event, ACTIVATE_ELEMENT of the flow's target with the key
+taken with the flow, a none end event completing inside its activation, COMPLETE_ELEMENT of
+the process)."""
 
 from __future__ import annotations
 
@@ -121,6 +127,82 @@ def test_start_service_task_end_records(tmp_path: Path) -> None:
         if record["recordType"] == "EVENT" and record["sourceRecordPosition"] != -1:
             assert by_position[record["sourceRecordPosition"]]["recordType"] == "COMMAND"
             assert record["sourceRecordPosition"] < record["position"]
+
+    # ---- every record from the creation on: (position, source, type, value type, intent, element)
+    start = next(r["position"] for r in records if r["valueType"] == "PROCESS_INSTANCE_CREATION")
+    relative = [
+        (
+            r["position"] - start,
+            r["sourceRecordPosition"] - start if r["sourceRecordPosition"] != -1 else None,
+            r["recordType"],
+            r["valueType"],
+            r["intent"],
+            r["value"].get("elementId"),
+        )
+        for r in records
+        if r["position"] >= start
+    ]
+    C, E, PI = "COMMAND", "EVENT", "PROCESS_INSTANCE"
+    assert relative == [
+        (0, None, C, "PROCESS_INSTANCE_CREATION", "CREATE", None),
+        (1, 0, E, "VARIABLE", "CREATED", None),
+        (2, 0, C, PI, "ACTIVATE_ELEMENT", "golden"),
+        (3, 0, E, "PROCESS_INSTANCE_CREATION", "CREATED", None),
+        (4, 2, E, PI, "ELEMENT_ACTIVATING", "golden"),
+        (5, 2, E, PI, "ELEMENT_ACTIVATED", "golden"),
+        (6, 2, C, PI, "ACTIVATE_ELEMENT", "start"),
+        (7, 6, E, PI, "ELEMENT_ACTIVATING", "start"),
+        (8, 6, E, PI, "ELEMENT_ACTIVATED", "start"),
+        (9, 6, C, PI, "COMPLETE_ELEMENT", "start"),
+        (10, 9, E, PI, "ELEMENT_COMPLETING", "start"),
+        (11, 9, E, PI, "ELEMENT_COMPLETED", "start"),
+        (12, 9, E, PI, "SEQUENCE_FLOW_TAKEN", "f1"),
+        (13, 9, C, PI, "ACTIVATE_ELEMENT", "task"),
+        (14, 13, E, PI, "ELEMENT_ACTIVATING", "task"),
+        (15, 13, E, "JOB", "CREATED", "task"),
+        (16, 13, E, PI, "ELEMENT_ACTIVATED", "task"),
+        (17, None, E, "JOB_BATCH", "ACTIVATED", None),
+        (18, None, C, "JOB", "COMPLETE", None),
+        (19, 18, E, "JOB", "COMPLETED", "task"),
+        (20, 18, C, PI, "COMPLETE_ELEMENT", "task"),
+        (21, 20, E, PI, "ELEMENT_COMPLETING", "task"),
+        (22, 20, E, "VARIABLE", "CREATED", None),
+        (23, 20, E, PI, "ELEMENT_COMPLETED", "task"),
+        (24, 20, E, PI, "SEQUENCE_FLOW_TAKEN", "f2"),
+        (25, 20, C, PI, "ACTIVATE_ELEMENT", "end"),
+        (26, 25, E, PI, "ELEMENT_ACTIVATING", "end"),
+        (27, 25, E, PI, "ELEMENT_ACTIVATED", "end"),
+        (28, 25, E, PI, "ELEMENT_COMPLETING", "end"),
+        (29, 25, E, PI, "ELEMENT_COMPLETED", "end"),
+        (30, 25, C, PI, "COMPLETE_ELEMENT", "golden"),
+        (31, 30, E, PI, "ELEMENT_COMPLETING", "golden"),
+        (32, 30, E, PI, "ELEMENT_COMPLETED", "golden"),
+    ]
+    # ---- follow-up commands: keys and values as Zeebe writes them
+    for record in records:
+        if record["recordType"] != "COMMAND" or record["valueType"] != PI:
+            continue
+        value = record["value"]
+        assert set(value) == PI_VALUE
+        assert record["rejectionType"] == "NULL_VAL"
+        events_of = [r for r in records if r["sourceRecordPosition"] == record["position"]]
+        if record["intent"] == "ACTIVATE_ELEMENT":
+            activating = events_of[0]
+            assert activating["intent"] == "ELEMENT_ACTIVATING" and activating["value"] == value
+            if value["bpmnElementType"] == "START_EVENT":
+                assert record["key"] == -1  # activateChildInstance: the key is taken on processing
+            else:
+                assert record["key"] == activating["key"]
+        else:
+            completing = events_of[0]
+            assert completing["intent"] == "ELEMENT_COMPLETING"
+            assert record["key"] == completing["key"] and completing["value"] == value
+    by_intent = {(r["recordType"], r["intent"], r["value"].get("elementId")): r for r in records}
+    assert by_intent[("COMMAND", "ACTIVATE_ELEMENT", "golden")]["key"] == instance
+    # the flow's target key is taken right after the flow's (Zeebe's activateElementInstanceInFlowScope)
+    assert by_intent[("COMMAND", "ACTIVATE_ELEMENT", "task")]["key"] == (
+        by_intent[("EVENT", "SEQUENCE_FLOW_TAKEN", "f1")]["key"] + 1
+    )
 
     events = [r for r in records if r["recordType"] == "EVENT"]
     # ---- deployment: keys from partition 1 (process key first, then the deployment key)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from engine.processing.command import MappingFailure
@@ -14,7 +13,7 @@ from engine.processing.state import ElementInstance, ProcessInfo
 from engine.processing.subscriptions import close_subscriptions, open_subscriptions
 from engine.processing.transitions import (
     BaseBehavior,
-    activate_element,
+    queue_activate,
     queue_complete,
     terminate_element,
 )
@@ -55,9 +54,8 @@ class CallActivityBehavior(BaseBehavior):
         else:
             document = ctx.state.local_variables(instance.key)
         set_local_variables(ctx, child_key, document, child_proc)
-        ctx.queue.append(
-            functools.partial(activate_element, ctx, model.process, -1, child_proc, key=child_key)
-        )
+        # Zeebe's createChildProcessInstance: ACTIVATE_ELEMENT of the child process, its key
+        queue_activate(ctx, model.process, -1, child_proc, key=child_key)
 
     def on_child_completed(
         self, ctx: ProcessingContext, scope: ElementInstance, element: Any, child: ElementInstance | None
