@@ -47,6 +47,13 @@ EXPECTED_RUN = {
     "process": "incident",
     "BoundaryEventTest": "incident",  # its webhook message boundary's '=myCorrKey' is unset
     "demo2": "incident",  # its catch event's correlation key '=key' is not set: EXTRACT_VALUE_ERROR
+    # event-based gateways (with messages, signals, timers), since both run:
+    "event_based_gateway": "waiting for a message",  # process-test-coverage: message or signal
+    "ordering-items-workflow": "incident",  # its gateway's message correlation key '=orderId' is unset
+    "message-intermediate-timer-event": "incident",  # the gateway's timer duration variable is unset
+    "solos-transport-process": "incident",  # correlation key '=captain' unset
+    "subprocess_webhook": "incident",  # its gateway's correlation key '=myCorrKey' is unset
+    "prCreatedProcess": "message start subscribed",  # pr-created: only a message start event
 }
 
 
@@ -83,6 +90,10 @@ def run_instance(stub: object, data_dir: Path, process_id: str, job_types: set[s
     timers = {r["key"]: r["intent"] for r in events(data_dir, valueType="TIMER", processInstanceKey=instance)}
     if "CREATED" in timers.values():
         return "waiting for a timer"  # legitimately: a timer longer than this test waits
+    if events(
+        data_dir, valueType="PROCESS_MESSAGE_SUBSCRIPTION", intent="CREATED", processInstanceKey=instance
+    ):
+        return "waiting for a message"  # legitimately: nobody publishes it here
     return "stuck"
 
 
@@ -92,6 +103,14 @@ def armed_start_timer(data_dir: Path, process_definition_key: int) -> str:
     signals = events(data_dir, valueType="SIGNAL_SUBSCRIPTION", processDefinitionKey=process_definition_key)
     if any(r["value"]["catchEventInstanceKey"] == -1 for r in signals):
         return "signal start subscribed"
+    message_starts = events(
+        data_dir,
+        valueType="MESSAGE_START_EVENT_SUBSCRIPTION",
+        intent="CREATED",
+        processDefinitionKey=process_definition_key,
+    )
+    if message_starts:
+        return "message start subscribed"
     armed = events(data_dir, valueType="TIMER", intent="CREATED", processDefinitionKey=process_definition_key)
     return (
         "start timer armed" if any(r["value"]["elementInstanceKey"] == -1 for r in armed) else "never starts"
