@@ -34,6 +34,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from engine.log import LogCorruption, LogReader, LogWriter, partition_dir
 from engine.metrics import PartitionCounters
 from engine.processing import catalog
@@ -51,6 +53,17 @@ SNAPSHOT_EVERY_SECONDS = 60.0
 # serves: otherwise an engine killed more often than the interval above replays ever more.
 SNAPSHOT_AFTER_REPLAY_RECORDS = 10_000
 SNAPSHOT_AFTER_REPLAY_SECONDS = 1.0
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    """A record's compact JSON for the log. orjson (encoding is a large share of a command's
+    CPU, more so since follow-up commands are logged); the standard library for what orjson
+    refuses (integers beyond 64 bits in variables). A lone surrogate fails in both (the
+    command is refused, nothing written). NaN cannot get here: documents are checked first."""
+    try:
+        return orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def now_ms() -> int:
@@ -220,7 +233,7 @@ class Partition:
         # Encode before taking the position: a record that cannot be encoded takes none.
         record["position"] = self._next_position
         try:
-            payload = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+            payload = encode_record(record)
         except BaseException:
             record["position"] = -1
             raise
