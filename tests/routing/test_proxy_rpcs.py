@@ -312,8 +312,9 @@ def test_modify_process_instance_rewrites_instructions(shared_fleet: Fleet, stub
 def test_engine_errors_pass_through_unchanged_for_every_routing_class(shared_fleet: Fleet, stub: Any) -> None:
     some_key = to_global(2, 2251799813685249)
     calls = {
-        "PublishMessage": pb.PublishMessageRequest(name="m", correlationKey="c"),
-        "BroadcastSignal": pb.BroadcastSignalRequest(signalName="s"),
+        # The engine runs messages and signals now: requests it refuses (fan-out class).
+        "PublishMessage": pb.PublishMessageRequest(name="", correlationKey="c"),
+        "BroadcastSignal": pb.BroadcastSignalRequest(signalName="s", variables="[1]"),
         "EvaluateDecision": pb.EvaluateDecisionRequest(decisionId="d"),
         "MigrateProcessInstance": pb.MigrateProcessInstanceRequest(processInstanceKey=some_key),
         "DeleteResource": pb.DeleteResourceRequest(resourceKey=some_key),
