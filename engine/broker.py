@@ -30,6 +30,7 @@ from engine.partition import Partition, now_ms
 from engine.processing import message_state, signal_state
 from engine.processing.command import Command, Rejection
 from engine.processing.decisions import distribution_plans, distribution_resources, duplicate_id_problems
+from engine.processing.elements.multi_instance import body_needs_next_slice
 from engine.processing.processors.creation import Created, CreateInstance
 from engine.processing.processors.deployment import DeployResources, DistributeDeployment
 from engine.processing.processors.jobs import ActivateJobs
@@ -46,6 +47,8 @@ TIMER_INTERVAL_SECONDS = 0.05
 #: waiting for the same date, or after a restart) is spread over several loop turns instead of
 #: holding the event loop; the rest fire at the next check.
 TIMERS_PER_CHECK = 500
+#: Multi-instance bodies given their next slice per partition per check (elements/multi_instance.py).
+MI_BODIES_PER_CHECK = 20
 #: Expired messages written per partition per check (as TIMERS_PER_CHECK).
 MESSAGES_PER_CHECK = 500
 #: How often ended message-started instances are looked for (their buffered messages may
@@ -379,6 +382,7 @@ class Broker:
                     if job is not None:
                         partition.execute(Command("JOB", intent, dict(job.value), key=job_key))
             self._check_messages(partition, now, check_locks)
+            self._check_multi_instance_bodies(partition)
             for timer_key in partition.state.due_timers(now, TIMERS_PER_CHECK):
                 timer = partition.state.timers.get(timer_key)
                 if timer is None:
@@ -388,6 +392,28 @@ class Broker:
                 except Rejection as rejection:
                     # logged with its rejection; the timer stays (a restart re-arms it)
                     log.warning("timer %d was not triggered: %s", timer_key, rejection.reason)
+
+    def _check_multi_instance_bodies(self, partition: Partition) -> None:
+        """Parallel multi-instance bodies larger than one slice: one PROCESS_INSTANCE_BATCH
+        ACTIVATE command per body and turn (elements/multi_instance.py); a body is dropped
+        from the list once it has every inner instance (or is gone)."""
+        bodies = partition.state.mi_bodies_to_check
+        for body_key in list(bodies)[:MI_BODIES_PER_CHECK]:
+            if not body_needs_next_slice(partition.state, body_key):
+                bodies.pop(body_key, None)
+                continue
+            body = partition.state.element_instances[body_key]
+            value = {
+                "batchElementInstanceKey": body_key,
+                "index": body.mi_created,
+                "processInstanceKey": body.process_instance_key,
+                "tenantId": body.tenant_id,
+            }
+            try:
+                partition.execute(Command("PROCESS_INSTANCE_BATCH", "ACTIVATE", value, key=body_key))
+            except Rejection as rejection:
+                log.warning("multi-instance slice of %d not activated: %s", body_key, rejection.reason)
+                bodies.pop(body_key, None)
 
     # ------------------------------------------------------------------ messages
     def publish_message(self, request: PublishMessage) -> tuple[Partition, int]:

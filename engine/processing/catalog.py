@@ -29,6 +29,7 @@ import engine.processing.processors.jobs
 import engine.processing.processors.messages
 import engine.processing.processors.migration
 import engine.processing.processors.modification
+import engine.processing.processors.multi_instance
 import engine.processing.processors.signals
 import engine.processing.processors.timers
 import engine.processing.processors.variables

@@ -316,6 +316,10 @@ class PartitionState:
         self.job_incidents: dict[int, int] = {}
         # timer keys per element instance (the subscriptions it opened)
         self.element_timers: dict[int, dict[int, None]] = {}
+        # Multi-instance bodies to look at once more from the broker loop: a parallel body
+        # activates its inner instances in slices, one command each (elements/multi_instance.py).
+        # Derived (rebuilt from the element instances on load); entries are dropped once checked.
+        self.mi_bodies_to_check: dict[int, None] = {}
         # Called with a job type whenever a job of that type becomes activatable (long polling).
         self.on_jobs_available: Callable[[str], None] = lambda job_type: None
 
@@ -481,6 +485,8 @@ class PartitionState:
         for instance in self.element_instances.values():
             if instance.flow_scope_key > 0:
                 self.children.setdefault(instance.flow_scope_key, {})[instance.key] = None
+            if instance.element_type == "MULTI_INSTANCE_BODY" and instance.state == "ELEMENT_ACTIVATED":
+                self.mi_bodies_to_check[instance.key] = None
         self.variables = {
             scope: {name: Variable(key, value) for name, (key, value) in variables.items()}
             for scope, variables in snapshot["variables"]
@@ -584,6 +590,8 @@ def _element_state(state: PartitionState, record: dict[str, Any]) -> None:
     instance = state.element_instances.get(record["key"])
     if instance is not None:
         instance.state = record["intent"]
+        if instance.element_type == "MULTI_INSTANCE_BODY" and record["intent"] == "ELEMENT_ACTIVATED":
+            state.mi_bodies_to_check[instance.key] = None
 
 
 @register_applier("PROCESS_INSTANCE", "ELEMENT_COMPLETED", "ELEMENT_TERMINATED")
@@ -593,6 +601,7 @@ def _element_ended(state: PartitionState, record: dict[str, Any]) -> None:
     state.variables.pop(key, None)
     state.children.pop(key, None)
     state.element_timers.pop(key, None)
+    state.mi_bodies_to_check.pop(key, None)
     if instance is None:
         return
     siblings = state.children.get(instance.flow_scope_key)

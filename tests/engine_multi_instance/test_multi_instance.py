@@ -18,6 +18,7 @@ from tests.engine.conftest import EngineProcess
 from tests.engine.helpers import (
     activate,
     activate_one,
+    all_records,
     complete,
     create,
     deploy,
@@ -334,3 +335,55 @@ def test_bad_input_collection_is_an_incident_until_fixed(engine: EngineProcess) 
             lambda: instance_state(engine.data_dir, key) == "ELEMENT_COMPLETED",
             what="completed after resolve",
         )
+
+
+def test_a_large_parallel_collection_is_activated_in_slices(engine: EngineProcess) -> None:
+    """2,500 inner instances: the first 1,000 with the body's activation, the rest by one
+    PROCESS_INSTANCE_BATCH ACTIVATE command per slice; the body completes only once every
+    item ran (no nulls left in the output collection)."""
+    manual = (
+        '<bpmn:manualTask id="task"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>'
+        + loop("= items", "item", extra=' outputCollection="out" outputElement="= item * 2"')
+        + "</bpmn:manualTask>"
+    )
+    content = process_xml(
+        "mi-big", START + manual + END + flow("f1", "start", "task") + flow("f2", "task", "end")
+    )
+    with gateway(engine.address) as stub:
+        deploy(stub, "big.bpmn", content)
+    variables = completed_variables(engine.address, "mi-big", {"items": list(range(2500))})
+    assert variables["out"] == [2 * n for n in range(2500)]
+    batches = [
+        record
+        for record in all_records(engine.data_dir)
+        if record["valueType"] == "PROCESS_INSTANCE_BATCH" and record["recordType"] == "COMMAND"
+    ]
+    assert [record["value"]["index"] for record in batches[-2:]] == [1000, 2000]
+
+
+def test_slices_still_to_come_are_activated_after_a_kill(fresh_engine: EngineProcess) -> None:
+    with gateway(fresh_engine.address) as stub:
+        deploy(stub, "killed.bpmn", task_process("mi-killed", "mi-killed", loop("= items")))
+        key = create(stub, "mi-killed", {"items": list(range(10_000))})
+    fresh_engine.kill()
+    # killed while slices were still to come (ten slices take seconds; the create answered after the first)
+    assert len(events(fresh_engine.data_dir, valueType="JOB", intent="CREATED")) < 10_000
+    restarted = EngineProcess(fresh_engine.data_dir, partitions=2, port=fresh_engine.port).start()
+    try:
+        wait_for(
+            lambda: (
+                len(
+                    [
+                        r
+                        for r in events(restarted.data_dir, valueType="JOB", intent="CREATED")
+                        if r["value"]["processInstanceKey"] == key
+                    ]
+                )
+                == 10_000
+            ),
+            timeout=120,
+            what="10,000 jobs after the restart",
+        )
+        assert instance_state(restarted.data_dir, key) == "ELEMENT_ACTIVATED"
+    finally:
+        restarted.stop()

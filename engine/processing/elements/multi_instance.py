@@ -40,8 +40,10 @@ from engine.processing.transitions import (
 from engine.processing.variables import merge_variables, set_variable
 from engine.values import feel_type_name
 
-#: Inner instances a parallel body activates per follow-up step: the rest are queued behind
-#: other follow-up work of the same command, so one huge collection is created in slices.
+#: Inner instances a parallel body activates per command: its activation creates the first
+#: slice, the broker loop writes one PROCESS_INSTANCE_BATCH ACTIVATE command per further slice
+#: (processors/multi_instance.py), so a huge collection does not hold the partition (and every
+#: other client of it) for one giant command. 10,000 inner instances in one command took 4 s.
 PARALLEL_SLICE = 1000
 
 #: child key -> the completion condition held when that inner instance completed (evaluated
@@ -133,6 +135,8 @@ class MultiInstanceBodyBehavior(BaseBehavior):
             if scope.mi_created < len(items):
                 _queue_inner(ctx, scope, element, items, scope.mi_created, 1)
                 return
+        elif not ctx.state.children.get(scope.key) and _slices_pending(ctx.state, scope, element):
+            return  # a parallel body whose next slice the broker loop has yet to activate
         check_scope_completion(ctx, scope.key)
 
     def complete(self, ctx: ProcessingContext, instance: ElementInstance, element: Any) -> None:
@@ -188,5 +192,41 @@ def _activate_inner(
         if input_element:
             set_variable(ctx, key, input_element, items[index], proc)
         activate_element(ctx, element, body_key, proc, key=key)
-    if not element.multi_instance.is_sequential and end < len(items):
-        _queue_inner(ctx, body, element, items, end, count)
+
+
+def _slices_pending(state: Any, body: ElementInstance, element: Any) -> bool:
+    """A parallel body that has not activated an inner instance for every item yet."""
+    if element.multi_instance.is_sequential:
+        return False
+    expression = element.multi_instance.input_collection
+    try:
+        items = expression.evaluate(state.visible_variables(body.key))
+    except Exception:  # the body's own evaluation raises the incident, not this check
+        return False
+    return isinstance(items, list) and body.mi_created < len(items)
+
+
+def body_needs_next_slice(state: Any, body_key: int) -> bool:
+    """For the broker loop: does this multi-instance body wait for its next slice?"""
+    body = state.element_instances.get(body_key)
+    if body is None or body.state != "ELEMENT_ACTIVATED" or body.element_type != "MULTI_INSTANCE_BODY":
+        return False
+    element = state.model(body.process_definition_key).elements_by_id[body.element_id]
+    return _slices_pending(state, body, element)
+
+
+def activate_next_slice(ctx: ProcessingContext, body_key: int) -> int:
+    """PROCESS_INSTANCE_BATCH ACTIVATE: the next slice of a parallel body; how many started."""
+    body = ctx.state.element_instances.get(body_key)
+    if body is None or body.state != "ELEMENT_ACTIVATED" or body.element_type != "MULTI_INSTANCE_BODY":
+        return 0
+    element = ctx.element_of(body)
+    if element.multi_instance.is_sequential:
+        return 0
+    try:
+        items = input_items(ctx, body, element)
+    except MappingFailure:
+        return 0
+    start = body.mi_created
+    _activate_inner(ctx, body_key, element, items, start, PARALLEL_SLICE)
+    return max(min(len(items), start + PARALLEL_SLICE) - start, 0)
