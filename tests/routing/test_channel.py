@@ -10,6 +10,8 @@ test_drain_failover.py, test_activation.py), checked against the engines' own lo
 # No "from __future__ import annotations": pyzeebe finds the Job parameter by its real annotation.
 import asyncio
 import itertools
+import logging
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -583,6 +585,20 @@ def test_the_callers_request_keeps_its_global_key_and_odd_calls_get_grpc_errors(
         asyncio.run(second_loop())
 
 
+class _ReadJobs(logging.Handler):
+    """(cluster id, job key) of every job the core read from a cluster (its delivery log)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.keys: set[tuple[int, int]] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        found = re.fullmatch(r"read from cluster (\d+) jobs \[([\d,]*)\]", record.getMessage())
+        if found:
+            cluster_id = int(found.group(1))
+            self.keys.update((cluster_id, int(key)) for key in found.group(2).split(",") if key)
+
+
 def test_closing_the_channel_ends_open_streams_cancelled_and_hands_their_jobs_back(
     fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -613,6 +629,33 @@ def test_closing_the_channel_ends_open_streams_cancelled_and_hands_their_jobs_ba
         # One job is read and taken; the next ones are being handed over when the channel closes.
         created = [int((await client.run_process("ch-close")).process_instance_key) for _ in range(3)]
         job = await asyncio.wait_for(first, 30)
+
+        def all_pushed_jobs_read() -> bool:
+            # A job a cluster pushed and gRPC accepted, but the core has not read yet, stays
+            # locked until its timeout when the leg is cancelled (routing/activation.py says so:
+            # the protocol has no acknowledgement to close that window). Close only once every
+            # job pushed was read by the core, so what this test checks is the core's hand-back.
+            for instance in created:
+                cluster_id, local = from_global(instance)
+                records = fleet.engine(cluster_id).records()
+                jobs = {
+                    r["key"]
+                    for r in iter_values(records, "JOB", "CREATED")
+                    if r["value"]["processInstanceKey"] == local
+                }
+                pushed = {
+                    key
+                    for r in iter_values(records, "JOB_BATCH", "ACTIVATED")
+                    for key in r["value"]["jobKeys"]
+                    if key in jobs
+                }
+                if not jobs or not pushed or not {(cluster_id, key) for key in pushed} <= read.keys:
+                    return False
+            return True
+
+        await asyncio.to_thread(
+            wait_for, all_pushed_jobs_read, 10, interval=0.05, what="every pushed job read by the core"
+        )
         closed_at = time.monotonic()
         await channel.close()
         with pytest.raises(grpc.aio.AioRpcError) as ended:
@@ -620,7 +663,16 @@ def test_closing_the_channel_ends_open_streams_cancelled_and_hands_their_jobs_ba
                 await asyncio.wait_for(stream.read(), 5)
         return ended.value.code().name, time.monotonic() - closed_at, [int(job.processInstanceKey), *created]
 
-    code, waited, keys = asyncio.run(drive())
+    read = _ReadJobs()
+    delivery = logging.getLogger("routing.activation.delivery")
+    level = delivery.level
+    delivery.addHandler(read)
+    delivery.setLevel(logging.DEBUG)
+    try:
+        code, waited, keys = asyncio.run(drive())
+    finally:
+        delivery.removeHandler(read)
+        delivery.setLevel(level)
     assert code == "CANCELLED"
     assert waited < 30  # ended by the close, not by the stream's own deadline (120 s)
     taken, created = keys[0], keys[1:]
