@@ -245,7 +245,9 @@ def test_intermediate_catch_event_waits_for_a_feel_duration(engine: EngineProces
 
     result, took = pyzeebe_call(engine.address, run)
     assert result.variables == {"pause": "PT0.4S"}
-    assert took >= 0.4
+    # Seen by the client, across processes and clocks: it waited (a few ms of clock granularity
+    # aside; a CI run once measured 0.398 s). The exact due date is checked on the records below.
+    assert took >= 0.35
     instance = int(result.process_instance_key)
     created = events(engine.data_dir, valueType="TIMER", intent="CREATED", processInstanceKey=instance)
     triggered = events(engine.data_dir, valueType="TIMER", intent="TRIGGERED", processInstanceKey=instance)

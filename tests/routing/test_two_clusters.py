@@ -126,7 +126,7 @@ def test_thousand_instances_jobs_delivered_once_and_commands_reach_owner(
                         )
                 return found
 
-            for _ in range(600):  # bounded: 600 x 0.1 s
+            for _ in range(1500):  # bounded: 1500 x 0.1 s (a job lost in the window waits 60 s)
                 if (
                     len(incident_jobs) >= expected_incidents
                     and len(await asyncio.to_thread(incidents)) >= expected_incidents
@@ -210,8 +210,12 @@ def test_thousand_instances_jobs_delivered_once_and_commands_reach_owner(
         ]
         assert len(retried) >= 2 * len(incidents) - 10  # retries (3,4) and incidents (7,8) on each cluster
 
-        # Delivered once: a job's handler ran exactly as often as the engine activated it for a
-        # client (activations minus proxy give-backs), and every load job completed once.
+        # Delivered once: a job's handler ran as often as the engine activated it for a client
+        # (activations minus proxy give-backs and engine yields), and every load job completed
+        # once. One window is allowed for, the one routing/activation.py documents: jobs written
+        # to a poll whose client left at that instant (pyzeebe's 2 s deadline under load, seen
+        # once) are accepted by gRPC and never read; the engine times them out (60 s) and
+        # activates them again. Those activations show as TIMED_OUT, never as a second handling.
         activations: Counter[int] = Counter()
         for batch in iter_values(log, "JOB_BATCH", "ACTIVATED"):
             if batch["value"]["type"] == "rt-load":
@@ -224,8 +228,12 @@ def test_thousand_instances_jobs_delivered_once_and_commands_reach_owner(
         )
         assert set(completed.values()) == {1}
         assert len(completed) == placed[cluster_id]
+        yielded = Counter(r["key"] for r in iter_values(log, "JOB", "YIELDED"))
+        timed_out = Counter(r["key"] for r in iter_values(log, "JOB", "TIMED_OUT"))
         for job_key, count in activations.items():
-            assert invocations[to_global(cluster_id, job_key)] == count - given_back[job_key]
+            handled = invocations[to_global(cluster_id, job_key)]
+            delivered = count - given_back[job_key] - yielded[job_key]
+            assert delivered - timed_out[job_key] <= handled <= delivered, (job_key, handled, delivered)
     expected_attempts = defaultdict(lambda: 1)
     for job_key, instance_key in instance_of_job.items():
         i = index_of_instance[instance_key]
