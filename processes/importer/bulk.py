@@ -1,7 +1,9 @@
 """Bulk reads and writes of the query-model rows a batch touches (the projection's database side).
 
     load_rows      one query per model for the batch's keys (an array parameter on PostgreSQL)
-    upsert_rows    new rows COPied straight into the table; the rest COPied into a session
+    upsert_rows    a small batch's rows in one statement (INSERT ... SELECT FROM
+                   json_populate_recordset ... ON CONFLICT DO UPDATE: one round trip); a large
+                   one's new rows COPied straight into the table, the rest COPied into a session
                    temporary table and merged with one INSERT ... SELECT ... ON CONFLICT DO UPDATE
     sanitize_row   a row made storable (NUL escaped, texts cut to their column) for the batch that
                    PostgreSQL refused as data (see projection.apply_batch)
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from django.db import DataError, IntegrityError, connection, models, transaction
@@ -21,12 +24,22 @@ from django.db import DataError, IntegrityError, connection, models, transaction
 from processes.importer.fold import Row
 from processes.importer.records import storable_text
 
+try:  # optional speed-up (see jsontext.py); the standard library writes what it refuses
+    import orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    orjson = None  # type: ignore[assignment]
+
 logger = logging.getLogger(__name__)
 
 # Rows per INSERT statement and keys per IN (...) list: well inside PostgreSQL's and SQLite's
 # parameter limits for the widest model.
 WRITE_CHUNK = 1000
 READ_CHUNK = 2000
+# Up to this many rows of a model, upsert_rows writes them in one statement (upsert_json): at
+# the steady rates where import lag matters a batch is small, and its cost was round trips, not
+# rows (COPY to staging, merge, empty, savepoint, COPY new rows, release: six per model). Larger
+# batches keep COPY, which moves rows faster once there are many.
+JSON_UPSERT_MAX_ROWS = 1000
 
 TRUNCATION_MARKER = "…"
 
@@ -89,6 +102,9 @@ def upsert_rows(
     if not rows:
         return
     if connection.vendor == "postgresql":
+        if len(rows) <= JSON_UPSERT_MAX_ROWS:
+            upsert_json(model, names, rows)
+            return
         if existing is not None:
             new_rows = [row for row in rows if row["key"] not in existing]
             if new_rows and insert_new(model, names, new_rows):
@@ -219,6 +235,53 @@ def upsert_postgresql(model: type[models.Model], names: Sequence[str], rows: lis
         # Empty it now too: inside an outer transaction (tests) the commit is not ours. DELETE,
         # not TRUNCATE, which would create a new file per batch.
         cursor.execute(f'DELETE FROM "{staging}"')  # noqa: S608
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def rows_json(model: type[models.Model], names: Sequence[str], rows: list[Row]) -> str:
+    """`rows` as one JSON array of objects keyed by column (what json_populate_recordset reads).
+
+    orjson when it can; the standard library for what orjson refuses (integers beyond 64 bits in
+    a JSON field, lone surrogates), which PostgreSQL then stores or refuses as data."""
+    meta = model._meta
+    columns = [column(meta, name) for name in names]
+    objects = [{col: row[name] for col, name in zip(columns, names, strict=True)} for row in rows]
+    if orjson is not None:
+        try:
+            return orjson.dumps(objects).decode()
+        except (TypeError, orjson.JSONEncodeError):
+            pass
+    return json.dumps(objects, default=_json_default)
+
+
+def upsert_json(model: type[models.Model], names: Sequence[str], rows: list[Row]) -> None:
+    """Insert or update `rows` in one statement: INSERT ... SELECT FROM json_populate_recordset
+    ... ON CONFLICT DO UPDATE, the same merge upsert_postgresql makes (same guard, same defaults
+    for the columns the importer does not write) without its staging table. Each value is
+    converted by PostgreSQL from JSON to its column's type (jsonb columns take the nested JSON);
+    a value it cannot store is a DataError, as with COPY, and the batch is isolated."""
+    meta = model._meta
+    table = meta.db_table
+    columns = [column(meta, name) for name in names]
+    written = set(columns)
+    extra = [field for field in meta.concrete_fields if field.column not in written]
+    quoted = ", ".join(f'"{name}"' for name in columns)
+    insert_columns = quoted + "".join(f', "{field.column}"' for field in extra)
+    select_columns = quoted + "".join(", %s" for _ in extra)
+    updates = ", ".join(f'"{name}" = EXCLUDED."{name}"' for name in columns if name != "key")
+    guard = f' WHERE "{table}"."position" <= EXCLUDED."position"' if "position" in columns else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'INSERT INTO "{table}" ({insert_columns}) SELECT {select_columns} '  # noqa: S608 - model names only
+            f'FROM json_populate_recordset(NULL::"{table}", %s::json) '
+            f'ON CONFLICT ("key") DO UPDATE SET {updates}{guard}',
+            [*(field.get_default() for field in extra), rows_json(model, names, rows)],
+        )
 
 
 def _storable_json(value: Any) -> tuple[Any, bool]:

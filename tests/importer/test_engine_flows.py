@@ -7,6 +7,8 @@ computed from the log records by tests/importer/truth.py, not by the projection.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,7 +27,7 @@ from processes.models import (
 from routing.keys import ZEEBE_KEY_LIMIT
 from servers.models import Server
 from tests.importer.conftest import Fleet
-from tests.importer.helpers import import_all, log_cluster, snapshot, wipe_query_models
+from tests.importer.helpers import import_all, log_cluster, snapshot, snapshot_diff, wipe_query_models
 from tests.importer.scenario import LARGE_TEXT
 from tests.importer.truth import g
 
@@ -216,3 +218,33 @@ def test_any_batch_size_gives_the_same_tables(fleet: Fleet, batch_size: int) -> 
     Cluster.objects.all().delete()
     _import_fleet(fleet, batch_size=batch_size)
     assert snapshot() == reference
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("batch_size", [7, 5000])
+def test_one_statement_upserts_and_copy_write_the_same_tables(
+    fleet: Fleet, batch_size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small batches are written with one INSERT ... FROM json_populate_recordset per model, large
+    ones with COPY (bulk.upsert_rows): the same records give the same tables either way, at a
+    batch size that updates rows across batches and at one that holds whole instances."""
+    from processes.importer import bulk
+    from processes.models import Cluster
+
+    def run(json_max_rows: int) -> dict[str, Any]:
+        wipe_query_models()
+        Cluster.objects.all().delete()
+        monkeypatch.setattr(bulk, "JSON_UPSERT_MAX_ROWS", json_max_rows)
+        calls: list[str] = []
+        real_json, real_copy = bulk.upsert_json, bulk.copy_rows
+        monkeypatch.setattr(bulk, "upsert_json", lambda *a: calls.append("json") or real_json(*a))
+        monkeypatch.setattr(bulk, "copy_rows", lambda *a: calls.append("copy") or real_copy(*a))
+        _import_fleet(fleet, batch_size=batch_size)
+        # Each run took the path it is meant to measure, and only that one.
+        assert set(calls) == ({"json"} if json_max_rows else {"copy"}), set(calls)
+        return snapshot()
+
+    by_copy = run(0)
+    by_json = run(1_000_000)
+    assert by_json == by_copy, snapshot_diff(by_json, by_copy)[:20]
+    assert by_json["ProcessInstance"] and by_json["Variable"] and by_json["Job"]
