@@ -1,8 +1,8 @@
 """The projection's fast write paths and the read-ahead source wrapper.
 
-* rows the batch did not find are COPied straight into their table; should one exist after all
-  (a writer the batch's load did not see), the batch falls back to the upsert and still commits
-  the right final state;
+* a large batch's rows the batch did not find are COPied straight into their table; should one
+  exist after all (a writer the batch's load did not see), the batch falls back to the upsert and
+  still commits the right final state; a small batch's single-statement upsert gets there too;
 * ReadAheadSource returns what a plain fetch would: a read-ahead batch read for positions that
   were not committed is thrown away and read again.
 """
@@ -54,9 +54,13 @@ def test_new_rows_are_inserted_with_sql_flags_at_their_defaults(cluster: Any) ->
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("json_max_rows", [0, 1000], ids=["copy", "one-statement"])
 def test_a_row_the_load_missed_falls_back_to_the_upsert(
-    cluster: Any, monkeypatch: pytest.MonkeyPatch
+    cluster: Any, monkeypatch: pytest.MonkeyPatch, json_max_rows: int
 ) -> None:
+    # COPY path: the new rows' COPY fails and rolls back to its savepoint; one-statement path
+    # (small batches): its ON CONFLICT merges them. Either way the right final state.
+    monkeypatch.setattr(bulk, "JSON_UPSERT_MAX_ROWS", json_max_rows)
     instance, task = P1 + 1, P1 + 2
     apply(
         cluster,
