@@ -18,6 +18,7 @@ import pytest
 import redis
 from pyzeebe.proto import gateway_pb2 as pb
 
+from processes.importer import bulk
 from processes.importer.runner import Importer, run_importers
 from processes.models import (
     Cluster,
@@ -93,9 +94,12 @@ def _check_poison_imported(cluster: Cluster, poison: PoisonLog) -> None:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("batch_size", [1, 5000])
+@pytest.mark.parametrize("json_max_rows", [0, 1000], ids=["copy", "one-statement"])
 def test_nul_and_long_names_from_a_real_engine_are_stored_not_fatal(
-    poison_log: PoisonLog, batch_size: int
+    poison_log: PoisonLog, batch_size: int, json_max_rows: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Through both write paths (bulk.upsert_rows): PostgreSQL refuses the same values either way.
+    monkeypatch.setattr(bulk, "JSON_UPSERT_MAX_ROWS", json_max_rows)
     cluster = log_cluster(1, poison_log.data_dir)
     import_all(cluster, batch_size=batch_size)
     _check_poison_imported(cluster, poison_log)
