@@ -11,8 +11,19 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from django.conf import settings
-from django.db.models import Count, IntegerField, Max, OuterRef, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import (
+    BooleanField,
+    Count,
+    ExpressionWrapper,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
+from django.db.models.functions import Coalesce, Now
 
 from processes.choices import (
     CLUSTER_PLACEMENT_STATES,
@@ -23,6 +34,8 @@ from processes.choices import (
 from processes.models import (
     Cluster,
     ElementInstance,
+    ImporterProcess,
+    ImportLease,
     ImportPosition,
     Incident,
     Job,
@@ -179,6 +192,91 @@ def import_lag(*, cluster: Cluster | None = None, now: datetime | None = None) -
             updated_at=row["updated_at"],
         )
         for row in grouped
+    ]
+
+
+@dataclass(frozen=True)
+class LeaseHolding:
+    """Who imports one (cluster, partition): its ImportLease (processes/importer/leases.py)."""
+
+    cluster_id: int
+    partition_id: int  # 0: the whole cluster (a source not split by partition, e.g. Redis)
+    holder: str  # "" when free
+    token: int
+    acquired_at: datetime | None
+    expires_at: datetime | None
+    expired: bool  # by the database's clock, as the importers judge it
+
+
+@dataclass(frozen=True)
+class PartitionImport:
+    """A row of the console's import table: a partition's progress and who imports it."""
+
+    lag: PartitionLag
+    lease: LeaseHolding | None
+
+
+def import_leases() -> dict[tuple[int, int], LeaseHolding]:
+    """Every import lease by (cluster id, partition id); expiry judged by the database clock."""
+    rows = ImportLease.objects.annotate(
+        expired=ExpressionWrapper(Q(expires_at__lt=Now()), output_field=BooleanField())
+    ).order_by("cluster_id", "partition_id")
+    return {
+        (row.cluster_id, row.partition_id): LeaseHolding(
+            cluster_id=row.cluster_id,
+            partition_id=row.partition_id,
+            holder=row.holder,
+            token=row.token,
+            acquired_at=row.acquired_at,
+            expires_at=row.expires_at,
+            expired=bool(row.expired),  # annotated above
+        )
+        for row in rows
+    }
+
+
+def partition_imports(*, now: datetime | None = None) -> list[PartitionImport]:
+    """import_lag rows with the lease that covers each: the partition's own, else the cluster's
+    (partition 0, a source read as one unit). None: no importer with leases has seen it."""
+    leases = import_leases()
+    return [
+        PartitionImport(
+            lag=lag,
+            lease=leases.get((lag.cluster_id, lag.partition_id)) or leases.get((lag.cluster_id, 0)),
+        )
+        for lag in import_lag(now=now)
+    ]
+
+
+@dataclass(frozen=True)
+class ImporterRow:
+    holder: str
+    started_at: datetime
+    expires_at: datetime
+    alive: bool  # its heartbeat has not expired (database clock)
+    leases: int  # units it holds
+
+
+def importer_processes() -> list[ImporterRow]:
+    """The registered import_records processes and how many units each holds."""
+    held = dict(
+        ImportLease.objects.exclude(holder="")
+        .values("holder")
+        .annotate(count=Count("id"))
+        .values_list("holder", "count")
+    )
+    rows = ImporterProcess.objects.annotate(
+        alive=ExpressionWrapper(Q(expires_at__gte=Now()), output_field=BooleanField())
+    ).order_by("holder")
+    return [
+        ImporterRow(
+            holder=row.holder,
+            started_at=row.started_at,
+            expires_at=row.expires_at,
+            alive=bool(row.alive),  # annotated above
+            leases=held.get(row.holder, 0),
+        )
+        for row in rows
     ]
 
 

@@ -451,7 +451,12 @@ def cluster_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "console/clusters.html",
-        {"clusters": clusters, "proxy_published": bool(health), "import_lag": selectors.import_lag()},
+        {
+            "clusters": clusters,
+            "proxy_published": bool(health),
+            "imports": selectors.partition_imports(),
+            "importers": selectors.importer_processes(),
+        },
     )
 
 

@@ -421,3 +421,47 @@ def test_tree_states_for_live_labels(client, tree):
     assert states[str(tree["root"].key)]["incident"] is False
     too_many = ",".join(str(n) for n in range(1, 600))
     assert client.get("/instances/tree-states.json", {"keys": too_many}).status_code == 400
+
+
+def test_clusters_page_shows_who_imports_each_partition(client):
+    """Import leases on the clusters page: a partition's own holder, a whole-cluster lease for a
+    source read as one unit, an expired lease and a missed heartbeat said as such (DB clock)."""
+    from django.utils import timezone
+
+    from processes.models import ImporterProcess, ImportLease, ImportPosition
+
+    login(client, "ada", Role.ADMIN)
+    one, two = data.cluster(1), data.cluster(2)
+    now = timezone.now()
+    for cluster, partition in ((one, 1), (one, 2), (two, 1)):
+        ImportPosition.objects.create(
+            cluster=cluster, partition_id=partition, stream="", source="engine_log", position=10
+        )
+    ImportLease.objects.create(
+        cluster=one, partition_id=1, holder="host-a:101:aa", token=3, expires_at=now + timedelta(seconds=10)
+    )
+    ImportLease.objects.create(
+        cluster=one, partition_id=2, holder="host-b:202:bb", token=1, expires_at=now - timedelta(minutes=2)
+    )
+    ImportLease.objects.create(
+        cluster=two, partition_id=0, holder="host-a:101:aa", token=1, expires_at=now + timedelta(seconds=10)
+    )
+    ImporterProcess.objects.create(
+        holder="host-a:101:aa", backend_pid=1, started_at=now, expires_at=now + timedelta(seconds=10)
+    )
+    ImporterProcess.objects.create(
+        holder="host-b:202:bb", backend_pid=2, started_at=now, expires_at=now - timedelta(minutes=2)
+    )
+    response = client.get("/clusters/")
+    imports = {(row.lag.cluster_id, row.lag.partition_id): row.lease for row in response.context["imports"]}
+    assert imports[(1, 1)].holder == "host-a:101:aa" and not imports[(1, 1)].expired
+    assert imports[(1, 2)].holder == "host-b:202:bb" and imports[(1, 2)].expired
+    assert (imports[(2, 1)].holder, imports[(2, 1)].partition_id) == ("host-a:101:aa", 0)
+    importers = {row.holder: row for row in response.context["importers"]}
+    assert (importers["host-a:101:aa"].alive, importers["host-a:101:aa"].leases) == (True, 2)
+    assert (importers["host-b:202:bb"].alive, importers["host-b:202:bb"].leases) == (False, 1)
+    page = response.content.decode()
+    row_two = page[page.index('data-import="1-2"') :]
+    assert "host-b:202:bb" in row_two[: row_two.index("</tr>")]
+    assert "lease expired" in row_two[: row_two.index("</tr>")]
+    assert "(whole cluster)" in page and "missed since" in page
