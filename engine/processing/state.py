@@ -88,6 +88,12 @@ class ElementInstance:
     mi_created: int = 0
     mi_completed: int = 0
     mi_terminated: int = 0
+    #: For a MULTI_INSTANCE_BODY: its evaluated `inputCollection` and the Variable objects the
+    #: expression read (elements/multi_instance.py). A cache, not state: never in a snapshot,
+    #: empty after a restart or rollback, and used only while those very Variable objects are
+    #: still the visible ones (an applier replaces a Variable on every write), so it always
+    #: equals what evaluating again would give.
+    mi_items: Any = field(default=None, repr=False, compare=False)
 
     def record_value(self) -> dict[str, Any]:
         """The PROCESS_INSTANCE value (reference §3.4), field order as Zeebe writes it."""

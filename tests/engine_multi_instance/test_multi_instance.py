@@ -387,3 +387,76 @@ def test_slices_still_to_come_are_activated_after_a_kill(fresh_engine: EnginePro
         assert instance_state(restarted.data_dir, key) == "ELEMENT_ACTIVATED"
     finally:
         restarted.stop()
+
+
+def test_a_changed_collection_variable_changes_the_items_still_to_come(engine: EngineProcess) -> None:
+    """Zeebe reads the input collection again for each sequential item
+    (MultiInstanceBodyProcessor), so items changed while the body runs are the ones the next
+    inner instances get; a collection that grew runs the new items, one that shrank to what
+    already ran ends the body. The engine keeps the evaluated collection between items, so
+    this checks that a changed variable is still seen."""
+    with gateway(engine.address) as stub:
+        deploy(
+            stub, "changed.bpmn", task_process("mi-changed", "mi-changed", loop("= items", sequential=True))
+        )
+        grown = create(stub, "mi-changed", {"items": ["a", "b", "c"]})
+        job = activate_one(stub, "mi-changed")
+        assert json.loads(job.variables)["item"] == "a"
+        stub.SetVariables(
+            pb.SetVariablesRequest(
+                elementInstanceKey=grown, variables=json.dumps({"items": ["a", "B", "C", "D"]})
+            )
+        )
+        complete(stub, job.key)
+        seen = []
+        for _ in range(3):
+            job = activate_one(stub, "mi-changed")
+            variables = json.loads(job.variables)
+            seen.append((variables["item"], variables["loopCounter"]))
+            complete(stub, job.key)
+        assert seen == [("B", 2), ("C", 3), ("D", 4)]
+        wait_for(lambda: instance_state(engine.data_dir, grown) == "ELEMENT_COMPLETED", what="grown done")
+
+        shrunk = create(stub, "mi-changed", {"items": ["x", "y", "z"]})
+        job = activate_one(stub, "mi-changed")
+        assert json.loads(job.variables)["item"] == "x"
+        # changed by the job's own result (merged into the process scope that holds `items`)
+        complete(stub, job.key, {"items": ["x"]})
+        wait_for(lambda: instance_state(engine.data_dir, shrunk) == "ELEMENT_COMPLETED", what="shrunk done")
+        assert len(activate(stub, "mi-changed", max_jobs=5, request_timeout_ms=300)) == 0
+
+
+def test_a_sequential_body_killed_half_way_completes_after_a_restart(fresh_engine: EngineProcess) -> None:
+    """kill -9 in the middle of a sequential body: after the restart the next items follow
+    (the evaluated collection is not in the log; it is evaluated again once) and the output
+    collection is complete and in order."""
+    count = 150
+    characteristics = loop(
+        "= items", "item", sequential=True, extra=' outputCollection="out" outputElement="= item * 3"'
+    )
+    with gateway(fresh_engine.address) as stub:
+        deploy(stub, "seqkill.bpmn", task_process("mi-seq-kill", "mi-seq-kill", characteristics))
+        key = create(stub, "mi-seq-kill", {"items": list(range(count))})
+        for expected in range(60):
+            job = activate_one(stub, "mi-seq-kill")
+            assert json.loads(job.variables)["item"] == expected
+            complete(stub, job.key)
+    fresh_engine.kill()
+    restarted = EngineProcess(fresh_engine.data_dir, partitions=2, port=fresh_engine.port).start()
+    try:
+        with gateway(restarted.address) as stub:
+            for expected in range(60, count):
+                job = activate_one(stub, "mi-seq-kill")
+                variables = json.loads(job.variables)
+                assert (variables["item"], variables["loopCounter"]) == (expected, expected + 1)
+                complete(stub, job.key)
+            wait_for(lambda: instance_state(restarted.data_dir, key) == "ELEMENT_COMPLETED", what="completed")
+        final = [
+            record
+            for record in events(restarted.data_dir, valueType="VARIABLE", name="out")
+            if record["value"]["processInstanceKey"] == key
+        ]
+        assert json.loads(final[-1]["value"]["value"]) == [3 * n for n in range(count)]
+        assert final[-1]["value"]["scopeKey"] == key
+    finally:
+        restarted.stop()

@@ -13,6 +13,10 @@ the body, initialised with one null per item; when an inner instance completes, 
 The body completes when no inner instance is left, and propagates `outputCollection` to its
 flow scope.
 
+The input collection is evaluated at activation and kept on the body while the variables it
+reads are unchanged (`_collection`): an inner completion costs no evaluation of the whole list,
+and a changed collection variable is still read again, as Zeebe does.
+
 `transitions` knows only two things about it: an element with loop characteristics that is not
 activated inside its own body becomes a body, and an inner instance that completes hands its
 path back to the body instead of taking the outgoing flows.
@@ -21,8 +25,10 @@ path back to the body instead of taking the outgoing flows.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
+from engine.feel import compile_expression
 from engine.processing.command import MappingFailure
 from engine.processing.context import ProcessingContext
 from engine.processing.expressions import evaluate
@@ -52,17 +58,79 @@ PARALLEL_SLICE = 1000
 _CONDITION_MET: dict[int, bool] = {}
 
 
+#: FEEL functions whose result is not a function of the variables alone (`now()`, `today()`,
+#: `random number()`): an input collection that may call one is evaluated every time.
+_VOLATILE = re.compile(r"\b(now|today|random)\b")
+
+
 def input_items(ctx: ProcessingContext, body: ElementInstance, element: Any) -> list[Any]:
     """The evaluated `inputCollection`; `MappingFailure` (EXTRACT_VALUE_ERROR) unless a list."""
+    return _collection(ctx.state, body, element)
+
+
+def _collection(state: Any, body: ElementInstance, element: Any) -> list[Any]:
+    """The body's input collection, evaluated once and then kept on the body.
+
+    Zeebe reads the input collection again whenever it needs it (the next sequential item, the
+    completion check), so a collection variable changed while the body runs changes the items
+    still to come. The engine keeps that, but an evaluation converts the whole list (twice:
+    to FEEL values and back), so a sequential body over n items cost n evaluations of an
+    n-item list. The result is kept on the body (`ElementInstance.mi_items`) together with the
+    Variable objects the expression read, and reused while those are still the visible ones:
+    each VARIABLE CREATED/UPDATED applier makes a new Variable, so the same objects mean the
+    same values and the same result. A restart or rollback starts without it and evaluates
+    once; nothing of it is written, so replay and snapshots are unchanged.
+    """
     expression = element.multi_instance.input_collection
-    value = evaluate(expression, ctx.state.visible_variables(body.key), "EXTRACT_VALUE_ERROR")
+    sources = _sources(state, body.key, expression)
+    kept = body.mi_items
+    if sources is not None and kept is not None and _same_objects(kept[0], sources):
+        items: list[Any] = kept[1]
+        return items
+    value = evaluate(expression, state.visible_variables(body.key), "EXTRACT_VALUE_ERROR")
     if not isinstance(value, list):
+        body.mi_items = None
         raise MappingFailure(
             "EXTRACT_VALUE_ERROR",
             f"Expected result of the expression '{expression.text.strip()}' to be 'ARRAY', "
             f"but was '{feel_type_name(value)}'.",
         )
+    body.mi_items = None if sources is None else (sources, value)
     return value
+
+
+def _sources(state: Any, scope_key: int, expression: Any) -> tuple[Any, ...] | None:
+    """The Variable objects (None where undefined) `expression` reads, as seen from the scope;
+    None when its result may change without them (static text, `now()`, `random number()`)."""
+    if not expression.is_feel or _VOLATILE.search(expression.text):
+        return None
+    try:
+        compiled = expression.compiled or compile_expression(expression.text)
+    except Exception:  # a syntax error: the evaluation itself raises it as the incident
+        return None
+    chain = state.scope_chain(scope_key)
+    found: list[Any] = []
+    for name in sorted(compiled.referenced_names()):
+        variable = None
+        for scope in chain:  # innermost first: the definition the evaluation sees
+            variable = state.variables.get(scope, {}).get(name)
+            if variable is not None:
+                break
+        found.append(variable)
+    return tuple(found)
+
+
+def _same_objects(kept: tuple[Any, ...], now: tuple[Any, ...]) -> bool:
+    return len(kept) == len(now) and all(a is b for a, b in zip(kept, now, strict=True))
+
+
+def _items_left(state: Any, body: ElementInstance, element: Any) -> int:
+    """Items of the input collection that have no inner instance yet (0 when it cannot be
+    evaluated: the body's own evaluation raises that incident)."""
+    try:
+        return max(len(_collection(state, body, element)) - body.mi_created, 0)
+    except MappingFailure:
+        return 0
 
 
 @behavior("MULTI_INSTANCE_BODY")
@@ -128,14 +196,13 @@ class MultiInstanceBodyBehavior(BaseBehavior):
         if met:
             terminate_children(ctx, scope.key)
         elif element.multi_instance.is_sequential and child is not None:
-            try:
-                items = input_items(ctx, scope, element)
-            except MappingFailure:
-                items = []  # the collection went away: nothing more to run (Zeebe re-reads it too)
-            if scope.mi_created < len(items):
+            # The next item of the collection as it is now (Zeebe re-reads it too); a
+            # collection that went away or shrank has nothing more to run.
+            if _items_left(ctx.state, scope, element):
+                items = _collection(ctx.state, scope, element)
                 _queue_inner(ctx, scope, element, items, scope.mi_created, 1)
                 return
-        elif not ctx.state.children.get(scope.key) and _slices_pending(ctx.state, scope, element):
+        elif not ctx.state.children.get(scope.key) and _items_left(ctx.state, scope, element):
             return  # a parallel body whose next slice the broker loop has yet to activate
         check_scope_completion(ctx, scope.key)
 
@@ -162,7 +229,7 @@ def _number_of_instances(ctx: ProcessingContext, body: ElementInstance, element:
         if variable is not None and isinstance(variable.value, list):
             return len(variable.value)
     try:
-        return len(input_items(ctx, body, element))
+        return len(_collection(ctx.state, body, element))
     except MappingFailure:
         return body.mi_created
 
@@ -194,25 +261,13 @@ def _activate_inner(
         activate_element(ctx, element, body_key, proc, key=key)
 
 
-def _slices_pending(state: Any, body: ElementInstance, element: Any) -> bool:
-    """A parallel body that has not activated an inner instance for every item yet."""
-    if element.multi_instance.is_sequential:
-        return False
-    expression = element.multi_instance.input_collection
-    try:
-        items = expression.evaluate(state.visible_variables(body.key))
-    except Exception:  # the body's own evaluation raises the incident, not this check
-        return False
-    return isinstance(items, list) and body.mi_created < len(items)
-
-
 def body_needs_next_slice(state: Any, body_key: int) -> bool:
     """For the broker loop: does this multi-instance body wait for its next slice?"""
     body = state.element_instances.get(body_key)
     if body is None or body.state != "ELEMENT_ACTIVATED" or body.element_type != "MULTI_INSTANCE_BODY":
         return False
     element = state.model(body.process_definition_key).elements_by_id[body.element_id]
-    return _slices_pending(state, body, element)
+    return not element.multi_instance.is_sequential and _items_left(state, body, element) > 0
 
 
 def activate_next_slice(ctx: ProcessingContext, body_key: int) -> int:
@@ -221,12 +276,9 @@ def activate_next_slice(ctx: ProcessingContext, body_key: int) -> int:
     if body is None or body.state != "ELEMENT_ACTIVATED" or body.element_type != "MULTI_INSTANCE_BODY":
         return 0
     element = ctx.element_of(body)
-    if element.multi_instance.is_sequential:
+    if element.multi_instance.is_sequential or not _items_left(ctx.state, body, element):
         return 0
-    try:
-        items = input_items(ctx, body, element)
-    except MappingFailure:
-        return 0
+    items = _collection(ctx.state, body, element)
     start = body.mi_created
     _activate_inner(ctx, body_key, element, items, start, PARALLEL_SLICE)
-    return max(min(len(items), start + PARALLEL_SLICE) - start, 0)
+    return min(len(items), start + PARALLEL_SLICE) - start
