@@ -1,4 +1,5 @@
-"""Test helpers: a synchronous gateway stub, job activation, BPMN builders and log queries."""
+"""Test helpers: a synchronous gateway stub, a pyzeebe client call, job activation, BPMN builders,
+files to deploy and log queries."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from pyzeebe import ZeebeClient
 from pyzeebe.proto import gateway_pb2 as pb
 from pyzeebe.proto import gateway_pb2_grpc as pb_grpc
 
@@ -45,6 +47,23 @@ def one_task_process(process_id: str, job_type: str, extension: str = "", retrie
 def gateway(address: str) -> Iterator[pb_grpc.GatewayStub]:
     with grpc.insecure_channel(address) as channel:
         yield pb_grpc.GatewayStub(channel)
+
+
+def pyzeebe_call(address: str, call: Any) -> Any:
+    """Run `await call(client)` with a pyzeebe ZeebeClient on its own channel; returns its result."""
+
+    async def scenario() -> Any:
+        async with grpc.aio.insecure_channel(address) as channel:
+            return await call(ZeebeClient(channel))
+
+    return asyncio.run(scenario())
+
+
+def write_file(tmp_path: Path, name: str, content: bytes) -> Path:
+    """A resource on disk, for the clients that deploy files (zbctl, pyzeebe's deploy_resource)."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
 
 
 def deploy(stub: pb_grpc.GatewayStub, name: str, content: bytes) -> pb.DeployResourceResponse:
@@ -112,6 +131,29 @@ def events(data_dir: Path, **match: Any) -> list[dict[str, Any]]:
         if all(record.get(name, record["value"].get(name)) == wanted for name, wanted in match.items()):
             result.append(record)
     return result
+
+
+def intents(data_dir: Path, value_type: str, **match: Any) -> list[str]:
+    """Intents of the EVENT records of `value_type` that match, in log order."""
+    return [r["intent"] for r in events(data_dir, valueType=value_type, **match)]
+
+
+def pi_intents(data_dir: Path, instance: int, element_id: str) -> list[str]:
+    """The lifecycle of an element in a process instance: its PROCESS_INSTANCE intents, in order."""
+    return [
+        r["intent"]
+        for r in events(
+            data_dir, valueType="PROCESS_INSTANCE", processInstanceKey=instance, elementId=element_id
+        )
+    ]
+
+
+def variables_of(data_dir: Path, instance: int) -> dict[str, Any]:
+    """Every variable of a process instance (any scope) at its last written value."""
+    return {
+        r["value"]["name"]: json.loads(r["value"]["value"])
+        for r in events(data_dir, valueType="VARIABLE", processInstanceKey=instance)
+    }
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:

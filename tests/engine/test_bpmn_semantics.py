@@ -25,15 +25,7 @@ from tests.engine.helpers import (
     service_task,
     wait_for,
 )
-
-START = '<bpmn:startEvent id="start"><bpmn:outgoing>f0</bpmn:outgoing></bpmn:startEvent>'
-
-
-def end(end_id: str, incoming: str, terminate: bool = False) -> str:
-    definition = "<bpmn:terminateEventDefinition/>" if terminate else ""
-    return (
-        f'<bpmn:endEvent id="{end_id}"><bpmn:incoming>{incoming}</bpmn:incoming>{definition}</bpmn:endEvent>'
-    )
+from tests.support.bpmn import START, TERMINATE, end_event
 
 
 def io(inputs: list[tuple[str, str]] = (), outputs: list[tuple[str, str]] = ()) -> str:  # type: ignore[assignment]
@@ -53,12 +45,12 @@ def test_subprocess_scope_mappings_and_dropped_locals(engine: EngineProcess) -> 
         + "</bpmn:extensionElements><bpmn:incoming>f0</bpmn:incoming><bpmn:outgoing>f1</bpmn:outgoing>"
         '<bpmn:startEvent id="sub-start"><bpmn:outgoing>s1</bpmn:outgoing></bpmn:startEvent>'
         + service_task("inner", "sem-inner", "s1", "s2")
-        + end("sub-end", "s2")
+        + end_event("sub-end", "s2")
         + flow("s1", "sub-start", "inner")
         + flow("s2", "inner", "sub-end")
         + "</bpmn:subProcess>"
     )
-    body = START + sub + service_task("after", "sem-after", "f1", "f2") + end("end", "f2")
+    body = START + sub + service_task("after", "sem-after", "f1", "f2") + end_event("end", "f2")
     body += flow("f0", "start", "sub") + flow("f1", "sub", "after") + flow("f2", "after", "end")
     with gateway(engine.address) as stub:
         deploy(stub, "sub.bpmn", process_xml("sem-sub", body))
@@ -87,8 +79,8 @@ def test_terminate_end_event_ends_parallel_branches(engine: EngineProcess) -> No
         "<bpmn:outgoing>b</bpmn:outgoing></bpmn:parallelGateway>"
         + service_task("task-a", "sem-term-a", "a", "a2")
         + service_task("task-b", "sem-term-b", "b", "b2")
-        + end("kill", "a2", terminate=True)
-        + end("normal", "b2")
+        + end_event("kill", "a2", TERMINATE)
+        + end_event("normal", "b2")
         + flow("f0", "start", "fork")
         + flow("a", "fork", "task-a")
         + flow("b", "fork", "task-b")
@@ -114,9 +106,9 @@ def test_exclusive_gateway_takes_first_true_condition_in_xml_order(engine: Engin
         + service_task("t1", "sem-first", "first", "e1")
         + service_task("t2", "sem-second", "second", "e2")
         + service_task("t3", "sem-default", "dflt", "e3")
-        + end("end1", "e1")
-        + end("end2", "e2")
-        + end("end3", "e3")
+        + end_event("end1", "e1")
+        + end_event("end2", "e2")
+        + end_event("end3", "e3")
         + flow("f0", "start", "gw")
         + flow("first", "gw", "t1", "=x &gt; 1")
         + flow("second", "gw", "t2", "=x &gt; 0")
@@ -143,7 +135,7 @@ def test_call_activity_variable_options_and_nested_output_target(engine: EngineP
     child = (
         START
         + service_task("child-task", "sem-child", "f0", "f1")
-        + end("end", "f1")
+        + end_event("end", "f1")
         + flow("f0", "start", "child-task")
         + flow("f1", "child-task", "end")
     )
@@ -152,7 +144,7 @@ def test_call_activity_variable_options_and_nested_output_target(engine: EngineP
         '<zeebe:calledElement processId="=childId" propagateAllParentVariables="false" propagateAllChildVariables="false"/>'
         + io([("=serverSn", "sn")], [("=verdict", "report.verdict")])
         + "</bpmn:extensionElements><bpmn:incoming>f0</bpmn:incoming><bpmn:outgoing>f1</bpmn:outgoing></bpmn:callActivity>"
-        + end("end", "f1")
+        + end_event("end", "f1")
         + flow("f0", "start", "call")
         + flow("f1", "call", "end")
     )
@@ -186,12 +178,12 @@ def test_create_with_result_and_start_instructions(engine: EngineProcess) -> Non
         START
         + service_task("first", "sem-start-first", "f0", "f1")
         + service_task("second", "sem-start-second", "f1", "f2")
-        + end("end", "f2")
+        + end_event("end", "f2")
         + flow("f0", "start", "first")
         + flow("f1", "first", "second")
         + flow("f2", "second", "end")
     )
-    instant = START + end("end", "f0") + flow("f0", "start", "end")
+    instant = START + end_event("end", "f0") + flow("f0", "start", "end")
     with gateway(engine.address) as stub:
         deploy(stub, "start.bpmn", process_xml("sem-start", body))
         deploy(stub, "instant.bpmn", process_xml("sem-instant", instant))
@@ -226,7 +218,7 @@ def test_modification_activates_inside_an_inactive_subprocess(engine: EngineProc
         '<bpmn:subProcess id="sub"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>'
         '<bpmn:startEvent id="sub-start"><bpmn:outgoing>s1</bpmn:outgoing></bpmn:startEvent>'
         + service_task("inside", "sem-mod-inside", "s1", "s2")
-        + end("sub-end", "s2")
+        + end_event("sub-end", "s2")
         + flow("s1", "sub-start", "inside")
         + flow("s2", "inside", "sub-end")
         + "</bpmn:subProcess>"
@@ -235,7 +227,7 @@ def test_modification_activates_inside_an_inactive_subprocess(engine: EngineProc
         START
         + service_task("before", "sem-mod-before", "f0", "f1")
         + sub
-        + end("end", "f2")
+        + end_event("end", "f2")
         + flow("f0", "start", "before")
         + flow("f1", "before", "sub")
         + flow("f2", "sub", "end")
@@ -291,7 +283,7 @@ def test_no_matching_condition_without_default_raises_condition_incident(engine:
         + '<bpmn:exclusiveGateway id="gw"><bpmn:incoming>f0</bpmn:incoming><bpmn:outgoing>yes</bpmn:outgoing>'
         "</bpmn:exclusiveGateway>"
         + service_task("t", "sem-nomatch", "yes", "e")
-        + end("end", "e")
+        + end_event("end", "e")
         + flow("f0", "start", "gw")
         + flow("yes", "gw", "t", "=go = true")
         + flow("e", "t", "end")
@@ -317,7 +309,7 @@ def test_call_activity_uses_the_latest_version(engine: EngineProcess) -> None:
             "sem-versioned-child",
             START
             + service_task("t", job_type, "f0", "f1")
-            + end("end", "f1")
+            + end_event("end", "f1")
             + flow("f0", "start", "t")
             + flow("f1", "t", "end"),
         )
@@ -326,7 +318,7 @@ def test_call_activity_uses_the_latest_version(engine: EngineProcess) -> None:
         START
         + '<bpmn:callActivity id="call"><bpmn:extensionElements><zeebe:calledElement processId="sem-versioned-child"/>'
         "</bpmn:extensionElements><bpmn:incoming>f0</bpmn:incoming><bpmn:outgoing>f1</bpmn:outgoing></bpmn:callActivity>"
-        + end("end", "f1")
+        + end_event("end", "f1")
         + flow("f0", "start", "call")
         + flow("f1", "call", "end")
     )
@@ -357,8 +349,8 @@ def test_error_end_event_caught_by_subprocess_boundary(engine: EngineProcess) ->
         START
         + sub
         + service_task("handle", "sem-handle", "c1", "c2")
-        + end("ok", "f1")
-        + end("handled", "c2")
+        + end_event("ok", "f1")
+        + end_event("handled", "c2")
         + flow("f0", "start", "sub")
         + flow("f1", "sub", "ok")
         + flow("c1", "caught", "handle")
@@ -387,7 +379,7 @@ def test_user_task_job_with_feel_assignee_header(engine: EngineProcess) -> None:
         '<zeebe:assignmentDefinition assignee="=owner" candidateGroups="ops, admins"/>'
         '<zeebe:taskHeaders><zeebe:header key="kind" value="approval"/></zeebe:taskHeaders>'
         "</bpmn:extensionElements><bpmn:incoming>f0</bpmn:incoming><bpmn:outgoing>f1</bpmn:outgoing></bpmn:userTask>"
-        + end("end", "f1")
+        + end_event("end", "f1")
         + flow("f0", "start", "approve")
         + flow("f1", "approve", "end")
     )
@@ -408,13 +400,13 @@ def test_modification_rejects_activation_into_a_scope_being_terminated(engine: E
         '<bpmn:startEvent id="sub-start"><bpmn:outgoing>s1</bpmn:outgoing></bpmn:startEvent>'
         + service_task("a", "sem-conflict-a", "s1", "s2")
         + service_task("b", "sem-conflict-b", "s2", "s3")
-        + end("sub-end", "s3")
+        + end_event("sub-end", "s3")
         + flow("s1", "sub-start", "a")
         + flow("s2", "a", "b")
         + flow("s3", "b", "sub-end")
         + "</bpmn:subProcess>"
     )
-    body = START + sub + end("end", "f1") + flow("f0", "start", "sub") + flow("f1", "sub", "end")
+    body = START + sub + end_event("end", "f1") + flow("f0", "start", "sub") + flow("f1", "sub", "end")
     mod = pb.ModifyProcessInstanceRequest
     with gateway(engine.address) as stub:
         deploy(stub, "conflict.bpmn", process_xml("sem-conflict", body))
@@ -452,10 +444,10 @@ def test_terminate_end_event_kills_tokens_still_on_their_way(engine: EngineProce
         START
         + '<bpmn:parallelGateway id="fork"><bpmn:incoming>f0</bpmn:incoming><bpmn:outgoing>a</bpmn:outgoing>'
         "<bpmn:outgoing>b</bpmn:outgoing></bpmn:parallelGateway>"
-        + end("kill", "a", terminate=True)
+        + end_event("kill", "a", TERMINATE)
         + '<bpmn:exclusiveGateway id="pass"><bpmn:incoming>b</bpmn:incoming><bpmn:outgoing>b2</bpmn:outgoing></bpmn:exclusiveGateway>'
         + service_task("late", "sem-late", "b2", "b3")
-        + end("normal", "b3")
+        + end_event("normal", "b3")
         + flow("f0", "start", "fork")
         + flow("a", "fork", "kill")
         + flow("b", "fork", "pass")
@@ -482,9 +474,9 @@ def test_specific_error_boundary_beats_catch_all(engine: EngineProcess) -> None:
         '<bpmn:errorEventDefinition errorRef="known"/></bpmn:boundaryEvent>'
         + service_task("after-any", "sem-after-any", "x1", "x2")
         + service_task("after-specific", "sem-after-specific", "y1", "y2")
-        + end("e0", "f1")
-        + end("e1", "x2")
-        + end("e2", "y2")
+        + end_event("e0", "f1")
+        + end_event("e1", "x2")
+        + end_event("e2", "y2")
         + flow("f0", "start", "risky")
         + flow("f1", "risky", "e0")
         + flow("x1", "any", "after-any")

@@ -4,33 +4,27 @@ and error starts (by code from a job's ThrowError, catch-all from an error end e
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
 from typing import Any
 
-import grpc
 from pyzeebe import ZeebeClient
 
 from tests.engine.conftest import EngineProcess
-from tests.engine.helpers import events, flow, instance_state, process_xml, service_task, wait_for
+from tests.engine.helpers import (
+    events,
+    flow,
+    instance_state,
+    pi_intents,
+    process_xml,
+    pyzeebe_call,
+    service_task,
+    wait_for,
+    write_file,
+)
+from tests.support.bpmn import START, end_event, timer_definition
 from tests.zbctl import require_zbctl, run_zbctl
-
-START = '<bpmn:startEvent id="start"><bpmn:outgoing>f0</bpmn:outgoing></bpmn:startEvent>'
-
-
-def end(end_id: str, incoming: str, definition: str = "") -> str:
-    return (
-        f'<bpmn:endEvent id="{end_id}"><bpmn:incoming>{incoming}</bpmn:incoming>{definition}</bpmn:endEvent>'
-    )
-
-
-def timer(kind: str, value: str) -> str:
-    return (
-        f'<bpmn:timerEventDefinition><bpmn:{kind} xsi:type="bpmn:tFormalExpression">{value}</bpmn:{kind}>'
-        "</bpmn:timerEventDefinition>"
-    )
 
 
 def event_sub_process(
@@ -40,10 +34,12 @@ def event_sub_process(
     attribute = "" if interrupting else ' isInterrupting="false"'
     if inner:
         body = inner + flow(f"{sub_id}-f1", f"{sub_id}-start", "inner-task") + inner_flows
-        body += end(f"{sub_id}-end", f"{sub_id}-f2")
+        body += end_event(f"{sub_id}-end", f"{sub_id}-f2")
         outgoing = f"{sub_id}-f1"
     else:
-        body = end(f"{sub_id}-end", f"{sub_id}-f1") + flow(f"{sub_id}-f1", f"{sub_id}-start", f"{sub_id}-end")
+        body = end_event(f"{sub_id}-end", f"{sub_id}-f1") + flow(
+            f"{sub_id}-f1", f"{sub_id}-start", f"{sub_id}-end"
+        )
         outgoing = f"{sub_id}-f1"
     return (
         f'<bpmn:subProcess id="{sub_id}" triggeredByEvent="true">'
@@ -52,35 +48,12 @@ def event_sub_process(
     )
 
 
-def write(tmp_path: Path, name: str, content: bytes) -> Path:
-    path = tmp_path / name
-    path.write_bytes(content)
-    return path
-
-
-def pyzeebe_call(address: str, call: Any) -> Any:
-    async def scenario() -> Any:
-        async with grpc.aio.insecure_channel(address) as channel:
-            return await call(ZeebeClient(channel))
-
-    return asyncio.run(scenario())
-
-
 def run(address: str, path: Path, process_id: str, variables: dict[str, Any] | None = None) -> int:
     async def call(client: ZeebeClient) -> int:
         await client.deploy_resource(path)
         return int((await client.run_process(process_id, variables or {})).process_instance_key)
 
     return int(pyzeebe_call(address, call))
-
-
-def lifecycle(data_dir: Path, instance: int, element_id: str) -> list[str]:
-    return [
-        r["intent"]
-        for r in events(
-            data_dir, valueType="PROCESS_INSTANCE", processInstanceKey=instance, elementId=element_id
-        )
-    ]
 
 
 def zbctl_ok(address: str, *args: str) -> dict[str, Any]:
@@ -96,18 +69,20 @@ def test_non_interrupting_timer_event_sub_process_runs_beside_the_task(
     body = (
         START
         + service_task("task", "esp-wait", "f0", "f1")
-        + end("end", "f1")
+        + end_event("end", "f1")
         + flow("f0", "start", "task")
         + flow("f1", "task", "end")
-        + event_sub_process("remind", timer("timeCycle", "R2/PT0.3S"), interrupting=False)
+        + event_sub_process("remind", timer_definition("timeCycle", "R2/PT0.3S"), interrupting=False)
     )
-    path = write(tmp_path, "esp-remind.bpmn", process_xml("esp-remind", body))
+    path = write_file(tmp_path, "esp-remind.bpmn", process_xml("esp-remind", body))
     instance = run(engine.address, path, "esp-remind")
     data = engine.data_dir
-    wait_for(lambda: lifecycle(data, instance, "remind").count("ELEMENT_COMPLETED") == 2, 15, "two reminders")
+    wait_for(
+        lambda: pi_intents(data, instance, "remind").count("ELEMENT_COMPLETED") == 2, 15, "two reminders"
+    )
     time.sleep(0.5)
-    assert lifecycle(data, instance, "remind").count("ELEMENT_COMPLETED") == 2
-    assert lifecycle(data, instance, "task")[-1] == "ELEMENT_ACTIVATED"
+    assert pi_intents(data, instance, "remind").count("ELEMENT_COMPLETED") == 2
+    assert pi_intents(data, instance, "task")[-1] == "ELEMENT_ACTIVATED"
     remind = events(data, valueType="PROCESS_INSTANCE", processInstanceKey=instance, elementId="remind")
     assert {r["value"]["flowScopeKey"] for r in remind} == {instance}
     assert {r["value"]["bpmnElementType"] for r in remind} == {"EVENT_SUB_PROCESS"}
@@ -123,7 +98,7 @@ def test_non_interrupting_timer_event_sub_process_runs_beside_the_task(
     job = zbctl_ok(engine.address, "activate", "jobs", "esp-wait", "--maxJobsToActivate", "1")["jobs"][0]
     zbctl_ok(engine.address, "complete", "job", str(job["key"]))
     wait_for(lambda: instance_state(data, instance) == "ELEMENT_COMPLETED", 15, "completion")
-    assert lifecycle(data, instance, "task")[-1] == "ELEMENT_COMPLETED"
+    assert pi_intents(data, instance, "task")[-1] == "ELEMENT_COMPLETED"
 
 
 def test_interrupting_timer_event_sub_process_ends_its_scope(engine: EngineProcess, tmp_path: Path) -> None:
@@ -136,34 +111,34 @@ def test_interrupting_timer_event_sub_process_ends_its_scope(engine: EngineProce
         + service_task("slow", "esp-slow", "s1", "s3")
         + '<bpmn:parallelGateway id="join"><bpmn:incoming>s2</bpmn:incoming><bpmn:incoming>s3</bpmn:incoming>'
         "<bpmn:outgoing>s4</bpmn:outgoing></bpmn:parallelGateway>"
-        + end("sub-end", "s4")
+        + end_event("sub-end", "s4")
         + flow("s0", "sub-start", "fork")
         + flow("s1", "fork", "slow")
         + flow("s2", "fork", "join")
         + flow("s3", "slow", "join")
         + flow("s4", "join", "sub-end")
-        + event_sub_process("deadline", timer("timeDuration", "PT0.4S"), interrupting=True)
+        + event_sub_process("deadline", timer_definition("timeDuration", "PT0.4S"), interrupting=True)
     )
     body = (
         START
         + f'<bpmn:subProcess id="sub"><bpmn:incoming>f0</bpmn:incoming><bpmn:outgoing>f1</bpmn:outgoing>{inner}'
-        "</bpmn:subProcess>" + end("end", "f1") + flow("f0", "start", "sub") + flow("f1", "sub", "end")
+        "</bpmn:subProcess>" + end_event("end", "f1") + flow("f0", "start", "sub") + flow("f1", "sub", "end")
     )
-    path = write(tmp_path, "esp-deadline.bpmn", process_xml("esp-deadline", body))
+    path = write_file(tmp_path, "esp-deadline.bpmn", process_xml("esp-deadline", body))
     instance = run(engine.address, path, "esp-deadline")
     data = engine.data_dir
     wait_for(
         lambda: instance_state(data, instance) == "ELEMENT_COMPLETED", 15, "completion after the deadline"
     )
-    assert lifecycle(data, instance, "slow")[-1] == "ELEMENT_TERMINATED"
+    assert pi_intents(data, instance, "slow")[-1] == "ELEMENT_TERMINATED"
     assert [r["intent"] for r in events(data, valueType="JOB", processInstanceKey=instance)] == [
         "CREATED",
         "CANCELED",
     ]
-    assert lifecycle(data, instance, "deadline")[-1] == "ELEMENT_COMPLETED"
-    assert lifecycle(data, instance, "sub")[-1] == "ELEMENT_COMPLETED"
-    assert lifecycle(data, instance, "end")[-1] == "ELEMENT_COMPLETED"
-    assert not lifecycle(data, instance, "sub-end")
+    assert pi_intents(data, instance, "deadline")[-1] == "ELEMENT_COMPLETED"
+    assert pi_intents(data, instance, "sub")[-1] == "ELEMENT_COMPLETED"
+    assert pi_intents(data, instance, "end")[-1] == "ELEMENT_COMPLETED"
+    assert not pi_intents(data, instance, "sub-end")
 
 
 def test_error_event_sub_processes_catch_by_code_and_catch_all(engine: EngineProcess, tmp_path: Path) -> None:
@@ -173,7 +148,7 @@ def test_error_event_sub_processes_catch_by_code_and_catch_all(engine: EnginePro
         '<bpmn:subProcess id="sub"><bpmn:incoming>f0</bpmn:incoming><bpmn:outgoing>f1</bpmn:outgoing>'
         '<bpmn:startEvent id="sub-start"><bpmn:outgoing>s0</bpmn:outgoing></bpmn:startEvent>'
         + service_task("work", "esp-work", "s0", "s1")
-        + end("sub-end", "s1", '<bpmn:errorEventDefinition errorRef="other"/>')
+        + end_event("sub-end", "s1", '<bpmn:errorEventDefinition errorRef="other"/>')
         + flow("s0", "sub-start", "work")
         + flow("s1", "work", "sub-end")
         + "</bpmn:subProcess>"
@@ -181,7 +156,7 @@ def test_error_event_sub_processes_catch_by_code_and_catch_all(engine: EnginePro
     body = (
         START
         + sub
-        + end("end", "f1")
+        + end_event("end", "f1")
         + flow("f0", "start", "sub")
         + flow("f1", "sub", "end")
         + event_sub_process(
@@ -194,7 +169,7 @@ def test_error_event_sub_processes_catch_by_code_and_catch_all(engine: EnginePro
         + event_sub_process("any", "<bpmn:errorEventDefinition/>", interrupting=True)
     )
     extra = '<bpmn:error id="fail" errorCode="FAIL"/><bpmn:error id="other" errorCode="OTHER"/>'
-    path = write(tmp_path, "esp-error.bpmn", process_xml("esp-error", body, extra))
+    path = write_file(tmp_path, "esp-error.bpmn", process_xml("esp-error", body, extra))
     address = engine.address
     data = engine.data_dir
 
@@ -221,11 +196,11 @@ def test_error_event_sub_processes_catch_by_code_and_catch_all(engine: EnginePro
         "the handler's job",
     )[0]
     assert json.loads(handle["variables"])["reason"] == "disk"
-    assert lifecycle(data, first, "work")[-1] == "ELEMENT_TERMINATED"
-    assert lifecycle(data, first, "sub")[-1] == "ELEMENT_TERMINATED"
+    assert pi_intents(data, first, "work")[-1] == "ELEMENT_TERMINATED"
+    assert pi_intents(data, first, "sub")[-1] == "ELEMENT_TERMINATED"
     zbctl_ok(address, "complete", "job", str(handle["key"]))
     wait_for(lambda: instance_state(data, first) == "ELEMENT_COMPLETED", 15, "completion through the handler")
-    assert not lifecycle(data, first, "end") and not lifecycle(data, first, "any")
+    assert not pi_intents(data, first, "end") and not pi_intents(data, first, "any")
 
     # the error end event throws OTHER: only the catch-all handles it
     second = run(address, path, "esp-error")
@@ -234,7 +209,7 @@ def test_error_event_sub_processes_catch_by_code_and_catch_all(engine: EnginePro
     wait_for(
         lambda: instance_state(data, second) == "ELEMENT_COMPLETED", 15, "completion through the catch-all"
     )
-    assert lifecycle(data, second, "any")[-1] == "ELEMENT_COMPLETED"
-    assert lifecycle(data, second, "sub")[-1] == "ELEMENT_TERMINATED"
-    assert not lifecycle(data, second, "handler")
+    assert pi_intents(data, second, "any")[-1] == "ELEMENT_COMPLETED"
+    assert pi_intents(data, second, "sub")[-1] == "ELEMENT_TERMINATED"
+    assert not pi_intents(data, second, "handler")
     assert not events(data, valueType="INCIDENT", processInstanceKey=second)

@@ -5,13 +5,11 @@ incident, and a timer that comes due while the engine is killed with kill -9."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from pyzeebe import ZeebeClient
 from pyzeebe.proto import gateway_pb2 as pb
@@ -26,70 +24,29 @@ from tests.engine.helpers import (
     flow,
     gateway,
     instance_state,
+    intents,
     process_xml,
+    pyzeebe_call,
     service_task,
     wait_for,
+    write_file,
 )
+from tests.support.bpmn import START, boundary_event, catch_event, end_event, start_event, timer_definition
 from tests.zbctl import require_zbctl, run_zbctl
-
-START = '<bpmn:startEvent id="start"><bpmn:outgoing>f0</bpmn:outgoing></bpmn:startEvent>'
-
-
-def end(end_id: str, incoming: str) -> str:
-    return f'<bpmn:endEvent id="{end_id}"><bpmn:incoming>{incoming}</bpmn:incoming></bpmn:endEvent>'
-
-
-def timer(kind: str, value: str) -> str:
-    return f'<bpmn:timerEventDefinition><bpmn:{kind} xsi:type="bpmn:tFormalExpression">{value}</bpmn:{kind}></bpmn:timerEventDefinition>'
-
-
-def boundary(
-    boundary_id: str, attached: str, outgoing: str, definition: str, interrupting: bool = True
-) -> str:
-    cancel = "" if interrupting else ' cancelActivity="false"'
-    return (
-        f'<bpmn:boundaryEvent id="{boundary_id}" attachedToRef="{attached}"{cancel}>'
-        f"<bpmn:outgoing>{outgoing}</bpmn:outgoing>{definition}</bpmn:boundaryEvent>"
-    )
-
-
-def catch(event_id: str, incoming: str, outgoing: str, definition: str) -> str:
-    return (
-        f'<bpmn:intermediateCatchEvent id="{event_id}"><bpmn:incoming>{incoming}</bpmn:incoming>'
-        f"<bpmn:outgoing>{outgoing}</bpmn:outgoing>{definition}</bpmn:intermediateCatchEvent>"
-    )
-
-
-def write(tmp_path: Path, name: str, content: bytes) -> Path:
-    path = tmp_path / name
-    path.write_bytes(content)
-    return path
-
-
-def pyzeebe_call(address: str, call: Any) -> Any:
-    async def scenario() -> Any:
-        async with grpc.aio.insecure_channel(address) as channel:
-            return await call(ZeebeClient(channel))
-
-    return asyncio.run(scenario())
-
-
-def intents(data_dir: Path, value_type: str, **match: Any) -> list[str]:
-    return [r["intent"] for r in events(data_dir, valueType=value_type, **match)]
 
 
 def test_interrupting_boundary_timer_terminates_the_task(engine: EngineProcess, tmp_path: Path) -> None:
     body = (
         START
         + service_task("task", "tm-never", "f0", "f1")
-        + boundary("late", "task", "f2", timer("timeDuration", "PT0.5S"))
-        + end("done", "f1")
-        + end("timed-out", "f2")
+        + boundary_event("late", "task", "f2", timer_definition("timeDuration", "PT0.5S"))
+        + end_event("done", "f1")
+        + end_event("timed-out", "f2")
         + flow("f0", "start", "task")
         + flow("f1", "task", "done")
         + flow("f2", "late", "timed-out")
     )
-    path = write(tmp_path, "tm-boundary.bpmn", process_xml("tm-boundary", body))
+    path = write_file(tmp_path, "tm-boundary.bpmn", process_xml("tm-boundary", body))
 
     async def run(client: ZeebeClient) -> int:
         await client.deploy_resource(path)
@@ -123,14 +80,16 @@ def test_non_interrupting_cycle_leaves_the_task_active(engine: EngineProcess, tm
     body = (
         START
         + service_task("task", "tm-remind", "f0", "f1")
-        + boundary("remind", "task", "f2", timer("timeCycle", "R2/PT0.3S"), interrupting=False)
-        + end("done", "f1")
-        + end("reminded", "f2")
+        + boundary_event(
+            "remind", "task", "f2", timer_definition("timeCycle", "R2/PT0.3S"), interrupting=False
+        )
+        + end_event("done", "f1")
+        + end_event("reminded", "f2")
         + flow("f0", "start", "task")
         + flow("f1", "task", "done")
         + flow("f2", "remind", "reminded")
     )
-    path = write(tmp_path, "tm-cycle.bpmn", process_xml("tm-cycle", body))
+    path = write_file(tmp_path, "tm-cycle.bpmn", process_xml("tm-cycle", body))
     address = engine.address
     assert run_zbctl(address, "deploy", "resource", str(path)).returncode == 0
     created = run_zbctl(address, "create", "instance", "tm-cycle")
@@ -178,14 +137,16 @@ def test_timer_start_event_starts_instances_until_a_new_version_replaces_it(
 ) -> None:
     def start_process(definition: str) -> bytes:
         body = (
-            f'<bpmn:startEvent id="tick"><bpmn:outgoing>f0</bpmn:outgoing>{definition}</bpmn:startEvent>'
-            + end("end", "f0")
+            start_event("tick", "f0", definition=definition)
+            + end_event("end", "f0")
             + flow("f0", "tick", "end")
         )
         return process_xml("tm-start", body)
 
-    first = write(tmp_path, "tm-start.bpmn", start_process(timer("timeCycle", "R/PT0.3S")))
-    second = write(tmp_path, "tm-start-v2.bpmn", start_process(timer("timeDate", "2100-01-01T00:00:00Z")))
+    first = write_file(tmp_path, "tm-start.bpmn", start_process(timer_definition("timeCycle", "R/PT0.3S")))
+    second = write_file(
+        tmp_path, "tm-start-v2.bpmn", start_process(timer_definition("timeDate", "2100-01-01T00:00:00Z"))
+    )
     data = engine.data_dir
 
     def started(version: int) -> list[dict[str, Any]]:
@@ -230,12 +191,12 @@ def test_timer_start_event_starts_instances_until_a_new_version_replaces_it(
 def test_intermediate_catch_event_waits_for_a_feel_duration(engine: EngineProcess, tmp_path: Path) -> None:
     body = (
         START
-        + catch("wait", "f0", "f1", timer("timeDuration", "=pause"))
-        + end("end", "f1")
+        + catch_event("wait", "f0", "f1", timer_definition("timeDuration", "=pause"))
+        + end_event("end", "f1")
         + flow("f0", "start", "wait")
         + flow("f1", "wait", "end")
     )
-    path = write(tmp_path, "tm-catch.bpmn", process_xml("tm-catch", body))
+    path = write_file(tmp_path, "tm-catch.bpmn", process_xml("tm-catch", body))
 
     async def run(client: ZeebeClient) -> Any:
         await client.deploy_resource(path)
@@ -261,12 +222,12 @@ def test_a_timer_value_that_is_not_a_duration_is_an_incident_until_fixed(
 ) -> None:
     body = (
         START
-        + catch("wait", "f0", "f1", timer("timeDuration", "=pause"))
-        + end("end", "f1")
+        + catch_event("wait", "f0", "f1", timer_definition("timeDuration", "=pause"))
+        + end_event("end", "f1")
         + flow("f0", "start", "wait")
         + flow("f1", "wait", "end")
     )
-    path = write(tmp_path, "tm-bad.bpmn", process_xml("tm-bad", body))
+    path = write_file(tmp_path, "tm-bad.bpmn", process_xml("tm-bad", body))
 
     async def run(client: ZeebeClient) -> int:
         await client.deploy_resource(path)
@@ -299,16 +260,16 @@ def test_a_timer_due_while_the_engine_is_killed_fires_after_restart(tmp_path: Pa
     body = (
         START
         + service_task("task", "tm-crash-never", "f0", "f1")
-        + boundary("late", "task", "f2", timer("timeDuration", "PT1S"))
-        + end("done", "f1")
-        + catch("wait", "f2", "f3", timer("timeDuration", "PT0.2S"))
-        + end("timed-out", "f3")
+        + boundary_event("late", "task", "f2", timer_definition("timeDuration", "PT1S"))
+        + end_event("done", "f1")
+        + catch_event("wait", "f2", "f3", timer_definition("timeDuration", "PT0.2S"))
+        + end_event("timed-out", "f3")
         + flow("f0", "start", "task")
         + flow("f1", "task", "done")
         + flow("f2", "late", "wait")
         + flow("f3", "wait", "timed-out")
     )
-    path = write(tmp_path, "tm-crash.bpmn", process_xml("tm-crash", body))
+    path = write_file(tmp_path, "tm-crash.bpmn", process_xml("tm-crash", body))
     data = tmp_path / "data"
     engine = EngineProcess(data, partitions=2).start()
     try:
@@ -349,11 +310,11 @@ def test_leaving_the_task_or_canceling_the_instance_cancels_its_timers(
     body = (
         START
         + service_task("task", "tm-quick", "f0", "f1")
-        + boundary("late", "task", "f2", timer("timeDuration", "PT1H"))
-        + boundary("remind", "task", "f3", timer("timeCycle", "R/PT1H"), interrupting=False)
-        + end("done", "f1")
-        + end("late-end", "f2")
-        + end("remind-end", "f3")
+        + boundary_event("late", "task", "f2", timer_definition("timeDuration", "PT1H"))
+        + boundary_event("remind", "task", "f3", timer_definition("timeCycle", "R/PT1H"), interrupting=False)
+        + end_event("done", "f1")
+        + end_event("late-end", "f2")
+        + end_event("remind-end", "f3")
         + flow("f0", "start", "task")
         + flow("f1", "task", "done")
         + flow("f2", "late", "late-end")
@@ -394,17 +355,21 @@ def test_leaving_the_task_or_canceling_the_instance_cancels_its_timers(
 def test_cron_and_date_timer_start_events(engine: EngineProcess, tmp_path: Path) -> None:
     def start_process(process_id: str, definition: str) -> bytes:
         body = (
-            f'<bpmn:startEvent id="tick"><bpmn:outgoing>f0</bpmn:outgoing>{definition}</bpmn:startEvent>'
-            + end("end", "f0")
+            start_event("tick", "f0", definition=definition)
+            + end_event("end", "f0")
             + flow("f0", "tick", "end")
         )
         return process_xml(process_id, body)
 
-    cron = write(tmp_path, "tm-cron.bpmn", start_process("tm-cron", timer("timeCycle", "* * * * * *")))
-    past = write(
-        tmp_path, "tm-past.bpmn", start_process("tm-past", timer("timeDate", "2020-01-01T00:00:00Z"))
+    cron = write_file(
+        tmp_path, "tm-cron.bpmn", start_process("tm-cron", timer_definition("timeCycle", "* * * * * *"))
     )
-    stop = write(tmp_path, "tm-cron-stop.bpmn", start_process("tm-cron", ""))
+    past = write_file(
+        tmp_path,
+        "tm-past.bpmn",
+        start_process("tm-past", timer_definition("timeDate", "2020-01-01T00:00:00Z")),
+    )
+    stop = write_file(tmp_path, "tm-cron-stop.bpmn", start_process("tm-cron", ""))
     data = engine.data_dir
 
     def completed(process_id: str) -> list[dict[str, Any]]:

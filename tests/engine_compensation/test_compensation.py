@@ -31,14 +31,7 @@ from tests.engine.helpers import (
     service_task,
     wait_for,
 )
-
-
-def start(outgoing: str, element_id: str = "start") -> str:
-    return f'<bpmn:startEvent id="{element_id}"><bpmn:outgoing>{outgoing}</bpmn:outgoing></bpmn:startEvent>'
-
-
-def end(incoming: str, element_id: str = "end") -> str:
-    return f'<bpmn:endEvent id="{element_id}"><bpmn:incoming>{incoming}</bpmn:incoming></bpmn:endEvent>'
+from tests.support.bpmn import end_event, start_event, throw_event
 
 
 def compensable(task_id: str, job_type: str, incoming: str, outgoing: str) -> str:
@@ -54,30 +47,20 @@ def compensable(task_id: str, job_type: str, incoming: str, outgoing: str) -> st
     )
 
 
-def throw(element_id: str, incoming: str, outgoing: str, activity_ref: str | None = None) -> str:
+def compensate_definition(activity_ref: str | None = None) -> str:
+    """Compensates the activity `activity_ref`, or, without it, every completed activity of the scope."""
     ref = f' activityRef="{activity_ref}"' if activity_ref else ""
-    return (
-        f'<bpmn:intermediateThrowEvent id="{element_id}"><bpmn:incoming>{incoming}</bpmn:incoming>'
-        f"<bpmn:outgoing>{outgoing}</bpmn:outgoing><bpmn:compensateEventDefinition{ref}/>"
-        "</bpmn:intermediateThrowEvent>"
-    )
-
-
-def compensation_end(element_id: str, incoming: str) -> str:
-    return (
-        f'<bpmn:endEvent id="{element_id}"><bpmn:incoming>{incoming}</bpmn:incoming>'
-        "<bpmn:compensateEventDefinition/></bpmn:endEvent>"
-    )
+    return f"<bpmn:compensateEventDefinition{ref}/>"
 
 
 def two_tasks_then_throw(process_id: str, prefix: str, activity_ref: str | None = None) -> bytes:
     body = (
-        start("f1")
+        start_event("start", "f1")
         + compensable("A", f"{prefix}-a", "f1", "f2")
         + compensable("B", f"{prefix}-b", "f2", "f3")
-        + throw("compensate", "f3", "f4", activity_ref)
+        + throw_event("compensate", "f3", "f4", compensate_definition(activity_ref))
         + service_task("after", f"{prefix}-after", "f4", "f5")
-        + end("f5")
+        + end_event("end", "f5")
         + flow("f1", "start", "A")
         + flow("f2", "A", "B")
         + flow("f3", "B", "compensate")
@@ -168,12 +151,12 @@ def test_end_event_compensates_completed_activities_only(engine: EngineProcess) 
     """A compensation end event on one branch: A completed and is compensated; W, still
     active on the other branch, is not."""
     body = (
-        start("f1") + '<bpmn:parallelGateway id="fork"><bpmn:incoming>f1</bpmn:incoming>'
+        start_event("start", "f1") + '<bpmn:parallelGateway id="fork"><bpmn:incoming>f1</bpmn:incoming>'
         "<bpmn:outgoing>f2</bpmn:outgoing><bpmn:outgoing>f4</bpmn:outgoing></bpmn:parallelGateway>"
         + compensable("A", "ce-a", "f2", "f3")
-        + compensation_end("compEnd", "f3")
+        + end_event("compEnd", "f3", compensate_definition())
         + compensable("W", "ce-w", "f4", "f5")
-        + end("f5")
+        + end_event("end", "f5")
         + flow("f1", "start", "fork")
         + flow("f2", "fork", "A")
         + flow("f3", "A", "compEnd")
@@ -200,10 +183,10 @@ def test_end_event_compensates_completed_activities_only(engine: EngineProcess) 
 
 def test_nothing_to_compensate_completes_the_throw_event_at_once(engine: EngineProcess) -> None:
     body = (
-        start("f1")
-        + throw("compensate", "f1", "f2")
+        start_event("start", "f1")
+        + throw_event("compensate", "f1", "f2", compensate_definition())
         + compensable("A", "cn-a", "f2", "f3")
-        + end("f3")
+        + end_event("end", "f3")
         + flow("f1", "start", "compensate")
         + flow("f2", "compensate", "A")
         + flow("f3", "A", "end")
@@ -219,16 +202,16 @@ def test_nothing_to_compensate_completes_the_throw_event_at_once(engine: EngineP
 
 def test_compensation_reaches_into_a_completed_sub_process(engine: EngineProcess) -> None:
     body = (
-        start("f1")
+        start_event("start", "f1")
         + '<bpmn:subProcess id="sub"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>'
-        + start("s1", "subStart")
+        + start_event("subStart", "s1")
         + compensable("A", "cs-a", "s1", "s2")
-        + end("s2", "subEnd")
+        + end_event("subEnd", "s2")
         + flow("s1", "subStart", "A")
         + flow("s2", "A", "subEnd")
         + "</bpmn:subProcess>"
-        + throw("compensate", "f2", "f3")
-        + end("f3")
+        + throw_event("compensate", "f2", "f3", compensate_definition())
+        + end_event("end", "f3")
         + flow("f1", "start", "sub")
         + flow("f2", "sub", "compensate")
         + flow("f3", "compensate", "end")
@@ -259,18 +242,18 @@ def test_compensation_reaches_into_a_completed_sub_process(engine: EngineProcess
 def test_compensation_inside_a_sub_process_stays_in_its_scope(engine: EngineProcess) -> None:
     """A throw inside the sub-process compensates what completed inside it, not outside."""
     body = (
-        start("f1")
+        start_event("start", "f1")
         + compensable("outer", "ci-outer", "f1", "f2")
         + '<bpmn:subProcess id="sub"><bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing>'
-        + start("s1", "subStart")
+        + start_event("subStart", "s1")
         + compensable("inner", "ci-inner", "s1", "s2")
-        + throw("compensateInner", "s2", "s3")
-        + end("s3", "subEnd")
+        + throw_event("compensateInner", "s2", "s3", compensate_definition())
+        + end_event("subEnd", "s3")
         + flow("s1", "subStart", "inner")
         + flow("s2", "inner", "compensateInner")
         + flow("s3", "compensateInner", "subEnd")
         + "</bpmn:subProcess>"
-        + end("f3")
+        + end_event("end", "f3")
         + flow("f1", "start", "outer")
         + flow("f2", "outer", "sub")
         + flow("f3", "sub", "end")
@@ -354,7 +337,8 @@ def test_multi_instance_activity_is_compensated_once(engine: EngineProcess) -> N
     """Zeebe: the boundary events of a multi-instance activity belong to its body; the handler
     is invoked once for the activity, not once per item."""
     body = (
-        start("f1") + '<bpmn:serviceTask id="A"><bpmn:extensionElements><zeebe:taskDefinition type="cm-a"/>'
+        start_event("start", "f1")
+        + '<bpmn:serviceTask id="A"><bpmn:extensionElements><zeebe:taskDefinition type="cm-a"/>'
         "</bpmn:extensionElements><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>"
         "<bpmn:multiInstanceLoopCharacteristics><bpmn:extensionElements>"
         '<zeebe:loopCharacteristics inputCollection="= items" inputElement="item"/>'
@@ -363,8 +347,8 @@ def test_multi_instance_activity_is_compensated_once(engine: EngineProcess) -> N
         '<bpmn:serviceTask id="undo_A" isForCompensation="true"><bpmn:extensionElements>'
         '<zeebe:taskDefinition type="undo-cm-a"/></bpmn:extensionElements></bpmn:serviceTask>'
         '<bpmn:association id="assoc" associationDirection="One" sourceRef="A_comp" targetRef="undo_A"/>'
-        + throw("compensate", "f2", "f3")
-        + end("f3")
+        + throw_event("compensate", "f2", "f3", compensate_definition())
+        + end_event("end", "f3")
         + flow("f1", "start", "A")
         + flow("f2", "A", "compensate")
         + flow("f3", "compensate", "end")
@@ -389,14 +373,14 @@ def test_multi_instance_activity_is_compensated_once(engine: EngineProcess) -> N
 
 def test_an_activity_completed_twice_is_compensated_twice(engine: EngineProcess) -> None:
     body = (
-        start("f1")
+        start_event("start", "f1")
         + '<bpmn:exclusiveGateway id="merge"><bpmn:incoming>f1</bpmn:incoming><bpmn:incoming>back</bpmn:incoming>'
         "<bpmn:outgoing>f2</bpmn:outgoing></bpmn:exclusiveGateway>"
         + compensable("A", "c2-a", "f2", "f3")
         + '<bpmn:exclusiveGateway id="again"><bpmn:incoming>f3</bpmn:incoming>'
         "<bpmn:outgoing>back</bpmn:outgoing><bpmn:outgoing>f4</bpmn:outgoing></bpmn:exclusiveGateway>"
-        + throw("compensate", "f4", "f5")
-        + end("f5")
+        + throw_event("compensate", "f4", "f5", compensate_definition())
+        + end_event("end", "f5")
         + flow("f1", "start", "merge")
         + flow("f2", "merge", "A")
         + flow("f3", "A", "again")
@@ -421,15 +405,15 @@ def test_saga_with_pyzeebe_workers(engine: EngineProcess) -> None:
     """Book a flight and a hotel, fail the payment with a BPMN error, compensate both bookings
     (handlers are ordinary pyzeebe tasks) and end on the failure path."""
     body = (
-        start("f1")
+        start_event("start", "f1")
         + compensable("flight", "saga-book-flight", "f1", "f2")
         + compensable("hotel", "saga-book-hotel", "f2", "f3")
         + service_task("charge", "saga-charge", "f3", "f4")
-        + end("f4", "paid")
+        + end_event("paid", "f4")
         + '<bpmn:boundaryEvent id="declined" attachedToRef="charge"><bpmn:outgoing>e1</bpmn:outgoing>'
         '<bpmn:errorEventDefinition errorRef="paymentDeclined"/></bpmn:boundaryEvent>'
-        + throw("undoBookings", "e1", "e2")
-        + end("e2", "notPaid")
+        + throw_event("undoBookings", "e1", "e2", compensate_definition())
+        + end_event("notPaid", "e2")
         + flow("f1", "start", "flight")
         + flow("f2", "flight", "hotel")
         + flow("f3", "hotel", "charge")
@@ -486,17 +470,17 @@ def test_compensation_end_event_in_an_error_event_sub_process(engine: EngineProc
     """The saga pattern with an event sub-process: an error ends the process's main path and the
     error event sub-process's compensation end event undoes what completed in the process."""
     body = (
-        start("f1")
+        start_event("start", "f1")
         + compensable("A", "ces-a", "f1", "f2")
         + service_task("B", "ces-b", "f2", "f3")
-        + end("f3")
+        + end_event("end", "f3")
         + flow("f1", "start", "A")
         + flow("f2", "A", "B")
         + flow("f3", "B", "end")
         + '<bpmn:subProcess id="onError" triggeredByEvent="true">'
         '<bpmn:startEvent id="errStart"><bpmn:outgoing>e1</bpmn:outgoing><bpmn:errorEventDefinition/>'
         "</bpmn:startEvent>"
-        + compensation_end("undoAll", "e1")
+        + end_event("undoAll", "e1", compensate_definition())
         + flow("e1", "errStart", "undoAll")
         + "</bpmn:subProcess>"
     )
@@ -516,13 +500,13 @@ def test_compensation_end_event_in_an_error_event_sub_process(engine: EngineProc
 
 def test_a_manual_task_handler_passes_through_and_the_throw_event_completes(engine: EngineProcess) -> None:
     body = (
-        start("f1")
+        start_event("start", "f1")
         + service_task("A", "cmt-a", "f1", "f2")
         + '<bpmn:boundaryEvent id="A_comp" attachedToRef="A"><bpmn:compensateEventDefinition/></bpmn:boundaryEvent>'
         '<bpmn:manualTask id="undo_A" isForCompensation="true"/>'
         '<bpmn:association id="assoc" associationDirection="One" sourceRef="A_comp" targetRef="undo_A"/>'
-        + throw("compensate", "f2", "f3")
-        + end("f3")
+        + throw_event("compensate", "f2", "f3", compensate_definition())
+        + end_event("end", "f3")
         + flow("f1", "start", "A")
         + flow("f2", "A", "compensate")
         + flow("f3", "compensate", "end")

@@ -17,7 +17,7 @@ from pyzeebe.errors import DecisionNotFoundError, ProcessInvalidError
 from pyzeebe.proto import gateway_pb2 as pb
 
 from tests.engine.conftest import EngineProcess
-from tests.engine.helpers import all_records, events, flow, gateway, process_xml, wait_for
+from tests.engine.helpers import all_records, events, flow, gateway, process_xml, wait_for, write_file
 from tests.engine_dmn.builder import definitions, literal, table
 from tests.zbctl import require_zbctl, run_zbctl
 
@@ -69,14 +69,8 @@ async def evaluate(address: str, key: int | None, decision_id: str | None, varia
         return await ZeebeClient(channel).evaluate_decision(key, decision_id, variables)
 
 
-def write(tmp_path: Path, name: str, content: bytes) -> Path:
-    path = tmp_path / name
-    path.write_bytes(content)
-    return path
-
-
 def test_pyzeebe_deploys_a_dmn_and_evaluates_by_id_and_key(engine: EngineProcess, tmp_path: Path) -> None:
-    response = run(deploy_files(engine.address, write(tmp_path, "hardware.dmn", RULES_DMN)))
+    response = run(deploy_files(engine.address, write_file(tmp_path, "hardware.dmn", RULES_DMN)))
 
     # Zeebe's order: the decisions, then their DRG
     decisions = [d for d in response.deployments if type(d).__name__ == "DecisionMetadata"]
@@ -133,7 +127,7 @@ def test_pyzeebe_deploys_a_dmn_and_evaluates_by_id_and_key(engine: EngineProcess
 
 
 def test_evaluations_are_answered_by_every_partition(engine: EngineProcess, tmp_path: Path) -> None:
-    run(deploy_files(engine.address, write(tmp_path, "hardware.dmn", RULES_DMN)))
+    run(deploy_files(engine.address, write_file(tmp_path, "hardware.dmn", RULES_DMN)))
 
     async def many() -> list[Any]:
         async with grpc.aio.insecure_channel(engine.address) as channel:
@@ -149,7 +143,7 @@ def test_evaluations_are_answered_by_every_partition(engine: EngineProcess, tmp_
 
 
 def test_a_failed_evaluation_is_an_answer_not_an_error(engine: EngineProcess, tmp_path: Path) -> None:
-    run(deploy_files(engine.address, write(tmp_path, "hardware.dmn", RULES_DMN)))
+    run(deploy_files(engine.address, write_file(tmp_path, "hardware.dmn", RULES_DMN)))
     with gateway(engine.address) as stub:
         response = stub.EvaluateDecision(
             pb.EvaluateDecisionRequest(decisionId="overlap", variables=json.dumps({"x": 5})), timeout=20
@@ -167,7 +161,7 @@ def test_a_failed_evaluation_is_an_answer_not_an_error(engine: EngineProcess, tm
 
 
 def test_bad_requests_are_refused_like_zeebe(engine: EngineProcess, tmp_path: Path) -> None:
-    run(deploy_files(engine.address, write(tmp_path, "hardware.dmn", RULES_DMN)))
+    run(deploy_files(engine.address, write_file(tmp_path, "hardware.dmn", RULES_DMN)))
     with gateway(engine.address) as stub:
         with pytest.raises(grpc.RpcError) as unknown:
             stub.EvaluateDecision(pb.EvaluateDecisionRequest(decisionId="ghost"), timeout=20)
@@ -198,13 +192,13 @@ def test_redeploying_is_a_duplicate_and_a_change_is_a_new_version(
     engine: EngineProcess, tmp_path: Path
 ) -> None:
     content = definitions(literal("greeting", '"Hello " + name'), definitions_id="greetings")
-    first = run(deploy_files(engine.address, write(tmp_path, "greetings.dmn", content)))
-    again = run(deploy_files(engine.address, write(tmp_path, "greetings.dmn", content)))
+    first = run(deploy_files(engine.address, write_file(tmp_path, "greetings.dmn", content)))
+    again = run(deploy_files(engine.address, write_file(tmp_path, "greetings.dmn", content)))
     assert [d.decision_key for d in again.deployments[:1]] == [first.deployments[0].decision_key]
     assert again.deployments[0].version == first.deployments[0].version
 
     changed = definitions(literal("greeting", '"Hi " + name'), definitions_id="greetings")
-    second = run(deploy_files(engine.address, write(tmp_path, "greetings.dmn", changed)))
+    second = run(deploy_files(engine.address, write_file(tmp_path, "greetings.dmn", changed)))
     assert second.deployments[0].version == first.deployments[0].version + 1
     assert second.deployments[1].version == first.deployments[1].version + 1
     latest = run(evaluate(engine.address, None, "greeting", {"name": "Ada"}))
@@ -253,8 +247,8 @@ def business_rule_process(process_id: str, decision_id: str, extra_task: bool = 
 def test_a_business_rule_task_in_a_process_run_by_pyzeebe_workers(
     engine: EngineProcess, tmp_path: Path
 ) -> None:
-    bpmn_file = write(tmp_path, "diagnose.bpmn", business_rule_process("diagnose", "rules_match"))
-    dmn_file = write(tmp_path, "hardware.dmn", RULES_DMN)
+    bpmn_file = write_file(tmp_path, "diagnose.bpmn", business_rule_process("diagnose", "rules_match"))
+    dmn_file = write_file(tmp_path, "hardware.dmn", RULES_DMN)
     seen: list[Any] = []
 
     async def scenario() -> list[Any]:
@@ -399,10 +393,10 @@ def test_business_rule_task_failures_are_incidents_that_can_be_resolved(
 
 
 def test_a_deployment_mixing_bpmn_and_dmn_is_atomic(engine: EngineProcess, tmp_path: Path) -> None:
-    good_bpmn = write(
+    good_bpmn = write_file(
         tmp_path, "atomic.bpmn", business_rule_process("atomic-process", "atomic_decision", False)
     )
-    bad_dmn = write(
+    bad_dmn = write_file(
         tmp_path, "atomic.dmn", definitions(literal("atomic_decision", "if then"), definitions_id="atomic")
     )
     with pytest.raises(ProcessInvalidError):
@@ -471,7 +465,7 @@ def test_a_deployment_mixing_bpmn_and_dmn_is_atomic(engine: EngineProcess, tmp_p
 
 def test_zbctl_deploys_and_evaluates(engine: EngineProcess, tmp_path: Path) -> None:
     require_zbctl()
-    dmn_file = write(
+    dmn_file = write_file(
         tmp_path,
         "zb-rules.dmn",
         definitions(
@@ -518,7 +512,7 @@ def test_decisions_survive_a_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     first = EngineProcess(data_dir, partitions=2).start()
     try:
-        run(deploy_files(first.address, write(tmp_path, "hardware.dmn", RULES_DMN)))
+        run(deploy_files(first.address, write_file(tmp_path, "hardware.dmn", RULES_DMN)))
     finally:
         first.kill()  # kill -9: recovery replays the log
     second = EngineProcess(data_dir, partitions=2).start()
@@ -557,7 +551,7 @@ def test_a_job_based_business_rule_task_is_a_job_for_a_worker(engine: EngineProc
         + flow("f1", "start", "rules-job")
         + flow("f2", "rules-job", "end")
     )
-    bpmn_file = write(tmp_path, "external-rules.bpmn", process_xml("external-rules", body))
+    bpmn_file = write_file(tmp_path, "external-rules.bpmn", process_xml("external-rules", body))
     jobs: list[Any] = []
 
     async def scenario() -> Any:

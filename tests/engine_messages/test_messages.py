@@ -36,17 +36,15 @@ from tests.engine.helpers import (
     flow,
     gateway,
     instance_state,
+    intents,
     process_xml,
+    pyzeebe_call,
     service_task,
     wait_for,
+    write_file,
 )
+from tests.support.bpmn import START, boundary_event, catch_event, end_event, start_event
 from tests.zbctl import require_zbctl, run_zbctl
-
-START = '<bpmn:startEvent id="start"><bpmn:outgoing>f0</bpmn:outgoing></bpmn:startEvent>'
-
-
-def end(end_id: str, incoming: str) -> str:
-    return f'<bpmn:endEvent id="{end_id}"><bpmn:incoming>{incoming}</bpmn:incoming></bpmn:endEvent>'
 
 
 def message(message_id: str, name: str, correlation_key: str | None = "= orderId") -> str:
@@ -58,30 +56,15 @@ def message(message_id: str, name: str, correlation_key: str | None = "= orderId
     return f'<bpmn:message id="{message_id}" name="{name}">{subscription}</bpmn:message>'
 
 
-def catch(event_id: str, incoming: str, outgoing: str, message_ref: str, extension: str = "") -> str:
-    return (
-        f'<bpmn:intermediateCatchEvent id="{event_id}">{extension}<bpmn:incoming>{incoming}</bpmn:incoming>'
-        f'<bpmn:outgoing>{outgoing}</bpmn:outgoing><bpmn:messageEventDefinition messageRef="{message_ref}"/>'
-        f"</bpmn:intermediateCatchEvent>"
-    )
-
-
-def boundary(
-    boundary_id: str, attached: str, outgoing: str, message_ref: str, interrupting: bool = True
-) -> str:
-    cancel = "" if interrupting else ' cancelActivity="false"'
-    return (
-        f'<bpmn:boundaryEvent id="{boundary_id}" attachedToRef="{attached}"{cancel}>'
-        f'<bpmn:outgoing>{outgoing}</bpmn:outgoing><bpmn:messageEventDefinition messageRef="{message_ref}"/>'
-        f"</bpmn:boundaryEvent>"
-    )
+def message_definition(message_ref: str) -> str:
+    return f'<bpmn:messageEventDefinition messageRef="{message_ref}"/>'
 
 
 def catch_process(process_id: str, name: str) -> bytes:
     body = (
         START
-        + catch("wait", "f0", "f1", "m1")
-        + end("done", "f1")
+        + catch_event("wait", "f0", "f1", message_definition("m1"))
+        + end_event("done", "f1")
         + flow("f0", "start", "wait")
         + flow("f1", "wait", "done")
     )
@@ -118,18 +101,6 @@ def publish(
         timeout=10,
     )
     return int(response.key)
-
-
-def pyzeebe_call(address: str, call: Any) -> Any:
-    async def scenario() -> Any:
-        async with grpc.aio.insecure_channel(address) as channel:
-            return await call(ZeebeClient(channel))
-
-    return asyncio.run(scenario())
-
-
-def intents(data_dir: Path, value_type: str, **match: Any) -> list[str]:
-    return [r["intent"] for r in events(data_dir, valueType=value_type, **match)]
 
 
 def root_variables(data_dir: Path, instance: int) -> dict[str, Any]:
@@ -352,9 +323,9 @@ def test_receive_task_with_interrupting_message_boundary(engine: EngineProcess) 
     body = (
         START + '<bpmn:receiveTask id="receive" messageRef="m1"><bpmn:incoming>f0</bpmn:incoming>'
         "<bpmn:outgoing>f1</bpmn:outgoing></bpmn:receiveTask>"
-        + boundary("cancelled", "receive", "f2", "m2")
-        + end("received", "f1")
-        + end("aborted", "f2")
+        + boundary_event("cancelled", "receive", "f2", message_definition("m2"))
+        + end_event("received", "f1")
+        + end_event("aborted", "f2")
         + flow("f0", "start", "receive")
         + flow("f1", "receive", "received")
         + flow("f2", "cancelled", "aborted")
@@ -409,15 +380,16 @@ def test_non_interrupting_boundary_leaves_the_task_active(engine: EngineProcess,
     body = (
         START
         + service_task("task", "msg-slow", "f0", "f1")
-        + boundary("nudge", "task", "f2", "m1", interrupting=False)
-        + end("done", "f1")
-        + end("nudged", "f2")
+        + boundary_event("nudge", "task", "f2", message_definition("m1"), interrupting=False)
+        + end_event("done", "f1")
+        + end_event("nudged", "f2")
         + flow("f0", "start", "task")
         + flow("f1", "task", "done")
         + flow("f2", "nudge", "nudged")
     )
-    path = tmp_path / "msg-nudge.bpmn"
-    path.write_bytes(process_xml("msg-nudge", body, extra=message("m1", "nudge")))
+    path = write_file(
+        tmp_path, "msg-nudge.bpmn", process_xml("msg-nudge", body, extra=message("m1", "nudge"))
+    )
     data = engine.data_dir
 
     async def run(client: ZeebeClient) -> int:
@@ -484,10 +456,9 @@ def test_non_interrupting_boundary_leaves_the_task_active(engine: EngineProcess,
 # ---------------------------------------------------------------------- start events
 def test_message_start_event_one_active_instance_per_correlation_key(engine: EngineProcess) -> None:
     body = (
-        '<bpmn:startEvent id="start"><bpmn:outgoing>f0</bpmn:outgoing>'
-        '<bpmn:messageEventDefinition messageRef="m1"/></bpmn:startEvent>'
+        start_event(definition=message_definition("m1"))
         + service_task("task", "msg-started", "f0", "f1")
-        + end("done", "f1")
+        + end_event("done", "f1")
         + flow("f0", "start", "task")
         + flow("f1", "task", "done")
     )
@@ -599,7 +570,7 @@ def message_event_sub_process(sub_id: str, message_ref: str, interrupting: bool)
         f'<bpmn:subProcess id="{sub_id}" triggeredByEvent="true">'
         f'<bpmn:startEvent id="{sub_id}-start"{attribute}><bpmn:outgoing>{sub_id}-f1</bpmn:outgoing>'
         f'<bpmn:messageEventDefinition messageRef="{message_ref}"/></bpmn:startEvent>'
-        + end(f"{sub_id}-end", f"{sub_id}-f1")
+        + end_event(f"{sub_id}-end", f"{sub_id}-f1")
         + flow(f"{sub_id}-f1", f"{sub_id}-start", f"{sub_id}-end")
         + "</bpmn:subProcess>"
     )
@@ -613,7 +584,7 @@ def test_message_event_sub_processes_interrupting_and_not(engine: EngineProcess)
     body = (
         START
         + service_task("task", "msg-esp", "f0", "f1")
-        + end("done", "f1")
+        + end_event("done", "f1")
         + flow("f0", "start", "task")
         + flow("f1", "task", "done")
         + message_event_sub_process("notify", "m1", interrupting=False)

@@ -7,12 +7,10 @@ subprocess, into a calling parent, uncaught goes on) and the terminate end event
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
-import grpc
 from pyzeebe import ZeebeClient
 from pyzeebe.proto import gateway_pb2 as pb
 
@@ -26,51 +24,19 @@ from tests.engine.helpers import (
     flow,
     gateway,
     instance_state,
+    pi_intents,
     process_xml,
+    pyzeebe_call,
     service_task,
+    variables_of,
     wait_for,
 )
+from tests.support.bpmn import START, TERMINATE, end_event, node, start_event, timer_definition
 from tests.zbctl import require_zbctl, run_zbctl
-
-START = '<bpmn:startEvent id="start"><bpmn:outgoing>f0</bpmn:outgoing></bpmn:startEvent>'
-
-
-def node(
-    tag: str, node_id: str, incoming: list[str], outgoing: list[str], inner: str = "", attrs: str = ""
-) -> str:
-    flows = "".join(f"<bpmn:incoming>{f}</bpmn:incoming>" for f in incoming)
-    flows += "".join(f"<bpmn:outgoing>{f}</bpmn:outgoing>" for f in outgoing)
-    return f'<bpmn:{tag} id="{node_id}"{attrs}>{inner}{flows}</bpmn:{tag}>'
-
-
-def end(end_id: str, incoming: str, inner: str = "") -> str:
-    return node("endEvent", end_id, [incoming], [], inner)
-
-
-def pi_intents(data: Path, instance: int, element_id: str) -> list[str]:
-    return [
-        r["intent"]
-        for r in events(data, valueType="PROCESS_INSTANCE", processInstanceKey=instance, elementId=element_id)
-    ]
-
-
-def variables_of(data: Path, instance: int) -> dict[str, Any]:
-    return {
-        r["value"]["name"]: json.loads(r["value"]["value"])
-        for r in events(data, valueType="VARIABLE", processInstanceKey=instance)
-    }
 
 
 def completed(data: Path, instance: int) -> bool:
     return instance_state(data, instance) == "ELEMENT_COMPLETED"
-
-
-def pyzeebe_call(address: str, call: Any) -> Any:
-    async def scenario() -> Any:
-        async with grpc.aio.insecure_channel(address) as channel:
-            return await call(ZeebeClient(channel))
-
-    return asyncio.run(scenario())
 
 
 def broadcast(address: str, name: str, variables: dict[str, Any] | None = None) -> None:
@@ -92,7 +58,7 @@ def inclusive_process(process_id: str, default: bool = False) -> bytes:
         + service_task("task-b", f"{process_id}-b", "fb", "jb")
         + service_task("task-c", f"{process_id}-c", "fc", "jc")
         + node("inclusiveGateway", "join", ["ja", "jb", "jc"], ["f9"])
-        + end("end", "f9")
+        + end_event("end", "f9")
         + flow("f0", "start", "fork")
         + flow("fa", "fork", "task-a", "=a")
         + flow("fb", "fork", "task-b", "=b")
@@ -103,7 +69,7 @@ def inclusive_process(process_id: str, default: bool = False) -> bytes:
         + flow("f9", "join", "end")
     )
     if default:
-        body += end("fallback", "fd") + flow("fd", "fork", "fallback")
+        body += end_event("fallback", "fd") + flow("fd", "fork", "fallback")
     return process_xml(process_id, body)
 
 
@@ -152,9 +118,9 @@ def test_inclusive_gateway_join_activates_when_the_other_branch_ends_elsewhere(
             '<bpmn:signalEventDefinition signalRef="sig"/>',
             attrs=' attachedToRef="task-b"',
         )
-        + end("stopped", "fs")
+        + end_event("stopped", "fs")
         + node("inclusiveGateway", "join", ["ja", "jb"], ["f9"])
-        + end("end", "f9")
+        + end_event("end", "f9")
         + flow("f0", "start", "fork")
         + flow("fa", "fork", "task-a", "=true")
         + flow("fb", "fork", "task-b", "=true")
@@ -218,11 +184,10 @@ def event_gateway_process(process_id: str, signal_name: str, timer: str) -> byte
             "on-timer",
             ["ft"],
             ["f2"],
-            f'<bpmn:timerEventDefinition><bpmn:timeDuration xsi:type="bpmn:tFormalExpression">{timer}'
-            "</bpmn:timeDuration></bpmn:timerEventDefinition>",
+            timer_definition("timeDuration", timer),
         )
-        + end("by-signal", "f1")
-        + end("by-timer", "f2")
+        + end_event("by-signal", "f1")
+        + end_event("by-timer", "f2")
         + flow("f0", "start", "choose")
         + flow("fs", "choose", "on-signal")
         + flow("ft", "choose", "on-timer")
@@ -315,7 +280,7 @@ def test_link_none_throw_manual_and_undefined_tasks_pass_through(
         + node("intermediateThrowEvent", "milestone", ["f2"], ["f3"])
         + node("intermediateThrowEvent", "jump", ["f3"], [], '<bpmn:linkEventDefinition name="to-b"/>')
         + node("intermediateCatchEvent", "land", [], ["f4"], '<bpmn:linkEventDefinition name="to-b"/>')
-        + end("end", "f4")
+        + end_event("end", "f4")
         + flow("f0", "start", "manual")
         + flow("f1", "manual", "undefined")
         + flow("f2", "undefined", "milestone")
@@ -348,8 +313,8 @@ def test_terminate_end_event_ends_the_other_branches(engine: EngineProcess, tmp_
         START
         + node("parallelGateway", "split", ["f0"], ["fa", "fb"])
         + service_task("wait", "te-never", "fa", "fx")
-        + end("never", "fx")
-        + end("kill", "fb", "<bpmn:terminateEventDefinition/>")
+        + end_event("never", "fx")
+        + node("endEvent", "kill", ["fb"], [], TERMINATE)
         + flow("f0", "start", "split")
         + flow("fa", "split", "wait")
         + flow("fb", "split", "kill")
@@ -379,7 +344,7 @@ def test_feel_script_task_sets_its_result_variable(engine: EngineProcess, tmp_pa
             '<bpmn:extensionElements><zeebe:script expression="=sum(prices) * 2" resultVariable="total"/>'
             "</bpmn:extensionElements>",
         )
-        + end("end", "f1")
+        + end_event("end", "f1")
         + flow("f0", "start", "total")
         + flow("f1", "total", "end")
     )
@@ -450,7 +415,7 @@ def escalation_defs() -> str:
 
 def sub_with_escalation(throw_tag: str, ref: str = "esc") -> str:
     """A subprocess 'sub' whose inner path throws an escalation (end or intermediate throw)."""
-    inner_start = '<bpmn:startEvent id="s-start"><bpmn:outgoing>s0</bpmn:outgoing></bpmn:startEvent>'
+    inner_start = start_event("s-start", "s0")
     definition = f'<bpmn:escalationEventDefinition escalationRef="{ref}"/>'
     if throw_tag == "endEvent":
         inner = (
@@ -463,7 +428,7 @@ def sub_with_escalation(throw_tag: str, ref: str = "esc") -> str:
             inner_start
             + node("intermediateThrowEvent", "s-throw", ["s0"], ["s1"], definition)
             + service_task("s-after", "esc-after", "s1", "s2")
-            + end("s-end", "s2")
+            + end_event("s-end", "s2")
             + flow("s0", "s-start", "s-throw")
             + flow("s1", "s-throw", "s-after")
             + flow("s2", "s-after", "s-end")
@@ -475,7 +440,7 @@ def escalation_process(process_id: str, throw_tag: str, interrupting: bool | Non
     body = (
         START
         + sub_with_escalation(throw_tag, ref)
-        + end("end", "f1")
+        + end_event("end", "f1")
         + flow("f0", "start", "sub")
         + flow("f1", "sub", "end")
     )
@@ -490,7 +455,7 @@ def escalation_process(process_id: str, throw_tag: str, interrupting: bool | Non
                 '<bpmn:escalationEventDefinition escalationRef="esc"/>',
                 attrs=f' attachedToRef="sub"{cancel}',
             )
-            + end("handled", "fc")
+            + end_event("handled", "fc")
             + flow("fc", "caught", "handled")
         )
     return process_xml(process_id, body, escalation_defs())
@@ -563,7 +528,7 @@ def test_escalation_reaches_the_call_activity_of_the_calling_parent(
             '<bpmn:escalationEventDefinition escalationRef="esc"/>',
         )
         + service_task("child-work", "esc-child-work", "f1", "f2")
-        + end("child-end", "f2")
+        + end_event("child-end", "f2")
         + flow("f0", "start", "raise")
         + flow("f1", "raise", "child-work")
         + flow("f2", "child-work", "child-end")
@@ -577,7 +542,7 @@ def test_escalation_reaches_the_call_activity_of_the_calling_parent(
             ["f1"],
             '<bpmn:extensionElements><zeebe:calledElement processId="esc-child"/></bpmn:extensionElements>',
         )
-        + end("end", "f1")
+        + end_event("end", "f1")
         + node(
             "boundaryEvent",
             "from-child",
@@ -586,7 +551,7 @@ def test_escalation_reaches_the_call_activity_of_the_calling_parent(
             "<bpmn:escalationEventDefinition/>",  # catch-all, interrupting
             attrs=' attachedToRef="call"',
         )
-        + end("child-escalated", "fb")
+        + end_event("child-escalated", "fb")
         + flow("f0", "start", "call")
         + flow("f1", "call", "end")
         + flow("fb", "from-child", "child-escalated")
@@ -620,14 +585,14 @@ def test_escalation_event_subprocess_non_interrupting(engine: EngineProcess, tmp
             '<bpmn:escalationEventDefinition escalationRef="esc"/>',
         )
         + service_task("work", "esc-esp-work", "f1", "f2")
-        + end("end", "f2")
+        + end_event("end", "f2")
         + flow("f0", "start", "raise")
         + flow("f1", "raise", "work")
         + flow("f2", "work", "end")
         + '<bpmn:subProcess id="on-late" triggeredByEvent="true">'
         '<bpmn:startEvent id="late-start" isInterrupting="false"><bpmn:outgoing>e0</bpmn:outgoing>'
         '<bpmn:escalationEventDefinition escalationRef="esc"/></bpmn:startEvent>'
-        + end("late-end", "e0")
+        + end_event("late-end", "e0")
         + flow("e0", "late-start", "late-end")
         + "</bpmn:subProcess>"
     )
@@ -701,12 +666,11 @@ def test_event_based_gateway_a_message_wins_over_a_signal_and_a_timer(
             "on-timer",
             ["ft"],
             ["f3"],
-            '<bpmn:timerEventDefinition><bpmn:timeDuration xsi:type="bpmn:tFormalExpression">PT1H'
-            "</bpmn:timeDuration></bpmn:timerEventDefinition>",
+            timer_definition("timeDuration", "PT1H"),
         )
-        + end("by-message", "f1")
-        + end("by-signal", "f2")
-        + end("by-timer", "f3")
+        + end_event("by-message", "f1")
+        + end_event("by-signal", "f2")
+        + end_event("by-timer", "f3")
         + flow("f0", "start", "choose")
         + flow("fm", "choose", "on-message")
         + flow("fs", "choose", "on-signal")

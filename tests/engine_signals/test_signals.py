@@ -6,7 +6,6 @@ events reaching other instances, and signal event subprocesses."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -26,13 +25,16 @@ from tests.engine.helpers import (
     flow,
     gateway,
     instance_state,
+    pi_intents,
     process_xml,
+    pyzeebe_call,
     service_task,
+    variables_of,
     wait_for,
+    write_file,
 )
+from tests.support.bpmn import START, boundary_event, catch_event, end_event, start_event, throw_event
 from tests.zbctl import require_zbctl, run_zbctl
-
-START = '<bpmn:startEvent id="start"><bpmn:outgoing>f0</bpmn:outgoing></bpmn:startEvent>'
 
 
 def signal(signal_id: str, name: str) -> str:
@@ -43,65 +45,11 @@ def definition(signal_id: str) -> str:
     return f'<bpmn:signalEventDefinition signalRef="{signal_id}"/>'
 
 
-def end(end_id: str, incoming: str, inner: str = "") -> str:
-    return f'<bpmn:endEvent id="{end_id}"><bpmn:incoming>{incoming}</bpmn:incoming>{inner}</bpmn:endEvent>'
-
-
-def catch(event_id: str, incoming: str, outgoing: str, inner: str) -> str:
-    return (
-        f'<bpmn:intermediateCatchEvent id="{event_id}"><bpmn:incoming>{incoming}</bpmn:incoming>'
-        f"<bpmn:outgoing>{outgoing}</bpmn:outgoing>{inner}</bpmn:intermediateCatchEvent>"
-    )
-
-
-def throw(event_id: str, incoming: str, outgoing: str, inner: str) -> str:
-    return (
-        f'<bpmn:intermediateThrowEvent id="{event_id}"><bpmn:incoming>{incoming}</bpmn:incoming>'
-        f"<bpmn:outgoing>{outgoing}</bpmn:outgoing>{inner}</bpmn:intermediateThrowEvent>"
-    )
-
-
-def boundary(boundary_id: str, attached: str, outgoing: str, inner: str, interrupting: bool = True) -> str:
-    cancel = "" if interrupting else ' cancelActivity="false"'
-    return (
-        f'<bpmn:boundaryEvent id="{boundary_id}" attachedToRef="{attached}"{cancel}>'
-        f"<bpmn:outgoing>{outgoing}</bpmn:outgoing>{inner}</bpmn:boundaryEvent>"
-    )
-
-
-def write(tmp_path: Path, name: str, content: bytes) -> Path:
-    path = tmp_path / name
-    path.write_bytes(content)
-    return path
-
-
-def pyzeebe_call(address: str, call: Any) -> Any:
-    async def scenario() -> Any:
-        async with grpc.aio.insecure_channel(address) as channel:
-            return await call(ZeebeClient(channel))
-
-    return asyncio.run(scenario())
-
-
-def pi_intents(data: Path, instance: int, element_id: str) -> list[str]:
-    return [
-        r["intent"]
-        for r in events(data, valueType="PROCESS_INSTANCE", processInstanceKey=instance, elementId=element_id)
-    ]
-
-
-def variables_of(data: Path, instance: int) -> dict[str, Any]:
-    return {
-        r["value"]["name"]: json.loads(r["value"]["value"])
-        for r in events(data, valueType="VARIABLE", processInstanceKey=instance)
-    }
-
-
 def catch_process(process_id: str, signal_name: str) -> bytes:
     body = (
         START
-        + catch("wait", "f0", "f1", definition("sig"))
-        + end("end", "f1")
+        + catch_event("wait", "f0", "f1", definition("sig"))
+        + end_event("end", "f1")
         + flow("f0", "start", "wait")
         + flow("f1", "wait", "end")
     )
@@ -113,13 +61,11 @@ def test_zbctl_broadcast_signal_starts_an_instance_on_every_partition_once(
 ) -> None:
     require_zbctl()
     body = (
-        '<bpmn:startEvent id="on-signal"><bpmn:outgoing>f0</bpmn:outgoing>'
-        + definition("sig")
-        + "</bpmn:startEvent>"
-        + end("end", "f0")
+        start_event("on-signal", "f0", definition=definition("sig"))
+        + end_event("end", "f0")
         + flow("f0", "on-signal", "end")
     )
-    path = write(tmp_path, "sg-start.bpmn", process_xml("sg-start", body, signal("sig", "sg-rack-down")))
+    path = write_file(tmp_path, "sg-start.bpmn", process_xml("sg-start", body, signal("sig", "sg-rack-down")))
     address, data = engine.address, engine.data_dir
     deployed = run_zbctl(address, "deploy", "resource", str(path))
     assert deployed.returncode == 0, deployed.stderr
@@ -168,10 +114,8 @@ def test_zbctl_broadcast_signal_starts_an_instance_on_every_partition_once(
 def test_a_new_version_replaces_the_signal_start_subscription(engine: EngineProcess, tmp_path: Path) -> None:
     def version(signal_name: str) -> bytes:
         body = (
-            '<bpmn:startEvent id="go"><bpmn:outgoing>f0</bpmn:outgoing>'
-            + definition("sig")
-            + "</bpmn:startEvent>"
-            + end("end", "f0")
+            start_event("go", "f0", definition=definition("sig"))
+            + end_event("end", "f0")
             + flow("f0", "go", "end")
         )
         return process_xml("sg-versions", body, signal("sig", signal_name))
@@ -255,9 +199,9 @@ def test_signal_boundary_event(engine: EngineProcess, tmp_path: Path, interrupti
     body = (
         START
         + service_task("task", job_type, "f0", "f1")
-        + boundary("abort", "task", "f2", definition("sig"), interrupting)
-        + end("done", "f1")
-        + end("aborted", "f2")
+        + boundary_event("abort", "task", "f2", definition("sig"), interrupting=interrupting)
+        + end_event("done", "f1")
+        + end_event("aborted", "f2")
         + flow("f0", "start", "task")
         + flow("f1", "task", "done")
         + flow("f2", "abort", "aborted")
@@ -311,8 +255,8 @@ def test_signal_throw_and_end_events_reach_waiting_instances(engine: EngineProce
     data = engine.data_dir
     thrower_body = (
         START
-        + throw("shout", "f0", "f1", definition("s1"))
-        + end("last", "f1", definition("s2"))
+        + throw_event("shout", "f0", "f1", definition("s1"))
+        + end_event("last", "f1", definition("s2"))
         + flow("f0", "start", "shout")
         + flow("f1", "shout", "last")
     )
@@ -346,14 +290,14 @@ def test_signal_event_subprocess_non_interrupting(engine: EngineProcess, tmp_pat
     body = (
         START
         + service_task("task", "sg-esp-work", "f0", "f1")
-        + end("end", "f1")
+        + end_event("end", "f1")
         + flow("f0", "start", "task")
         + flow("f1", "task", "end")
         + '<bpmn:subProcess id="notify" triggeredByEvent="true">'
         + '<bpmn:startEvent id="notify-start" isInterrupting="false"><bpmn:outgoing>e0</bpmn:outgoing>'
         + definition("sig")
         + "</bpmn:startEvent>"
-        + end("notify-end", "e0")
+        + end_event("notify-end", "e0")
         + flow("e0", "notify-start", "notify-end")
         + "</bpmn:subProcess>"
     )
@@ -400,10 +344,8 @@ def test_signal_subscriptions_survive_a_restart(tmp_path: Path, stop: str) -> No
     event and the waiting catch event still listen, and a broadcast reaches both once."""
     data = tmp_path / "data"
     start_body = (
-        '<bpmn:startEvent id="go"><bpmn:outgoing>f0</bpmn:outgoing>'
-        + definition("sig")
-        + "</bpmn:startEvent>"
-        + end("end", "f0")
+        start_event("go", "f0", definition=definition("sig"))
+        + end_event("end", "f0")
         + flow("f0", "go", "end")
     )
     engine = EngineProcess(data, partitions=2).start()
@@ -485,14 +427,12 @@ def test_interrupting_signal_event_subprocess_ends_the_task(engine: EngineProces
     body = (
         START
         + service_task("task", "sg-esp-int-work", "f0", "f1")
-        + end("end", "f1")
+        + end_event("end", "f1")
         + flow("f0", "start", "task")
         + flow("f1", "task", "end")
         + '<bpmn:subProcess id="abort" triggeredByEvent="true">'
-        + '<bpmn:startEvent id="abort-start"><bpmn:outgoing>e0</bpmn:outgoing>'
-        + definition("sig")
-        + "</bpmn:startEvent>"
-        + end("abort-end", "e0")
+        + start_event("abort-start", "e0", definition=definition("sig"))
+        + end_event("abort-end", "e0")
         + flow("e0", "abort-start", "abort-end")
         + "</bpmn:subProcess>"
     )

@@ -3,6 +3,14 @@
 sequence_process("order", "reserve", "ship")      # start -> task(reserve) -> task(ship) -> end
 process_xml("p", body)                             # any hand-written flow nodes and flows
 service_task("t", "job-type", "f1", "f2"), flow("f1", "start", "t")
+START + end_event("end", "f0")                     # none start event "start" -> f0, end event
+catch_event("wait", "f0", "f1", timer_definition("timeDuration", "PT1S"))
+boundary_event("late", "task", "f2", definition, interrupting=False)
+node("inclusiveGateway", "fork", ["f0"], ["fa", "fb"])  # any element, inner content first
+
+The event builders take the event definition as a full XML string (`definition`) and place it
+after the sequence flows, in the BPMN schema's order; `node` places its `inner` content before
+them, which the engine's parser accepts as well (the tests that use it deploy it that way).
 """
 
 from __future__ import annotations
@@ -61,3 +69,64 @@ def sequence_process(process_id: str, *job_types: str, retries: str = "3", comme
     flows.append(flow(f"f{last}", previous, "end"))
     extra = f"<!-- {comment} -->" if comment else ""
     return process_xml(process_id, "".join(nodes + flows), extra)
+
+
+def start_event(element_id: str = "start", outgoing: str = "f0", *, definition: str = "") -> str:
+    return (
+        f'<bpmn:startEvent id="{element_id}"><bpmn:outgoing>{outgoing}</bpmn:outgoing>{definition}'
+        "</bpmn:startEvent>"
+    )
+
+
+# The none start event most processes begin with: "start", leaving by flow f0.
+START = start_event()
+
+TERMINATE = "<bpmn:terminateEventDefinition/>"
+
+
+def end_event(end_id: str, incoming: str, definition: str = "") -> str:
+    return (
+        f'<bpmn:endEvent id="{end_id}"><bpmn:incoming>{incoming}</bpmn:incoming>{definition}</bpmn:endEvent>'
+    )
+
+
+def catch_event(event_id: str, incoming: str, outgoing: str, definition: str) -> str:
+    return (
+        f'<bpmn:intermediateCatchEvent id="{event_id}"><bpmn:incoming>{incoming}</bpmn:incoming>'
+        f"<bpmn:outgoing>{outgoing}</bpmn:outgoing>{definition}</bpmn:intermediateCatchEvent>"
+    )
+
+
+def throw_event(event_id: str, incoming: str, outgoing: str, definition: str = "") -> str:
+    return (
+        f'<bpmn:intermediateThrowEvent id="{event_id}"><bpmn:incoming>{incoming}</bpmn:incoming>'
+        f"<bpmn:outgoing>{outgoing}</bpmn:outgoing>{definition}</bpmn:intermediateThrowEvent>"
+    )
+
+
+def boundary_event(
+    boundary_id: str, attached: str, outgoing: str, definition: str, *, interrupting: bool = True
+) -> str:
+    cancel = "" if interrupting else ' cancelActivity="false"'
+    return (
+        f'<bpmn:boundaryEvent id="{boundary_id}" attachedToRef="{attached}"{cancel}>'
+        f"<bpmn:outgoing>{outgoing}</bpmn:outgoing>{definition}</bpmn:boundaryEvent>"
+    )
+
+
+def timer_definition(kind: str, value: str) -> str:
+    """`kind` is timeDuration, timeCycle or timeDate; `value` an ISO 8601 text, a cron or a FEEL expression."""
+    return (
+        f'<bpmn:timerEventDefinition><bpmn:{kind} xsi:type="bpmn:tFormalExpression">{value}</bpmn:{kind}>'
+        "</bpmn:timerEventDefinition>"
+    )
+
+
+def node(
+    tag: str, node_id: str, incoming: list[str], outgoing: list[str], inner: str = "", attrs: str = ""
+) -> str:
+    """Any element `<bpmn:{tag}>`: `inner` (event definition, extension elements, a sub-process body)
+    comes before its sequence flows; `attrs` is raw attribute text with its leading space."""
+    flows = "".join(f"<bpmn:incoming>{f}</bpmn:incoming>" for f in incoming)
+    flows += "".join(f"<bpmn:outgoing>{f}</bpmn:outgoing>" for f in outgoing)
+    return f'<bpmn:{tag} id="{node_id}"{attrs}>{inner}{flows}</bpmn:{tag}>'
