@@ -4,14 +4,17 @@ and SIGINT stops everything: every child gone, exit code 0."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.engine.helpers import all_records
 from tests.services import free_port
 from tests.stack.helpers import Browser, StackProcess, alive, python
 from tests.support import wait_for
@@ -20,6 +23,42 @@ pytestmark = pytest.mark.slow
 
 DEMO_PROCESSES = {"hardware-diagnosis", "server-repair", "rack-sweep"}
 EXPECTED_CHILDREN = ("redis", "engine", "run_gateway_proxy", "import_records", "celery", "daphne", "demo")
+
+
+# What the demo's workers and instance starter call. They route in-process (routing.connect over
+# the proxy's cluster source and deployment journal, issue 16), so none of these reaches the proxy.
+WORKER_METHODS = {"ActivateJobs", "StreamActivatedJobs", "CompleteJob", "FailJob", "ThrowError"}
+STARTER_METHODS = {"CreateProcessInstance", "CreateProcessInstanceWithResult"}
+
+
+def _demo_workers_skip_the_proxy(data_dir: Path) -> None:
+    """Jobs were completed (the engines' logs say so), and the proxy's metrics written after that
+    count none of the workers' or the starter's calls."""
+
+    def a_completed_job() -> float | None:
+        for log in data_dir.glob("engine-*"):
+            if any(r["valueType"] == "JOB" and r["intent"] == "COMPLETED" for r in all_records(log)):
+                return time.time()
+        return None
+
+    seen_at = wait_for(
+        what="a job completed by the demo workers", probe=a_completed_job, timeout=90, interval=0.5
+    )
+
+    def metrics_written_after() -> dict[str, Any] | None:
+        try:
+            metrics = json.loads((data_dir / "routing" / "metrics.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return metrics if metrics.get("generatedAt", 0) > seen_at else None
+
+    metrics = wait_for(
+        what="the proxy's metrics.json rewritten", probe=metrics_written_after, timeout=30, interval=0.5
+    )
+    through_proxy: set[str] = set()
+    for figures in metrics["clusters"].values():
+        through_proxy |= {method for method, count in figures.get("byMethod", {}).items() if count}
+    assert not through_proxy & (WORKER_METHODS | STARTER_METHODS), through_proxy
 
 
 def test_make_demo_serves_data_within_90_s_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
@@ -54,6 +93,7 @@ def test_make_demo_serves_data_within_90_s_and_stops_cleanly_on_sigint(tmp_path:
             what="imported demo instances", probe=demo_instances, timeout=max(remaining, 1), interval=0.5
         )
         assert instances
+        _demo_workers_skip_the_proxy(tmp_path / "demo")
         servers = browser.get_json("/api/v1/servers/")["results"]
         assert len(servers) > 10
         status, page = browser.get("/")
