@@ -13,15 +13,18 @@ before/after comparisons of processing changes stay readable:
    slicing included (bodies beyond 1,000 items are activated in slices);
 3. sequential multi-instance: CPU per inner instance to run a sequential multi-instance
    service task over `--items` items (one job at a time, each completed before the next is
-   created). Without an output collection, so the figure shows the body's own per-item work
-   (an output collection rewrites the whole list at every completion, as Zeebe does).
+   created). Without an output collection, and the worker fetches only `item`, so the figure
+   shows the body's own per-item work: an output collection rewrites the whole list at every
+   completion, and a job that fetches every variable carries the whole input collection (both
+   as in Zeebe), which makes a per-item cost that grows with the collection whatever the body
+   does. `--fetch-all` measures that worker instead.
 
 Each figure is the median of `--runs` runs on a fresh data directory. To compare two builds,
 run it from each (`git archive` of each commit into its own directory, then
 `python bench/engine_cpu.py` there); `--tree` names the directory whose `engine` is imported.
 
 Usage: `python bench/engine_cpu.py [--runs 5] [--instances 3000] [--items 2000] [--tree DIR]
-[--only one|parallel|sequential]`
+[--only one|parallel|sequential] [--fetch-all]`
 """
 
 from __future__ import annotations
@@ -147,7 +150,7 @@ async def multi_instance_run(items: int) -> dict[str, float]:
     return {"cpu_us_per_item": cpu * 1_000_000 / items}
 
 
-async def sequential_multi_instance_run(items: int) -> dict[str, float]:
+async def sequential_multi_instance_run(items: int, fetch: list[str]) -> dict[str, float]:
     from engine.broker import Broker
     from engine.processing.command import Command
 
@@ -162,7 +165,7 @@ async def sequential_multi_instance_run(items: int) -> dict[str, float]:
             completed = 0
             # One job exists at a time: each completion creates the next (bounded in count).
             for _ in range(items):
-                batches = broker.activate_jobs("seq-work", "bench", 60_000, 1, [])
+                batches = broker.activate_jobs("seq-work", "bench", 60_000, 1, fetch)
                 if not batches:
                     break
                 for owner, jobs in batches:
@@ -202,6 +205,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--tree", type=Path, default=Path(__file__).resolve().parents[1])
     parser.add_argument("--only", choices=("one", "parallel", "sequential"), default=None)
+    parser.add_argument(
+        "--fetch-all", action="store_true", help="sequential: the worker fetches every variable"
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(args.tree.resolve()))
 
@@ -211,8 +217,10 @@ def main() -> None:
         multi = [asyncio.run(multi_instance_run(args.items)) for _ in range(args.runs)]
         _print_per_item("engine.cpu_parallel_multi_instance", args.tree, args.items, multi)
     if args.only in (None, "sequential"):
-        sequential = [asyncio.run(sequential_multi_instance_run(args.items)) for _ in range(args.runs)]
-        _print_per_item("engine.cpu_sequential_multi_instance", args.tree, args.items, sequential)
+        fetch = [] if args.fetch_all else ["item"]
+        sequential = [asyncio.run(sequential_multi_instance_run(args.items, fetch)) for _ in range(args.runs)]
+        name = "engine.cpu_sequential_multi_instance" + ("_fetch_all" if args.fetch_all else "")
+        _print_per_item(name, args.tree, args.items, sequential)
 
 
 def _one_task(args: argparse.Namespace) -> None:
