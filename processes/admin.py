@@ -9,9 +9,19 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from rest_framework.authtoken.admin import TokenAdmin as DrfTokenAdmin
+from rest_framework.authtoken.models import TokenProxy
 
 from processes import services
-from processes.models import Cluster, ImportPosition, Incident, Job, ProcessInstance, RecordImportError
+from processes.models import (
+    ApiToken,
+    Cluster,
+    ImportPosition,
+    Incident,
+    Job,
+    ProcessInstance,
+    RecordImportError,
+)
 
 
 class ClusterAdminForm(forms.ModelForm):
@@ -169,3 +179,18 @@ class ImportPositionAdmin(ReadOnlyAdmin):
 class RecordImportErrorAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "cluster", "partition_id", "position", "message")
     list_filter = ("cluster",)
+
+
+class TokenAdmin(DrfTokenAdmin):
+    """DRF's token admin (list, revoke) over ApiToken: its list showed every key in full, to anyone
+    who sees the screen; here a key's first characters tell tokens apart, and no page names one."""
+
+    list_display = ("key_hint", "user", "created")
+
+    @admin.display(description="key")
+    def key_hint(self, token: ApiToken) -> str:
+        return f"{token.key[:4]}…"
+
+
+admin.site.unregister(TokenProxy)
+admin.site.register(ApiToken, TokenAdmin)

@@ -52,7 +52,13 @@ _ADMIN_PERMISSIONS = (
     ("authtoken", "view_token"),
     ("authtoken", "add_token"),
     ("authtoken", "delete_token"),
+    # API tokens as the admin lists them (processes.models.ApiToken, a proxy of DRF's token)
+    ("processes", "view_apitoken"),
+    ("processes", "add_apitoken"),
+    ("processes", "delete_apitoken"),
 )
+# Models of the read apps that only admins see (the read grant below leaves them out).
+_ADMIN_ONLY_MODELS = (("processes", "apitoken"),)
 
 
 class RoleRequired(PermissionDenied):
@@ -66,6 +72,8 @@ class RoleRequired(PermissionDenied):
 
 def _permissions_for(role: Role) -> models.QuerySet[Permission]:
     query = models.Q(content_type__app_label__in=_READ_APPS, codename__startswith="view_")
+    for app_label, model in _ADMIN_ONLY_MODELS:
+        query &= ~models.Q(content_type__app_label=app_label, content_type__model=model)
     extra: tuple[tuple[str, str], ...] = ()
     if _RANK[role] >= _RANK[Role.OPERATOR]:
         extra += _OPERATOR_PERMISSIONS

@@ -51,3 +51,25 @@ def test_bad_arguments_are_refused(args):
     with pytest.raises((CommandError, SystemExit)):
         issue(*args)
     assert not Token.objects.exists()
+
+
+def test_the_admin_lists_tokens_without_their_keys(client):
+    """An admin's token list tells tokens apart by their first characters; no admin page shows a
+    key (titles, links, the revoke confirmation): it is shown once, by issue_token."""
+    from django.contrib.auth.models import User
+
+    token = issue("--user", "grafana", "--role", "viewer")
+    admin_user = User.objects.create_superuser("root", "root@example.invalid", "pw-root-long-enough")
+    client.force_login(admin_user)
+    listing = client.get("/admin/processes/apitoken/")
+    assert listing.status_code == 200
+    page = listing.content.decode()
+    assert "grafana" in page and f"{token[:4]}…" in page
+    assert token not in page
+    user = Token.objects.get(key=token).user
+    for path in (f"{user.pk}/change/", f"{user.pk}/history/", f"{user.pk}/delete/"):
+        response = client.get(f"/admin/processes/apitoken/{path}")
+        assert response.status_code == 200, (path, response.status_code)
+        assert token not in response.content.decode() and f"{token[:4]}…" in response.content.decode()
+    assert client.get("/admin/authtoken/tokenproxy/").status_code == 404  # DRF's own page is gone
+    assert token not in client.get("/admin/").content.decode()

@@ -24,7 +24,7 @@ PAGES = [
     "/operations/",
     "/clusters/",
     "/admin/",
-    "/admin/authtoken/tokenproxy/",
+    "/admin/processes/apitoken/",
 ]
 # Playwright's init scripts are not subject to the page's CSP: this listener sees every violation.
 LISTEN = """

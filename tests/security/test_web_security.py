@@ -91,10 +91,10 @@ def test_token_use_is_audited_and_admins_list_and_revoke_tokens(client: Client) 
 
     admin = User.objects.create_superuser("ada", password=PASSWORD)
     client.force_login(admin)
-    listing = client.get("/admin/authtoken/tokenproxy/")
+    listing = client.get("/admin/processes/apitoken/")
     assert listing.status_code == 200 and "dashboard-bot" in listing.content.decode()
     token_row = Token.objects.get(key=token)
-    confirm = client.post(f"/admin/authtoken/tokenproxy/{token_row.user_id}/delete/", {"post": "yes"})
+    confirm = client.post(f"/admin/processes/apitoken/{token_row.user_id}/delete/", {"post": "yes"})
     assert confirm.status_code == 302
     assert not Token.objects.filter(key=token).exists()
     assert api.get("/api/v1/clusters/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 401
@@ -104,4 +104,4 @@ def test_token_use_is_audited_and_admins_list_and_revoke_tokens(client: Client) 
     assign_role(user=operator, role=Role.OPERATOR)
     other = Client()
     other.force_login(operator)
-    assert other.get("/admin/authtoken/tokenproxy/").status_code in (302, 403)
+    assert other.get("/admin/processes/apitoken/").status_code in (302, 403)
