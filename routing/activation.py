@@ -870,9 +870,13 @@ class JobActivation:
                 if poll_end - time.monotonic() <= 0:
                     break
                 try:
-                    kind, leg, cluster_id, payload = await asyncio.wait_for(
-                        waiter.queue.get(), max(0.0, timeout)
-                    )
+                    # No asyncio.wait_for: on Python 3.11 it runs the get in a task of its own,
+                    # an extra task and loop pass for every wait of every call.
+                    if waiter.queue.empty():
+                        async with asyncio.timeout(max(0.0, timeout)):
+                            kind, leg, cluster_id, payload = await waiter.queue.get()
+                    else:
+                        kind, leg, cluster_id, payload = waiter.queue.get_nowait()
                 except TimeoutError:
                     if answering is None:
                         cover_all()  # clusters back up or answering again; legs whose slice ended

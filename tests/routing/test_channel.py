@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import logging
 import re
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -702,3 +703,36 @@ def test_closing_the_channel_ends_open_streams_cancelled_and_hands_their_jobs_ba
         # Each other job: never activated, or activated for the stream and released again
         # (handed back by the core, or yielded by the engine), never left locked.
         assert len(released) == len(activated), (instance, activated, released)
+
+
+def test_a_create_placed_on_a_hung_cluster_ends_at_the_callers_deadline(fleet: Fleet, tmp_path: Path) -> None:
+    """The channel runs no timer of its own around placed calls (routing.core.BOUNDED_BY_DEADLINE):
+    the core gives the upstream call the time the caller has left. So a create placed on a hung
+    (SIGSTOPped) cluster ends DEADLINE_EXCEEDED, as through a gRPC hop, and does not hang."""
+    fleet.proxy.write_clusters(fleet.entries(c2={"weight": 0}))  # every create goes to cluster 1
+
+    async def drive() -> grpc.StatusCode:
+        channel = _connect(fleet, tmp_path)
+        client = ZeebeClient(channel)
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        try:
+            await _deploy(client, tmp_path, "ch-hung", "ch-hung")
+            # A forwarded call just succeeded: cluster 1 stays up for a second whatever its
+            # health probes say (busy, not down), so the create below is placed on it.
+            assert cluster_of((await client.run_process("ch-hung")).process_instance_key) == 1
+            fleet.engine(1).process.send_signal(signal.SIGSTOP)
+            try:
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await asyncio.wait_for(  # a hang guard, far beyond the call's own deadline
+                        stub.CreateProcessInstance(
+                            pb.CreateProcessInstanceRequest(bpmnProcessId="ch-hung", version=-1), timeout=0.5
+                        ),
+                        timeout=30,
+                    )
+            finally:
+                fleet.engine(1).process.send_signal(signal.SIGCONT)
+            return caught.value.code()
+        finally:
+            await channel.close()
+
+    assert asyncio.run(drive()) is grpc.StatusCode.DEADLINE_EXCEEDED
