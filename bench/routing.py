@@ -3,11 +3,14 @@
 Prints one JSON object per figure (JSON lines), then a summary line:
 
 * ``throughput``: instances/s for the same workload (create N instances, activate their jobs
-  in batches, complete each job) on one engine, four ways in the same run (order rotated per
-  run): direct; through a do-nothing gRPC passthrough (the proxy's server stack forwarding raw
-  bytes, no routing: ``bench/routing.py --serve-passthrough PORT UPSTREAM``); through the proxy;
-  through the in-process routing channel (``routing.connect``, no second hop). Median of
-  ``--runs`` runs; ``ratio_X = X / direct`` (goals: channel >= 0.95; proxy >= 0.9);
+  in batches, complete each job) on one engine, four ways: direct; through a do-nothing gRPC
+  passthrough (the proxy's server stack forwarding raw bytes, no routing:
+  ``bench/routing.py --serve-passthrough PORT UPSTREAM``); through the proxy; through the
+  in-process routing channel (``routing.connect``, no second hop). ``--rounds`` rounds (default
+  12), each running every mode once on ``--instances`` instances in an order rotated per round;
+  ``ratio_X`` = median over rounds of X / direct in the same round, with the middle half of the
+  per-round ratios (goals: channel >= 0.95; proxy >= 0.9). Each run connects its channel before
+  the clock starts, and rate and CPU cover the same window;
 * ``cpu_per_call``: CPU time per gRPC call of that workload, of the passthrough's and the
   proxy's process, and of the client process for direct and the channel (goal: proxy <= 1.1 x
   passthrough);
@@ -49,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +70,17 @@ from tests.services import free_port  # noqa: E402
 
 PROCESS_ID = "bench-routing"
 JOB_TYPE = "bench-routing-work"
-BPMN = f"""<?xml version="1.0" encoding="UTF-8"?>
+
+
+def bpmn(process_id: str = PROCESS_ID, job_type: str = JOB_TYPE) -> bytes:
+    """One service task of ``job_type`` between a start and an end event."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
     xmlns:zeebe="http://camunda.org/schema/zeebe/1.0" id="defs" targetNamespace="http://fleetflow.example/bench">
-  <bpmn:process id="{PROCESS_ID}" isExecutable="true">
+  <bpmn:process id="{process_id}" isExecutable="true">
     <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
     <bpmn:serviceTask id="work">
-      <bpmn:extensionElements><zeebe:taskDefinition type="{JOB_TYPE}" /></bpmn:extensionElements>
+      <bpmn:extensionElements><zeebe:taskDefinition type="{job_type}" /></bpmn:extensionElements>
       <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
     </bpmn:serviceTask>
     <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
@@ -81,6 +89,9 @@ BPMN = f"""<?xml version="1.0" encoding="UTF-8"?>
   </bpmn:process>
 </bpmn:definitions>
 """.encode()
+
+
+BPMN = bpmn()
 
 
 def env() -> dict[str, str]:
@@ -210,11 +221,11 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-async def deploy(address: str) -> None:
+async def deploy(address: str, content: bytes = BPMN) -> None:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = gateway_pb2_grpc.GatewayStub(channel)
         await stub.DeployResource(
-            pb.DeployResourceRequest(resources=[pb.Resource(name="bench.bpmn", content=BPMN)]), timeout=30
+            pb.DeployResourceRequest(resources=[pb.Resource(name="bench.bpmn", content=content)]), timeout=30
         )
 
 
@@ -226,32 +237,51 @@ def grpc_channel(address: str) -> ChannelFactory:
     return lambda: grpc.aio.insecure_channel(address)
 
 
+@dataclass
+class WorkloadRun:
+    """One timed workload: its rate and what it cost, all over the same window (first create to
+    last completion; connecting and closing the channel are outside it)."""
+
+    rate: float  # instances per second, first create to last completion
+    calls: int  # gRPC calls the client made in the window
+    client_cpu: float  # CPU seconds of this process in the window
+    intermediary_cpu: float | None  # CPU seconds of the intermediary's process, if one is watched
+
+
 async def workload(
     target: str | ChannelFactory,
     instances: int,
     concurrency: int = 16,
     batch: int = 32,
     workers: int = 4,
-    calls: list[int] | None = None,
-) -> float:
-    """Create ``instances`` and complete all their jobs; return instances per second.
+    watch_pid: int | None = None,
+    request_timeout_ms: int = 1000,
+    process_id: str = PROCESS_ID,
+    job_type: str = JOB_TYPE,
+) -> WorkloadRun:
+    """Create ``instances`` and complete all their jobs, on a channel that is connected first.
 
-    ``target`` is an address or a channel factory (the routing channel); the gRPC calls made
-    (creates, ActivateJobs, completes) are added to ``calls[0]`` when given."""
+    ``target`` is an address or a channel factory (the routing channel). Before the clock starts
+    one Topology call connects the channel (for the routing channel it also starts the core and
+    its first health check), so connection setup is not part of the rate in any mode. The rate
+    and the CPU figures cover the same window; ``watch_pid``'s CPU is read at both ends of it."""
     factory = grpc_channel(target) if isinstance(target, str) else target
     channel = factory()
     made = 0
     try:
         stub = gateway_pb2_grpc.GatewayStub(channel)
+        await stub.Topology(pb.TopologyRequest(), timeout=30)
         completed = 0
         done = asyncio.Event()
+        watched_before = cpu_seconds(watch_pid) if watch_pid is not None else None
+        client_before = time.process_time()
         started = time.perf_counter()
 
         async def creator(count: int) -> None:
             nonlocal made
             for _ in range(count):
                 await stub.CreateProcessInstance(
-                    pb.CreateProcessInstanceRequest(bpmnProcessId=PROCESS_ID, version=-1), timeout=30
+                    pb.CreateProcessInstanceRequest(bpmnProcessId=process_id, version=-1), timeout=30
                 )
                 made += 1
 
@@ -259,11 +289,11 @@ async def workload(
             nonlocal completed, made
             while not done.is_set():
                 request = pb.ActivateJobsRequest(
-                    type=JOB_TYPE,
+                    type=job_type,
                     worker="bench",
                     timeout=60_000,
                     maxJobsToActivate=batch,
-                    requestTimeout=1000,
+                    requestTimeout=request_timeout_ms,
                 )
                 jobs = []
                 async for response in stub.ActivateJobs(request, timeout=10):
@@ -284,12 +314,21 @@ async def workload(
         await asyncio.gather(*(creator(n) for n in share))
         await asyncio.wait_for(done.wait(), timeout=300)
         elapsed = time.perf_counter() - started
+        client_cpu = time.process_time() - client_before
+        watched_after = cpu_seconds(watch_pid) if watch_pid is not None else None
         for task in worker_tasks:
             task.cancel()
         await asyncio.gather(*worker_tasks, return_exceptions=True)
-        if calls is not None:
-            calls[0] += made
-        return instances / elapsed
+        return WorkloadRun(
+            rate=instances / elapsed,
+            calls=made,
+            client_cpu=client_cpu,
+            intermediary_cpu=(
+                watched_after - watched_before
+                if watched_before is not None and watched_after is not None
+                else None
+            ),
+        )
     finally:
         await channel.close()
 
@@ -648,12 +687,27 @@ async def failover_creates(work: Path, run: int, creators: int = 6, kills: int =
 MODES = ("direct", "passthrough", "proxy", "channel")
 
 
+def _spread(values: list[float]) -> list[float]:
+    """[first quartile, third quartile] of ``values`` (the middle half), rounded."""
+    if len(values) < 2:
+        return [round(v, 3) for v in values * 2]
+    quartiles = statistics.quantiles(values, n=4, method="inclusive")
+    return [round(quartiles[0], 3), round(quartiles[2], 3)]
+
+
 async def throughput_and_latency(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Throughput and CPU per call of the same workload on one engine: direct, through the
-    do-nothing passthrough, through the proxy, and through the in-process routing channel, in
-    the same run (order rotated per run). CPU per call is the intermediary's process CPU time
-    (passthrough, proxy) divided by the calls the workload made; for direct and the channel,
-    the client process's (this one), where the channel's routing runs."""
+    do-nothing passthrough, through the proxy, and through the in-process routing channel.
+
+    Measured in ``--rounds`` rounds; each round runs every mode once on ``--instances``
+    instances, in an order rotated from round to round, so each mode runs as often in each
+    position. A mode's ratio is the median over rounds of (its rate / direct's rate in the same
+    round): the machine's load drifts (other processes on the two cores), and rounds a few
+    seconds long see the same load in every mode far more often than whole invocations do.
+    Every mode is measured the same way: a fresh channel per run, connected before the clock
+    starts, rate and CPU over the same window. CPU per call is the intermediary's process CPU
+    (passthrough, proxy) or this process's (direct, channel: the channel's routing runs here)
+    divided by the calls the workload made."""
     import routing  # the channel: the routing core in this process
 
     engine_port, proxy_port, passthrough_port = free_port(), free_port(), free_port()
@@ -668,34 +722,50 @@ async def throughput_and_latency(work: Path, args: argparse.Namespace) -> dict[s
         "channel": lambda: routing.connect(clusters=[f"1=127.0.0.1:{engine_port}"]),
     }
     intermediary = {"passthrough": passthrough.pid, "proxy": proxy.pid}
+    rounds = args.rounds
+    # A job type per mode: the proxy never cancels a parked long poll (routing/activation.py),
+    # so its workers' last polls stay parked on the engine for up to requestTimeout after its run,
+    # and with one shared job type they took the next run's first jobs, held them 1 s for a
+    # caller that never came and handed them back: the run after the proxy's (the channel's in
+    # three rounds of four) lasted >= 1 s whatever its speed (rates bunched at 400 / 1.03 s).
+    kinds = {mode: (f"{PROCESS_ID}-{mode}", f"{JOB_TYPE}-{mode}") for mode in MODES}
     try:
-        await deploy(via_proxy)
-        for mode in MODES:  # warm-up of every path
-            await workload(targets[mode], 50)
+        for process_id, job_type in kinds.values():
+            await deploy(via_proxy, bpmn(process_id, job_type))
+        for _ in range(2):  # warm-up of every path (imports, connections, the engine's caches)
+            for mode in MODES:
+                await workload(targets[mode], 100, process_id=kinds[mode][0], job_type=kinds[mode][1])
         rates: dict[str, list[float]] = {m: [] for m in MODES}
         cpu_per_call: dict[str, list[float]] = {m: [] for m in MODES}
         client_cpu_per_call: dict[str, list[float]] = {m: [] for m in MODES}
         ratios: dict[str, list[float]] = {m: [] for m in MODES if m != "direct"}
-        for run in range(args.runs):
+        cpu_ratios: dict[str, list[float]] = {"proxy_over_passthrough": [], "channel_over_direct": []}
+        for run in range(rounds):
             order = MODES[run % len(MODES) :] + MODES[: run % len(MODES)]
-            results = {}
+            results: dict[str, WorkloadRun] = {}
             for mode in order:
-                calls = [0]
-                pid = intermediary.get(mode)
-                before = cpu_seconds(pid) if pid is not None else None
-                client_before = time.process_time()
-                rate = await workload(targets[mode], args.instances, calls=calls)
-                client_cpu = time.process_time() - client_before
-                after = cpu_seconds(pid) if pid is not None else None
-                rates[mode].append(rate)
-                results[mode] = rate
-                client_cpu_per_call[mode].append(client_cpu / calls[0] * 1e6)
-                if pid is None:
-                    cpu_per_call[mode].append(client_cpu / calls[0] * 1e6)
-                elif before is not None and after is not None:
-                    cpu_per_call[mode].append((after - before) / calls[0] * 1e6)
+                result = await workload(
+                    targets[mode],
+                    args.instances,
+                    watch_pid=intermediary.get(mode),
+                    request_timeout_ms=args.poll_timeout_ms,
+                    process_id=kinds[mode][0],
+                    job_type=kinds[mode][1],
+                )
+                results[mode] = result
+                rates[mode].append(result.rate)
+                client_cpu_per_call[mode].append(result.client_cpu / result.calls * 1e6)
+                if mode not in intermediary:
+                    cpu_per_call[mode].append(result.client_cpu / result.calls * 1e6)
+                elif result.intermediary_cpu is not None:
+                    cpu_per_call[mode].append(result.intermediary_cpu / result.calls * 1e6)
             for mode in ratios:
-                ratios[mode].append(results[mode] / results["direct"])
+                ratios[mode].append(results[mode].rate / results["direct"].rate)
+            if len(cpu_per_call["passthrough"]) == run + 1 and len(cpu_per_call["proxy"]) == run + 1:
+                cpu_ratios["proxy_over_passthrough"].append(
+                    cpu_per_call["proxy"][-1] / cpu_per_call["passthrough"][-1]
+                )
+            cpu_ratios["channel_over_direct"].append(cpu_per_call["channel"][-1] / cpu_per_call["direct"][-1])
         proxy_cpu = statistics.median(cpu_per_call["proxy"]) if cpu_per_call["proxy"] else None
         passthrough_cpu = (
             statistics.median(cpu_per_call["passthrough"]) if cpu_per_call["passthrough"] else None
@@ -704,11 +774,14 @@ async def throughput_and_latency(work: Path, args: argparse.Namespace) -> dict[s
             "figure": "routing_throughput",
             "unit": "instances/s (create+activate+complete)",
             "instances_per_run": args.instances,
-            "runs": args.runs,
+            "rounds": rounds,
             **{m: round(statistics.median(rates[m]), 1) for m in MODES},
             **{f"ratio_{m}": round(statistics.median(ratios[m]), 3) for m in ratios},
+            **{f"ratio_{m}_middle_half": _spread(ratios[m]) for m in ratios},
             **{f"ratios_{m}": [round(r, 3) for r in ratios[m]] for m in ratios},
+            "rates": {m: [round(r) for r in rates[m]] for m in MODES},
             "ratio": round(statistics.median(ratios["proxy"]), 3),
+            "what": "ratio_X: median over rounds of X / direct in the same round",
             "goal": "channel >= 0.95 of direct; proxy >= 0.9 (never < 0.8)",
         }
         print(json.dumps(throughput), flush=True)
@@ -721,6 +794,11 @@ async def throughput_and_latency(work: Path, args: argparse.Namespace) -> dict[s
             "proxy_over_passthrough": (
                 round(proxy_cpu / passthrough_cpu, 3) if proxy_cpu and passthrough_cpu else None
             ),
+            **{
+                f"{name}_per_round_median": round(statistics.median(values), 3)
+                for name, values in cpu_ratios.items()
+                if values
+            },
             "runs": {m: [round(x) for x in cpu_per_call[m]] for m in MODES},
             "goal": "proxy <= 1.1 x passthrough",
         }
@@ -767,6 +845,18 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--instances", type=int, default=400)
     parser.add_argument("--latency-calls", type=int, default=1000)
+    parser.add_argument(
+        "--poll-timeout-ms",
+        type=int,
+        default=1000,
+        help="the throughput workers' ActivateJobs requestTimeout (default 1000)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=12,
+        help="throughput rounds (each runs every mode once on --instances instances); default 12",
+    )
     parser.add_argument(
         "--only",
         action="append",
