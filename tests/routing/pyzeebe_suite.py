@@ -27,8 +27,10 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from defusedxml import ElementTree
 
@@ -285,3 +287,40 @@ def engine_refusals(results: list[SuiteResult], refusals: dict[str, str]) -> dic
         if reasons:
             blocked[result.name] = "; ".join(reasons)
     return blocked
+
+
+CANCEL_TEST = "cancel_process_test.py::test_cancel_process"
+
+
+def suite_outcome(result: SuiteResult, logs: Iterable[Iterable[dict[str, Any]]]) -> str:
+    """A result's outcome, except for one race in pyzeebe's suite itself.
+
+    Its cancel test cancels an instance of a one-task process while its package-wide worker for
+    that task type runs: the worker may complete the job first (seen once under load), and Zeebe
+    then answers NOT_FOUND, as the engine does. Such a failure counts as passed only when the
+    engines' logs (`logs`, one record list per engine) prove the race: a PROCESS_INSTANCE CANCEL
+    rejected NOT_FOUND for an instance of process "test" that completed earlier in the same log.
+    """
+    if result.name != CANCEL_TEST or result.outcome != "failed" or "NotFound" not in result.message:
+        return result.outcome
+    for records in logs:
+        completed_at: dict[int, int] = {}
+        for record in records:
+            value = record.get("value", {})
+            if (
+                record["recordType"] == "EVENT"
+                and record["valueType"] == "PROCESS_INSTANCE"
+                and record["intent"] == "ELEMENT_COMPLETED"
+                and value.get("bpmnElementType") == "PROCESS"
+                and value.get("bpmnProcessId") == "test"
+            ):
+                completed_at[record["key"]] = record["position"]
+            elif (
+                record["recordType"] == "COMMAND_REJECTION"
+                and record["valueType"] == "PROCESS_INSTANCE"
+                and record["intent"] == "CANCEL"
+                and record.get("rejectionType") == "NOT_FOUND"
+                and completed_at.get(record["key"], record["position"]) < record["position"]
+            ):
+                return "passed"
+    return result.outcome
