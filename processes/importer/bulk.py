@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -195,6 +196,41 @@ def forget_staging_tables() -> None:
     connection.__dict__.pop("_fleetflow_staging", None)
 
 
+@dataclass(frozen=True)
+class Merge:
+    """The SQL pieces of an INSERT ... ON CONFLICT DO UPDATE of `names` into a model's table,
+    shared by the COPY-staged merge (upsert_postgresql) and the one-statement one (upsert_json)."""
+
+    table: str
+    quoted: str  # the written columns, quoted, comma-separated
+    insert_columns: str  # those plus the columns the importer does not write
+    select_columns: str  # the written columns plus a %s per default
+    on_conflict: str
+    defaults: list[Any]  # model defaults of the unwritten columns (insert only)
+
+    @classmethod
+    def of(cls, model: type[models.Model], names: Sequence[str]) -> Merge:
+        meta = model._meta
+        table = meta.db_table
+        columns = [column(meta, name) for name in names]
+        # Columns the importer does not write (flags kept by SQL): their model default on insert.
+        written = set(columns)
+        extra = [field for field in meta.concrete_fields if field.column not in written]
+        quoted = ", ".join(f'"{name}"' for name in columns)
+        updates = ", ".join(f'"{name}" = EXCLUDED."{name}"' for name in columns if name != "key")
+        # A row keeps the position of its last record (fold.py): never let an older record's
+        # state overwrite a newer one, should another writer have got there first.
+        guard = f' WHERE "{table}"."position" <= EXCLUDED."position"' if "position" in columns else ""
+        return cls(
+            table=table,
+            quoted=quoted,
+            insert_columns=quoted + "".join(f', "{field.column}"' for field in extra),
+            select_columns=quoted + "".join(", %s" for _ in extra),
+            on_conflict=f'ON CONFLICT ("key") DO UPDATE SET {updates}{guard}',
+            defaults=[field.get_default() for field in extra],
+        )
+
+
 def upsert_postgresql(model: type[models.Model], names: Sequence[str], rows: list[Row]) -> None:
     """COPY the rows into a temporary table, then one INSERT ... SELECT ... ON CONFLICT DO UPDATE.
 
@@ -202,20 +238,9 @@ def upsert_postgresql(model: type[models.Model], names: Sequence[str], rows: lis
     work of Django's compiler and psycopg's client-side quoting, which dominated a batch's cost.
     The temporary table lives for the session; it is emptied after use (and at commit).
     """
-    meta = model._meta
-    table = meta.db_table
-    columns = [column(meta, name) for name in names]
-    # Columns the importer does not write (flags kept by SQL): their model default on insert only.
-    written = set(columns)
-    extra = [field for field in meta.concrete_fields if field.column not in written]
+    merge = Merge.of(model, names)
+    table, quoted = merge.table, merge.quoted
     staging = f"import_staging_{table}"
-    quoted = ", ".join(f'"{name}"' for name in columns)
-    insert_columns = quoted + "".join(f', "{field.column}"' for field in extra)
-    select_columns = quoted + "".join(", %s" for _ in extra)
-    updates = ", ".join(f'"{name}" = EXCLUDED."{name}"' for name in columns if name != "key")
-    # A row keeps the position of its last record (fold.py): never let an older record's state
-    # overwrite a newer one, should another writer have got there first.
-    guard = f' WHERE "{table}"."position" <= EXCLUDED."position"' if "position" in columns else ""
     with connection.cursor() as cursor:
         # One CREATE per database session once it is committed (a rolled-back CREATE leaves no
         # table; a reconnect gets a new connection object and so an empty set).
@@ -228,9 +253,9 @@ def upsert_postgresql(model: type[models.Model], names: Sequence[str], rows: lis
             transaction.on_commit(lambda: created.add(staging))
         copy_rows(cursor.cursor, staging, model, names, rows)
         cursor.execute(
-            f'INSERT INTO "{table}" ({insert_columns}) SELECT {select_columns} FROM "{staging}" '  # noqa: S608
-            f'ON CONFLICT ("key") DO UPDATE SET {updates}{guard}',
-            [field.get_default() for field in extra],
+            f'INSERT INTO "{table}" ({merge.insert_columns}) SELECT {merge.select_columns} '  # noqa: S608
+            f'FROM "{staging}" {merge.on_conflict}',
+            merge.defaults,
         )
         # Empty it now too: inside an outer transaction (tests) the commit is not ours. DELETE,
         # not TRUNCATE, which would create a new file per batch.
@@ -265,22 +290,12 @@ def upsert_json(model: type[models.Model], names: Sequence[str], rows: list[Row]
     for the columns the importer does not write) without its staging table. Each value is
     converted by PostgreSQL from JSON to its column's type (jsonb columns take the nested JSON);
     a value it cannot store is a DataError, as with COPY, and the batch is isolated."""
-    meta = model._meta
-    table = meta.db_table
-    columns = [column(meta, name) for name in names]
-    written = set(columns)
-    extra = [field for field in meta.concrete_fields if field.column not in written]
-    quoted = ", ".join(f'"{name}"' for name in columns)
-    insert_columns = quoted + "".join(f', "{field.column}"' for field in extra)
-    select_columns = quoted + "".join(", %s" for _ in extra)
-    updates = ", ".join(f'"{name}" = EXCLUDED."{name}"' for name in columns if name != "key")
-    guard = f' WHERE "{table}"."position" <= EXCLUDED."position"' if "position" in columns else ""
+    merge = Merge.of(model, names)
     with connection.cursor() as cursor:
         cursor.execute(
-            f'INSERT INTO "{table}" ({insert_columns}) SELECT {select_columns} '  # noqa: S608 - model names only
-            f'FROM json_populate_recordset(NULL::"{table}", %s::json) '
-            f'ON CONFLICT ("key") DO UPDATE SET {updates}{guard}',
-            [*(field.get_default() for field in extra), rows_json(model, names, rows)],
+            f'INSERT INTO "{merge.table}" ({merge.insert_columns}) SELECT {merge.select_columns} '  # noqa: S608
+            f'FROM json_populate_recordset(NULL::"{merge.table}", %s::json) {merge.on_conflict}',
+            [*merge.defaults, rows_json(model, names, rows)],
         )
 
 

@@ -586,6 +586,16 @@ def test_the_callers_request_keeps_its_global_key_and_odd_calls_get_grpc_errors(
         asyncio.run(second_loop())
 
 
+def _instance_jobs(fleet: Fleet, instance: int) -> tuple[int, list[dict[str, Any]], set[int]]:
+    """The instance's cluster, that cluster's log, and the (local) keys of the instance's jobs."""
+    cluster_id, local = from_global(instance)
+    records = fleet.engine(cluster_id).records()
+    jobs = {
+        r["key"] for r in iter_values(records, "JOB", "CREATED") if r["value"]["processInstanceKey"] == local
+    }
+    return cluster_id, records, jobs
+
+
 class _ReadJobs(logging.Handler):
     """(cluster id, job key) of every job the core read from a cluster (its delivery log)."""
 
@@ -637,13 +647,7 @@ def test_closing_the_channel_ends_open_streams_cancelled_and_hands_their_jobs_ba
             # the protocol has no acknowledgement to close that window). Close only once every
             # job pushed was read by the core, so what this test checks is the core's hand-back.
             for instance in created:
-                cluster_id, local = from_global(instance)
-                records = fleet.engine(cluster_id).records()
-                jobs = {
-                    r["key"]
-                    for r in iter_values(records, "JOB", "CREATED")
-                    if r["value"]["processInstanceKey"] == local
-                }
+                cluster_id, records, jobs = _instance_jobs(fleet, instance)
                 pushed = {
                     key
                     for r in iter_values(records, "JOB_BATCH", "ACTIVATED")
@@ -681,13 +685,7 @@ def test_closing_the_channel_ends_open_streams_cancelled_and_hands_their_jobs_ba
     for instance in created:
         if instance == taken:
             continue
-        cluster_id, local = from_global(instance)
-        records = fleet.engine(cluster_id).records()
-        jobs = {
-            r["key"]
-            for r in iter_values(records, "JOB", "CREATED")
-            if r["value"]["processInstanceKey"] == local
-        }
+        _cluster_id, records, jobs = _instance_jobs(fleet, instance)
         activated = [
             r for r in iter_values(records, "JOB_BATCH", "ACTIVATED") if set(r["value"]["jobKeys"]) & jobs
         ]
