@@ -104,6 +104,20 @@ class TriggerKind(Protocol):
         """The owner is leaving (completed, terminated): stop listening (TIMER CANCELED...)."""
 
 
+class SearchedTrigger:
+    """A trigger kind with nothing to listen for: the thrown event (an error, an escalation)
+    searches the scopes for its catch event, so opening and closing a catch write nothing."""
+
+    def evaluate(self, ctx: ProcessingContext, owner: ElementInstance, catch_event: Any) -> None:
+        return None
+
+    def open(self, ctx: ProcessingContext, owner: ElementInstance, catch_event: Any, evaluated: Any) -> None:
+        return None
+
+    def close(self, ctx: ProcessingContext, owner: ElementInstance, catch_event: Any) -> None:
+        return None
+
+
 #: BpmnEventType name of the catch event -> trigger kind
 TRIGGER_KINDS: dict[str, TriggerKind] = {}
 

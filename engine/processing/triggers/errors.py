@@ -10,24 +10,15 @@ from engine.processing.command import MappingFailure
 from engine.processing.context import ProcessingContext
 from engine.processing.expressions import evaluate
 from engine.processing.incidents import raise_incident
-from engine.processing.registry import trigger_kind
+from engine.processing.registry import SearchedTrigger, trigger_kind
 from engine.processing.state import ElementInstance
 from engine.processing.subscriptions import trigger
 from engine.values import feel_type_name
 
 
 @trigger_kind("ERROR")
-class ErrorTrigger:
+class ErrorTrigger(SearchedTrigger):
     """Error catch events need no subscription: a thrown error searches for them."""
-
-    def evaluate(self, ctx: ProcessingContext, owner: ElementInstance, catch_event: Any) -> None:
-        return None
-
-    def open(self, ctx: ProcessingContext, owner: ElementInstance, catch_event: Any, evaluated: Any) -> None:
-        return None
-
-    def close(self, ctx: ProcessingContext, owner: ElementInstance, catch_event: Any) -> None:
-        return None
 
 
 def _next_scope(instance: ElementInstance) -> int:

@@ -17,22 +17,15 @@ from typing import Any
 from engine.processing.command import MappingFailure
 from engine.processing.context import ProcessingContext
 from engine.processing.expressions import evaluate
-from engine.processing.registry import trigger_kind
+from engine.processing.registry import SearchedTrigger, trigger_kind
 from engine.processing.state import ElementInstance
 from engine.processing.subscriptions import trigger
 from engine.values import feel_type_name
 
 
 @trigger_kind("ESCALATION")
-class EscalationTrigger:
-    def evaluate(self, ctx: ProcessingContext, owner: ElementInstance, catch_event: Any) -> None:
-        return None
-
-    def open(self, ctx: ProcessingContext, owner: ElementInstance, catch_event: Any, evaluated: Any) -> None:
-        return None
-
-    def close(self, ctx: ProcessingContext, owner: ElementInstance, catch_event: Any) -> None:
-        return None
+class EscalationTrigger(SearchedTrigger):
+    """Escalation catch events need no subscription: a thrown escalation searches for them."""
 
 
 def escalation_code(ctx: ProcessingContext, instance: ElementInstance, element: Any) -> str:
