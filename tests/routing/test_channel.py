@@ -62,7 +62,7 @@ async def _deploy(client: ZeebeClient, tmp_path: Path, process_id: str, job_type
 
 
 def test_jobs_delivered_once_and_commands_reach_the_owner_through_the_channel(
-    fleet: Fleet, tmp_path: Path
+    fleet: Fleet, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     instances = 200
     invocations: Counter[int] = Counter()
@@ -80,7 +80,11 @@ def test_jobs_delivered_once_and_commands_reach_the_owner_through_the_channel(
             load_keys = [int(k.process_instance_key) for k in keys]
             worker = ZeebeWorker(channel, name="ch-worker", request_timeout=1000)
 
-            @worker.task(task_type="ch-load", timeout_ms=60_000, max_jobs_to_activate=64)
+            # max_running_jobs above the load: with pyzeebe's default (32) the poller sleeps 5 s
+            # whenever it is full, longer than the core holds a late job for the next poll.
+            @worker.task(
+                task_type="ch-load", timeout_ms=60_000, max_jobs_to_activate=64, max_running_jobs=500
+            )
             async def work(job: Job) -> dict[str, Any]:
                 invocations[job.process_instance_key] += 1
                 return {"done": True}
@@ -129,6 +133,7 @@ def test_jobs_delivered_once_and_commands_reach_the_owner_through_the_channel(
         finally:
             await channel.close()
 
+    caplog.set_level(logging.WARNING, logger="routing.activation")
     outcome = asyncio.run(drive())
     load_keys: list[int] = outcome["load_keys"]
     assert cluster_of(outcome["deployment_key"]) in (1, 2)
@@ -148,9 +153,15 @@ def test_jobs_delivered_once_and_commands_reach_the_owner_through_the_channel(
         for r in iter_values(fleet.engine(cancel_cluster).records(), "PROCESS_INSTANCE", "ELEMENT_TERMINATED")
     }
     assert local_instance in terminated
-    # No job was handed back: the channel's worker took every one.
+    # No job was handed back: the channel's worker took every one. One case is allowed for, the
+    # one routing/activation.py documents: a cluster that did not answer within the quick-answer
+    # bound (CI once, under load) delivers late, to legs whose call was answered meanwhile, and
+    # those jobs are handed back when no poll takes them within the hold; they are activated
+    # again and handled once (asserted above).
     failed = [r for c in (1, 2) for r in iter_values(fleet.engine(c).records(), "JOB", "FAILED")]
-    assert not [r for r in failed if is_hand_back(r["value"]["errorMessage"])]
+    handed_back = [r for r in failed if is_hand_back(r["value"]["errorMessage"])]
+    slow = [r.getMessage() for r in caplog.records if "did not answer job activation" in r.getMessage()]
+    assert not handed_back or slow, handed_back
     assert outcome["metrics"]["clusters"]["1"]["instancesCreated"] > 0
 
 
