@@ -17,6 +17,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from rest_framework.authtoken.models import TokenProxy
 
+from processes import source_config
 from processes.choices import ClusterState, IncidentState, InstanceState, JobState, RecordSource
 from routing.keys import MAX_CLUSTER_ID, MIN_CLUSTER_ID
 from routing.security import SecurityConfigError, UpstreamSecurity
@@ -50,8 +51,16 @@ class Cluster(models.Model):
     record_source = models.CharField(
         max_length=16, choices=RecordSource.choices, default=RecordSource.ENGINE_LOG
     )
-    # Source settings: engine_log {"data_dir"}, redis {"url", "stream_prefix"}, elasticsearch {"url", "index_prefix"}.
-    record_source_config = models.JSONField(default=dict, blank=True)
+    # Source settings (processes/source_config.py): engine_log {"data_dir"}, redis {"url",
+    # "stream_prefix", "password_env"}, elasticsearch {"url", "index_prefix", "api_key_env",
+    # "ca_certs"}. Only references to secrets, never a secret: clean() refuses it.
+    record_source_config = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Where the importer reads this cluster\'s records, e.g. {"url": "redis://redis:6379/0", '
+        '"password_env": "REDIS_PASSWORD"}. A password or API key is named by its environment '
+        "variable (*_env) or file (*_file), never written here.",
+    )
     # How the proxy and the actions reach the gateway: {"tls", "ca", "server_name", "token_url",
     # "client_id", "client_secret_env" | "client_secret_file", "audience", "scope"}
     # (routing/security.py). Only references to the secret, never the secret: clean() refuses it.
@@ -90,6 +99,10 @@ class Cluster(models.Model):
             UpstreamSecurity.from_mapping(self.gateway_security or None)
         except SecurityConfigError as error:
             raise ValidationError({"gateway_security": str(error)}) from None
+        try:
+            source_config.validate(self.record_source, self.record_source_config)
+        except source_config.SourceSettingsError as error:
+            raise ValidationError({"record_source_config": str(error)}) from None
 
 
 def _no_constraint_fk(to: str, *, db_column: str, related_name: str, **extra) -> models.ForeignKey:  # type: ignore[no-untyped-def]

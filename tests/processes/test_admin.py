@@ -74,6 +74,15 @@ def test_add_with_a_bad_address_is_refused_on_its_field(
     assert not Cluster.objects.exists()
 
 
+def test_add_with_a_password_in_the_record_source_url_is_refused_on_its_field(admin_client: Client) -> None:
+    form = add_form(record_source="redis", record_source_config='{"url": "redis://:hunter2@redis:6379/0"}')
+    response = admin_client.post(ADD_URL, form)
+    assert response.status_code == 200
+    errors = " ".join(response.context["adminform"].form.errors["record_source_config"])
+    assert "url carries a password" in errors and "password_env" in errors
+    assert not Cluster.objects.exists()
+
+
 def test_add_with_an_id_outside_the_key_range_is_refused(admin_client: Client) -> None:
     response = admin_client.post(ADD_URL, add_form(id="32"))
     assert response.status_code == 200

@@ -112,3 +112,35 @@ def test_plaintext_or_wrong_password_reads_nothing(tls_redis: tuple[int, Path]) 
     )
     with pytest.raises(redis.AuthenticationError):
         wrong.fetch({}, max_records=10, wait_seconds=0.5)
+
+
+@pytest.mark.django_db
+def test_a_cluster_reads_tls_redis_with_its_password_named_not_stored(
+    tls_redis: tuple[int, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stored settings keep the TLS options in the URL and only the name of the password's
+    variable (processes/source_config.py); the source gets the password from the environment."""
+    from processes.importer.sources import open_source
+    from processes.services import cluster_create
+
+    port, ca = tls_redis
+    redis.Redis.from_url(
+        f"rediss://:{PASSWORD}@127.0.0.1:{port}/0?ssl_ca_certs={ca}&ssl_cert_reqs=required"
+    ).xadd("named:PROCESS", {"1700000000000": json.dumps(RECORD)})
+    monkeypatch.setenv("FF_TEST_TLS_REDIS_PW", PASSWORD)
+    cluster = cluster_create(
+        cluster_id=1,
+        name="tls",
+        gateway_address="127.0.0.1:26500",
+        record_source="redis",
+        record_source_config={
+            "url": f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}&ssl_cert_reqs=required",
+            "stream_prefix": "named",
+            "password_env": "FF_TEST_TLS_REDIS_PW",
+        },
+    )
+    source = open_source(cluster)
+    try:
+        assert len(source.fetch({}, max_records=10, wait_seconds=2.0)) == 1
+    finally:
+        source.close()

@@ -48,3 +48,22 @@ def test_another_data_directory_on_the_same_database_is_refused() -> None:
     with pytest.raises(ValidationError, match="run with the --data-dir it was created with"):
         register_embedded_clusters({"embedded-1": ("127.0.0.1:4001", "/elsewhere/engine-1")})
     assert clusters() == [(1, "embedded-1", "127.0.0.1:4001", "active", {"data_dir": "/data/engine-1"})]
+
+
+def test_a_redis_url_with_a_password_is_named_not_stored() -> None:
+    """REDIS_URL may carry a password (redis://:pw@host): the clusters name the variable instead
+    (processes/source_config.py), a plain one is stored as it is."""
+    register_embedded_clusters(
+        {"embedded-1": ("127.0.0.1:4001", "/data/engine-1")}, redis_url="redis://:hunter2@redis:6379/0"
+    )
+    register_embedded_clusters(
+        {"embedded-2": ("127.0.0.1:4002", "/data/engine-2")}, redis_url="redis://redis:6379/0"
+    )
+    configs = [row[4] for row in clusters()]
+    assert configs[0] == {
+        "url_env": "REDIS_URL",
+        "stream_prefix": "zeebe-embedded-1",
+        "data_dir": "/data/engine-1",
+    }
+    assert configs[1]["url"] == "redis://redis:6379/0"
+    assert "hunter2" not in repr(configs)

@@ -39,7 +39,7 @@ class Command(BaseCommand):
             action="append",
             default=[],
             metavar="KEY=VALUE",
-            help="record source setting (engine_log: data_dir; redis: url, stream_prefix; elasticsearch: url, index_prefix)",
+            help="record source setting (engine_log: data_dir; redis: url, stream_prefix, password_env; elasticsearch: url, index_prefix, api_key_env; see processes/source_config.py)",
         )
         parser.add_argument("--weight", type=int, default=1)
 

@@ -40,6 +40,7 @@ from console.stack import (
     lock_data_dir,
     port_is_free,
 )
+from processes import source_config
 from processes.choices import ClusterState, RecordSource
 from processes.models import CLUSTER_ID_MAX, CLUSTER_ID_MIN
 from processes.selectors import cluster_list
@@ -77,6 +78,11 @@ def register_embedded_clusters(wanted: dict[str, tuple[str, str]], *, redis_url:
         if redis_url is not None:
             source = RecordSource.REDIS
             config = {"url": redis_url, "stream_prefix": redis_stream_name(name), "data_dir": log_dir}
+            if source_config.url_has_password(redis_url):
+                # Never stored (processes/source_config.py): the importer reads it from REDIS_URL,
+                # which every child of this stack has.
+                del config["url"]
+                config["url_env"] = "REDIS_URL"
         if cluster is None:
             used = {row.id for row in existing.values()}
             cluster_id = next(i for i in range(CLUSTER_ID_MIN, CLUSTER_ID_MAX + 1) if i not in used)

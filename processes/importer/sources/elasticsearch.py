@@ -19,10 +19,26 @@ from processes.importer.sources.base import sleep_budget
 
 
 class ElasticsearchSource:
-    def __init__(self, *, url: str, index_prefix: str = "zeebe-record") -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        index_prefix: str = "zeebe-record",
+        basic_auth: tuple[str, str] | None = None,
+        api_key: str | None = None,
+        ca_certs: str | None = None,
+    ) -> None:
         from elasticsearch import Elasticsearch
 
-        self.client = Elasticsearch(url, request_timeout=30)
+        # Credentials come from processes/source_config.py (named secrets, never stored ones).
+        options: dict[str, Any] = {"request_timeout": 30}
+        if basic_auth is not None:
+            options["basic_auth"] = basic_auth
+        if api_key is not None:
+            options["api_key"] = api_key
+        if ca_certs is not None:
+            options["ca_certs"] = ca_certs
+        self.client = Elasticsearch(url, **options)
         self.index = f"{index_prefix}_*"
         # The partitions this importer holds (leases.py); None: all of them.
         self._only: frozenset[int] | None = None

@@ -47,8 +47,19 @@ def _valid(record: SourceRecord) -> bool:
 
 
 class RedisStreamSource:
-    def __init__(self, *, url: str, stream_prefix: str = "zeebe", group: str, consumer: str) -> None:
-        self.client = redis.Redis.from_url(url)
+    def __init__(
+        self,
+        *,
+        url: str,
+        stream_prefix: str = "zeebe",
+        group: str,
+        consumer: str,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        # username/password come from processes/source_config.py (never from the stored URL).
+        credentials = {"username": username, "password": password} if password is not None else {}
+        self.client = redis.Redis.from_url(url, **credentials)
         self.stream_prefix = stream_prefix
         self.group = group
         self.consumer = consumer
