@@ -29,6 +29,7 @@ COPY processes processes
 COPY servers servers
 COPY engine engine
 COPY routing routing
+COPY gatewaykit gatewaykit
 COPY demo demo
 COPY templates templates
 COPY static static

@@ -25,11 +25,11 @@ import asyncio
 import logging
 import sys
 
-from engine.auth import AuthConfigError, BearerAuthInterceptor, server_credentials, verifier_from_options
 from engine.backpressure import DEFAULT_LIMIT
 from engine.exporters import ExporterConfigError, exporter_for
 from engine.log import LogCorruption
 from engine.server import serve
+from gatewaykit.auth import AuthConfigError, BearerAuthInterceptor, server_credentials, verifier_from_options
 
 
 def check_log_main(argv: list[str]) -> int:
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"commands in flight per partition before new ones get RESOURCE_EXHAUSTED, as Zeebe's "
         f"backpressure (default {DEFAULT_LIMIT}; 0 = off; engine/backpressure.py)",
     )
-    security = parser.add_argument_group("security (engine/auth.py)")
+    security = parser.add_argument_group("security (gatewaykit/auth.py)")
     security.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this PEM certificate chain")
     security.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
     security.add_argument(

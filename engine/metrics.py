@@ -38,15 +38,16 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import grpc
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+
+from gatewaykit.metrics_http import serve_registry
 
 log = logging.getLogger("engine.metrics")
 
 # Seconds; unary calls are sub-millisecond to tens of ms, long polls reach their request timeout.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class PartitionCounters:
@@ -258,37 +259,3 @@ async def serve_metrics(engine: _Engine, *, port: int, host: str = "127.0.0.1") 
     server = await serve_registry(registry, host=host, port=port)
     log.info("metrics on http://%s:%d/metrics", host, server.sockets[0].getsockname()[1])
     return server
-
-
-async def serve_registry(registry: CollectorRegistry, *, host: str, port: int) -> asyncio.Server:
-    """A minimal HTTP/1.0 endpoint: GET /metrics answers the registry, anything else 404."""
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5.0)
-            request_line = head.split(b"\r\n", 1)[0].decode("latin-1").split()
-            path = request_line[1].split("?", 1)[0] if len(request_line) >= 2 else ""
-            if request_line[:1] == ["GET"] and path == "/metrics":
-                try:
-                    status, body, content_type = "200 OK", generate_latest(registry), CONTENT_TYPE
-                except Exception as error:  # a collector bug answers 500 and is logged, never hangs up
-                    log.exception("collecting metrics failed")
-                    status, body, content_type = (
-                        "500 Internal Server Error",
-                        f"{error!r}\n".encode(),
-                        "text/plain",
-                    )
-            else:
-                status, body, content_type = "404 Not Found", b"only GET /metrics\n", "text/plain"
-            writer.write(
-                f"HTTP/1.0 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-                f"Connection: close\r\n\r\n".encode("latin-1")
-                + body
-            )
-            await writer.drain()
-        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            pass  # a client that sends no complete request within 5 s (or 64 KiB) gets nothing
-        finally:
-            writer.close()
-
-    return await asyncio.start_server(answer, host, port)

@@ -13,13 +13,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pyzeebe.proto import gateway_pb2_grpc as pb_grpc
 
-from engine.auth import BearerAuthInterceptor
 from engine.backpressure import DEFAULT_LIMIT, BackpressureInterceptor, CommandLimiter
 from engine.broker import Broker
 from engine.exporters.process import ExporterProcess
 from engine.gateway import GatewayServicer
 from engine.metrics import CallMetrics, serve_metrics
 from engine.values import MAX_MESSAGE_BYTES
+from gatewaykit.auth import BearerAuthInterceptor
 
 log = logging.getLogger("engine.server")
 
@@ -46,7 +46,7 @@ class EngineServer:
         self.backpressure = CommandLimiter(backpressure_limit, self.broker.partition_count)
         self.export_urls = list(export_urls or [])  # --export; engine/exporters/
         self.exporters: ExporterProcess | None = None
-        self.tls = tls  # None: plaintext (--tls-cert/--tls-key; engine/auth.py)
+        self.tls = tls  # None: plaintext (--tls-cert/--tls-key; gatewaykit/auth.py)
         self.auth = auth  # None: no token required (--oauth-*)
         self.host = host
         self.port = port

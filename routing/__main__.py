@@ -16,18 +16,18 @@ import argparse
 import logging
 import sys
 
+from gatewaykit.auth import (
+    AuthConfigError,
+    BearerAuthInterceptor,
+    server_credentials,
+    verifier_from_options,
+)
 from routing.clusters import (
     ClusterConfigError,
     ClusterSource,
     file_source,
     parse_cluster_spec,
     static_source,
-)
-from routing.gateway_auth import (
-    AuthConfigError,
-    BearerAuthInterceptor,
-    server_credentials,
-    verifier_from_options,
 )
 from routing.metrics import serve_metrics
 from routing.server import ProxyServer, serve
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics (routing/metrics.py)",
     )
     parser.add_argument("--log-level", default="INFO")
-    security = parser.add_argument_group("security of the proxy's own port (routing/gateway_auth.py)")
+    security = parser.add_argument_group("security of the proxy's own port (gatewaykit/auth.py)")
     security.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this PEM certificate chain")
     security.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
     security.add_argument(

@@ -56,7 +56,7 @@ class ProxyServer:
         tls: grpc.ServerCredentials | None = None,
         auth: grpc.aio.ServerInterceptor | None = None,
     ) -> None:
-        self.tls = tls  # None: plaintext (--tls-cert/--tls-key; routing/gateway_auth.py)
+        self.tls = tls  # None: plaintext (--tls-cert/--tls-key; gatewaykit/auth.py)
         self.auth = auth  # None: no token required of callers (--oauth-*)
         self.host = host
         self.requested_port = port

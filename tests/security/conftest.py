@@ -49,7 +49,7 @@ class SecureProcess:
                 [sys.executable, *self.args], cwd=REPO_ROOT, env=env, stderr=stderr, stdout=subprocess.DEVNULL
             )
         deadline = time.monotonic() + timeout
-        # Health is callable without a token (engine/auth.py OPEN_SERVICES), over TLS.
+        # Health is callable without a token (gatewaykit/auth.py OPEN_SERVICES), over TLS.
         with grpc.secure_channel(self.address, tls_channel_credentials(self.ca)) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:

@@ -1,4 +1,4 @@
-"""The engine's gateway over TLS with bearer JWTs (engine/auth.py): real clients get through with
+"""The engine's gateway over TLS with bearer JWTs (gatewaykit/auth.py): real clients get through with
 tokens from a local OAuth endpoint; every bad or missing token gets UNAUTHENTICATED."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The proxy secured on both sides: TLS + bearer JWTs on its own port (routing/gateway_auth.py),
+"""The proxy secured on both sides: TLS + bearer JWTs on its own port (gatewaykit/auth.py, as the engine's),
 TLS + OAuth client credentials to two engines that require tokens (routing/security.py)."""
 
 from __future__ import annotations
@@ -39,16 +39,6 @@ from tests.services import free_port
 PROXY_CLIENT = "fleetflow-proxy"
 PROXY_SECRET_ENV = "FLEETFLOW_TEST_PROXY_SECRET"
 LIFETIME = 4  # seconds: the proxy renews its upstream token every ~2 s during the tests
-
-
-def test_engine_and_proxy_auth_code_are_the_same() -> None:
-    """routing/gateway_auth.py is engine/auth.py below the docstring (the programs share no code)."""
-
-    def body(path: str) -> str:
-        text = (REPO_ROOT / path).read_text()
-        return text[text.index('"""', 3) + 3 :]
-
-    assert body("routing/gateway_auth.py") == body("engine/auth.py")
 
 
 def test_cluster_spec_security_options(tmp_path: Path) -> None:

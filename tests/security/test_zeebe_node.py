@@ -165,5 +165,5 @@ def test_zeebe_node_without_credentials_is_unauthenticated(fleet: Fleet, tmp_pat
     assert outcome["ok"] is False
     assert outcome["code"] == 16, outcome  # grpc.status.UNAUTHENTICATED
     assert "UNAUTHENTICATED" in outcome["message"] and "bearer token" in outcome["message"], outcome
-    # the proxy refused it itself (routing/gateway_auth.py logs each refusal)
+    # the proxy refused it itself (gatewaykit/auth.py logs each refusal)
     assert "refused /gateway_protocol.Gateway/Topology: Expected bearer token" in fleet.proxy.log()

@@ -1,8 +1,15 @@
-"""The proxy's own server side: TLS credentials and bearer-JWT checks, exactly as the engine's.
+"""Gateway security: TLS server credentials and bearer-JWT checking, as Zeebe's gateway does it.
 
-This is engine/auth.py's code verbatim below the docstring (engine and routing are separate
-programs that share no code); tests/security/test_proxy_security.py fails when they drift.
-``python -m routing --tls-cert/--tls-key/--oauth-issuer/--oauth-audience/--oauth-jwks`` use it.
+Served by both programs that speak Zeebe's gateway protocol: the embedded engine
+(``python -m engine``) and the routing proxy (``python -m routing``), each with the same options.
+``--tls-cert FILE --tls-key FILE`` serve the gateway over TLS (:func:`server_credentials`).
+``--oauth-audience NAME`` with ``--oauth-jwks FILE`` and/or ``--oauth-issuer URL`` make every
+gateway call carry ``authorization: Bearer <JWT>``: the signature must verify against a key of
+the JWKS (the file, or the issuer's ``jwks_uri`` from ``URL/.well-known/openid-configuration``),
+``exp`` must lie in the future, ``aud`` must name the audience and, with an issuer, ``iss`` must be
+it. Otherwise the call ends with UNAUTHENTICATED before any handler runs (the Zeebe gateway's
+code; its messages too). The gRPC health service stays open: it says only SERVING or not, and
+load balancers and the proxy's health checker probe it without credentials.
 """
 
 from __future__ import annotations
