@@ -10,7 +10,13 @@
 - messages (reference §2.3, §5.2): PublishMessage on the correlation key's partition, the
   commands the message and instance partitions send each other (delivered on the event loop
   after the sending command, sent again after a restart from what is still pending), TTL
-  expiry and the release of message-start locks in the same timer loop.
+  expiry and the release of message-start locks in the same timer loop;
+- signal broadcasts (processing/signal_state.py): written on their origin partition, then
+  distributed to every other partition under the origin's key, in key order per partition;
+  a failed delivery is retried from the timer loop (with a backoff), and after a restart
+  every broadcast a partition misses is distributed again, as Zeebe retries a command
+  distribution until it is acknowledged. The origin forgets a broadcast once every
+  partition has it durably.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from engine.bpmn.errors import DEPLOYMENT_REJECTION_PREFIX
 from engine.bpmn.parser import parse_bpmn
 from engine.dmn import DmnParseError, parse_dmn
 from engine.log import partition_ids
-from engine.partition import Partition, now_ms
+from engine.partition import Partition, PartitionUnavailable, now_ms
 from engine.processing import message_state, signal_state
 from engine.processing.command import Command, Rejection
 from engine.processing.decisions import distribution_plans, distribution_resources, duplicate_id_problems
@@ -38,7 +44,7 @@ from engine.processing.processors.messages import PublishMessage, publish_comman
 from engine.processing.processors.signals import BroadcastSignal
 from engine.processing.triggers.messages import message_subscription_value
 from engine.processing.triggers.signals import signal_value
-from engine.records import INVALID_ARGUMENT, NOT_FOUND, decode_partition
+from engine.records import INVALID_ARGUMENT, NOT_FOUND, decode_local_key, decode_partition
 
 log = logging.getLogger("engine.broker")
 
@@ -54,6 +60,11 @@ MESSAGES_PER_CHECK = 500
 #: How often ended message-started instances are looked for (their buffered messages may
 #: start the next instance of the same correlation key).
 START_LOCK_CHECK_MS = 500
+#: A failed signal distribution is tried again from the timer loop after this long, doubled
+#: after every failed try up to the maximum (Zeebe retries a command distribution until it is
+#: acknowledged, with a backoff).
+SIGNAL_RETRY_MS = 1000
+SIGNAL_RETRY_MAX_MS = 60_000
 
 
 class Broker:
@@ -82,9 +93,14 @@ class Broker:
         for partition in self.partitions.values():
             partition.state.on_jobs_available = self._notify_jobs_available
             partition.ctx.on_process_completed = self._process_completed
-            signal_state.connect(partition.ctx, self._signal_thrown)
+            signal_state.connect(partition.ctx, self._signals_broadcasted)
             message_state.connect(partition.ctx, self._send_message_command, partition_count)
         self._last_lock_check = 0
+        # Signal distribution: when to try failed deliveries again, and the tasks that
+        # distribute or forget broadcasts once records are durable (kept so none is collected).
+        self._signal_retry_at: int | None = None
+        self._signal_retry_ms = SIGNAL_RETRY_MS
+        self._signal_tasks: set[asyncio.Task[None]] = set()
 
     @property
     def partition_count(self) -> int:
@@ -96,6 +112,7 @@ class Broker:
             partition.recover()
             partition.start()
         await self._redistribute_deployments()
+        await self._redistribute_signals()
         self._resend_pending_message_commands()
         self._timer_task = asyncio.get_running_loop().create_task(self._timer_loop())
 
@@ -165,36 +182,134 @@ class Broker:
     # ------------------------------------------------------------------ signals
     def broadcast_signal(self, name: str, variables: dict[str, Any]) -> int:
         """SIGNAL BROADCAST on the deployment partition (its key is the answer), then on every
-        other partition with that key (Zeebe distributes the command to all partitions)."""
+        other partition with that key (Zeebe distributes the command to all partitions), in
+        this call, so that the gateway's wait for durability covers every partition (as
+        deployments do)."""
         value = signal_value(name, variables)
-        first = self.partitions[1]
         key = int(
-            first.execute(
+            self.partitions[1].execute(
                 Command("SIGNAL", "BROADCAST", dict(value), request=BroadcastSignal(name, variables))
             )
         )
-        for partition in list(self.partitions.values())[1:]:
-            request = BroadcastSignal(name, variables, distributed=True)
-            try:
-                partition.execute(Command("SIGNAL", "BROADCAST", dict(value), key=key, request=request))
-            except Exception:
-                log.exception("distributing signal %d to partition %d failed", key, partition.partition_id)
+        self._distribute_signals(1)
         return key
 
-    def _signal_thrown(self, name: str, variables: dict[str, Any]) -> None:
-        """A process threw a signal: broadcast it after the throwing command (never nested)."""
+    def _signals_broadcasted(self, origin_id: int) -> None:
+        """A partition wrote broadcasts of its own (a thrown signal, or the one above): once its
+        records are durable, distribute them (never nested in the writing command; never a
+        broadcast its own partition could still lose, whose key it would hand out again)."""
+        self._spawn_signal_distribution(origin_id)
+
+    def _spawn_signal_distribution(self, origin_id: int) -> None:
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop (a broker driven synchronously): broadcast now
-            self._broadcast_thrown(name, variables)
+        except RuntimeError:  # no loop (a broker driven synchronously): nothing to wait for
+            undistributed = self.partitions[origin_id].state.signal_state.undistributed
+            for key in self._distribute_signals(origin_id):
+                undistributed.pop(key, None)
             return
-        loop.call_soon(self._broadcast_thrown, name, variables)
+        task = loop.create_task(self._distribute_signals_when_durable(origin_id))
+        self._signal_tasks.add(task)  # a task nobody references may be collected mid-way
+        task.add_done_callback(self._signal_tasks.discard)
 
-    def _broadcast_thrown(self, name: str, variables: dict[str, Any]) -> None:
-        try:
-            self.broadcast_signal(name, variables)
-        except Exception:
-            log.exception("broadcasting the thrown signal %r failed", name)
+    async def _distribute_signals_when_durable(self, origin_id: int) -> None:
+        origin = self.partitions[origin_id]
+        if origin.state.signal_state.undistributed:
+            with contextlib.suppress(PartitionUnavailable):
+                await origin.durable()
+                delivered = self._distribute_signals(origin_id)
+                await self._forget_distributed_signals(origin_id, delivered)
+
+    def _distribute_signals(self, origin_id: int) -> list[int]:
+        """Deliver the origin's undistributed broadcasts to every partition that misses them,
+        strictly in key order per partition (what "already has" relies on: signal_state.py);
+        a failed delivery holds back that partition's later ones until the timer loop tries
+        again. Returns the broadcasts every partition now has."""
+        origin = self.partitions[origin_id]
+        undistributed = origin.state.signal_state.undistributed
+        if not undistributed:
+            return []
+        complete = True
+        for target in self.partitions.values():
+            if target is origin:
+                continue
+            if target.closed or target.failure is not None:
+                complete = False  # distributed again when it is back (restart)
+                continue
+            for key, value in list(undistributed.items()):
+                if target.state.signal_state.has_received(origin_id, key):
+                    continue
+                request = BroadcastSignal(value["signalName"], value["variables"], distributed=True)
+                try:
+                    target.execute(Command("SIGNAL", "BROADCAST", dict(value), key=key, request=request))
+                except Exception:
+                    if self._signal_retry_at is None:
+                        self._signal_retry_at = now_ms() + self._signal_retry_ms
+                    log.exception(
+                        "distributing signal %d to partition %d failed; trying again in %d ms",
+                        key,
+                        target.partition_id,
+                        max(0, self._signal_retry_at - now_ms()),
+                    )
+                    complete = False
+                    break
+        if complete and self._signal_retry_at is None:
+            self._signal_retry_ms = SIGNAL_RETRY_MS
+        return [
+            key
+            for key in undistributed
+            if all(
+                partition.state.signal_state.has_received(origin_id, key)
+                for partition in self.partitions.values()
+                if partition is not origin
+            )
+        ]
+
+    async def _forget_distributed_signals(self, origin_id: int, keys: list[int]) -> None:
+        """Drop broadcasts every partition has from the origin's state, once those partitions'
+        records are durable: a snapshot of the origin without them is then safe."""
+        if not keys:
+            return
+        origin = self.partitions[origin_id]
+        targets = [partition for partition in self.partitions.values() if partition is not origin]
+        await asyncio.gather(*(partition.durable() for partition in targets))
+        undistributed = origin.state.signal_state.undistributed
+        for key in keys:
+            undistributed.pop(key, None)
+
+    async def _redistribute_signals(self) -> None:
+        """After a restart: every broadcast a partition misses (killed between the origin and
+        its distribution, or a failed delivery) is distributed again; none is repeated."""
+        for origin_id, origin in self.partitions.items():
+            # A partition killed before its log had a broadcast that another partition
+            # already got (the gateway distributes before the answer's fsync) must not hand
+            # out that key again: the others would take a new broadcast under it for a repeat.
+            received = max(
+                (p.state.signal_state.received.get(origin_id, 0) for p in self.partitions.values()),
+                default=0,
+            )
+            if received > 0 and decode_local_key(received) >= origin.state.next_local_key:
+                log.warning(
+                    "partition %d lost broadcast %d that other partitions have; its keys go on after it",
+                    origin_id,
+                    received,
+                )
+                origin.state.next_local_key = decode_local_key(received) + 1
+        for origin_id in self.partitions:
+            with contextlib.suppress(PartitionUnavailable):
+                await self._forget_distributed_signals(origin_id, self._distribute_signals(origin_id))
+
+    def _check_signal_distribution(self, now: int) -> None:
+        """Timer loop: after a failed delivery, try every partition's undistributed broadcasts
+        again once the backoff has passed."""
+        if self._signal_retry_at is None or now < self._signal_retry_at:
+            return
+        self._signal_retry_at = None
+        # the wait before the next try, should this one fail too (a success resets it)
+        self._signal_retry_ms = min(self._signal_retry_ms * 2, SIGNAL_RETRY_MAX_MS)
+        for origin_id, origin in self.partitions.items():
+            if origin.state.signal_state.undistributed:
+                self._spawn_signal_distribution(origin_id)
 
     # ------------------------------------------------------------------ deployment
     async def deploy(self, resources: list[tuple[str, bytes]]) -> dict[str, Any]:
@@ -372,6 +487,7 @@ class Broker:
         check_locks = now - self._last_lock_check >= START_LOCK_CHECK_MS
         if check_locks:
             self._last_lock_check = now
+        self._check_signal_distribution(now)
         for partition in self.partitions.values():
             for intent, due in (
                 ("TIME_OUT", partition.state.due_jobs(now)),

@@ -1,10 +1,13 @@
 """SIGNAL BROADCAST (reference §1.3 BroadcastSignal, §3.4, §5.2): Zeebe's
-SignalBroadcastProcessor. The broker runs the command on the deployment partition (partition
-1, which gives the key) and then on every other partition with that key (Zeebe's command
-distribution). Each writes SIGNAL BROADCASTED and triggers every subscription of the signal's
-name it holds: catch events through the catch-event behaviour (interrupting or not), signal
-start events (deployment partition only) by starting an instance at that start event with the
-signal's variables.
+SignalBroadcastProcessor. A new broadcast takes a key of this partition (its origin: partition
+1 for BroadcastSignal, the throwing partition for a thrown signal's follow-up command); the
+broker distributes it to every other partition with that key (Zeebe's command distribution,
+engine/broker.py). Each partition writes SIGNAL BROADCASTED and triggers the subscriptions of
+the signal's name it holds (triggers/signals.py `broadcast`).
+
+A distributed broadcast a partition already has (its key is at or below what the partition
+received from that origin, signal_state.py) is refused: the broker never sends one, and this
+keeps a partition from triggering one broadcast twice whatever the caller.
 """
 
 from __future__ import annotations
@@ -12,56 +15,41 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.processing.command import Command
+from engine.processing.command import Command, Rejection
 from engine.processing.context import ProcessingContext
-from engine.processing.instances import start_process_instance
 from engine.processing.registry import processor
-from engine.processing.subscriptions import trigger
+from engine.processing.triggers.signals import broadcast
+from engine.records import ALREADY_EXISTS, INVALID_ARGUMENT, decode_partition
 
 
 @dataclass(slots=True)
 class BroadcastSignal:
     name: str
     variables: dict[str, Any]
-    #: True on the partitions the broadcast is distributed to (the key is the first one's)
+    #: True on the partitions the broadcast is distributed to (the key is the origin's)
     distributed: bool = False
 
 
 @processor("SIGNAL", "BROADCAST")
-def broadcast(ctx: ProcessingContext, command: Command) -> int:
+def broadcast_signal(ctx: ProcessingContext, command: Command) -> int:
     request: BroadcastSignal = command.request
-    key = command.key if request.distributed and command.key > 0 else ctx.state.new_key()
-    ctx.emit("SIGNAL", "BROADCASTED", key, dict(command.value))
-    signal_state = ctx.state.signal_state
-    # Taken before any is triggered: a triggered catch event may close others (an interrupting
-    # boundary ends its activity's other subscriptions), and new ones opened by what the
-    # signal started do not catch this signal.
-    for subscription_key in signal_state.named(request.name):
-        value = signal_state.subscriptions.get(subscription_key)
-        if value is None:
-            continue  # closed by an earlier trigger of this broadcast
-        process = ctx.state.processes.get(int(value["processDefinitionKey"]))
-        if process is None:
-            continue
-        model = ctx.state.model(process.key)
-        catch_event = model.elements_by_id.get(value["catchEventId"])
-        if catch_event is None:
-            continue
-        owner_key = int(value["catchEventInstanceKey"])
-        if owner_key <= 0:
-            start_process_instance(
-                ctx,
-                process,
-                model,
-                ctx.state.new_key(),
-                dict(request.variables),
-                [],
-                start_event=catch_event,
-                write_creation=False,
-            )
-            continue
-        owner = ctx.state.element_instances.get(owner_key)
-        if owner is None or owner.state != "ELEMENT_ACTIVATED":
-            continue
-        trigger(ctx, owner_key, catch_event, dict(request.variables))
+    if not request.distributed:
+        key = ctx.state.new_key()
+        broadcast(ctx, key, dict(command.value), distributed=False)
+        return key
+    key = command.key
+    origin = decode_partition(key) if key > 0 else 0
+    if origin in (0, ctx.partition_id):
+        raise Rejection(
+            "BROADCAST",
+            INVALID_ARGUMENT,
+            f"Expected a distributed signal key of another partition, but got {key}",
+        )
+    if ctx.state.signal_state.has_received(origin, key):
+        raise Rejection(
+            "BROADCAST",
+            ALREADY_EXISTS,
+            f"Expected to broadcast the distributed signal with key '{key}', but it was already broadcast here",
+        )
+    broadcast(ctx, key, dict(command.value), distributed=True)
     return key

@@ -5,8 +5,17 @@ partition). A broadcast (processors/signals.py) triggers every subscription of i
 
 Signal names are literal or FEEL: a catch event's name is evaluated in its owner's scope when
 it opens (a failure is an EXTRACT_VALUE_ERROR incident); a start event's at deployment, without
-variables, as Zeebe does. Throwing (intermediate throw and end events) asks for a broadcast to
-every partition after the throwing command (`throw_signal`).
+variables, as Zeebe does.
+
+A broadcast (`broadcast`, run by processors/signals.py for SIGNAL BROADCAST) writes SIGNAL
+BROADCASTED and triggers the partition's subscriptions of its name; its applier keeps the
+distribution state (signal_state.py): an own broadcast is remembered until every partition has
+it, and the broker is asked to distribute it once the command is done.
+
+Throwing (intermediate throw and end events) writes, as Zeebe's BpmnSignalBehavior, a follow-up
+SIGNAL BROADCAST command on the throwing partition, in the throwing command's batch: the thrown
+signal is durable exactly when the throw is, the throwing partition is the broadcast's origin
+(its key names it), and a crash at any later point only delays the distribution (`throw_signal`).
 """
 
 from __future__ import annotations
@@ -17,10 +26,12 @@ from engine.bpmn.model import EventType
 from engine.processing.command import MappingFailure
 from engine.processing.context import ProcessingContext
 from engine.processing.expressions import evaluate
+from engine.processing.instances import start_process_instance
 from engine.processing.registry import trigger_kind
-from engine.processing.signal_state import broadcaster_of
+from engine.processing.signal_state import distributor_of
 from engine.processing.state import ElementInstance, PartitionState, register_applier
-from engine.records import DEFAULT_TENANT
+from engine.processing.subscriptions import trigger
+from engine.records import DEFAULT_TENANT, decode_partition
 from engine.values import feel_type_name
 
 
@@ -120,16 +131,79 @@ def open_start_subscriptions(ctx: ProcessingContext, new_processes: list[dict[st
             )
 
 
+def broadcast(ctx: ProcessingContext, key: int, value: dict[str, Any], *, distributed: bool) -> None:
+    """SIGNAL BROADCASTED under `key` and trigger every subscription of the signal's name held
+    here: catch events through the catch-event behaviour (interrupting or not), signal start
+    events (deployment partition only) by starting an instance at that start event with the
+    signal's variables. An own broadcast (not `distributed`) is distributed by the broker to
+    every other partition once the command is done."""
+    ctx.emit("SIGNAL", "BROADCASTED", key, dict(value))
+    variables = value["variables"]
+    signal_state = ctx.state.signal_state
+    # Taken before any is triggered: a triggered catch event may close others (an interrupting
+    # boundary ends its activity's other subscriptions), and new ones opened by what the
+    # signal started do not catch this signal.
+    for subscription_key in signal_state.named(value["signalName"]):
+        subscription = signal_state.subscriptions.get(subscription_key)
+        if subscription is None:
+            continue  # closed by an earlier trigger of this broadcast
+        process = ctx.state.processes.get(int(subscription["processDefinitionKey"]))
+        if process is None:
+            continue
+        model = ctx.state.model(process.key)
+        catch_event = model.elements_by_id.get(subscription["catchEventId"])
+        if catch_event is None:
+            continue
+        owner_key = int(subscription["catchEventInstanceKey"])
+        if owner_key <= 0:
+            start_process_instance(
+                ctx,
+                process,
+                model,
+                ctx.state.new_key(),
+                dict(variables),
+                [],
+                start_event=catch_event,
+                write_creation=False,
+            )
+            continue
+        owner = ctx.state.element_instances.get(owner_key)
+        if owner is None or owner.state != "ELEMENT_ACTIVATED":
+            continue
+        trigger(ctx, owner_key, catch_event, dict(variables))
+    distribute = distributor_of(ctx)
+    if not distributed and distribute is not None:
+        origin_partition_id = ctx.partition_id
+        ctx.after_command.append(lambda: distribute(origin_partition_id))
+
+
 def throw_signal(ctx: ProcessingContext, instance: ElementInstance, element: Any) -> None:
     """A signal intermediate throw or end event: evaluate the name now (an incident if it
-    fails) and broadcast to every partition once the throwing command is done, as Zeebe's
-    follow-up SIGNAL BROADCAST command. Like Zeebe's BpmnSignalBehavior, the signal carries the
-    throw event's local variables (what its input mappings made)."""
+    fails) and write Zeebe's follow-up SIGNAL BROADCAST command (a key of its own; the
+    broadcast takes another, as in Zeebe's SignalBroadcastProcessor). Like Zeebe's
+    BpmnSignalBehavior, the signal carries the throw event's local variables (what its input
+    mappings made)."""
     name = signal_name_of(element, ctx.state.visible_variables(instance.key))
-    variables = ctx.state.local_variables(instance.key)
-    broadcast = broadcaster_of(ctx)
-    if broadcast is not None:
-        ctx.after_command.append(lambda: broadcast(name, variables))
+    value = signal_value(name, ctx.state.local_variables(instance.key))
+    ctx.follow_up_command(
+        "SIGNAL",
+        "BROADCAST",
+        ctx.state.new_key(),
+        value,
+        lambda: broadcast(ctx, ctx.state.new_key(), value, distributed=False),
+    )
+
+
+@register_applier("SIGNAL", "BROADCASTED")
+def _broadcasted(state: PartitionState, record: dict[str, Any]) -> None:
+    """The distribution state (signal_state.py): the origin's key names the origin partition."""
+    key = record["key"]
+    origin = decode_partition(key)
+    signal_state = state.signal_state
+    if origin == state.partition_id:
+        signal_state.undistributed[key] = record["value"]
+    elif key > signal_state.received.get(origin, 0):
+        signal_state.received[origin] = key
 
 
 @register_applier("SIGNAL_SUBSCRIPTION", "CREATED")
