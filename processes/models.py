@@ -240,6 +240,46 @@ class ProcessInstance(models.Model):
         return f"{self.bpmn_process_id} #{self.key}"
 
 
+class InstanceCount(models.Model):
+    """How many process instances one (cluster, partition) holds per process id, version and state:
+    the dashboard figures (GET /api/v1/stats/) without counting every instance on each request.
+
+    Kept exact by PostgreSQL itself, not by the importer: statement-level AFTER INSERT / UPDATE /
+    DELETE triggers on the process instance table aggregate their transition tables and add the
+    deltas here (``count = count + EXCLUDED.count``), in the writing transaction, whatever wrote
+    the rows (the importer's COPY or INSERT ... ON CONFLICT, the ORM, a manual fix); a TRUNCATE
+    empties it. Migration 0008 installs the triggers and fills the table from the existing rows.
+
+    Rows are per (cluster, partition), the partition decoded from the instance's global key
+    (routing/keys.py): two importers hold different partitions of a cluster (importer/leases.py)
+    and so never wait for each other's counter rows. A row whose count fell to 0 stays (readers
+    drop it; the rows are bounded by the processes and versions ever seen). On SQLite (the demo)
+    nothing fills the table and the selectors count the instances themselves.
+    """
+
+    cluster_id = models.PositiveSmallIntegerField()  # no foreign key: see the migration
+    partition_id = models.PositiveSmallIntegerField()
+    bpmn_process_id = models.CharField(max_length=255)
+    version = models.IntegerField()
+    state = models.CharField(max_length=16, choices=InstanceState.choices)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # The triggers' ON CONFLICT target.
+            models.UniqueConstraint(
+                fields=["cluster_id", "partition_id", "bpmn_process_id", "version", "state"],
+                name="instance_count_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"cluster {self.cluster_id} partition {self.partition_id}: "
+            f"{self.count} x {self.bpmn_process_id} v{self.version} {self.state}"
+        )
+
+
 class ElementInstance(models.Model):
     """One BPMN element instance of a process instance (PROCESS_INSTANCE records of every element
     type except the PROCESS itself, which is the ProcessInstance row, and SEQUENCE_FLOW)."""
