@@ -3,7 +3,6 @@ pyzeebe 4.7.0's integration-suite decision (read from its sdist, which is not pa
 
 from __future__ import annotations
 
-import os
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -12,11 +11,11 @@ import pytest
 
 from engine.dmn import evaluate_decision, json_text, parse_dmn
 from tests.requirements import requires
+from tests.routing.pyzeebe_suite import SuiteUnavailable, fetch_suite
 
 SHARED_DMN = (
     Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "bpmn" / "zeebe-play__is_legal_good.dmn"
 )
-PYZEEBE_SDIST = Path(os.environ.get("PYZEEBE_SDIST", "/tmp/pz/pyzeebe-4.7.0.tar.gz"))
 
 
 @requires(SHARED_DMN.is_file(), f"shared reference data not present at {SHARED_DMN}")
@@ -49,10 +48,15 @@ def test_zeebe_play_is_legal_good(item: str, legal: bool, rule_index: int) -> No
     ]
 
 
-def pyzeebe_test_dmn() -> bytes:
-    if not PYZEEBE_SDIST.is_file():
-        pytest.skip(f"pyzeebe 4.7.0 sdist not present at {PYZEEBE_SDIST} (set PYZEEBE_SDIST)")
-    with tarfile.open(PYZEEBE_SDIST) as archive:
+@pytest.fixture(scope="module")
+def pyzeebe_test_dmn(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """pyzeebe's test.dmn from its verified PyPI sdist (tests/routing/pyzeebe_suite.py fetches it,
+    or copies the file PYZEEBE_SDIST names)."""
+    try:
+        sdist = fetch_suite(tmp_path_factory.mktemp("pyzeebe-sdist"))
+    except SuiteUnavailable as error:
+        pytest.skip(f"pyzeebe's sdist is unavailable: {error}")
+    with tarfile.open(sdist) as archive:
         member = archive.extractfile("pyzeebe-4.7.0/tests/integration/test.dmn")
         assert member is not None
         return member.read()
@@ -62,10 +66,10 @@ def pyzeebe_test_dmn() -> bytes:
     ("given", "expected"),
     [("1", "One"), ("2", {"foo": "bar"}), ("3", 3), ("4", None)],
 )
-def test_pyzeebe_integration_decision(given: str, expected: Any) -> None:
+def test_pyzeebe_integration_decision(pyzeebe_test_dmn: bytes, given: str, expected: Any) -> None:
     """What pyzeebe's evaluate_decision_test.py asserts: decision_output, the first evaluated
     decision's output and its first matched rule's first output value (all JSON texts)."""
-    drg = parse_dmn(pyzeebe_test_dmn())
+    drg = parse_dmn(pyzeebe_test_dmn)
     result = evaluate_decision(drg, "test", {"input": given})
 
     assert not result.is_failure
