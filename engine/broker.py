@@ -5,7 +5,8 @@
 - job activation over all partitions, long-poll waiters per job type (reference §1.4),
   woken whenever a job becomes activatable (created, failed with retries, timed out, recurred);
 - one timer loop for job deadlines (JOB TIMED_OUT), retry backoffs (RECURRED_AFTER_BACKOFF)
-  and due BPMN timers (TIMER TRIGGER);
+  and due BPMN timers (TIMER TRIGGER; one whose trigger failed while it is still in state is
+  tried again with a backoff, as Zeebe's checker finds it in the state again);
 - CreateProcessInstanceWithResult waiters;
 - messages (reference §2.3, §5.2): PublishMessage on the correlation key's partition, the
   commands the message and instance partitions send each other (delivered on the event loop
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,48 @@ START_LOCK_CHECK_MS = 500
 #: acknowledged, with a backoff).
 SIGNAL_RETRY_MS = 1000
 SIGNAL_RETRY_MAX_MS = 60_000
+#: A due timer whose TIMER TRIGGER was rejected or failed while the timer is still in state is
+#: tried again after this long, the wait doubling after every failed try up to the maximum
+#: (Zeebe's DueDateTimerChecker finds it in the state again at a later check; the backoff keeps
+#: a timer that always fails from spinning). One that no longer exists is dropped.
+TIMER_RETRY_MS = 1000
+TIMER_RETRY_MAX_MS = 60_000
+
+
+class TimerRetries:
+    """The due timers of one partition whose trigger failed, each with when to try it again
+    and the wait that led there. Not state: a restart re-arms every timer from the state."""
+
+    def __init__(self) -> None:
+        #: timer key -> (when to try again, the wait before that try), both in ms
+        self.pending: dict[int, tuple[int, int]] = {}
+        #: min-heap of (when, timer key); entries that no longer match `pending` are stale
+        self.heap: list[tuple[int, int]] = []
+
+    def __contains__(self, timer_key: int) -> bool:
+        return timer_key in self.pending
+
+    def schedule(self, timer_key: int, now: int) -> int:
+        """A try failed: the next one comes after TIMER_RETRY_MS, or after twice the last
+        wait (at most TIMER_RETRY_MAX_MS). Returns the wait."""
+        last = self.pending.get(timer_key)
+        wait = TIMER_RETRY_MS if last is None else min(last[1] * 2, TIMER_RETRY_MAX_MS)
+        self.pending[timer_key] = (now + wait, wait)
+        heapq.heappush(self.heap, (now + wait, timer_key))
+        return wait
+
+    def due(self, now: int, limit: int) -> list[int]:
+        """Up to `limit` timers whose wait has passed (they stay pending until their outcome)."""
+        due: list[int] = []
+        while self.heap and self.heap[0][0] <= now and len(due) < limit:
+            when, timer_key = heapq.heappop(self.heap)
+            entry = self.pending.get(timer_key)
+            if entry is not None and entry[0] == when:
+                due.append(timer_key)
+        return due
+
+    def drop(self, timer_key: int) -> None:
+        self.pending.pop(timer_key, None)
 
 
 class Broker:
@@ -90,6 +134,9 @@ class Broker:
         self._job_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._result_waiters: dict[int, list[asyncio.Future[dict[str, Any]]]] = {}
         self._timer_task: asyncio.Task[None] | None = None
+        self._timer_retries: dict[int, TimerRetries] = {
+            partition_id: TimerRetries() for partition_id in self.partitions
+        }
         for partition in self.partitions.values():
             partition.state.on_jobs_available = self._notify_jobs_available
             partition.ctx.on_process_completed = self._process_completed
@@ -499,15 +546,47 @@ class Broker:
                         partition.execute(Command("JOB", intent, dict(job.value), key=job_key))
             self._check_messages(partition, now, check_locks)
             self._check_multi_instance_bodies(partition)
-            for timer_key in partition.state.due_timers(now, TIMERS_PER_CHECK):
-                timer = partition.state.timers.get(timer_key)
-                if timer is None:
-                    continue
-                try:
-                    partition.execute(Command("TIMER", "TRIGGER", dict(timer.value), key=timer_key))
-                except Rejection as rejection:
-                    # logged with its rejection; the timer stays (a restart re-arms it)
-                    log.warning("timer %d was not triggered: %s", timer_key, rejection.reason)
+            self._trigger_due_timers(partition, now)
+
+    def _trigger_due_timers(self, partition: Partition, now: int) -> None:
+        """TIMER TRIGGER for the timers that came due (popped from the partition's heap) and
+        for those whose retry wait has passed, up to TIMERS_PER_CHECK of each per check."""
+        if partition.failure is not None:
+            return  # nothing can be written until a restart, which re-arms every timer
+        retries = self._timer_retries[partition.partition_id]
+        for timer_key in partition.state.due_timers(now, TIMERS_PER_CHECK):
+            # one waiting for its retry is tried when the wait is over, not sooner (its heap
+            # entry can come back when a failed command rebuilds the partition's state)
+            if timer_key not in retries:
+                self._trigger_timer(partition, timer_key, retries, now)
+        for timer_key in retries.due(now, TIMERS_PER_CHECK):
+            self._trigger_timer(partition, timer_key, retries, now)
+
+    def _trigger_timer(self, partition: Partition, timer_key: int, retries: TimerRetries, now: int) -> None:
+        """One TIMER TRIGGER. The heap entry is gone once the timer is popped, so a trigger that
+        was rejected or failed while the timer is still in state is tried again later (with a
+        backoff), as Zeebe's checker finds it in the state again; once the timer no longer
+        exists (triggered or canceled meanwhile), nothing is left to fire and it is dropped."""
+        timer = partition.state.timers.get(timer_key)
+        if timer is None:
+            retries.drop(timer_key)
+            return
+        try:
+            fired = partition.execute(Command("TIMER", "TRIGGER", dict(timer.value), key=timer_key))
+        except Exception as error:  # a rejection, a processing error, an unavailable partition
+            reason = error.reason if isinstance(error, Rejection) else str(error)
+            if timer_key not in partition.state.timers:
+                retries.drop(timer_key)
+                log.warning("timer %d was not triggered and no longer exists: %s", timer_key, reason)
+                return
+            wait = retries.schedule(timer_key, now)
+            log.warning("timer %d was not triggered: %s; trying again in %d ms", timer_key, reason, wait)
+            return
+        retries.drop(timer_key)
+        if fired is False and partition.state.timers.get(timer_key) is timer:
+            # Not due by the partition's clock (behind the loop's): the processor never fires
+            # early and wrote nothing; the timer goes back on the heap for a later check.
+            partition.state.index_timer(timer)
 
     def _check_multi_instance_bodies(self, partition: Partition) -> None:
         """Parallel multi-instance bodies larger than one slice: one PROCESS_INSTANCE_BATCH
