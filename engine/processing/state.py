@@ -94,6 +94,11 @@ class ElementInstance:
     #: still the visible ones (an applier replaces a Variable on every write), so it always
     #: equals what evaluating again would give.
     mi_items: Any = field(default=None, repr=False, compare=False)
+    #: An interrupting event sub-process of this scope has been triggered (Zeebe's
+    #: ElementInstance.isInterrupted): an error thrown inside it is no longer caught here or
+    #: further up this process (triggers/errors.py). Derived from the EVENT_SUB_PROCESS
+    #: activation, so rebuilt from a snapshot's instances too; it never goes back.
+    interrupted: bool = False
 
     def record_value(self) -> dict[str, Any]:
         """The PROCESS_INSTANCE value (reference §3.4), field order as Zeebe writes it."""
@@ -491,6 +496,8 @@ class PartitionState:
         for instance in self.element_instances.values():
             if instance.flow_scope_key > 0:
                 self.children.setdefault(instance.flow_scope_key, {})[instance.key] = None
+            if instance.element_type == "EVENT_SUB_PROCESS":
+                _mark_interrupted_scope(self, instance)
             if instance.element_type == "MULTI_INSTANCE_BODY" and instance.state == "ELEMENT_ACTIVATED":
                 self.mi_bodies_to_check[instance.key] = None
         self.variables = {
@@ -562,14 +569,24 @@ def _element_activating(state: PartitionState, record: dict[str, Any]) -> None:
         parent = state.element_instances.get(parent_key)
         if parent is not None:
             parent.child_instance_key = instance.key
-    if instance.element_type == "EVENT_SUB_PROCESS" and flow_scope_key > 0:
-        scope = state.element_instances.get(flow_scope_key)
-        element = state.model(instance.process_definition_key).elements_by_id.get(instance.element_id)
-        starts = getattr(element, "start_events", ())
-        if scope is not None and starts and starts[0].interrupting:
+    if instance.element_type == "EVENT_SUB_PROCESS":
+        scope = _mark_interrupted_scope(state, instance)
+        if scope is not None:
             # An interrupting event sub-process ends every path of its scope, tokens waiting
             # at a join included: the scope completes when the event sub-process does.
             scope.taken.clear()
+
+
+def _mark_interrupted_scope(state: PartitionState, sub_process: ElementInstance) -> ElementInstance | None:
+    """The scope an interrupting event sub-process instance interrupts, marked so; None for a
+    non-interrupting one (or a scope already gone)."""
+    scope = state.element_instances.get(sub_process.flow_scope_key)
+    element = state.model(sub_process.process_definition_key).elements_by_id.get(sub_process.element_id)
+    starts = getattr(element, "start_events", ())
+    if scope is None or not starts or not starts[0].interrupting:
+        return None
+    scope.interrupted = True
+    return scope
 
 
 def _consume_tokens(state: PartitionState, scope: ElementInstance, instance: ElementInstance) -> None:

@@ -22,6 +22,7 @@ A trigger source (a due timer, a correlated message, a thrown error) calls
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from engine.processing.context import ProcessingContext
@@ -35,6 +36,24 @@ from engine.processing.transitions import (
 )
 
 CATCH_ELEMENT_TYPES = ("INTERMEDIATE_CATCH_EVENT", "RECEIVE_TASK")
+
+
+def catch_search_path(ctx: ProcessingContext, start_key: int) -> Iterator[ElementInstance]:
+    """The instances an error or escalation thrown at `start_key` is looked for at, innermost
+    first: Zeebe's CatchEventAnalyzer. Within one process instance the walk goes up the flow scopes while they
+    are active and not interrupted (what is thrown inside an interrupting event sub-process is
+    not caught by the scope it interrupted or above it in that process: a catch-all there would
+    trigger that event sub-process again, forever); then it goes on from the call activity that called the
+    process, the same way, while that one is active."""
+    instance = ctx.state.element_instances.get(start_key)
+    while instance is not None and instance.is_active:
+        current: ElementInstance | None = instance
+        while current is not None and current.is_active and not current.interrupted:
+            yield current
+            if current.element_type == "PROCESS":
+                break
+            current = ctx.state.element_instances.get(current.flow_scope_key)
+        instance = ctx.state.element_instances.get(instance.parent_element_instance_key)
 
 
 def catch_events_of(element: Any, instance: ElementInstance | None = None) -> list[Any]:

@@ -10,7 +10,6 @@ test_shared_data.py checks the same files through the gate (what a deployment ge
 from __future__ import annotations
 
 import csv
-import os
 import tarfile
 from pathlib import Path
 
@@ -20,9 +19,9 @@ from engine.bpmn import BpmnValidationError, Element, ElementType, EventType, Pr
 from engine.bpmn.model import JOB_WORKER_TYPES, SCOPE_TYPES
 from tests.engine_bpmn import gate
 from tests.requirements import requires
+from tests.routing.pyzeebe_suite import SuiteUnavailable, fetch_suite
 
 DATA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "bpmn"
-PYZEEBE_SDIST = Path(os.environ.get("PYZEEBE_SDIST", "/tmp/pz/pyzeebe-4.7.0.tar.gz"))
 UNSUPPORTED = "not supported by the Fleetflow embedded engine"
 
 #: Files the MANIFEST does not mark invalid, that Zeebe 8.5 would reject too: (element
@@ -213,17 +212,22 @@ def test_solos_transport_model_in_detail() -> None:
     assert any(e.element_type is ElementType.EVENT_BASED_GATEWAY for e in walk(model))
 
 
-def pyzeebe_test_bpmn() -> bytes:
-    if not PYZEEBE_SDIST.is_file():
-        pytest.skip(f"pyzeebe 4.7.0 sdist not present at {PYZEEBE_SDIST} (set PYZEEBE_SDIST)")
-    with tarfile.open(PYZEEBE_SDIST) as archive:
+@pytest.fixture(scope="module")
+def pyzeebe_test_bpmn(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """pyzeebe's test.bpmn from its verified PyPI sdist (tests/routing/pyzeebe_suite.py fetches it,
+    or copies the file PYZEEBE_SDIST names)."""
+    try:
+        sdist = fetch_suite(tmp_path_factory.mktemp("pyzeebe-sdist"))
+    except SuiteUnavailable as error:
+        pytest.skip(f"pyzeebe's sdist is unavailable: {error}")
+    with tarfile.open(sdist) as archive:
         member = archive.extractfile("pyzeebe-4.7.0/tests/integration/test.bpmn")
         assert member is not None
         return member.read()
 
 
-def test_pyzeebe_integration_bpmn_parses_with_its_message_start_event() -> None:
-    content = pyzeebe_test_bpmn()
+def test_pyzeebe_integration_bpmn_parses_with_its_message_start_event(pyzeebe_test_bpmn: bytes) -> None:
+    content = pyzeebe_test_bpmn
     (model,) = parse_bpmn("test.bpmn", content, check_support=False)
     assert model.bpmn_process_id == "test"
     message_start = model.element("Event_0hg01mt")

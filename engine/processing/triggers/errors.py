@@ -1,6 +1,7 @@
-"""Error catching (reference §5.2 "Error events"): find the boundary event that catches an
-error code, scope by scope upward and into calling parents, and trigger it; otherwise the
-caller raises UNHANDLED_ERROR_EVENT with Zeebe's message."""
+"""Error catching (reference §5.2 "Error events"): find the boundary event or event
+sub-process that catches an error code, scope by scope upward and into calling parents
+(subscriptions.catch_search_path, which stops at an interrupted scope as Zeebe does), and
+trigger it; otherwise the caller raises UNHANDLED_ERROR_EVENT with Zeebe's message."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from engine.processing.expressions import evaluate
 from engine.processing.incidents import raise_incident
 from engine.processing.registry import SearchedTrigger, trigger_kind
 from engine.processing.state import ElementInstance
-from engine.processing.subscriptions import trigger
+from engine.processing.subscriptions import catch_search_path, trigger
 from engine.values import feel_type_name
 
 
@@ -21,27 +22,16 @@ class ErrorTrigger(SearchedTrigger):
     """Error catch events need no subscription: a thrown error searches for them."""
 
 
-def _next_scope(instance: ElementInstance) -> int:
-    if instance.element_type == "PROCESS":
-        return instance.parent_element_instance_key
-    return instance.flow_scope_key
-
-
 def find_error_catch(ctx: ProcessingContext, start_key: int, error_code: str) -> tuple[int, Any] | None:
     """(owner instance key, catch event) of the innermost catch for `error_code`, or None.
 
-    At each instance from the thrower upward (into calling parents): the error start events of
-    its event sub-processes, then its error boundary events; a catch for the code beats a
+    At each instance of the search path (subscriptions.catch_search_path): the error start events of its
+    event sub-processes, then its error boundary events; a catch for the code beats a
     catch-all at the same instance (reference §5.2 "Error events")."""
-    current = start_key
-    while current > 0:
-        instance = ctx.state.element_instances.get(current)
-        if instance is None:
-            return None
+    for instance in catch_search_path(ctx, start_key):
         catch = _match_error_catch(error_catch_events(ctx.element_of(instance), instance), error_code)
         if catch is not None:
-            return current, catch
-        current = _next_scope(instance)
+            return instance.key, catch
     return None
 
 
@@ -66,17 +56,11 @@ def error_catch_events(element: Any, instance: ElementInstance | None = None) ->
 
 
 def available_error_events(ctx: ProcessingContext, start_key: int) -> list[str]:
-    codes: list[str] = []
-    current = start_key
-    while current > 0:
-        instance = ctx.state.element_instances.get(current)
-        if instance is None:
-            break
-        codes.extend(
-            catch.error_code or "" for catch in error_catch_events(ctx.element_of(instance), instance)
-        )
-        current = _next_scope(instance)
-    return codes
+    return [
+        catch.error_code or ""
+        for instance in catch_search_path(ctx, start_key)
+        for catch in error_catch_events(ctx.element_of(instance), instance)
+    ]
 
 
 def throw_error(ctx: ProcessingContext, start_key: int, error_code: str, variables: dict[str, Any]) -> bool:

@@ -19,7 +19,7 @@ from engine.processing.context import ProcessingContext
 from engine.processing.expressions import evaluate
 from engine.processing.registry import SearchedTrigger, trigger_kind
 from engine.processing.state import ElementInstance
-from engine.processing.subscriptions import trigger
+from engine.processing.subscriptions import catch_search_path, trigger
 from engine.values import feel_type_name
 
 
@@ -66,25 +66,18 @@ def _catch_events(element: Any) -> list[Any]:
 
 
 def find_escalation_catch(ctx: ProcessingContext, start_key: int, code: str) -> tuple[int, Any] | None:
-    current = start_key
-    while current > 0:
-        instance = ctx.state.element_instances.get(current)
-        if instance is None:
-            return None
+    """(owner instance key, catch event) of the innermost catch for `code` along
+    subscriptions.catch_search_path (a catch for the code beats a catch-all at one instance)."""
+    for instance in catch_search_path(ctx, start_key):
         catch_all = None
         for catch_event in _catch_events(ctx.element_of(instance)):
             catch_code = _catch_code(catch_event)
             if catch_code == code:
-                return current, catch_event
+                return instance.key, catch_event
             if catch_code is None and catch_all is None:
                 catch_all = catch_event
         if catch_all is not None:
-            return current, catch_all
-        current = (
-            instance.parent_element_instance_key
-            if instance.element_type == "PROCESS"
-            else instance.flow_scope_key
-        )
+            return instance.key, catch_all
     return None
 
 
