@@ -41,8 +41,8 @@ class FollowUpLimitExceeded(Exception):
         where = f", the last at element '{self.element_id}'" if self.element_id else ""
         return (
             f"Expected to process {value_type} {intent} within {self.limit} follow-up steps, but it "
-            f"took more{where}: the process loops without a wait state (a cycle of gateways or events "
-            "with no task, timer or message in it); none of its records were kept"
+            f"took more{where}: the process loops without a wait state (a cycle of gateways, events or "
+            "call activities with no task, timer or message in it); none of its records were kept"
         )
 
 
