@@ -18,6 +18,9 @@ from pyzeebe.proto import gateway_pb2 as pb
 from pyzeebe.proto import gateway_pb2_grpc as pb_grpc
 
 from engine.log import LogReader, partition_ids
+from engine.partition import Partition
+from engine.processing.command import Command
+from engine.processing.processors.creation import CreateInstance
 from tests.support import bpmn, waiting
 
 # The BPMN builder is tests.support's; these keep the positional `extension, retries` the engine
@@ -205,3 +208,18 @@ async def create_instances_paced(
         created.add(response.processInstanceKey)
         await asyncio.sleep(rng.uniform(0.0, 0.01))
     return created
+
+
+async def create_on(partition: Partition, process_id: str) -> int:
+    """A process instance on that very partition of an in-process Broker (its round robin would
+    choose), durable when this returns."""
+    created = partition.execute(
+        Command(
+            "PROCESS_INSTANCE_CREATION",
+            "CREATE",
+            {"bpmnProcessId": process_id},
+            request=CreateInstance(process_id),
+        )
+    )
+    await partition.durable()
+    return int(created.process_instance_key)

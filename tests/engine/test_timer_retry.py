@@ -30,11 +30,10 @@ from engine.broker import TIMER_RETRY_MAX_MS, TIMER_RETRY_MS, Broker
 from engine.partition import Partition, now_ms
 from engine.processing.command import Command
 from engine.processing.context import ProcessingContext
-from engine.processing.processors.creation import CreateInstance
 from engine.processing.processors.timers import trigger_timer
 from engine.processing.registry import PROCESSORS
 from engine.records import PROCESSING_ERROR
-from tests.engine.helpers import all_records, flow, process_xml
+from tests.engine.helpers import all_records, create_on, flow, process_xml
 from tests.support.bpmn import START, catch_event, end_event, timer_definition
 
 WAIT_SECONDS = 15.0
@@ -85,19 +84,6 @@ async def stop_loop(broker: Broker) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-
-
-async def create_on(partition: Partition, process_id: str) -> int:
-    created = partition.execute(
-        Command(
-            "PROCESS_INSTANCE_CREATION",
-            "CREATE",
-            {"bpmnProcessId": process_id},
-            request=CreateInstance(process_id),
-        )
-    )
-    await partition.durable()
-    return int(created.process_instance_key)
 
 
 async def wait_until(predicate: Callable[[], bool], what: str) -> None:

@@ -10,7 +10,6 @@ test_shared_data.py checks the same files through the gate (what a deployment ge
 from __future__ import annotations
 
 import csv
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from engine.bpmn import BpmnValidationError, Element, ElementType, EventType, Pr
 from engine.bpmn.model import JOB_WORKER_TYPES, SCOPE_TYPES
 from tests.engine_bpmn import gate
 from tests.requirements import requires
-from tests.routing.pyzeebe_suite import SuiteUnavailable, fetch_suite
+from tests.routing.pyzeebe_suite import SuiteUnavailable, sdist_member
 
 DATA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "bpmn"
 UNSUPPORTED = "not supported by the Fleetflow embedded engine"
@@ -214,16 +213,11 @@ def test_solos_transport_model_in_detail() -> None:
 
 @pytest.fixture(scope="module")
 def pyzeebe_test_bpmn(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """pyzeebe's test.bpmn from its verified PyPI sdist (tests/routing/pyzeebe_suite.py fetches it,
-    or copies the file PYZEEBE_SDIST names)."""
+    """pyzeebe's test.bpmn from its verified PyPI sdist (tests/routing/pyzeebe_suite.py)."""
     try:
-        sdist = fetch_suite(tmp_path_factory.mktemp("pyzeebe-sdist"))
+        return sdist_member(tmp_path_factory.mktemp("pyzeebe-sdist"), "tests/integration/test.bpmn")
     except SuiteUnavailable as error:
         pytest.skip(f"pyzeebe's sdist is unavailable: {error}")
-    with tarfile.open(sdist) as archive:
-        member = archive.extractfile("pyzeebe-4.7.0/tests/integration/test.bpmn")
-        assert member is not None
-        return member.read()
 
 
 def test_pyzeebe_integration_bpmn_parses_with_its_message_start_event(pyzeebe_test_bpmn: bytes) -> None:

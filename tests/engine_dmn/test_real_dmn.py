@@ -3,7 +3,6 @@ pyzeebe 4.7.0's integration-suite decision (read from its sdist, which is not pa
 
 from __future__ import annotations
 
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 
 from engine.dmn import evaluate_decision, json_text, parse_dmn
 from tests.requirements import requires
-from tests.routing.pyzeebe_suite import SuiteUnavailable, fetch_suite
+from tests.routing.pyzeebe_suite import SuiteUnavailable, sdist_member
 
 SHARED_DMN = (
     Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "bpmn" / "zeebe-play__is_legal_good.dmn"
@@ -50,16 +49,11 @@ def test_zeebe_play_is_legal_good(item: str, legal: bool, rule_index: int) -> No
 
 @pytest.fixture(scope="module")
 def pyzeebe_test_dmn(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """pyzeebe's test.dmn from its verified PyPI sdist (tests/routing/pyzeebe_suite.py fetches it,
-    or copies the file PYZEEBE_SDIST names)."""
+    """pyzeebe's test.dmn from its verified PyPI sdist (tests/routing/pyzeebe_suite.py)."""
     try:
-        sdist = fetch_suite(tmp_path_factory.mktemp("pyzeebe-sdist"))
+        return sdist_member(tmp_path_factory.mktemp("pyzeebe-sdist"), "tests/integration/test.dmn")
     except SuiteUnavailable as error:
         pytest.skip(f"pyzeebe's sdist is unavailable: {error}")
-    with tarfile.open(sdist) as archive:
-        member = archive.extractfile("pyzeebe-4.7.0/tests/integration/test.dmn")
-        assert member is not None
-        return member.read()
 
 
 @pytest.mark.parametrize(

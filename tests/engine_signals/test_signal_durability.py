@@ -25,10 +25,9 @@ import pytest
 from engine.broker import Broker
 from engine.partition import Partition
 from engine.processing.command import Command, Rejection
-from engine.processing.processors.creation import CreateInstance
 from engine.processing.processors.signals import BroadcastSignal
 from engine.processing.triggers.signals import signal_value
-from tests.engine.helpers import all_records, flow, process_xml
+from tests.engine.helpers import all_records, create_on, flow, process_xml
 from tests.support.bpmn import START, catch_event, end_event, start_event, throw_event
 
 WAIT_SECONDS = 15.0
@@ -107,20 +106,6 @@ def refuse_signals(partition: Partition) -> Callable[[bool], None]:
         failing[0] = on
 
     return switch
-
-
-async def create_on(partition: Partition, process_id: str) -> int:
-    """A process instance on that very partition (the broker's round robin chooses otherwise)."""
-    created = partition.execute(
-        Command(
-            "PROCESS_INSTANCE_CREATION",
-            "CREATE",
-            {"bpmnProcessId": process_id},
-            request=CreateInstance(process_id),
-        )
-    )
-    await partition.durable()
-    return int(created.process_instance_key)
 
 
 async def all_durable(broker: Broker) -> None:

@@ -18,6 +18,7 @@ from processes.importer.sources import SourceConfigError, open_source
 from processes.models import Cluster
 from processes.services import cluster_create, cluster_update
 from tests.importer.helpers import import_all
+from tests.importer.records import record
 from tests.services import free_port, redis_server_binary, wait_for_port
 
 PASSWORD = "s3cret-for-tests"
@@ -56,23 +57,16 @@ def locked_redis() -> Iterator[int]:
 
 def _one_process_record(port: int) -> str:
     prefix = f"zeebe-{uuid.uuid4().hex[:8]}"
-    record = {
-        "partitionId": 1,
-        "position": 10,
-        "key": 2251799813685249,
-        "timestamp": 1_700_000_000_000,
-        "recordType": "EVENT",
-        "valueType": "PROCESS",
-        "intent": "CREATED",
-        "value": {
-            "bpmnProcessId": "locked",
-            "version": 1,
-            "processDefinitionKey": 2251799813685249,
-            "resource": "",
-        },
-    }
+    key = 2251799813685249
+    created = record(
+        10,
+        "PROCESS",
+        "CREATED",
+        key,
+        {"bpmnProcessId": "locked", "version": 1, "processDefinitionKey": key, "resource": ""},
+    )
     client = redis.Redis(host="127.0.0.1", port=port, password=PASSWORD)
-    client.xadd(f"{prefix}:PROCESS", {"1700000000000": json.dumps(record)})
+    client.xadd(f"{prefix}:PROCESS", {"1700000000000": json.dumps(created)})
     return prefix
 
 

@@ -103,6 +103,16 @@ def fetch_suite(cache_dir: Path, timeout: float = 120.0) -> Path:
     return cached
 
 
+def sdist_member(cache_dir: Path, name: str) -> bytes:
+    """One file of the verified sdist (e.g. ``tests/integration/test.dmn``); SuiteUnavailable
+    when the sdist cannot be had."""
+    with tarfile.open(fetch_suite(cache_dir)) as archive:
+        member = archive.extractfile(f"pyzeebe-{PYZEEBE_VERSION}/{name}")
+        if member is None:
+            raise SuiteUnavailable(f"{SDIST_NAME} holds no file {name}")
+        return member.read()
+
+
 GRPC_CHANNEL_FIXTURE = """
 @pytest.fixture(scope="package")
 async def grpc_channel(anyio_backend):
