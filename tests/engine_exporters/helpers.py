@@ -95,3 +95,19 @@ def process_gone(pid: int) -> bool:
     except OSError:
         return True
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def process_report(pid: int) -> str:
+    """What a process that should have ended is doing: its state and each thread's kernel wait
+    channel (for a failure message)."""
+    lines = []
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        lines += [line for line in status.splitlines() if line.startswith(("State:", "PPid:", "Threads:"))]
+        for task in sorted(Path(f"/proc/{pid}/task").iterdir()):
+            wchan = (task / "wchan").read_text().strip() or "-"
+            comm = (task / "comm").read_text().strip()
+            lines.append(f"thread {task.name} {comm}: {wchan}")
+    except OSError as error:
+        lines.append(f"/proc/{pid}: {error}")
+    return f"process {pid}: " + "; ".join(lines)

@@ -22,6 +22,7 @@ from tests.engine_exporters.helpers import (
     exporter_pid,
     log_records,
     process_gone,
+    process_report,
     stream_name,
 )
 from tests.support import engine_process, free_port, wait_for
@@ -94,7 +95,12 @@ def test_every_record_reaches_a_consumer_exactly_once_across_kill9(tmp_path: Pat
         wait_for(lambda: _everything_exported(consumer, data_dir), timeout=60, what="records exported")
         child = exporter_pid(engine.log_tail(100_000))
         engine.kill9()
-        wait_for(lambda: process_gone(child), timeout=30, what="the exporters child ending with its engine")
+        try:
+            wait_for(
+                lambda: process_gone(child), timeout=30, what="the exporters child ending with its engine"
+            )
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{process_report(child)}\n{engine.log_tail(6000)}") from None
         positions_file = ExporterPositions(data_dir, RedisStreamsExporter(url).exporter_id)
         assert positions_file.path.exists(), list((data_dir / "exporters").iterdir())
         positions_file.path.unlink()
