@@ -100,8 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.parent_pid is not None and os.getppid() != args.parent_pid:
         return 0  # the engine died before we got here
     stop = threading.Event()
+    # The handler only records the signal: it runs in the main thread, which may be inside
+    # `stop.wait` holding the event's (non-reentrant) lock, so `stop.set()` there deadlocked the
+    # process for good when SIGTERM (the engine's death) came while the input thread stopped it.
+    signalled: list[int] = []
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda number, _frame: signalled.append(number))
     durable: DurablePositions | None = None
     if args.durable_from_stdin:
         durable = DurablePositions(sys.stdin.buffer, stop)
@@ -121,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for runner in runners:
         runner.start()
-    while not stop.wait(PARENT_CHECK_SECONDS):
+    while not stop.wait(PARENT_CHECK_SECONDS) and not signalled:
         if args.parent_pid is not None and os.getppid() != args.parent_pid:
             log.warning("the engine (pid %d) is gone: stopping its exporters", args.parent_pid)
             break
@@ -133,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     code = main()
     # Leave at once, not through interpreter finalization: the runner threads are daemons that
-    # may sit in a socket call, and an exporters process must end with its engine (a kill -9 of
-    # the engine was once seen to leave this process running for over 30 s; not reproduced).
+    # may sit in a socket call, and an exporters process must end with its engine.
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
