@@ -223,3 +223,16 @@ async def create_on(partition: Partition, process_id: str) -> int:
     )
     await partition.durable()
     return int(created.process_instance_key)
+
+
+async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    """Poll `predicate` (bounded in time and turns) while the event loop goes on: an in-process
+    Broker's loops run meanwhile, which tests.support's wait_for, blocking the loop, would stop."""
+    deadline = time.monotonic() + timeout
+    for _ in range(int(timeout / 0.02) + 1):
+        if predicate():
+            return
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")

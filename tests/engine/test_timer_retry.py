@@ -19,8 +19,6 @@ is logged with a PROCESSING_ERROR rejection. Some tests stop the broker's loop a
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +31,8 @@ from engine.processing.context import ProcessingContext
 from engine.processing.processors.timers import trigger_timer
 from engine.processing.registry import PROCESSORS
 from engine.records import PROCESSING_ERROR
-from tests.engine.helpers import all_records, create_on, flow, process_xml
+from tests.engine.helpers import all_records, create_on, flow, process_xml, wait_until
 from tests.support.bpmn import START, catch_event, end_event, timer_definition
-
-WAIT_SECONDS = 15.0
 
 
 def timer_process(process_id: str, duration: str) -> bytes:
@@ -84,18 +80,6 @@ async def stop_loop(broker: Broker) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-
-
-async def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    """Poll (bounded in time and turns) while the broker's loop goes on."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    for _ in range(int(WAIT_SECONDS / 0.02) + 1):
-        if predicate():
-            return
-        if time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def timer_records(data_dir: Path, timer_key: int) -> list[tuple[str, str, str]]:

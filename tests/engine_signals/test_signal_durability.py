@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,8 @@ from engine.partition import Partition
 from engine.processing.command import Command, Rejection
 from engine.processing.processors.signals import BroadcastSignal
 from engine.processing.triggers.signals import signal_value
-from tests.engine.helpers import all_records, create_on, flow, process_xml
+from tests.engine.helpers import all_records, create_on, flow, process_xml, wait_until
 from tests.support.bpmn import START, catch_event, end_event, start_event, throw_event
-
-WAIT_SECONDS = 15.0
 
 
 def signal_definition(name: str) -> tuple[str, str]:
@@ -110,18 +107,6 @@ def refuse_signals(partition: Partition) -> Callable[[bool], None]:
 
 async def all_durable(broker: Broker) -> None:
     await asyncio.gather(*(partition.durable() for partition in broker.partitions.values()))
-
-
-async def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    """Poll (bounded in time and turns) while the broker's loop goes on."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    for _ in range(int(WAIT_SECONDS / 0.02) + 1):
-        if predicate():
-            return
-        if time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def broadcasted(data_dir: Path, signal_name: str) -> list[tuple[int, int]]:
