@@ -10,6 +10,15 @@ counts as a failure too and triggers an immediate re-check, so placement stops c
 cluster even between ticks. A probe that merely times out while forwarded calls to the same
 cluster keep succeeding is not counted (a busy cluster is not a dead one); so a cluster that hangs
 right after serving calls is down after ~1.6 s rather than ~0.8 s.
+
+Traffic vouches for an up cluster: a tick skips the probe of a cluster that is up, has no failure
+counted, answered a forwarded call within the last ``interval`` and a probe within the last
+``PROBE_MAX_AGE`` seconds. Under load that is three probes in four saved (each cost the proxy
+~1.7 ms of CPU: 7 ms per second per cluster, half of an idle proxy's whole CPU, ~15 us per
+forwarded call in ``bench/routing.py``), and nothing is detected later: a dead cluster fails
+forwarded calls with UNAVAILABLE, which counts and re-checks at once as before; a hung one stops
+answering them, so it no longer vouches and is probed from the next tick; and the cached topology
+(the proxy's synthesized Topology) is never older than ``PROBE_MAX_AGE``.
 """
 
 from __future__ import annotations
@@ -36,6 +45,10 @@ BUSY_GRACE = 1.0
 under load a cluster may answer Topology late while it is clearly serving."""
 
 
+PROBE_MAX_AGE = 1.0
+"""A cluster is probed at least this often (seconds) even while its traffic vouches for it."""
+
+
 class Health(enum.StrEnum):
     UNKNOWN = "unknown"  # not checked yet
     UP = "up"
@@ -50,6 +63,7 @@ class ClusterHealth:
     last_error: str = ""
     last_ok: float | None = None
     last_traffic_ok: float = 0.0  # monotonic time of the last forwarded call that succeeded
+    last_probe_ok: float = 0.0  # monotonic time of the last probe that succeeded
     topology: gateway_pb2.TopologyResponse | None = None
     checking: bool = False
 
@@ -117,6 +131,7 @@ class HealthMonitor:
         health = self.status(cluster.id)
         health.consecutive_failures = 0
         health.last_ok = time.time()
+        health.last_probe_ok = time.monotonic()
         health.topology = topology
         if health.status is not Health.UP:
             previous = health.status
@@ -165,12 +180,25 @@ class HealthMonitor:
             if cluster_id not in known:
                 del self._health[cluster_id]
 
+    def traffic_vouches(self, cluster_id: int, now: float) -> bool:
+        """True if this tick's probe of the cluster would tell nothing new (module docstring)."""
+        health = self._health.get(cluster_id)
+        return (
+            health is not None
+            and health.status is Health.UP
+            and health.consecutive_failures == 0
+            and now - health.last_traffic_ok < self.interval
+            and now - health.last_probe_ok < PROBE_MAX_AGE
+        )
+
     async def run(self) -> None:
         """Probe forever at ``interval``; a slow probe never delays the others."""
         while True:
             started = time.monotonic()
             for cluster in self.clusters:
-                if cluster.state is not ClusterState.DISABLED:
+                if cluster.state is not ClusterState.DISABLED and not self.traffic_vouches(
+                    cluster.id, started
+                ):
                     self._spawn(self.check(cluster))
             await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
 
