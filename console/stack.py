@@ -20,6 +20,7 @@ import ctypes
 import fcntl
 import logging
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -267,11 +268,34 @@ class Stack:
         return {child.spec.name: child.pid for child in self.children}
 
 
-def install_stop_handlers(stack: Stack, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)) -> None:
-    def request_stop(signum: int, _frame: object) -> None:
-        if not stack.stop_requested.is_set():
-            stack.say(f"run_stack: {signal.Signals(signum).name} received, stopping")
-        stack.stop_requested.set()
+def install_stop_handlers(
+    stack: Stack, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)
+) -> Callable[[], None]:
+    """`signals` request the stack's stop. Returns a function that puts the previous handlers back.
 
-    for signum in signals:
-        signal.signal(signum, request_stop)
+    The handler only queues the signal: it runs in the main thread between bytecodes, possibly while
+    that thread is inside `stop_requested.wait()` holding the event's non-reentrant lock, where
+    `stop_requested.set()` would block for good and the supervisor would ignore every later signal
+    (the exporters child deadlocked so, commit 3bfeedd). `SimpleQueue.put` takes no lock that thread
+    could hold (its C implementation is reentrant); a daemon thread says it and sets the event.
+    """
+    received: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        received.put(signum)
+
+    def stop_on_request() -> None:
+        while (signum := received.get()) is not None:
+            if not stack.stop_requested.is_set():
+                stack.say(f"run_stack: {signal.Signals(signum).name} received, stopping")
+            stack.stop_requested.set()
+
+    threading.Thread(target=stop_on_request, name="run_stack-stop-signals", daemon=True).start()
+    previous = {signum: signal.signal(signum, request_stop) for signum in signals}
+
+    def uninstall() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        received.put(None)
+
+    return uninstall

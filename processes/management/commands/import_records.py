@@ -12,8 +12,10 @@ leases, each taking a fair share, and take over a stopped or killed one's partit
 from __future__ import annotations
 
 import logging
+import queue
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -32,6 +34,36 @@ from processes.importer.sources import SourceConfigError
 from processes.models import Cluster
 
 logger = logging.getLogger("processes.importer")
+
+
+def install_stop_handlers(stop: threading.Event) -> Callable[[], None]:
+    """SIGTERM and SIGINT set `stop`. Returns a function that puts the previous handlers back.
+
+    The handler only queues the signal: it runs in the main thread between bytecodes, possibly while
+    that thread is inside `stop.wait()` (run_importers) holding the event's non-reentrant lock, where
+    `stop.set()` would block for good and the importer would ignore every later signal (the
+    exporters child deadlocked so, commit 3bfeedd). `SimpleQueue.put` takes no lock that thread could
+    hold (its C implementation is reentrant); a daemon thread logs it and sets the event.
+    """
+    received: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        received.put(signum)
+
+    def stop_on_request() -> None:
+        while (signum := received.get()) is not None:
+            logger.info("received %s: stopping after the batch in flight", signal.Signals(signum).name)
+            stop.set()
+
+    threading.Thread(target=stop_on_request, name="import_records-stop-signals", daemon=True).start()
+    previous = {signum: signal.signal(signum, request_stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+    def uninstall() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        received.put(None)
+
+    return uninstall
 
 
 class Command(BaseCommand):
@@ -75,13 +107,7 @@ class Command(BaseCommand):
                 f"--lease-seconds must be at least {2 * ROUND_SECONDS:g}, got {lease_seconds:g}"
             )
         stop = threading.Event()
-
-        def request_stop(signum: int, frame: FrameType | None) -> None:
-            logger.info("received %s: stopping after the batch in flight", signal.Signals(signum).name)
-            stop.set()
-
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
+        uninstall_stop_handlers = install_stop_handlers(stop)
         importers: list[Importer] = []
         leases: Leases | None = None
         try:
@@ -112,6 +138,7 @@ class Command(BaseCommand):
                     logger.exception("cluster %s: error while closing", importer.cluster.id)
             if leases is not None:
                 leases.close()
+            uninstall_stop_handlers()
         if failed:
             raise CommandError(
                 "import failed for "
