@@ -233,6 +233,8 @@ class ClusterSet:
     def __init__(self, clusters: Iterable[Cluster | Mapping[str, Any]] = ()) -> None:
         self._clusters: tuple[Cluster, ...] = ()
         self._by_id: dict[int, Cluster] = {}
+        self._active: tuple[Cluster, ...] = ()
+        self._routable: tuple[Cluster, ...] = ()
         self._listeners: list[Callable[[tuple[Cluster, ...], tuple[Cluster, ...]], None]] = []
         self.replace(clusters)
 
@@ -243,6 +245,9 @@ class ClusterSet:
         if new == old:
             return False
         self._by_id = {c.id: c for c in new}
+        # Derived lists read on every placed call, built once per list (before the swap).
+        self._active = tuple(c for c in new if c.state is ClusterState.ACTIVE and c.weight > 0)
+        self._routable = tuple(c for c in new if c.state is not ClusterState.DISABLED)
         self._clusters = new
         for listener in list(self._listeners):
             listener(old, new)
@@ -267,8 +272,8 @@ class ClusterSet:
 
     def routable(self) -> tuple[Cluster, ...]:
         """Clusters anything may be routed to (not disabled)."""
-        return tuple(c for c in self._clusters if c.state is not ClusterState.DISABLED)
+        return self._routable
 
     def active(self) -> tuple[Cluster, ...]:
         """Clusters that may get new instances (state active, weight > 0)."""
-        return tuple(c for c in self._clusters if c.state is ClusterState.ACTIVE and c.weight > 0)
+        return self._active

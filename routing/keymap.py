@@ -171,14 +171,18 @@ def localize_request(request: Message) -> RequestRoute:
     Raises KeyRewriteError (the proxy answers INVALID_ARGUMENT) for a routing key that is not a
     global key, or keys of one request that name different clusters.
     """
-    message_name = request.DESCRIPTOR.full_name
-    simple = _SINGLE_ROUTING_FIELD.get(message_name)
+    simple = _SINGLE_ROUTING_FIELD.get(type(request))
     if simple is not None:
-        # Fast path for the hot calls (CompleteJob, FailJob...): one top-level required key.
-        candidate: int = getattr(request, simple)
+        # Fast path for the hot calls (CompleteJob, FailJob..., creates by process id): one
+        # top-level key, required or not.
+        name, required = simple
+        candidate: int = getattr(request, name)
         if 0 < candidate <= INT64_MAX and (candidate >> CLUSTER_SHIFT) and (candidate & _ZEEBE_MASK):
-            setattr(request, simple, candidate & _ZEEBE_MASK)
-            return RequestRoute(cluster_id=candidate >> CLUSTER_SHIFT, field=simple, global_key=candidate)
+            setattr(request, name, candidate & _ZEEBE_MASK)
+            return RequestRoute(cluster_id=candidate >> CLUSTER_SHIFT, field=name, global_key=candidate)
+        if not required and candidate in NONE_VALUES:
+            return RequestRoute(cluster_id=None)  # not given: the request is placed
+    message_name = request.DESCRIPTOR.full_name
     fields = REQUEST_KEY_FIELDS.get(message_name)
     if not fields:
         return RequestRoute(cluster_id=None)
@@ -232,13 +236,15 @@ def localize_request(request: Message) -> RequestRoute:
     return route
 
 
-_SINGLE_ROUTING_FIELD: dict[str, str] = {
-    name: fields[0].path
+_SINGLE_ROUTING_FIELD: dict[type, tuple[str, bool]] = {
+    getattr(gateway_pb2, name.rpartition(".")[2]): (fields[0].path, fields[0].role is Role.ROUTES)
     for name, fields in REQUEST_KEY_FIELDS.items()
-    if len(fields) == 1 and fields[0].role is Role.ROUTES and "." not in fields[0].path
+    if len(fields) == 1 and fields[0].role in (Role.ROUTES, Role.ROUTES_IF_SET) and "." not in fields[0].path
 }
-"""Requests whose only key is one required top-level field: translated without the general walk
-(invalid values fall through to it, which produces the descriptive error)."""
+"""Request class -> (its only key, a top-level field; whether it is required): translated without
+the general walk (invalid values fall through to it, which produces the descriptive error). Keyed
+by class, not by descriptor name, which costs a descriptor lookup per call; a message class of
+another generated copy of the protocol misses here and takes the general walk."""
 
 _ZEEBE_MASK = ZEEBE_KEY_LIMIT - 1
 
@@ -284,6 +290,7 @@ def _build_response_plan() -> dict[str, tuple[tuple[str, ...], tuple[tuple[str, 
 
 
 _RESPONSE_PLAN = _build_response_plan()
+_PLAN_BY_CLASS: dict[type, tuple[tuple[str, ...], tuple[tuple[str, bool], ...]] | None] = {}
 
 
 def globalize_response(cluster_id: int, response: Message) -> Message:
@@ -291,7 +298,11 @@ def globalize_response(cluster_id: int, response: Message) -> Message:
 
     Raises InvalidKeyError if a cluster hands out a key whose partition id does not fit (>= 128).
     """
-    plan = _RESPONSE_PLAN.get(response.DESCRIPTOR.full_name)
+    kind = type(response)
+    if kind in _PLAN_BY_CLASS:
+        plan = _PLAN_BY_CLASS[kind]
+    else:  # first time this class is seen (a descriptor lookup per call costs more)
+        plan = _PLAN_BY_CLASS[kind] = _RESPONSE_PLAN.get(response.DESCRIPTOR.full_name)
     if plan is None:
         return response
     key_fields, sub_messages = plan

@@ -37,10 +37,12 @@ class SmoothWeightedRoundRobin:
                     best = cluster
             assert best is not None
             self._scores[best.id] -= total
-            # Forget clusters that left the candidate list so a returning one starts fresh.
-            present = {c.id for c in weighted}
-            for cluster_id in [k for k in self._scores if k not in present]:
-                del self._scores[cluster_id]
+            # Forget clusters that left the candidate list so a returning one starts fresh. Every
+            # candidate has a score now, so there is such a cluster only if there are more scores.
+            if len(self._scores) > len(weighted):
+                present = {c.id for c in weighted}
+                for cluster_id in [k for k in self._scores if k not in present]:
+                    del self._scores[cluster_id]
             return best
 
     def order(self, candidates: Sequence[Cluster]) -> list[Cluster]:
@@ -48,6 +50,8 @@ class SmoothWeightedRoundRobin:
         first = self.pick(candidates)
         if first is None:
             return []
+        if len(candidates) == 1:
+            return [first]
         rest = sorted(
             (c for c in candidates if c.id != first.id and c.weight > 0),
             key=lambda c: (-c.weight, c.id),
