@@ -19,7 +19,7 @@ from routing.clusters import Cluster, ClusterSet
 from routing.health import PROBE_MAX_AGE, Health, HealthMonitor
 from routing.upstream import ChannelPool
 
-INTERVAL = 0.05  # a tick every 50 ms: 20 ticks a second
+INTERVAL = 0.1  # a tick every 100 ms: 10 ticks a second (traffic every 10 ms keeps vouching)
 
 
 class CountingGateway(gateway_pb2_grpc.GatewayServicer):
@@ -70,20 +70,20 @@ def test_traffic_vouches_for_a_cluster_and_probes_come_back_when_it_stops_or_pro
         try:
             await _until(lambda: monitor.is_up(1), 10, "the cluster up")
 
-            # No traffic: a probe at every tick (20 a second; well over 8 even on a loaded machine).
-            idle = await _probes_during(gateway, 1.0, traffic=None)
-            assert idle >= 8, idle
+            # No traffic: a probe at every tick (20 in 2 s; at least 6 even on a loaded machine).
+            idle = await _probes_during(gateway, 2.0, traffic=None)
+            assert idle >= 6, idle
 
             # Traffic: at most one probe per PROBE_MAX_AGE (2 s -> about 2), never none (the
-            # topology is kept fresh). Before traffic vouched: ~40 probes.
+            # topology is kept fresh). Before traffic vouched: ~20 probes.
             busy_seconds = 2 * PROBE_MAX_AGE
             busy = await _probes_during(gateway, busy_seconds, traffic=monitor)
             assert 1 <= busy <= busy_seconds / PROBE_MAX_AGE + 2, busy
             assert monitor.status(1).status is Health.UP
 
             # Traffic stops: probes at every tick again.
-            again = await _probes_during(gateway, 1.0, traffic=None)
-            assert again >= 8, again
+            again = await _probes_during(gateway, 2.0, traffic=None)
+            assert again >= 6, again
 
             # Probes fail while forwarded calls still succeed: down all the same, within
             # PROBE_MAX_AGE and two ticks (bounded generously for a loaded machine).
