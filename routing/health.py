@@ -14,8 +14,8 @@ right after serving calls is down after ~1.6 s rather than ~0.8 s.
 Traffic vouches for an up cluster: a tick skips the probe of a cluster that is up, has no failure
 counted, answered a forwarded call within the last ``interval`` and a probe within the last
 ``PROBE_MAX_AGE`` seconds. Under load that is three probes in four saved (each cost the proxy
-~1.7 ms of CPU: 7 ms per second per cluster, half of an idle proxy's whole CPU, ~15 us per
-forwarded call in ``bench/routing.py``), and nothing is detected later: a dead cluster fails
+~1.7 ms of CPU: 7 of an idle proxy's 9.5 ms per second per cluster; at ``bench/routing.py``'s rate
+an estimated ~15 us per forwarded call), and nothing is detected later: a dead cluster fails
 forwarded calls with UNAVAILABLE, which counts and re-checks at once as before; a hung one stops
 answering them, so it no longer vouches and is probed from the next tick; and the cached topology
 (the proxy's synthesized Topology) is never older than ``PROBE_MAX_AGE``.
